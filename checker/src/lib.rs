@@ -1,5 +1,65 @@
 //! faultline-checker: the history model written by the harness and read back here, and the
 //! pure analysis that decides whether a stored run kept its guarantee. It reads the files it is
 //! given; it starts no process and opens no socket.
+//!
+//! The harness calls [`check_run`] on a run directory, then [`write_results`], prints
+//! [`Results::summary`] and exits with [`Results::exit_code`].
 
+mod error;
 pub mod history;
+mod results;
+
+pub use error::CheckError;
+pub use results::{
+    Anomaly, AnomalyKind, Counts, Explanation, Guarantee, OpCounts, PartitionSummary, Results,
+    Valid, Warning, MAX_ANOMALIES_PER_KIND, MAX_WARNINGS,
+};
+
+use history::TestConfig;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Reads and analyses the run stored in `run_dir`; writes nothing. Fails only when the run
+/// directory or its `test.json` cannot be read; damage anywhere else is reported in
+/// [`Results::warnings`] and lowers the verdict to at best `unknown`.
+pub fn check_run(run_dir: &Path) -> Result<Results, CheckError> {
+    let _config = read_test_config(run_dir)?;
+    Ok(Results {
+        valid: Valid::Unknown,
+        guarantee: Guarantee {
+            durable: false,
+            weakened_by: Vec::new(),
+            excused: BTreeMap::new(),
+        },
+        counts: Counts::default(),
+        partitions: Vec::new(),
+        anomaly_counts: BTreeMap::new(),
+        anomalies: Vec::new(),
+        anomalies_truncated: false,
+        explanations: Vec::new(),
+        unknown_reasons: vec!["the checker is not implemented yet".to_string()],
+        warnings: Vec::new(),
+        warnings_total: 0,
+    })
+}
+
+/// Writes `results.json` into `run_dir` (pretty-printed, then renamed into place).
+pub fn write_results(run_dir: &Path, results: &Results) -> std::io::Result<()> {
+    let text = serde_json::to_vec_pretty(results).map_err(std::io::Error::other)?;
+    let tmp = run_dir.join("results.json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, run_dir.join("results.json"))
+}
+
+/// Reads `test.json`, the one file without which a run cannot be checked.
+pub fn read_test_config(run_dir: &Path) -> Result<TestConfig, CheckError> {
+    if !run_dir.is_dir() {
+        return Err(CheckError::NoRunDir(run_dir.to_path_buf()));
+    }
+    let path: PathBuf = run_dir.join("test.json");
+    let text = std::fs::read(&path).map_err(|source| CheckError::TestConfigUnreadable {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| CheckError::TestConfigInvalid { path, source })
+}
