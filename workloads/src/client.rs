@@ -1,0 +1,441 @@
+//! The client for the node's HTTP API (design.md "Node API"): metadata, topic creation,
+//! produce, fetch and broker state. It owns the wire types and the classification of a failed
+//! call into Jepsen's outcomes; it does not retry, record history or pick leaders.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use faultline_checker::history::{Acks, OpType};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Why a call to a node did not return a success response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The node answered with a non-2xx status and an error code (Kafka's names).
+    #[error("{code} (HTTP {status}): {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        /// The leader's id, when a NOT_LEADER_OR_FOLLOWER answer names it.
+        leader: Option<u32>,
+    },
+    /// No complete answer within the call's timeout: the request may have been applied.
+    #[error("timed out")]
+    Timeout,
+    /// The TCP connection was refused: the request never reached the node.
+    #[error("connection refused: {0}")]
+    Refused(String),
+    /// Any other transport failure (reset, closed mid-response): the request may have been
+    /// applied.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// A 2xx answer whose body could not be decoded.
+    #[error("bad response: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The short text recorded as an operation's `error`: the Kafka error code when there is
+    /// one, else the failure's description.
+    pub fn history_error(&self) -> String {
+        match self {
+            ClientError::Api { code, .. } => code.clone(),
+            ClientError::Timeout => "timeout".to_string(),
+            ClientError::Refused(_) => "connection refused".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The completion type of a failed `send`: `fail` only when the write definitely did not
+    /// happen (the broker rejected it before appending, or the connection was refused), `info`
+    /// when it may have happened.
+    pub fn send_outcome(&self) -> OpType {
+        match self {
+            ClientError::Api { code, .. } => match code.as_str() {
+                "NOT_ENOUGH_REPLICAS"
+                | "NOT_LEADER_OR_FOLLOWER"
+                | "UNKNOWN_TOPIC_OR_PARTITION"
+                | "INVALID_REQUEST"
+                | "FENCED_LEADER_EPOCH"
+                | "INCONSISTENT_CLUSTER_ID" => OpType::Fail,
+                // NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT and any code we do not
+                // know: the record may be in the log.
+                _ => OpType::Info,
+            },
+            ClientError::Refused(_) => OpType::Fail,
+            ClientError::Timeout | ClientError::Transport(_) | ClientError::Decode(_) => {
+                OpType::Info
+            }
+        }
+    }
+
+    /// The completion type of a failed `poll`: a read changes nothing, so any answer from the
+    /// broker is a definite `fail`; only a call with no answer is `info`.
+    pub fn poll_outcome(&self) -> OpType {
+        match self {
+            ClientError::Api { .. } | ClientError::Refused(_) => OpType::Fail,
+            _ => OpType::Info,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    #[serde(default)]
+    pub brokers: Vec<BrokerInfo>,
+    #[serde(default)]
+    pub topics: Vec<TopicMetadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: u32,
+    #[serde(default)]
+    pub alive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    pub name: String,
+    #[serde(default)]
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionMetadata {
+    pub partition: u32,
+    pub leader: Option<u32>,
+    #[serde(default)]
+    pub leader_epoch: Option<u32>,
+    #[serde(default)]
+    pub partition_epoch: Option<u32>,
+    #[serde(default)]
+    pub isr: Vec<u32>,
+    #[serde(default)]
+    pub replicas: Vec<u32>,
+}
+
+impl Metadata {
+    pub fn partition(&self, topic: &str, partition: u32) -> Option<&PartitionMetadata> {
+        self.topics
+            .iter()
+            .find(|t| t.name == topic)?
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition)
+    }
+
+    pub fn is_alive(&self, broker: u32) -> bool {
+        self.brokers.iter().any(|b| b.id == broker && b.alive)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateTopic {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub configs: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct ProduceRequest<'a> {
+    topic: &'a str,
+    partition: u32,
+    acks: &'a str,
+    timeout_ms: u64,
+    records: Vec<ProduceRecord<'a>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct ProduceRecord<'a> {
+    value: &'a str,
+}
+
+/// A produce answer. acks=0 answers carry no offsets.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProduceResponse {
+    #[serde(default)]
+    pub base_offset: Option<u64>,
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FetchResponse {
+    #[serde(default)]
+    pub records: Vec<FetchedRecord>,
+    pub high_watermark: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FetchedRecord {
+    pub offset: u64,
+    #[serde(default)]
+    pub leader_epoch: u32,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BrokerState {
+    pub broker_id: u32,
+    #[serde(default)]
+    pub partitions: Vec<ReplicaState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ReplicaState {
+    pub topic: String,
+    pub partition: u32,
+    pub role: String,
+    pub leader: Option<u32>,
+    #[serde(default)]
+    pub leader_epoch: Option<u32>,
+    #[serde(default)]
+    pub log_end_offset: Option<u64>,
+    #[serde(default)]
+    pub high_watermark: Option<u64>,
+    #[serde(default)]
+    pub isr: Vec<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    leader: Option<u32>,
+}
+
+/// One fetch request: read `partition` from `offset`, at most `max_records`, waiting up to
+/// `max_wait_ms` on the broker for new records.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchRequest<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub offset: u64,
+    pub max_records: u32,
+    pub max_wait_ms: u64,
+}
+
+/// An HTTP client for nodes. Every call has a deadline (`timeout`); nothing is retried here.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl NodeClient {
+    pub fn new(timeout: Duration) -> Self {
+        // Proxies from the environment must never sit between the harness and the nodes: the
+        // harness's own link proxies are the only ones.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(10))
+            .build()
+            .expect("building an HTTP client with static settings cannot fail");
+        NodeClient { http, timeout }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub async fn metadata(&self, addr: SocketAddr) -> Result<Metadata, ClientError> {
+        let response = self.http.get(format!("http://{addr}/v1/metadata")).send();
+        decode(response.await).await
+    }
+
+    pub async fn state(&self, addr: SocketAddr) -> Result<BrokerState, ClientError> {
+        let response = self.http.get(format!("http://{addr}/v1/state")).send();
+        decode(response.await).await
+    }
+
+    /// Creates a topic; an existing topic of that name (409) counts as success.
+    pub async fn create_topic(
+        &self,
+        addr: SocketAddr,
+        topic: &CreateTopic,
+    ) -> Result<(), ClientError> {
+        let response = self
+            .http
+            .post(format!("http://{addr}/v1/topics"))
+            .json(topic)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if response.status().as_u16() == 409 {
+            return Ok(());
+        }
+        decode::<Value>(Ok(response)).await.map(|_| ())
+    }
+
+    /// Produces one record. `timeout_ms` is the broker-side wait for acks=all.
+    pub async fn produce(
+        &self,
+        addr: SocketAddr,
+        topic: &str,
+        partition: u32,
+        acks: Acks,
+        timeout_ms: u64,
+        value: &str,
+    ) -> Result<ProduceResponse, ClientError> {
+        let request = ProduceRequest {
+            topic,
+            partition,
+            acks: acks.as_str(),
+            timeout_ms,
+            records: vec![ProduceRecord { value }],
+        };
+        let response = self
+            .http
+            .post(format!("http://{addr}/v1/produce"))
+            .json(&request)
+            .send()
+            .await;
+        decode(response).await
+    }
+
+    pub async fn fetch(
+        &self,
+        addr: SocketAddr,
+        request: FetchRequest<'_>,
+    ) -> Result<FetchResponse, ClientError> {
+        let query = [
+            ("topic", request.topic.to_string()),
+            ("partition", request.partition.to_string()),
+            ("offset", request.offset.to_string()),
+            ("max_records", request.max_records.to_string()),
+            ("max_wait_ms", request.max_wait_ms.to_string()),
+        ];
+        let response = self
+            .http
+            .get(format!("http://{addr}/v1/fetch"))
+            .query(&query)
+            .send()
+            .await;
+        decode(response).await
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, ClientError> {
+    let response = response.map_err(transport_error)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(transport_error)?;
+    if status.is_success() {
+        return serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()));
+    }
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(error) => Err(ClientError::Api {
+            status: status.as_u16(),
+            code: error.error,
+            message: error.message,
+            leader: error.leader,
+        }),
+        Err(_) => Err(ClientError::Api {
+            status: status.as_u16(),
+            code: format!("HTTP_{}", status.as_u16()),
+            message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            leader: None,
+        }),
+    }
+}
+
+fn transport_error(error: reqwest::Error) -> ClientError {
+    if error.is_timeout() {
+        return ClientError::Timeout;
+    }
+    if error.is_connect() && is_refused(&error) {
+        return ClientError::Refused(error.to_string());
+    }
+    ClientError::Transport(error_chain(&error))
+}
+
+/// True when the error's source chain holds an io::Error of kind ConnectionRefused. Other
+/// connect errors (a connect timeout) are not definite.
+fn is_refused(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = err.source();
+    }
+    false
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: &str) -> ClientError {
+        ClientError::Api {
+            status: 500,
+            code: code.to_string(),
+            message: String::new(),
+            leader: None,
+        }
+    }
+
+    #[test]
+    fn send_outcomes_follow_the_contract() {
+        assert_eq!(api("NOT_ENOUGH_REPLICAS").send_outcome(), OpType::Fail);
+        assert_eq!(api("NOT_LEADER_OR_FOLLOWER").send_outcome(), OpType::Fail);
+        assert_eq!(
+            api("NOT_ENOUGH_REPLICAS_AFTER_APPEND").send_outcome(),
+            OpType::Info
+        );
+        assert_eq!(api("REQUEST_TIMED_OUT").send_outcome(), OpType::Info);
+        assert_eq!(api("SOMETHING_NEW").send_outcome(), OpType::Info);
+        assert_eq!(ClientError::Timeout.send_outcome(), OpType::Info);
+        assert_eq!(
+            ClientError::Transport("reset".into()).send_outcome(),
+            OpType::Info
+        );
+        assert_eq!(
+            ClientError::Refused("x".into()).send_outcome(),
+            OpType::Fail
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_definite_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = NodeClient::new(Duration::from_secs(2));
+        let error = client
+            .produce(addr, "t", 0, Acks::All, 100, "1")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ClientError::Refused(_)), "{error:?}");
+        assert_eq!(error.history_error(), "connection refused");
+    }
+}

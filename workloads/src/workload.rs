@@ -1,0 +1,439 @@
+//! The workloads: producers that send unique values at a rate, and consumers that poll each
+//! partition from their last offset. Every attempt is one operation in the history (an invoke
+//! and its completion); nothing is retried silently. A process whose operation ended `info`
+//! may still have it in flight, so, as in Jepsen, it continues under a new process number.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_checker::history::{Acks, OpType, PollValue, PolledRecord, Process, SendValue};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::client::{ClientError, FetchRequest, NodeClient};
+use crate::leaders::{Endpoints, LeaderCache};
+use crate::recorder::HistoryWriter;
+
+/// The workloads a run can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Producers only.
+    Produce,
+    /// Producers plus one consumer per partition.
+    ProduceConsume,
+}
+
+impl WorkloadKind {
+    pub const NAMES: [&'static str; 2] = ["produce", "produce-consume"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Produce => "produce",
+            WorkloadKind::ProduceConsume => "produce-consume",
+        }
+    }
+}
+
+impl std::str::FromStr for WorkloadKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "produce" => Ok(WorkloadKind::Produce),
+            "produce-consume" => Ok(WorkloadKind::ProduceConsume),
+            other => Err(format!(
+                "unknown workload {other:?} (known: {})",
+                WorkloadKind::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    pub kind: WorkloadKind,
+    pub topics: Vec<String>,
+    pub partitions: u32,
+    pub acks: Acks,
+    /// Sends per second over all producers.
+    pub rate: f64,
+    /// Number of producers.
+    pub concurrency: u32,
+}
+
+impl WorkloadSpec {
+    fn consumers(&self) -> u64 {
+        match self.kind {
+            WorkloadKind::Produce => 0,
+            WorkloadKind::ProduceConsume => self.topics.len() as u64 * u64::from(self.partitions),
+        }
+    }
+
+    /// The process number of the scheduled producer (`produce` schedule steps): after every
+    /// workload process.
+    pub fn schedule_process(&self) -> u64 {
+        u64::from(self.concurrency) + self.consumers()
+    }
+
+    /// How far a process number moves after an `info`: past every live process number.
+    pub fn process_stride(&self) -> u64 {
+        self.schedule_process() + 1
+    }
+}
+
+/// Counts of completions, by function and type.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub send_ok: AtomicU64,
+    pub send_fail: AtomicU64,
+    pub send_info: AtomicU64,
+    pub poll_ok: AtomicU64,
+    pub poll_fail: AtomicU64,
+    pub poll_info: AtomicU64,
+    pub records_polled: AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, f: &str, kind: OpType) {
+        let counter = match (f, kind) {
+            ("send", OpType::Ok) => &self.send_ok,
+            ("send", OpType::Fail) => &self.send_fail,
+            ("send", _) => &self.send_info,
+            (_, OpType::Ok) => &self.poll_ok,
+            (_, OpType::Fail) => &self.poll_fail,
+            _ => &self.poll_info,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "send ok {} fail {} info {}; poll ok {} fail {} info {} ({} records)",
+            get(&self.send_ok),
+            get(&self.send_fail),
+            get(&self.send_info),
+            get(&self.poll_ok),
+            get(&self.poll_fail),
+            get(&self.poll_info),
+            get(&self.records_polled),
+        )
+    }
+}
+
+/// What every client shares: the HTTP client, where the nodes are, the leader cache, the
+/// history and the source of unique values.
+pub struct ClientContext {
+    pub client: NodeClient,
+    pub endpoints: Endpoints,
+    pub leaders: LeaderCache,
+    pub history: Arc<HistoryWriter>,
+    pub counters: Counters,
+    /// The broker-side wait of a produce (`timeout_ms`), shorter than the client's own timeout
+    /// so that the broker's REQUEST_TIMED_OUT usually arrives before the client gives up.
+    pub produce_timeout_ms: u64,
+    next_value: AtomicU64,
+}
+
+impl ClientContext {
+    pub fn new(client: NodeClient, endpoints: Endpoints, history: Arc<HistoryWriter>) -> Self {
+        let produce_timeout_ms = (client.timeout().as_millis() as u64 * 3 / 4).max(1);
+        ClientContext {
+            client,
+            endpoints,
+            leaders: LeaderCache::new(),
+            history,
+            counters: Counters::default(),
+            produce_timeout_ms,
+            next_value: AtomicU64::new(0),
+        }
+    }
+
+    fn broker_addr(&self, broker: u32) -> Option<SocketAddr> {
+        self.endpoints.brokers.get(&broker).copied()
+    }
+
+    fn record(
+        &self,
+        process: u64,
+        kind: OpType,
+        f: &str,
+        value: impl serde::Serialize,
+        error: Option<String>,
+    ) -> std::io::Result<()> {
+        let value = serde_json::to_value(value).map_err(std::io::Error::other)?;
+        self.history
+            .append(Process::Client(process), kind, f, value, error)?;
+        Ok(())
+    }
+}
+
+/// A client process: its current number and how far to move it after an `info`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientProcess {
+    pub id: u64,
+    pub stride: u64,
+}
+
+impl ClientProcess {
+    fn crashed(&mut self) {
+        self.id += self.stride;
+    }
+}
+
+/// Sends one unique value to the partition's leader and records the attempt. Returns `None`
+/// when no leader is known, in which case nothing was attempted or recorded.
+pub async fn send_one(
+    ctx: &ClientContext,
+    process: &mut ClientProcess,
+    topic: &str,
+    partition: u32,
+    acks: Acks,
+) -> std::io::Result<Option<OpType>> {
+    let leader = ctx
+        .leaders
+        .leader(&ctx.client, &ctx.endpoints, topic, partition)
+        .await;
+    let Some(addr) = leader.and_then(|l| ctx.broker_addr(l)) else {
+        return Ok(None);
+    };
+    let value = ctx.next_value.fetch_add(1, Ordering::Relaxed).to_string();
+    let mut send = SendValue {
+        topic: topic.to_string(),
+        partition,
+        value,
+        acks: Some(acks),
+        offset: None,
+    };
+    ctx.record(process.id, OpType::Invoke, "send", &send, None)?;
+    let result = ctx
+        .client
+        .produce(
+            addr,
+            topic,
+            partition,
+            acks,
+            ctx.produce_timeout_ms,
+            &send.value,
+        )
+        .await;
+    let (kind, error) = match result {
+        Ok(response) => {
+            send.offset = response.base_offset;
+            (OpType::Ok, None)
+        }
+        Err(error) => {
+            forget_stale_leader(ctx, topic, partition, &error);
+            (error.send_outcome(), Some(error.history_error()))
+        }
+    };
+    ctx.record(process.id, kind, "send", &send, error)?;
+    ctx.counters.count("send", kind);
+    if kind == OpType::Info {
+        process.crashed();
+    }
+    Ok(Some(kind))
+}
+
+fn forget_stale_leader(ctx: &ClientContext, topic: &str, partition: u32, error: &ClientError) {
+    match error {
+        ClientError::Api { code, leader, .. } if code == "NOT_LEADER_OR_FOLLOWER" => {
+            ctx.leaders.forget(topic, partition, *leader);
+        }
+        ClientError::Api { .. } => {}
+        // An unreachable leader may be gone: ask the metadata again next time.
+        _ => ctx.leaders.forget(topic, partition, None),
+    }
+}
+
+/// Polls once from `offset` on the partition's leader and records exactly what came back.
+/// Returns the offset to poll from next.
+pub async fn poll_once(
+    ctx: &ClientContext,
+    process: &mut ClientProcess,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> std::io::Result<Option<u64>> {
+    let leader = ctx
+        .leaders
+        .leader(&ctx.client, &ctx.endpoints, topic, partition)
+        .await;
+    let Some(addr) = leader.and_then(|l| ctx.broker_addr(l)) else {
+        return Ok(None);
+    };
+    let mut poll = PollValue {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        records: Vec::new(),
+        high_watermark: None,
+    };
+    ctx.record(process.id, OpType::Invoke, "poll", &poll, None)?;
+    let request = FetchRequest {
+        topic,
+        partition,
+        offset,
+        max_records: 500,
+        max_wait_ms: 100,
+    };
+    let mut next = offset;
+    let (kind, error) = match ctx.client.fetch(addr, request).await {
+        Ok(response) => {
+            if let Some(last) = response.records.last() {
+                next = last.offset + 1;
+            }
+            poll.high_watermark = Some(response.high_watermark);
+            poll.records = response
+                .records
+                .into_iter()
+                .map(|r| PolledRecord {
+                    offset: r.offset,
+                    value: r.value,
+                })
+                .collect();
+            (OpType::Ok, None)
+        }
+        Err(error) => {
+            forget_stale_leader(ctx, topic, partition, &error);
+            if error.code() == Some("OFFSET_OUT_OF_RANGE") {
+                // The log was truncated below our position: start again from the beginning,
+                // like a Kafka consumer with auto.offset.reset=earliest.
+                next = 0;
+            }
+            (error.poll_outcome(), Some(error.history_error()))
+        }
+    };
+    ctx.counters
+        .records_polled
+        .fetch_add(poll.records.len() as u64, Ordering::Relaxed);
+    ctx.record(process.id, kind, "poll", &poll, error)?;
+    ctx.counters.count("poll", kind);
+    if kind == OpType::Info {
+        process.crashed();
+    }
+    Ok(Some(next))
+}
+
+/// The running workload: one task per client.
+pub struct RunningWorkload {
+    tasks: JoinSet<std::io::Result<()>>,
+    stop: watch::Sender<bool>,
+}
+
+/// Pause used when no leader is known, so that a leaderless partition does not spin.
+const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
+
+pub fn spawn(ctx: Arc<ClientContext>, spec: &WorkloadSpec) -> RunningWorkload {
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let stride = spec.process_stride();
+    let interval = Duration::from_secs_f64(f64::from(spec.concurrency) / spec.rate.max(0.001));
+    let targets: Vec<(String, u32)> = spec
+        .topics
+        .iter()
+        .flat_map(|t| (0..spec.partitions).map(move |p| (t.clone(), p)))
+        .collect();
+    for worker in 0..u64::from(spec.concurrency) {
+        let process = ClientProcess { id: worker, stride };
+        let producer = Producer {
+            ctx: ctx.clone(),
+            targets: targets.clone(),
+            acks: spec.acks,
+            interval,
+        };
+        tasks.spawn(producer.run(process, stopped.clone()));
+    }
+    if spec.kind == WorkloadKind::ProduceConsume {
+        for (i, (topic, partition)) in targets.iter().enumerate() {
+            let process = ClientProcess {
+                id: u64::from(spec.concurrency) + i as u64,
+                stride,
+            };
+            let consumer = consume(
+                ctx.clone(),
+                topic.clone(),
+                *partition,
+                process,
+                stopped.clone(),
+            );
+            tasks.spawn(consumer);
+        }
+    }
+    RunningWorkload { tasks, stop }
+}
+
+impl RunningWorkload {
+    /// Stops issuing operations and waits for the ones in flight to complete (each is bounded
+    /// by the client's timeout). Returns the first history write error, if any.
+    pub async fn finish(mut self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        let mut result = Ok(());
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok(Err(error)) if result.is_ok() => result = Err(error),
+                Err(panic) if result.is_ok() => result = Err(std::io::Error::other(panic)),
+                _ => {}
+            }
+        }
+        result
+    }
+}
+
+struct Producer {
+    ctx: Arc<ClientContext>,
+    targets: Vec<(String, u32)>,
+    acks: Acks,
+    interval: Duration,
+}
+
+impl Producer {
+    async fn run(
+        self,
+        mut process: ClientProcess,
+        mut stopped: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let mut next_at = tokio::time::Instant::now();
+        let mut turn = process.id as usize;
+        while !*stopped.borrow() {
+            let (topic, partition) = &self.targets[turn % self.targets.len()];
+            turn += 1;
+            let attempted = send_one(&self.ctx, &mut process, topic, *partition, self.acks).await?;
+            let now = tokio::time::Instant::now();
+            next_at = if attempted.is_none() {
+                now + NO_LEADER_BACKOFF
+            } else {
+                // Keep the rate, but never burst to catch up after a slow call.
+                (next_at + self.interval).max(now)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_at) => {}
+                _ = stopped.changed() => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn consume(
+    ctx: Arc<ClientContext>,
+    topic: String,
+    partition: u32,
+    mut process: ClientProcess,
+    mut stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut offset = 0;
+    while !*stopped.borrow() {
+        match poll_once(&ctx, &mut process, &topic, partition, offset).await? {
+            Some(next) => offset = next,
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(NO_LEADER_BACKOFF) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
