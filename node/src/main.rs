@@ -1,1 +1,202 @@
-fn main() {}
+//! The `faultline-node` binary: `controller`, `broker` and `dump`. Flags use Kafka's setting
+//! names where Kafka has one; docs/node-cli.md lists them with our defaults beside Kafka's.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use faultline_node::broker::replica::Protocol;
+use faultline_node::broker::{self, BrokerConfig};
+use faultline_node::controller::{self, ControllerConfig};
+use faultline_node::storage::LogConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "faultline-node",
+    version,
+    about = "A Kafka-style ISR-replicated log: controller and broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtocolArg {
+    Current,
+    LegacyHw,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Hold the cluster metadata, track broker liveness, elect leaders.
+    Controller {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "faultline")]
+        cluster_id: String,
+        /// Broker session timeout: a broker silent this long is fenced (Kafka: 9000 ms).
+        #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+        session_timeout_ms: u64,
+    },
+    /// Host partition replicas.
+    Broker {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+        id: u32,
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: SocketAddr,
+        #[arg(long)]
+        data: PathBuf,
+        /// The controller's address (host:port).
+        #[arg(long)]
+        controller: String,
+        /// How to reach another broker: ID=HOST:PORT (repeat for each).
+        #[arg(long = "peer", value_parser = parse_peer)]
+        peers: Vec<(u32, String)>,
+        #[arg(long, default_value = "faultline")]
+        cluster_id: String,
+        /// replica.lag.time.max.ms (Kafka: 30000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        replica_lag_time_max_ms: u64,
+        /// replica.fetch.wait.max.ms (Kafka: 500).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        replica_fetch_wait_max_ms: u64,
+        /// replica.lag.max.messages, removed from Kafka in 0.9 (0 = off, the default).
+        #[arg(long, default_value_t = 0)]
+        replica_lag_max_messages: u64,
+        #[arg(long, value_enum, default_value = "current")]
+        replication_protocol: ProtocolArg,
+        /// broker.heartbeat.interval.ms (Kafka: 2000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        heartbeat_interval_ms: u64,
+        /// replica.high.watermark.checkpoint.interval.ms (Kafka: 5000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+        hw_checkpoint_interval_ms: u64,
+        /// log.segment.bytes (Kafka: 1 GiB).
+        #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+        segment_bytes: u64,
+        /// fsync every append (Kafka's default, like ours, is to rely on replication).
+        #[arg(long)]
+        fsync: bool,
+        /// The largest request body accepted.
+        #[arg(long, default_value_t = 4 << 20)]
+        max_request_bytes: usize,
+    },
+    /// Print the surviving on-disk log of a broker's data dir, one record a line.
+    Dump {
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+fn parse_peer(text: &str) -> Result<(u32, String), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--peer must be ID=HOST:PORT (got {text:?})"))?;
+    let id = id
+        .parse()
+        .map_err(|_| format!("--peer id {id:?} is not a number"))?;
+    if addr.is_empty() || !addr.contains(':') {
+        return Err(format!("--peer address {addr:?} must be HOST:PORT"));
+    }
+    Ok((id, addr.to_string()))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,faultline_node=info,events=off")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dump { data } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            faultline_node::dump::dump(&data, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
+        Command::Controller {
+            listen,
+            data,
+            cluster_id,
+            session_timeout_ms,
+        } => {
+            let config = ControllerConfig {
+                data,
+                cluster_id,
+                session_timeout_ms,
+            };
+            runtime()?.block_on(controller::run(config, listen))
+        }
+        Command::Broker {
+            id,
+            listen,
+            data,
+            controller,
+            peers,
+            cluster_id,
+            replica_lag_time_max_ms,
+            replica_fetch_wait_max_ms,
+            replica_lag_max_messages,
+            replication_protocol,
+            heartbeat_interval_ms,
+            hw_checkpoint_interval_ms,
+            segment_bytes,
+            fsync,
+            max_request_bytes,
+        } => {
+            let protocol = match replication_protocol {
+                ProtocolArg::Current => Protocol::Current,
+                ProtocolArg::LegacyHw => Protocol::LegacyHw,
+            };
+            let config = BrokerConfig {
+                id,
+                data,
+                controller,
+                peers: peers.into_iter().collect::<HashMap<_, _>>(),
+                cluster_id,
+                replica_lag_time_max_ms,
+                replica_fetch_wait_max_ms,
+                replica_lag_max_messages,
+                protocol,
+                heartbeat_interval_ms,
+                hw_checkpoint_interval_ms,
+                log: LogConfig {
+                    segment_bytes,
+                    fsync,
+                },
+                max_request_bytes,
+            };
+            runtime()?.block_on(broker::run(config, listen))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("faultline-node: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

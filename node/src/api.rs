@@ -1,0 +1,417 @@
+//! The node's HTTP/JSON contract: request and response bodies shared by the controller, the
+//! broker and their internal endpoints, and the error type every handler answers with
+//! (`{"error":"CODE","message":"..."}`, codes named as in Kafka). docs/node-api.md describes it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Kafka's error codes, as the node uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidRequest,
+    UnknownTopicOrPartition,
+    NotLeaderOrFollower,
+    NotEnoughReplicas,
+    NotEnoughReplicasAfterAppend,
+    RequestTimedOut,
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    OffsetOutOfRange,
+    InconsistentClusterId,
+    TopicAlreadyExists,
+    InvalidTopicException,
+    InvalidPartitions,
+    InvalidReplicationFactor,
+    InvalidConfig,
+    InvalidUpdateVersion,
+    IneligibleReplica,
+    MessageTooLarge,
+    NotFound,
+    KafkaStorageError,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest
+            | InvalidTopicException
+            | InvalidPartitions
+            | InvalidReplicationFactor
+            | InvalidConfig => StatusCode::BAD_REQUEST,
+            UnknownTopicOrPartition | NotFound => StatusCode::NOT_FOUND,
+            NotLeaderOrFollower => StatusCode::MISDIRECTED_REQUEST,
+            NotEnoughReplicas | NotEnoughReplicasAfterAppend => StatusCode::SERVICE_UNAVAILABLE,
+            RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
+            FencedLeaderEpoch | UnknownLeaderEpoch | TopicAlreadyExists | InvalidUpdateVersion
+            | IneligibleReplica => StatusCode::CONFLICT,
+            OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            InconsistentClusterId => StatusCode::FORBIDDEN,
+            MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            KafkaStorageError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// An error answer. `leader` names the current leader on NOT_LEADER_OR_FOLLOWER when known;
+/// `appended` is true when the records were appended before the request failed (the write's fate
+/// is then unknown, even though the code is NOT_LEADER_OR_FOLLOWER).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{error:?}: {message}")]
+pub struct ApiError {
+    pub error: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_epoch: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_end_offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub appended: bool,
+}
+
+impl ApiError {
+    pub fn new(error: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            error,
+            message: message.into(),
+            leader: None,
+            leader_epoch: None,
+            log_end_offset: None,
+            appended: false,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn unknown_partition(topic: &str, partition: u32) -> Self {
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("this node hosts no partition {topic}/{partition}"),
+        )
+    }
+
+    pub fn storage(e: std::io::Error) -> Self {
+        ApiError::new(ErrorCode::KafkaStorageError, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.error.status(), axum::Json(self)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<axum::Json<T>, ApiError>;
+
+/// Parses a JSON body, turning every failure into an INVALID_REQUEST that names the problem.
+pub fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| {
+        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::MessageTooLarge
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        ApiError::new(
+            code,
+            format!("could not read the request body: {}", r.body_text()),
+        )
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+}
+
+/// Kafka's topic-name rule: `[a-zA-Z0-9._-]`, 1 to 249 characters, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let bad = |why: String| Err(ApiError::new(ErrorCode::InvalidTopicException, why));
+    if name.is_empty() || name.len() > 249 {
+        return bad(format!(
+            "topic name must be 1 to 249 characters (got {})",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return bad(format!("topic name {name:?} is not allowed"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return bad(format!(
+            "topic name {name:?} has {c:?}; only [a-zA-Z0-9._-] are allowed"
+        ));
+    }
+    Ok(())
+}
+
+// ---- controller ----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopicRequest {
+    pub name: String,
+    pub partitions: i64,
+    pub replication_factor: i64,
+    #[serde(default)]
+    pub configs: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfigs {
+    #[serde(rename = "min.insync.replicas")]
+    pub min_insync_replicas: u32,
+    #[serde(rename = "unclean.leader.election.enable")]
+    pub unclean_leader_election_enable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMetadata {
+    pub partition: u32,
+    pub leader: Option<u32>,
+    pub leader_epoch: u32,
+    pub partition_epoch: u32,
+    pub isr: Vec<u32>,
+    pub replicas: Vec<u32>,
+    /// True when the current leader was elected uncleanly (from outside the ISR).
+    #[serde(default)]
+    pub unclean: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub configs: TopicConfigs,
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerStatus {
+    pub id: u32,
+    pub alive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Metadata {
+    pub cluster_id: String,
+    /// Bumped by the controller on every change; brokers send the one they have.
+    pub metadata_version: u64,
+    pub brokers: Vec<BrokerStatus>,
+    pub topics: Vec<TopicMetadata>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    pub cluster_id: String,
+    pub broker_id: u32,
+    /// Random per broker process start. A new incarnation means the broker restarted.
+    pub incarnation: u64,
+    /// KRaft fences a restarted broker's old incarnation at once (it leaves every ISR and its
+    /// leaderships move). ZooKeeper-era Kafka only noticed a restart when the session expired;
+    /// the legacy-hw protocol reproduces that and sends false.
+    pub fence_previous_incarnation: bool,
+    pub metadata_version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub metadata_version: u64,
+    /// Present when the broker's `metadata_version` is not the controller's.
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlterPartitionRequest {
+    pub cluster_id: String,
+    pub broker_id: u32,
+    pub topic: String,
+    pub partition: u32,
+    pub leader_epoch: u32,
+    pub partition_epoch: u32,
+    pub new_isr: Vec<u32>,
+}
+
+// ---- broker ----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    pub topic: String,
+    pub partition: i64,
+    pub acks: serde_json::Value,
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
+    pub records: Vec<ProduceRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRecord {
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    None,
+    Leader,
+    All,
+}
+
+impl Acks {
+    /// Accepts Kafka's spellings: "all", "-1", -1, "1", 1, "0", 0.
+    pub fn parse(value: &serde_json::Value) -> Result<Acks, ApiError> {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => other.to_string(),
+        };
+        match text.as_str() {
+            "all" | "-1" => Ok(Acks::All),
+            "1" => Ok(Acks::Leader),
+            "0" => Ok(Acks::None),
+            _ => Err(ApiError::invalid(format!(
+                "acks must be 0, 1, -1 or \"all\" (got {text})"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_epoch: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedRecord {
+    pub offset: u64,
+    pub leader_epoch: u32,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub records: Vec<FetchedRecord>,
+    pub high_watermark: u64,
+    pub leader_epoch: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaFetchRequest {
+    pub cluster_id: String,
+    pub replica_id: u32,
+    pub topic: String,
+    pub partition: u32,
+    pub fetch_offset: u64,
+    /// The epoch of the follower's last record (KIP-320); absent in the legacy-hw protocol.
+    pub last_fetched_epoch: Option<u32>,
+    pub current_leader_epoch: u32,
+    pub max_records: usize,
+    pub max_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaRecord {
+    pub offset: u64,
+    pub leader_epoch: u32,
+    pub timestamp_ms: u64,
+    pub value: String,
+}
+
+/// Where the follower's log diverged: the largest epoch ≤ its last fetched epoch the leader knows,
+/// and where that epoch ends on the leader. The follower truncates there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DivergingEpoch {
+    pub epoch: u32,
+    pub end_offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaFetchResponse {
+    pub records: Vec<ReplicaRecord>,
+    pub high_watermark: u64,
+    pub log_end_offset: u64,
+    pub diverging_epoch: Option<DivergingEpoch>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub topic: String,
+    pub partition: u32,
+    pub role: String,
+    pub leader: Option<u32>,
+    pub leader_epoch: u32,
+    pub partition_epoch: u32,
+    pub log_end_offset: u64,
+    pub high_watermark: u64,
+    pub isr: Vec<u32>,
+    pub replicas: Vec<u32>,
+    /// The ISR the leader computes HW over while an AlterPartition is in flight.
+    pub maximal_isr: Vec<u32>,
+    pub leader_epoch_start_offset: Option<u64>,
+    pub epochs: Vec<crate::storage::EpochEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrokerState {
+    pub broker_id: u32,
+    pub cluster_id: String,
+    pub incarnation: u64,
+    pub replication_protocol: String,
+    pub registered: bool,
+    pub partitions: Vec<PartitionState>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_accept_kafkas_spellings_only() {
+        use serde_json::json;
+        assert_eq!(Acks::parse(&json!("all")).unwrap(), Acks::All);
+        assert_eq!(Acks::parse(&json!(-1)).unwrap(), Acks::All);
+        assert_eq!(Acks::parse(&json!("1")).unwrap(), Acks::Leader);
+        assert_eq!(Acks::parse(&json!(0)).unwrap(), Acks::None);
+        assert!(Acks::parse(&json!(2)).is_err());
+        assert!(Acks::parse(&json!("ALL")).is_err());
+        assert!(Acks::parse(&json!(null)).is_err());
+    }
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        assert!(validate_topic_name("orders.v2_x-1").is_ok());
+        for bad in ["", ".", "..", "../etc", "a/b", "tópico", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn errors_serialize_with_kafka_codes() {
+        let e = ApiError::new(ErrorCode::NotEnoughReplicasAfterAppend, "isr 1 < 2");
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["error"], "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
+        assert_eq!(e.error.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,808 @@
+//! One partition replica on a broker and Kafka's replication rules for it: the leader's append,
+//! HW and ISR bookkeeping (the "maximal ISR" while an AlterPartition is in flight, caught-up times
+//! per follower, shrink and expand), the follower's handling of fetch answers (append, truncate at
+//! the diverging epoch, HW = min(leader HW, own LEO)), and the legacy-hw variant's truncation to
+//! the HW. It is synchronous and owns no task or socket; the broker module drives it under a lock.
+
+use serde_json::json;
+use std::collections::BTreeMap;
+
+use crate::api::*;
+use crate::events::EventLog;
+use crate::storage::{Log, Record};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Truncation by leader epoch (KIP-101/279/320), as Kafka does today.
+    Current,
+    /// Kafka before 0.11: a follower truncates to its HW when it starts following, and the
+    /// controller only notices a restart when the broker's session expires.
+    LegacyHw,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Current => "current",
+            Protocol::LegacyHw => "legacy-hw",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+    Offline,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Offline => "offline",
+        }
+    }
+}
+
+/// What the leader knows of one follower (Kafka's `Replica` state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerState {
+    /// The follower's LEO as of its last fetch; unknown until it fetches from this leader.
+    pub leo: Option<u64>,
+    pub last_caught_up_ms: u64,
+    pub last_fetch_leader_leo: u64,
+    pub last_fetch_ms: u64,
+}
+
+impl FollowerState {
+    fn new(in_isr: bool, now_ms: u64) -> Self {
+        FollowerState {
+            leo: None,
+            last_caught_up_ms: if in_isr { now_ms } else { 0 },
+            last_fetch_leader_leo: 0,
+            last_fetch_ms: 0,
+        }
+    }
+
+    /// Kafka's rule: a follower is caught up at this fetch if it fetched at or past the leader's
+    /// LEO now, or at or past the leader's LEO as of its previous fetch (then it was caught up as
+    /// of that previous fetch's time).
+    pub fn on_fetch(&mut self, fetch_offset: u64, leader_leo: u64, now_ms: u64) {
+        if fetch_offset >= leader_leo {
+            self.last_caught_up_ms = self.last_caught_up_ms.max(now_ms);
+        } else if fetch_offset >= self.last_fetch_leader_leo {
+            self.last_caught_up_ms = self.last_caught_up_ms.max(self.last_fetch_ms);
+        }
+        self.leo = Some(fetch_offset);
+        self.last_fetch_leader_leo = leader_leo;
+        self.last_fetch_ms = now_ms;
+    }
+}
+
+/// State only a leader has.
+#[derive(Debug, Clone)]
+pub struct LeaderState {
+    pub followers: BTreeMap<u32, FollowerState>,
+    /// The LEO when this leader's epoch began: a follower must reach it to rejoin the ISR.
+    pub epoch_start_offset: u64,
+    /// The ISR proposed in an AlterPartition that has not been answered yet.
+    pub pending_isr: Option<Vec<u32>>,
+}
+
+/// A proposed ISR change for the broker to send to the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterProposal {
+    pub leader_epoch: u32,
+    pub partition_epoch: u32,
+    pub new_isr: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct IsrSettings {
+    pub lag_time_max_ms: u64,
+    /// 0 = off (Kafka's default since 0.9 removed it).
+    pub lag_max_messages: u64,
+}
+
+/// What the broker must do after a metadata change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    None,
+    /// Start fetching from `leader` in `leader_epoch`.
+    Follow {
+        leader: u32,
+        leader_epoch: u32,
+    },
+}
+
+pub struct Replica {
+    pub topic: String,
+    pub partition: u32,
+    pub broker_id: u32,
+    pub protocol: Protocol,
+    pub log: Log,
+    pub hw: u64,
+    pub role: Role,
+    pub leader: Option<u32>,
+    /// None until the first metadata for this partition arrives after a start.
+    pub leader_epoch: Option<u32>,
+    pub partition_epoch: u32,
+    pub replicas: Vec<u32>,
+    pub isr: Vec<u32>,
+    pub min_insync_replicas: u32,
+    pub leader_state: Option<LeaderState>,
+    /// True until the first time this replica starts following after a process start (the
+    /// legacy-hw truncation then uses the HW checkpoint).
+    pub fresh_start: bool,
+}
+
+/// A follower's fetch as the leader answers it.
+pub enum LeaderFetch {
+    Records(ReplicaFetchResponse),
+    /// Nothing to send yet: the broker may long-poll and read again from `fetch_offset`.
+    Empty(ReplicaFetchResponse),
+}
+
+impl Replica {
+    pub fn new(
+        topic: &str,
+        partition: u32,
+        broker_id: u32,
+        protocol: Protocol,
+        log: Log,
+        hw_checkpoint: u64,
+    ) -> Self {
+        let hw = hw_checkpoint.min(log.log_end_offset());
+        Replica {
+            topic: topic.to_string(),
+            partition,
+            broker_id,
+            protocol,
+            log,
+            hw,
+            role: Role::Offline,
+            leader: None,
+            leader_epoch: None,
+            partition_epoch: 0,
+            replicas: Vec::new(),
+            isr: Vec::new(),
+            min_insync_replicas: 1,
+            leader_state: None,
+            fresh_start: true,
+        }
+    }
+
+    pub fn leo(&self) -> u64 {
+        self.log.log_end_offset()
+    }
+
+    pub fn current_epoch(&self) -> u32 {
+        self.leader_epoch.unwrap_or(0)
+    }
+
+    fn partition_fields(&self) -> serde_json::Value {
+        json!({"topic": self.topic, "partition": self.partition})
+    }
+
+    fn emit(&self, events: &EventLog, kind: &str, mut fields: serde_json::Value) {
+        if let (Some(obj), serde_json::Value::Object(base)) =
+            (fields.as_object_mut(), self.partition_fields())
+        {
+            for (k, v) in base {
+                obj.insert(k, v);
+            }
+        }
+        events.emit(kind, fields);
+    }
+
+    /// The ISR HW is computed over: while an AlterPartition is in flight, the union of the
+    /// committed ISR and the proposal (the larger set is the safe one).
+    pub fn maximal_isr(&self) -> Vec<u32> {
+        let mut isr = self.isr.clone();
+        if let Some(pending) = self
+            .leader_state
+            .as_ref()
+            .and_then(|l| l.pending_isr.as_ref())
+        {
+            isr.extend(pending.iter().copied().filter(|b| !self.isr.contains(b)));
+            isr.sort_unstable();
+        }
+        isr
+    }
+
+    fn set_hw(&mut self, hw: u64) {
+        assert!(
+            hw <= self.leo(),
+            "HW {hw} above LEO {} on {}/{}",
+            self.leo(),
+            self.topic,
+            self.partition
+        );
+        if self.role == Role::Leader {
+            assert!(
+                hw >= self.hw,
+                "HW moved back on a leader: {} -> {hw}",
+                self.hw
+            );
+        }
+        self.hw = hw;
+    }
+
+    /// HW = min LEO over the maximal ISR; it only ever moves forward on a leader. Returns whether
+    /// it moved.
+    pub fn maybe_advance_hw(&mut self) -> bool {
+        let Some(state) = &self.leader_state else {
+            return false;
+        };
+        let mut candidate = self.leo();
+        for id in self.maximal_isr() {
+            if id == self.broker_id {
+                continue;
+            }
+            match state.followers.get(&id).and_then(|f| f.leo) {
+                Some(leo) => candidate = candidate.min(leo),
+                None => return false,
+            }
+        }
+        if candidate > self.hw {
+            self.set_hw(candidate);
+            return true;
+        }
+        false
+    }
+
+    /// Applies the controller's view of this partition.
+    pub fn apply_metadata(
+        &mut self,
+        pm: &PartitionMetadata,
+        configs: &TopicConfigs,
+        now_ms: u64,
+        events: &EventLog,
+    ) -> std::io::Result<Transition> {
+        self.min_insync_replicas = configs.min_insync_replicas;
+        self.replicas = pm.replicas.clone();
+        match self.leader_epoch {
+            Some(epoch) if pm.leader_epoch < epoch => return Ok(Transition::None),
+            Some(epoch) if pm.leader_epoch == epoch => {
+                if pm.partition_epoch > self.partition_epoch {
+                    self.isr = pm.isr.clone();
+                    self.partition_epoch = pm.partition_epoch;
+                    if let Some(state) = &mut self.leader_state {
+                        state.pending_isr = None;
+                    }
+                    self.maybe_advance_hw();
+                }
+                return Ok(Transition::None);
+            }
+            _ => {}
+        }
+        self.leader_epoch = Some(pm.leader_epoch);
+        self.partition_epoch = pm.partition_epoch;
+        self.isr = pm.isr.clone();
+        self.leader = pm.leader;
+        match pm.leader {
+            Some(id) if id == self.broker_id => {
+                self.become_leader(pm, now_ms, events)?;
+                Ok(Transition::None)
+            }
+            Some(leader) => {
+                self.become_follower(leader, events)?;
+                Ok(Transition::Follow {
+                    leader,
+                    leader_epoch: pm.leader_epoch,
+                })
+            }
+            None => {
+                self.role = Role::Offline;
+                self.leader_state = None;
+                self.emit_role(events);
+                Ok(Transition::None)
+            }
+        }
+    }
+
+    fn emit_role(&self, events: &EventLog) {
+        self.emit(
+            events,
+            "role_change",
+            json!({"role": self.role.as_str(), "leader": self.leader,
+                   "leader_epoch": self.leader_epoch, "log_end_offset": self.leo(),
+                   "high_watermark": self.hw}),
+        );
+    }
+
+    fn become_leader(
+        &mut self,
+        pm: &PartitionMetadata,
+        now_ms: u64,
+        events: &EventLog,
+    ) -> std::io::Result<()> {
+        let leo = self.leo();
+        self.log.epochs.assign(pm.leader_epoch, leo)?;
+        let epoch_start_offset = self
+            .log
+            .epochs
+            .start_offset_of(pm.leader_epoch)
+            .unwrap_or(leo);
+        let followers = pm
+            .replicas
+            .iter()
+            .filter(|&&r| r != self.broker_id)
+            .map(|&r| (r, FollowerState::new(pm.isr.contains(&r), now_ms)))
+            .collect();
+        self.role = Role::Leader;
+        self.leader_state = Some(LeaderState {
+            followers,
+            epoch_start_offset,
+            pending_isr: None,
+        });
+        self.fresh_start = false;
+        self.emit_role(events);
+        if pm.unclean {
+            self.emit(
+                events,
+                "unclean_election",
+                json!({"leader": self.broker_id, "leader_epoch": pm.leader_epoch, "log_end_offset": leo}),
+            );
+        }
+        self.maybe_advance_hw();
+        Ok(())
+    }
+
+    fn become_follower(&mut self, leader: u32, events: &EventLog) -> std::io::Result<()> {
+        self.role = Role::Follower;
+        self.leader_state = None;
+        self.emit_role(events);
+        if self.protocol == Protocol::LegacyHw {
+            // Kafka before 0.11: whatever lies above the HW is presumed uncommitted and dropped,
+            // then fetched again from the leader (if the leader still has it).
+            let reason = if self.fresh_start {
+                "hw_checkpoint"
+            } else {
+                "high_watermark"
+            };
+            let to = self.hw;
+            self.truncate(to, reason, leader, events)?;
+        }
+        self.fresh_start = false;
+        Ok(())
+    }
+
+    fn truncate(
+        &mut self,
+        to: u64,
+        reason: &str,
+        leader: u32,
+        events: &EventLog,
+    ) -> std::io::Result<()> {
+        let from = self.leo();
+        if to >= from {
+            return Ok(());
+        }
+        self.log.truncate_to(to)?;
+        self.hw = self.hw.min(to);
+        self.emit(
+            events,
+            "truncation",
+            json!({"from": from, "to": to, "reason": reason, "leader": leader,
+                   "leader_epoch": self.leader_epoch}),
+        );
+        Ok(())
+    }
+
+    fn not_leader(&self) -> ApiError {
+        let mut e = ApiError::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!(
+                "broker {} is not the leader of {}/{}",
+                self.broker_id, self.topic, self.partition
+            ),
+        );
+        e.leader = self.leader;
+        e.leader_epoch = self.leader_epoch;
+        e
+    }
+
+    /// A produce: checks leadership and (for acks=all) the ISR size, then appends stamped with the
+    /// leader epoch. Returns the base offset and the last offset of the batch.
+    pub fn append_as_leader(
+        &mut self,
+        values: Vec<String>,
+        acks: Acks,
+        now_ms: u64,
+    ) -> Result<(u64, u64), ApiError> {
+        if self.role != Role::Leader {
+            return Err(self.not_leader());
+        }
+        if acks == Acks::All && (self.isr.len() as u32) < self.min_insync_replicas {
+            return Err(ApiError::new(
+                ErrorCode::NotEnoughReplicas,
+                format!(
+                    "ISR {:?} of {}/{} has {} member(s), fewer than min.insync.replicas={}; nothing was appended",
+                    self.isr,
+                    self.topic,
+                    self.partition,
+                    self.isr.len(),
+                    self.min_insync_replicas
+                ),
+            ));
+        }
+        let base = self.leo();
+        let epoch = self.current_epoch();
+        let records: Vec<Record> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| Record {
+                offset: base + i as u64,
+                leader_epoch: epoch,
+                timestamp_ms: now_ms,
+                value,
+            })
+            .collect();
+        let leo = self.log.append(&records).map_err(ApiError::storage)?;
+        self.maybe_advance_hw();
+        Ok((base, leo - 1))
+    }
+
+    /// Where an acks=all request stands: `None` while waiting, `Some(Ok)` once HW passed
+    /// `last_offset` with enough replicas, `Some(Err)` when it can never succeed here.
+    pub fn acks_all_status(&self, last_offset: u64, epoch: u32) -> Option<Result<(), ApiError>> {
+        if self.role != Role::Leader || self.leader_epoch != Some(epoch) {
+            let mut e = self.not_leader();
+            e.message = format!(
+                "{}; the records were appended in epoch {epoch} and may or may not survive",
+                e.message
+            );
+            e.appended = true;
+            return Some(Err(e));
+        }
+        if self.hw <= last_offset {
+            return None;
+        }
+        let isr = self.maximal_isr();
+        if (isr.len() as u32) < self.min_insync_replicas {
+            return Some(Err(ApiError::new(
+                ErrorCode::NotEnoughReplicasAfterAppend,
+                format!(
+                    "offset {last_offset} is committed but the ISR {isr:?} fell below min.insync.replicas={}",
+                    self.min_insync_replicas
+                ),
+            )));
+        }
+        Some(Ok(()))
+    }
+
+    /// Checks a request's leader epoch against ours (KIP-320 fencing).
+    pub fn check_epoch(&self, current_leader_epoch: u32) -> Result<(), ApiError> {
+        let mine = self.current_epoch();
+        if current_leader_epoch < mine {
+            return Err(ApiError::new(
+                ErrorCode::FencedLeaderEpoch,
+                format!("request epoch {current_leader_epoch} is older than {mine}"),
+            ));
+        }
+        if current_leader_epoch > mine {
+            return Err(ApiError::new(
+                ErrorCode::UnknownLeaderEpoch,
+                format!("request epoch {current_leader_epoch} is newer than {mine}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The leader's side of a follower fetch. Divergence is answered before anything else; a
+    /// fetch that does not diverge updates the follower's state (LEO, caught-up time), which may
+    /// move HW. Returns the answer and an ISR expansion to propose, if this fetch earned one.
+    pub fn leader_fetch(
+        &mut self,
+        req: &ReplicaFetchRequest,
+        now_ms: u64,
+    ) -> Result<(LeaderFetch, Option<AlterProposal>), ApiError> {
+        if self.role != Role::Leader {
+            return Err(self.not_leader());
+        }
+        self.check_epoch(req.current_leader_epoch)?;
+        if !self.replicas.contains(&req.replica_id) || req.replica_id == self.broker_id {
+            return Err(ApiError::invalid(format!(
+                "broker {} is not a follower of {}/{}",
+                req.replica_id, self.topic, self.partition
+            )));
+        }
+        let leo = self.leo();
+        if let Some(diverging) = self.diverging_epoch(req) {
+            let response = ReplicaFetchResponse {
+                records: Vec::new(),
+                high_watermark: self.hw,
+                log_end_offset: leo,
+                diverging_epoch: Some(diverging),
+            };
+            return Ok((LeaderFetch::Records(response), None));
+        }
+        if req.fetch_offset > leo {
+            let mut e = ApiError::new(
+                ErrorCode::OffsetOutOfRange,
+                format!(
+                    "fetch offset {} is past the leader's LEO {leo}",
+                    req.fetch_offset
+                ),
+            );
+            e.log_end_offset = Some(leo);
+            return Err(e);
+        }
+        let state = self
+            .leader_state
+            .as_mut()
+            .expect("a leader has leader state");
+        state
+            .followers
+            .entry(req.replica_id)
+            .or_insert_with(|| FollowerState::new(false, 0))
+            .on_fetch(req.fetch_offset, leo, now_ms);
+        self.maybe_advance_hw();
+        let expand = self.expansion_for(req.replica_id);
+        let response = self.read_for_follower(req.fetch_offset, req.max_records)?;
+        if response.records.is_empty() {
+            Ok((LeaderFetch::Empty(response), expand))
+        } else {
+            Ok((LeaderFetch::Records(response), expand))
+        }
+    }
+
+    fn diverging_epoch(&self, req: &ReplicaFetchRequest) -> Option<DivergingEpoch> {
+        let last_fetched_epoch = req.last_fetched_epoch?;
+        let leo = self.leo();
+        let end: DivergingEpoch = match self.log.epochs.end_offset_for(last_fetched_epoch, leo) {
+            Some(end) => end.into(),
+            // The follower claims an epoch newer than any here: compare against our latest.
+            None => DivergingEpoch {
+                epoch: self.current_epoch(),
+                end_offset: leo,
+            },
+        };
+        (end.epoch < last_fetched_epoch || end.end_offset < req.fetch_offset).then_some(end)
+    }
+
+    /// Reads records for a follower (which may see above HW) and the current HW.
+    pub fn read_for_follower(
+        &self,
+        from: u64,
+        max_records: usize,
+    ) -> Result<ReplicaFetchResponse, ApiError> {
+        let records = self
+            .log
+            .read(from, u64::MAX, max_records)
+            .map_err(ApiError::storage)?
+            .into_iter()
+            .map(|r| ReplicaRecord {
+                offset: r.offset,
+                leader_epoch: r.leader_epoch,
+                timestamp_ms: r.timestamp_ms,
+                value: r.value,
+            })
+            .collect();
+        Ok(ReplicaFetchResponse {
+            records,
+            high_watermark: self.hw,
+            log_end_offset: self.leo(),
+            diverging_epoch: None,
+        })
+    }
+
+    /// A follower out of the ISR rejoins once its LEO reaches both HW and the start of the
+    /// current leader epoch.
+    fn expansion_for(&mut self, follower: u32) -> Option<AlterProposal> {
+        let state = self.leader_state.as_ref()?;
+        if self.isr.contains(&follower) || state.pending_isr.is_some() {
+            return None;
+        }
+        let leo = state.followers.get(&follower)?.leo?;
+        if leo < self.hw || leo < state.epoch_start_offset {
+            return None;
+        }
+        let mut new_isr = self.isr.clone();
+        new_isr.push(follower);
+        new_isr.sort_unstable();
+        self.propose(new_isr)
+    }
+
+    fn propose(&mut self, new_isr: Vec<u32>) -> Option<AlterProposal> {
+        let state = self.leader_state.as_mut()?;
+        state.pending_isr = Some(new_isr.clone());
+        Some(AlterProposal {
+            leader_epoch: self.current_epoch(),
+            partition_epoch: self.partition_epoch,
+            new_isr,
+        })
+    }
+
+    /// Followers in the ISR that have not caught up within replica.lag.time.max.ms (or, when the
+    /// legacy setting is on, are more than replica.lag.max.messages behind) are proposed out.
+    pub fn maybe_shrink_isr(
+        &mut self,
+        now_ms: u64,
+        settings: IsrSettings,
+    ) -> Option<AlterProposal> {
+        let state = self.leader_state.as_ref()?;
+        if state.pending_isr.is_some() {
+            return None;
+        }
+        let leo = self.leo();
+        let out: Vec<u32> = self
+            .isr
+            .iter()
+            .copied()
+            .filter(|&id| id != self.broker_id)
+            .filter(|id| match state.followers.get(id) {
+                None => true,
+                Some(f) => {
+                    let lagging_time =
+                        now_ms.saturating_sub(f.last_caught_up_ms) > settings.lag_time_max_ms;
+                    let lagging_messages = settings.lag_max_messages > 0
+                        && f.leo
+                            .is_some_and(|l| leo.saturating_sub(l) > settings.lag_max_messages);
+                    lagging_time || lagging_messages
+                }
+            })
+            .collect();
+        if out.is_empty() {
+            return None;
+        }
+        let new_isr = self
+            .isr
+            .iter()
+            .copied()
+            .filter(|b| !out.contains(b))
+            .collect();
+        self.propose(new_isr)
+    }
+
+    /// The controller's answer to our AlterPartition.
+    pub fn on_alter_result(
+        &mut self,
+        result: Result<PartitionMetadata, ApiError>,
+        events: &EventLog,
+    ) {
+        let Some(state) = self.leader_state.as_mut() else {
+            return;
+        };
+        state.pending_isr = None;
+        match result {
+            Ok(pm)
+                if Some(pm.leader_epoch) == self.leader_epoch
+                    && pm.partition_epoch > self.partition_epoch =>
+            {
+                let before = std::mem::replace(&mut self.isr, pm.isr.clone());
+                self.partition_epoch = pm.partition_epoch;
+                let reason = if pm.isr.len() < before.len() {
+                    "shrink"
+                } else {
+                    "expand"
+                };
+                self.emit(
+                    events,
+                    "isr_change",
+                    json!({"isr_before": before, "isr": pm.isr, "leader_epoch": pm.leader_epoch,
+                           "partition_epoch": pm.partition_epoch, "reason": reason}),
+                );
+                self.maybe_advance_hw();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "AlterPartition for {}/{} refused: {e}",
+                self.topic,
+                self.partition
+            ),
+        }
+    }
+
+    /// The follower's side of a fetch answer: truncate at a diverging epoch, or append the
+    /// records and take HW = min(leader HW, own LEO).
+    pub fn follower_apply(
+        &mut self,
+        leader: u32,
+        resp: ReplicaFetchResponse,
+        events: &EventLog,
+    ) -> std::io::Result<()> {
+        if let Some(diverging) = resp.diverging_epoch {
+            let to = self.truncation_offset(diverging);
+            return self.truncate(to, "diverging_epoch", leader, events);
+        }
+        let leo = self.leo();
+        let records: Vec<Record> = resp
+            .records
+            .into_iter()
+            .skip_while(|r| r.offset < leo)
+            .map(|r| Record {
+                offset: r.offset,
+                leader_epoch: r.leader_epoch,
+                timestamp_ms: r.timestamp_ms,
+                value: r.value,
+            })
+            .collect();
+        if records.first().is_some_and(|r| r.offset != leo) {
+            return Err(std::io::Error::other(format!(
+                "leader sent offset {} but LEO is {leo}",
+                records[0].offset
+            )));
+        }
+        self.log.append(&records)?;
+        let hw = resp.high_watermark.min(self.leo());
+        self.hw = hw;
+        Ok(())
+    }
+
+    /// Kafka's follower truncation rule for a diverging epoch from the leader.
+    pub fn truncation_offset(&self, diverging: DivergingEpoch) -> u64 {
+        let leo = self.leo();
+        match self.log.epochs.end_offset_for(diverging.epoch, leo) {
+            None => diverging.end_offset.min(leo),
+            // We never had the leader's epoch: cut to where our largest older epoch ends, and the
+            // next fetch asks again with that epoch.
+            Some(end) if end.epoch != diverging.epoch => end.end_offset.min(leo),
+            Some(end) => end.end_offset.min(diverging.end_offset).min(leo),
+        }
+    }
+
+    /// OFFSET_OUT_OF_RANGE from the leader (only possible without epochs): cut to its LEO.
+    pub fn follower_out_of_range(
+        &mut self,
+        leader: u32,
+        leader_leo: u64,
+        events: &EventLog,
+    ) -> std::io::Result<()> {
+        self.truncate(leader_leo, "offset_out_of_range", leader, events)
+    }
+
+    /// The fetch a follower sends next.
+    pub fn next_fetch(
+        &self,
+        cluster_id: &str,
+        max_records: usize,
+        max_wait_ms: u64,
+    ) -> ReplicaFetchRequest {
+        let last_fetched_epoch = match self.protocol {
+            Protocol::Current => self.log.latest_epoch(),
+            Protocol::LegacyHw => None,
+        };
+        ReplicaFetchRequest {
+            cluster_id: cluster_id.to_string(),
+            replica_id: self.broker_id,
+            topic: self.topic.clone(),
+            partition: self.partition,
+            fetch_offset: self.leo(),
+            last_fetched_epoch,
+            current_leader_epoch: self.current_epoch(),
+            max_records,
+            max_wait_ms,
+        }
+    }
+
+    pub fn state(&self) -> PartitionState {
+        PartitionState {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            role: self.role.as_str().to_string(),
+            leader: self.leader,
+            leader_epoch: self.current_epoch(),
+            partition_epoch: self.partition_epoch,
+            log_end_offset: self.leo(),
+            high_watermark: self.hw,
+            isr: self.isr.clone(),
+            replicas: self.replicas.clone(),
+            maximal_isr: self.maximal_isr(),
+            leader_epoch_start_offset: self.leader_state.as_ref().map(|s| s.epoch_start_offset),
+            epochs: self.log.epochs.entries().to_vec(),
+        }
+    }
+}
+
+impl From<crate::storage::epoch::EpochEnd> for DivergingEpoch {
+    fn from(e: crate::storage::epoch::EpochEnd) -> Self {
+        DivergingEpoch {
+            epoch: e.epoch,
+            end_offset: e.end_offset,
+        }
+    }
+}

@@ -1,0 +1,784 @@
+//! The controller role: the cluster's metadata (topics, replica assignment and, per partition,
+//! leader, leader_epoch, partition_epoch and ISR), kept durably; broker liveness by heartbeats;
+//! leader elections, clean from the ISR or unclean from any live replica when the topic allows
+//! it; and AlterPartition, the only way a leader may change its ISR, fenced by leader_epoch and
+//! partition_epoch. It never calls a broker: brokers heartbeat to it and learn metadata from the
+//! answers.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::api::*;
+use crate::events::EventLog;
+use crate::storage::checkpoint::write_atomic;
+
+/// Absurd sizes are refused rather than attempted.
+pub const MAX_PARTITIONS: i64 = 10_000;
+const METADATA_FILE: &str = "controller-metadata.json";
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    pub data: PathBuf,
+    pub cluster_id: String,
+    pub session_timeout_ms: u64,
+}
+
+/// What survives a controller restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Durable {
+    cluster_id: String,
+    metadata_version: u64,
+    /// Every broker id that ever registered.
+    brokers: Vec<u32>,
+    topics: Vec<TopicMetadata>,
+}
+
+#[derive(Debug)]
+struct Liveness {
+    incarnation: u64,
+    last_heartbeat: Instant,
+    alive: bool,
+}
+
+pub struct ControllerState {
+    config: ControllerConfig,
+    durable: Durable,
+    liveness: BTreeMap<u32, Liveness>,
+    events: Arc<EventLog>,
+}
+
+pub type Shared = Arc<Mutex<ControllerState>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, ControllerState> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ControllerState {
+    /// Loads the metadata checkpoint (if any). Brokers known before a restart are given one
+    /// session timeout from now to heartbeat before they are fenced.
+    pub fn open(config: ControllerConfig, events: Arc<EventLog>) -> anyhow::Result<Self> {
+        let path = config.data.join(METADATA_FILE);
+        let durable = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let durable: Durable = serde_json::from_slice(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                if durable.cluster_id != config.cluster_id {
+                    anyhow::bail!(
+                        "{} belongs to cluster {:?}, not {:?}",
+                        path.display(),
+                        durable.cluster_id,
+                        config.cluster_id
+                    );
+                }
+                durable
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Durable {
+                cluster_id: config.cluster_id.clone(),
+                ..Durable::default()
+            },
+            Err(e) => return Err(e.into()),
+        };
+        let now = Instant::now();
+        let liveness = durable
+            .brokers
+            .iter()
+            .map(|&id| {
+                let l = Liveness {
+                    incarnation: 0,
+                    last_heartbeat: now,
+                    alive: true,
+                };
+                (id, l)
+            })
+            .collect();
+        Ok(ControllerState {
+            config,
+            durable,
+            liveness,
+            events,
+        })
+    }
+
+    fn persist(&mut self) -> Result<(), ApiError> {
+        self.durable.metadata_version += 1;
+        let bytes = serde_json::to_vec_pretty(&self.durable).expect("metadata serializes");
+        write_atomic(&self.config.data.join(METADATA_FILE), &bytes).map_err(ApiError::storage)
+    }
+
+    fn is_alive(&self, id: u32) -> bool {
+        self.liveness.get(&id).is_some_and(|l| l.alive)
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            cluster_id: self.durable.cluster_id.clone(),
+            metadata_version: self.durable.metadata_version,
+            brokers: self
+                .durable
+                .brokers
+                .iter()
+                .map(|&id| BrokerStatus {
+                    id,
+                    alive: self.is_alive(id),
+                })
+                .collect(),
+            topics: self.durable.topics.clone(),
+        }
+    }
+
+    fn check_cluster(&self, cluster_id: &str) -> Result<(), ApiError> {
+        if cluster_id != self.durable.cluster_id {
+            return Err(ApiError::new(
+                ErrorCode::InconsistentClusterId,
+                format!(
+                    "request for cluster {cluster_id:?}; this controller serves {:?}",
+                    self.durable.cluster_id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn create_topic(&mut self, req: CreateTopicRequest) -> Result<TopicMetadata, ApiError> {
+        validate_topic_name(&req.name)?;
+        if self.durable.topics.iter().any(|t| t.name == req.name) {
+            return Err(ApiError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic {:?} already exists", req.name),
+            ));
+        }
+        if !(1..=MAX_PARTITIONS).contains(&req.partitions) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "partitions must be 1 to {MAX_PARTITIONS} (got {})",
+                    req.partitions
+                ),
+            ));
+        }
+        let brokers: Vec<u32> = self
+            .durable
+            .brokers
+            .iter()
+            .copied()
+            .filter(|&b| self.is_alive(b))
+            .collect();
+        if req.replication_factor < 1 || req.replication_factor > brokers.len() as i64 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidReplicationFactor,
+                format!(
+                    "replication_factor must be 1 to the {} live broker(s) (got {})",
+                    brokers.len(),
+                    req.replication_factor
+                ),
+            ));
+        }
+        let rf = req.replication_factor as u32;
+        let configs = parse_topic_configs(&req.configs, rf)?;
+        let start = self.durable.topics.len();
+        let partitions = (0..req.partitions as u32)
+            .map(|p| {
+                let replicas = assign_replicas(&brokers, start + p as usize, rf as usize);
+                PartitionMetadata {
+                    partition: p,
+                    leader: Some(replicas[0]),
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    isr: replicas.clone(),
+                    replicas,
+                    unclean: false,
+                }
+            })
+            .collect();
+        let topic = TopicMetadata {
+            name: req.name,
+            configs,
+            partitions,
+        };
+        for p in &topic.partitions {
+            self.events.emit(
+                "election",
+                json!({"topic": topic.name, "partition": p.partition, "leader": p.leader,
+                       "previous_leader": null, "leader_epoch": 0, "partition_epoch": 0,
+                       "isr": p.isr, "unclean": false, "reason": "topic_created"}),
+            );
+        }
+        self.durable.topics.push(topic.clone());
+        self.persist()?;
+        Ok(topic)
+    }
+
+    /// A heartbeat registers a broker, unfences it, and (for a new incarnation, when asked)
+    /// first fences the previous incarnation the way KRaft does on re-registration.
+    pub fn heartbeat(&mut self, req: HeartbeatRequest) -> Result<HeartbeatResponse, ApiError> {
+        self.check_cluster(&req.cluster_id)?;
+        let id = req.broker_id;
+        let now = Instant::now();
+        if !self.durable.brokers.contains(&id) {
+            self.durable.brokers.push(id);
+            self.durable.brokers.sort_unstable();
+            self.persist()?;
+        }
+        let previous = self.liveness.get(&id).map(|l| (l.incarnation, l.alive));
+        match previous {
+            Some((inc, true))
+                if inc != req.incarnation && inc != 0 && req.fence_previous_incarnation =>
+            {
+                self.fence(id, "re_registration")?;
+            }
+            _ => {}
+        }
+        let entry = self.liveness.entry(id).or_insert(Liveness {
+            incarnation: req.incarnation,
+            last_heartbeat: now,
+            alive: false,
+        });
+        entry.incarnation = req.incarnation;
+        entry.last_heartbeat = now;
+        if !entry.alive {
+            entry.alive = true;
+            self.unfence(id)?;
+        }
+        let metadata =
+            (req.metadata_version != self.durable.metadata_version).then(|| self.metadata());
+        Ok(HeartbeatResponse {
+            metadata_version: self.durable.metadata_version,
+            metadata,
+        })
+    }
+
+    /// Fences every broker whose last heartbeat is older than the session timeout.
+    pub fn expire_sessions(&mut self) {
+        let timeout = Duration::from_millis(self.config.session_timeout_ms);
+        let expired: Vec<u32> = self
+            .liveness
+            .iter()
+            .filter(|(_, l)| l.alive && l.last_heartbeat.elapsed() > timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            if let Err(e) = self.fence(id, "session_timeout") {
+                tracing::error!("fencing broker {id} failed: {e}");
+            }
+        }
+    }
+
+    /// The broker is gone: it leaves every ISR (unless it is the last member, which KRaft keeps so
+    /// the partition can come back cleanly), and every partition it led elects a new leader.
+    fn fence(&mut self, id: u32, reason: &str) -> Result<(), ApiError> {
+        if let Some(l) = self.liveness.get_mut(&id) {
+            l.alive = false;
+        }
+        self.events
+            .emit("broker_fenced", json!({"broker": id, "reason": reason}));
+        let alive: Vec<u32> = self
+            .liveness
+            .iter()
+            .filter(|(_, l)| l.alive)
+            .map(|(&b, _)| b)
+            .collect();
+        let mut changes = Vec::new();
+        for topic in &mut self.durable.topics {
+            let unclean_ok = topic.configs.unclean_leader_election_enable;
+            for p in &mut topic.partitions {
+                if !p.replicas.contains(&id) {
+                    continue;
+                }
+                let isr_before = p.isr.clone();
+                if p.isr.len() > 1 {
+                    p.isr.retain(|&b| b != id);
+                }
+                if p.leader == Some(id) {
+                    let previous = p.leader;
+                    elect(p, &alive, unclean_ok);
+                    changes.push(Change::Election(
+                        topic.name.clone(),
+                        p.clone(),
+                        previous,
+                        "broker_fenced",
+                    ));
+                } else if p.isr != isr_before {
+                    p.partition_epoch += 1;
+                    changes.push(Change::Isr(
+                        topic.name.clone(),
+                        p.clone(),
+                        isr_before,
+                        "broker_fenced",
+                    ));
+                }
+            }
+        }
+        self.record(changes);
+        self.persist()
+    }
+
+    /// The broker is back: offline partitions it can lead get a leader again.
+    fn unfence(&mut self, id: u32) -> Result<(), ApiError> {
+        self.events.emit("broker_unfenced", json!({"broker": id}));
+        let alive: Vec<u32> = self
+            .liveness
+            .iter()
+            .filter(|(_, l)| l.alive)
+            .map(|(&b, _)| b)
+            .collect();
+        let mut changes = Vec::new();
+        for topic in &mut self.durable.topics {
+            let unclean_ok = topic.configs.unclean_leader_election_enable;
+            for p in &mut topic.partitions {
+                if p.leader.is_none() && p.replicas.contains(&id) {
+                    elect(p, &alive, unclean_ok);
+                    if p.leader.is_some() {
+                        changes.push(Change::Election(
+                            topic.name.clone(),
+                            p.clone(),
+                            None,
+                            "broker_unfenced",
+                        ));
+                    }
+                }
+            }
+        }
+        self.record(changes);
+        self.persist()
+    }
+
+    fn record(&self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Election(topic, p, previous, reason) => self.events.emit(
+                    "election",
+                    json!({"topic": topic, "partition": p.partition, "leader": p.leader,
+                           "previous_leader": previous, "leader_epoch": p.leader_epoch,
+                           "partition_epoch": p.partition_epoch, "isr": p.isr,
+                           "unclean": p.unclean, "reason": reason}),
+                ),
+                Change::Isr(topic, p, before, reason) => self.events.emit(
+                    "isr_change",
+                    json!({"topic": topic, "partition": p.partition, "isr_before": before,
+                           "isr": p.isr, "leader_epoch": p.leader_epoch,
+                           "partition_epoch": p.partition_epoch, "reason": reason}),
+                ),
+            }
+        }
+    }
+
+    /// AlterPartition: a leader proposes a new ISR. Refused unless it comes from the current
+    /// leader with the current leader_epoch and partition_epoch, keeps the leader in the ISR, and
+    /// only adds live replicas.
+    pub fn alter_partition(
+        &mut self,
+        req: AlterPartitionRequest,
+    ) -> Result<PartitionMetadata, ApiError> {
+        self.check_cluster(&req.cluster_id)?;
+        let reject = |code: ErrorCode, msg: String| ApiError::new(code, msg);
+        let alive_check: Vec<u32> = req
+            .new_isr
+            .iter()
+            .copied()
+            .filter(|&b| !self.is_alive(b))
+            .collect();
+        let result = (|| {
+            let topic = self
+                .durable
+                .topics
+                .iter_mut()
+                .find(|t| t.name == req.topic)
+                .ok_or_else(|| ApiError::unknown_partition(&req.topic, req.partition))?;
+            let p = topic
+                .partitions
+                .get_mut(req.partition as usize)
+                .ok_or_else(|| ApiError::unknown_partition(&req.topic, req.partition))?;
+            if p.leader != Some(req.broker_id) {
+                let mut e = reject(
+                    ErrorCode::NotLeaderOrFollower,
+                    format!(
+                        "broker {} does not lead {}/{}",
+                        req.broker_id, req.topic, req.partition
+                    ),
+                );
+                e.leader = p.leader;
+                return Err(e);
+            }
+            if req.leader_epoch != p.leader_epoch {
+                return Err(reject(
+                    ErrorCode::FencedLeaderEpoch,
+                    format!(
+                        "leader_epoch {} is not the current {}",
+                        req.leader_epoch, p.leader_epoch
+                    ),
+                ));
+            }
+            if req.partition_epoch != p.partition_epoch {
+                return Err(reject(
+                    ErrorCode::InvalidUpdateVersion,
+                    format!(
+                        "partition_epoch {} is not the current {}",
+                        req.partition_epoch, p.partition_epoch
+                    ),
+                ));
+            }
+            let mut new_isr = req.new_isr.clone();
+            new_isr.sort_unstable();
+            new_isr.dedup();
+            if !new_isr.contains(&req.broker_id) || new_isr.iter().any(|b| !p.replicas.contains(b))
+            {
+                return Err(reject(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "ISR {new_isr:?} must hold the leader and only replicas {:?}",
+                        p.replicas
+                    ),
+                ));
+            }
+            let added_dead: Vec<u32> = new_isr
+                .iter()
+                .copied()
+                .filter(|b| !p.isr.contains(b) && alive_check.contains(b))
+                .collect();
+            if !added_dead.is_empty() {
+                return Err(reject(
+                    ErrorCode::IneligibleReplica,
+                    format!("broker(s) {added_dead:?} are fenced and cannot join the ISR"),
+                ));
+            }
+            let before = std::mem::replace(&mut p.isr, new_isr);
+            p.partition_epoch += 1;
+            Ok((topic.name.clone(), p.clone(), before))
+        })();
+        match result {
+            Ok((topic, p, before)) => {
+                let reason = if p.isr.len() < before.len() {
+                    "shrink"
+                } else {
+                    "expand"
+                };
+                self.record(vec![Change::Isr(topic, p.clone(), before, reason)]);
+                self.persist()?;
+                Ok(p)
+            }
+            Err(e) => {
+                self.events.emit(
+                    "alter_partition_rejected",
+                    json!({"topic": req.topic, "partition": req.partition, "broker": req.broker_id,
+                           "error": e.error, "leader_epoch": req.leader_epoch,
+                           "partition_epoch": req.partition_epoch}),
+                );
+                Err(e)
+            }
+        }
+    }
+}
+
+enum Change {
+    Election(String, PartitionMetadata, Option<u32>, &'static str),
+    Isr(String, PartitionMetadata, Vec<u32>, &'static str),
+}
+
+/// Kafka's round-robin assignment (without racks): partition p's replicas start at broker
+/// `start + p` and follow in broker-id order, so leaders and followers spread evenly.
+pub fn assign_replicas(brokers: &[u32], first: usize, rf: usize) -> Vec<u32> {
+    (0..rf)
+        .map(|i| brokers[(first + i) % brokers.len()])
+        .collect()
+}
+
+/// Elects a leader for `p` among `alive` brokers: the first replica (in assignment order) that
+/// is in the ISR; failing that, when `unclean_ok`, the first live replica, with the ISR reset to
+/// it alone. Otherwise the partition goes offline. Every outcome bumps both epochs.
+pub fn elect(p: &mut PartitionMetadata, alive: &[u32], unclean_ok: bool) {
+    let clean = p
+        .replicas
+        .iter()
+        .copied()
+        .find(|b| p.isr.contains(b) && alive.contains(b));
+    let unclean = || p.replicas.iter().copied().find(|b| alive.contains(b));
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+    match (clean, unclean_ok) {
+        (Some(leader), _) => {
+            p.leader = Some(leader);
+            p.unclean = false;
+            if p.isr.len() > 1 {
+                p.isr.retain(|b| alive.contains(b) || *b == leader);
+            }
+        }
+        (None, true) if unclean().is_some() => {
+            let leader = unclean().expect("checked");
+            p.leader = Some(leader);
+            p.isr = vec![leader];
+            p.unclean = true;
+        }
+        _ => {
+            p.leader = None;
+            p.unclean = false;
+        }
+    }
+}
+
+fn parse_topic_configs(
+    raw: &BTreeMap<String, serde_json::Value>,
+    rf: u32,
+) -> Result<TopicConfigs, ApiError> {
+    let mut configs = TopicConfigs {
+        min_insync_replicas: 1,
+        unclean_leader_election_enable: false,
+    };
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidConfig, m);
+    for (key, value) in raw {
+        match key.as_str() {
+            "min.insync.replicas" => {
+                let n = value
+                    .as_u64()
+                    .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "min.insync.replicas must be a number (got {value})"
+                        ))
+                    })?;
+                if n < 1 || n > rf as u64 {
+                    return Err(bad(format!(
+                        "min.insync.replicas must be 1 to the replication factor {rf} (got {n})"
+                    )));
+                }
+                configs.min_insync_replicas = n as u32;
+            }
+            "unclean.leader.election.enable" => {
+                configs.unclean_leader_election_enable = value
+                    .as_bool()
+                    .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "unclean.leader.election.enable must be true or false (got {value})"
+                        ))
+                    })?;
+            }
+            other => return Err(bad(format!("unknown topic config {other:?}"))),
+        }
+    }
+    Ok(configs)
+}
+
+// ---- HTTP ----
+
+async fn create_topic(
+    State(shared): State<Shared>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(axum::http::StatusCode, axum::Json<TopicMetadata>), ApiError> {
+    let req: CreateTopicRequest = parse_body(body)?;
+    let topic = lock(&shared).create_topic(req)?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(topic)))
+}
+
+async fn metadata(State(shared): State<Shared>) -> ApiResult<Metadata> {
+    Ok(axum::Json(lock(&shared).metadata()))
+}
+
+async fn heartbeat(
+    State(shared): State<Shared>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<HeartbeatResponse> {
+    let req: HeartbeatRequest = parse_body(body)?;
+    lock(&shared).heartbeat(req).map(axum::Json)
+}
+
+async fn alter_partition(
+    State(shared): State<Shared>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<PartitionMetadata> {
+    let req: AlterPartitionRequest = parse_body(body)?;
+    lock(&shared).alter_partition(req).map(axum::Json)
+}
+
+pub fn router(shared: Shared, max_request_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/topics", post(create_topic))
+        .route("/v1/metadata", get(metadata))
+        .route("/v1/internal/heartbeat", post(heartbeat))
+        .route("/v1/internal/alter-partition", post(alter_partition))
+        .fallback(crate::server::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
+        .with_state(shared)
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(config: ControllerConfig, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data)?;
+    let events = Arc::new(EventLog::open(&config.data, json!("controller"))?);
+    events.emit("started", json!({"incarnation": rand::random::<u32>()}));
+    let session_timeout_ms = config.session_timeout_ms;
+    let shared: Shared = Arc::new(Mutex::new(ControllerState::open(config, events)?));
+    let ticker = shared.clone();
+    tokio::spawn(async move {
+        let period = Duration::from_millis((session_timeout_ms / 10).clamp(10, 100));
+        loop {
+            tokio::time::sleep(period).await;
+            lock(&ticker).expire_sessions();
+        }
+    });
+    crate::server::serve(listen, router(shared, 1 << 20)).await
+}
+
+pub fn metadata_path(data: &Path) -> PathBuf {
+    data.join(METADATA_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(replicas: &[u32], isr: &[u32], leader: u32) -> PartitionMetadata {
+        PartitionMetadata {
+            partition: 0,
+            leader: Some(leader),
+            leader_epoch: 3,
+            partition_epoch: 5,
+            isr: isr.to_vec(),
+            replicas: replicas.to_vec(),
+            unclean: false,
+        }
+    }
+
+    #[test]
+    fn round_robin_spreads_leaders_evenly() {
+        let brokers = [1, 2, 3];
+        let leaders: Vec<u32> = (0..6).map(|p| assign_replicas(&brokers, p, 3)[0]).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+        assert_eq!(assign_replicas(&brokers, 1, 2), vec![2, 3]);
+    }
+
+    #[test]
+    fn clean_election_picks_a_live_isr_member_and_bumps_epochs() {
+        let mut p = partition(&[1, 2, 3], &[2, 3], 1);
+        elect(&mut p, &[2, 3], false);
+        assert_eq!(p.leader, Some(2));
+        assert_eq!((p.leader_epoch, p.partition_epoch), (4, 6));
+        assert!(!p.unclean);
+    }
+
+    #[test]
+    fn no_live_isr_member_means_offline_unless_unclean_is_enabled() {
+        let mut p = partition(&[1, 2, 3], &[1], 1);
+        elect(&mut p, &[2, 3], false);
+        assert_eq!(p.leader, None);
+        assert_eq!(
+            p.isr,
+            vec![1],
+            "the last ISR member stays so it can come back cleanly"
+        );
+        let mut p = partition(&[1, 2, 3], &[1], 1);
+        elect(&mut p, &[3], true);
+        assert_eq!(p.leader, Some(3));
+        assert_eq!(p.isr, vec![3]);
+        assert!(p.unclean);
+    }
+
+    fn controller() -> (tempfile::TempDir, ControllerState) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ControllerConfig {
+            data: dir.path().to_path_buf(),
+            cluster_id: "c".into(),
+            session_timeout_ms: 1000,
+        };
+        let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
+        let state = ControllerState::open(config, events).unwrap();
+        (dir, state)
+    }
+
+    fn beat(c: &mut ControllerState, id: u32, incarnation: u64) {
+        c.heartbeat(HeartbeatRequest {
+            cluster_id: "c".into(),
+            broker_id: id,
+            incarnation,
+            fence_previous_incarnation: true,
+            metadata_version: 0,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn alter_partition_is_fenced_by_both_epochs_and_metadata_survives_restart() {
+        let (dir, mut c) = controller();
+        for id in 1..=3 {
+            beat(&mut c, id, 7);
+        }
+        let topic = c
+            .create_topic(CreateTopicRequest {
+                name: "t".into(),
+                partitions: 1,
+                replication_factor: 3,
+                configs: BTreeMap::new(),
+            })
+            .unwrap();
+        let leader = topic.partitions[0].leader.unwrap();
+        let req = |leader_epoch, partition_epoch, isr: Vec<u32>| AlterPartitionRequest {
+            cluster_id: "c".into(),
+            broker_id: leader,
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch,
+            partition_epoch,
+            new_isr: isr,
+        };
+        let err = c.alter_partition(req(1, 0, vec![leader])).unwrap_err();
+        assert_eq!(err.error, ErrorCode::FencedLeaderEpoch);
+        let err = c.alter_partition(req(0, 9, vec![leader])).unwrap_err();
+        assert_eq!(err.error, ErrorCode::InvalidUpdateVersion);
+        let ok = c.alter_partition(req(0, 0, vec![leader])).unwrap();
+        assert_eq!((ok.isr.clone(), ok.partition_epoch), (vec![leader], 1));
+        // A restarted broker's new incarnation fences the old one: leadership moves.
+        beat(&mut c, leader, 8);
+        let after = c.metadata().topics[0].partitions[0].clone();
+        assert_eq!(
+            after.leader,
+            Some(leader),
+            "sole ISR member stays leader after re-election"
+        );
+        assert_eq!(after.leader_epoch, 2, "fenced then unfenced: two elections");
+        let version = c.metadata().metadata_version;
+        drop(c);
+        let config = ControllerConfig {
+            data: dir.path().to_path_buf(),
+            cluster_id: "c".into(),
+            session_timeout_ms: 1000,
+        };
+        let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
+        let back = ControllerState::open(config, events).unwrap();
+        assert_eq!(back.metadata().topics[0].partitions[0], after);
+        assert_eq!(back.metadata().metadata_version, version);
+    }
+
+    #[test]
+    fn topic_creation_refuses_absurd_sizes() {
+        let (_dir, mut c) = controller();
+        beat(&mut c, 1, 1);
+        let mut req = CreateTopicRequest {
+            name: "t".into(),
+            partitions: 1_000_000_000,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert_eq!(
+            c.create_topic(req.clone()).unwrap_err().error,
+            ErrorCode::InvalidPartitions
+        );
+        req.partitions = 1;
+        req.replication_factor = 2;
+        assert_eq!(
+            c.create_topic(req.clone()).unwrap_err().error,
+            ErrorCode::InvalidReplicationFactor
+        );
+        req.replication_factor = 1;
+        req.name = "../../etc".into();
+        assert_eq!(
+            c.create_topic(req).unwrap_err().error,
+            ErrorCode::InvalidTopicException
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! On-disk state of one partition replica: the segmented record log, the leader-epoch cache and
+//! the HW checkpoint. Nothing here knows about replication roles or the network; the broker
+//! decides what to append and where to truncate, and this module makes it durable and checks it.
+
+pub mod checkpoint;
+pub mod epoch;
+pub mod log;
+
+pub use epoch::{EpochEntry, LeaderEpochCache};
+pub use log::{Log, LogConfig, Record, RecoveryReport};
