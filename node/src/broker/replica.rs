@@ -806,3 +806,354 @@ impl From<crate::storage::epoch::EpochEnd> for DivergingEpoch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LogConfig;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        events: EventLog,
+        replica: Replica,
+    }
+
+    fn fixture(broker_id: u32, protocol: Protocol) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(&dir.path().join("t-0"), LogConfig::default(), false).unwrap();
+        let events = EventLog::open(dir.path(), json!(broker_id)).unwrap();
+        let replica = Replica::new("t", 0, broker_id, protocol, log, 0);
+        Fixture {
+            _dir: dir,
+            events,
+            replica,
+        }
+    }
+
+    fn pm(
+        leader: Option<u32>,
+        leader_epoch: u32,
+        partition_epoch: u32,
+        isr: &[u32],
+    ) -> PartitionMetadata {
+        PartitionMetadata {
+            partition: 0,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            isr: isr.to_vec(),
+            replicas: vec![1, 2, 3],
+            unclean: false,
+        }
+    }
+
+    const CONFIGS: TopicConfigs = TopicConfigs {
+        min_insync_replicas: 2,
+        unclean_leader_election_enable: false,
+    };
+
+    fn leader(isr: &[u32]) -> Fixture {
+        let mut f = fixture(1, Protocol::Current);
+        f.replica
+            .apply_metadata(&pm(Some(1), 0, 0, isr), &CONFIGS, 1_000, &f.events)
+            .unwrap();
+        f
+    }
+
+    fn fetch(
+        r: &mut Replica,
+        from: u32,
+        offset: u64,
+        epoch: Option<u32>,
+        now: u64,
+    ) -> Result<(LeaderFetch, Option<AlterProposal>), ApiError> {
+        let req = ReplicaFetchRequest {
+            cluster_id: "c".into(),
+            replica_id: from,
+            topic: "t".into(),
+            partition: 0,
+            fetch_offset: offset,
+            last_fetched_epoch: epoch,
+            current_leader_epoch: r.current_epoch(),
+            max_records: 100,
+            max_wait_ms: 0,
+        };
+        r.leader_fetch(&req, now)
+    }
+
+    fn values(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("v{i}")).collect()
+    }
+
+    #[test]
+    fn hw_is_the_minimum_leo_over_the_isr_and_never_moves_back() {
+        let mut f = leader(&[1, 2, 3]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(10), Acks::All, 1_000).unwrap();
+        assert_eq!(r.hw, 0, "followers' LEOs are unknown: HW cannot move");
+        fetch(r, 2, 10, Some(0), 1_001).unwrap();
+        assert_eq!(r.hw, 0);
+        fetch(r, 3, 4, Some(0), 1_002).unwrap();
+        assert_eq!(r.hw, 4);
+        fetch(r, 3, 10, Some(0), 1_003).unwrap();
+        assert_eq!(r.hw, 10);
+        // A follower fetching from an older offset again does not pull HW back.
+        fetch(r, 3, 10, Some(0), 1_004).unwrap();
+        assert_eq!(r.hw, 10);
+        assert_eq!(r.acks_all_status(9, 0).map(|r| r.is_ok()), Some(true));
+        assert!(
+            r.acks_all_status(10, 0).is_none(),
+            "offset 10 is not committed yet"
+        );
+    }
+
+    #[test]
+    fn acks_all_is_refused_before_append_when_the_isr_is_too_small() {
+        let mut f = leader(&[1]);
+        let err = f
+            .replica
+            .append_as_leader(values(3), Acks::All, 1_000)
+            .unwrap_err();
+        assert_eq!(err.error, ErrorCode::NotEnoughReplicas);
+        assert_eq!(f.replica.leo(), 0, "nothing may be appended");
+        assert!(f
+            .replica
+            .append_as_leader(values(3), Acks::Leader, 1_000)
+            .is_ok());
+    }
+
+    #[test]
+    fn caught_up_rule_uses_this_fetch_or_the_previous_one() {
+        let mut s = FollowerState::new(true, 0);
+        s.on_fetch(5, 5, 100); // at the leader's LEO: caught up now
+        assert_eq!(s.last_caught_up_ms, 100);
+        s.on_fetch(5, 9, 200); // behind now, but at the LEO as of the previous fetch (5)
+        assert_eq!(s.last_caught_up_ms, 100);
+        s.on_fetch(9, 12, 300); // reached the LEO as of the previous fetch (9): caught up at 200
+        assert_eq!(s.last_caught_up_ms, 200);
+        s.on_fetch(10, 20, 400); // behind both: no progress
+        assert_eq!(s.last_caught_up_ms, 200);
+    }
+
+    #[test]
+    fn a_lagging_follower_is_proposed_out_and_hw_uses_the_maximal_isr_meanwhile() {
+        let mut f = leader(&[1, 2, 3]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(5), Acks::All, 1_000).unwrap();
+        fetch(r, 2, 5, Some(0), 1_100).unwrap();
+        fetch(r, 3, 0, Some(0), 1_100).unwrap();
+        let settings = IsrSettings {
+            lag_time_max_ms: 500,
+            lag_max_messages: 0,
+        };
+        assert_eq!(
+            r.maybe_shrink_isr(1_400, settings),
+            None,
+            "within the lag time"
+        );
+        let proposal = r
+            .maybe_shrink_isr(1_600, settings)
+            .expect("3 lags past 500 ms");
+        assert_eq!(proposal.new_isr, vec![1, 2]);
+        assert_eq!(
+            r.maximal_isr(),
+            vec![1, 2, 3],
+            "HW must still wait for 3 while in flight"
+        );
+        assert_eq!(r.hw, 0);
+        let mut accepted = pm(Some(1), 0, 1, &[1, 2]);
+        accepted.isr = proposal.new_isr.clone();
+        r.on_alter_result(Ok(accepted), &f.events);
+        assert_eq!(r.isr, vec![1, 2]);
+        assert_eq!(r.hw, 5, "once 3 is out, HW follows 1 and 2");
+    }
+
+    #[test]
+    fn legacy_lag_max_messages_shrinks_a_follower_too_far_behind() {
+        let mut f = leader(&[1, 2, 3]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(50), Acks::Leader, 1_000).unwrap();
+        fetch(r, 2, 50, Some(0), 1_001).unwrap();
+        fetch(r, 3, 10, Some(0), 1_001).unwrap();
+        let off = IsrSettings {
+            lag_time_max_ms: 10_000,
+            lag_max_messages: 0,
+        };
+        assert_eq!(r.maybe_shrink_isr(1_002, off), None);
+        let on = IsrSettings {
+            lag_time_max_ms: 10_000,
+            lag_max_messages: 20,
+        };
+        assert_eq!(r.maybe_shrink_isr(1_002, on).unwrap().new_isr, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_follower_rejoins_once_it_reaches_hw_and_the_epoch_start() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(8), Acks::All, 1_000).unwrap();
+        fetch(r, 2, 8, Some(0), 1_001).unwrap();
+        assert_eq!(r.hw, 8);
+        let (_, expand) = fetch(r, 3, 3, Some(0), 1_002).unwrap();
+        assert_eq!(expand, None, "3 is below HW");
+        let (_, expand) = fetch(r, 3, 8, Some(0), 1_003).unwrap();
+        assert_eq!(expand.unwrap().new_isr, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_stale_last_fetched_epoch_gets_the_diverging_epoch_and_the_follower_truncates_there() {
+        // The new leader (broker 2) has epoch 0 for offsets 0..5 and epoch 2 from 5.
+        let mut l = fixture(2, Protocol::Current);
+        l.replica
+            .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &l.events)
+            .unwrap();
+        let recs: Vec<ReplicaRecord> = (0..5)
+            .map(|o| ReplicaRecord {
+                offset: o,
+                leader_epoch: 0,
+                timestamp_ms: 0,
+                value: format!("v{o}"),
+            })
+            .collect();
+        let resp = ReplicaFetchResponse {
+            records: recs,
+            high_watermark: 5,
+            log_end_offset: 5,
+            diverging_epoch: None,
+        };
+        l.replica.follower_apply(1, resp, &l.events).unwrap();
+        l.replica
+            .apply_metadata(&pm(Some(2), 2, 2, &[2, 3]), &CONFIGS, 0, &l.events)
+            .unwrap();
+        l.replica
+            .append_as_leader(values(2), Acks::Leader, 0)
+            .unwrap();
+        // The old leader (broker 1) has 0..5 in epoch 0 and an uncommitted 5..9 in epoch 1.
+        let mut old = fixture(1, Protocol::Current);
+        old.replica
+            .apply_metadata(&pm(Some(1), 1, 1, &[1]), &CONFIGS, 0, &old.events)
+            .unwrap();
+        old.replica.log.epochs.truncate_from_end(0).unwrap();
+        old.replica.log.epochs.assign(0, 0).unwrap();
+        old.replica.log.epochs.assign(1, 5).unwrap();
+        let mut batch: Vec<Record> = (0..9)
+            .map(|o| Record {
+                offset: o,
+                leader_epoch: if o < 5 { 0 } else { 1 },
+                timestamp_ms: 0,
+                value: format!("v{o}"),
+            })
+            .collect();
+        batch[7].value = "uncommitted".into();
+        old.replica.log.append(&batch).unwrap();
+        old.replica
+            .apply_metadata(&pm(Some(2), 2, 3, &[2, 3]), &CONFIGS, 0, &old.events)
+            .unwrap();
+        assert_eq!(old.replica.role, Role::Follower);
+        let req = old.replica.next_fetch("c", 100, 0);
+        assert_eq!((req.fetch_offset, req.last_fetched_epoch), (9, Some(1)));
+        let (answer, _) = l.replica.leader_fetch(&req, 0).unwrap();
+        let LeaderFetch::Records(resp) = answer else {
+            panic!("expected a diverging epoch")
+        };
+        assert_eq!(
+            resp.diverging_epoch,
+            Some(DivergingEpoch {
+                epoch: 0,
+                end_offset: 5
+            })
+        );
+        old.replica.follower_apply(2, resp, &old.events).unwrap();
+        assert_eq!(
+            old.replica.leo(),
+            5,
+            "truncated exactly where epoch 0 ends on the leader"
+        );
+        let req = old.replica.next_fetch("c", 100, 0);
+        let (answer, _) = l.replica.leader_fetch(&req, 0).unwrap();
+        let LeaderFetch::Records(resp) = answer else {
+            panic!("expected records")
+        };
+        old.replica.follower_apply(2, resp, &old.events).unwrap();
+        assert_eq!(old.replica.leo(), 7);
+        let ours = old.replica.log.read(0, 7, 100).unwrap();
+        let theirs = l.replica.log.read(0, 7, 100).unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn legacy_hw_truncates_to_the_hw_when_it_starts_following() {
+        let mut f = fixture(2, Protocol::LegacyHw);
+        f.replica
+            .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
+            .unwrap();
+        let recs: Vec<ReplicaRecord> = (0..6)
+            .map(|o| ReplicaRecord {
+                offset: o,
+                leader_epoch: 0,
+                timestamp_ms: 0,
+                value: format!("v{o}"),
+            })
+            .collect();
+        let resp = ReplicaFetchResponse {
+            records: recs,
+            high_watermark: 2,
+            log_end_offset: 6,
+            diverging_epoch: None,
+        };
+        f.replica.follower_apply(1, resp, &f.events).unwrap();
+        assert_eq!((f.replica.leo(), f.replica.hw), (6, 2));
+        f.replica
+            .apply_metadata(&pm(Some(3), 1, 1, &[2, 3]), &CONFIGS, 0, &f.events)
+            .unwrap();
+        assert_eq!(
+            f.replica.leo(),
+            2,
+            "legacy-hw drops everything above its HW"
+        );
+        assert_eq!(f.replica.next_fetch("c", 1, 0).last_fetched_epoch, None);
+    }
+
+    #[test]
+    fn a_deposed_leader_refuses_writes_and_fails_pending_acks_all() {
+        let mut f = leader(&[1, 2]);
+        let (_, last) = f.replica.append_as_leader(values(2), Acks::All, 0).unwrap();
+        f.replica
+            .apply_metadata(&pm(Some(2), 1, 1, &[2]), &CONFIGS, 0, &f.events)
+            .unwrap();
+        let pending = f.replica.acks_all_status(last, 0).unwrap().unwrap_err();
+        assert_eq!(pending.error, ErrorCode::NotLeaderOrFollower);
+        assert!(pending.appended);
+        let refused = f
+            .replica
+            .append_as_leader(values(1), Acks::Leader, 0)
+            .unwrap_err();
+        assert_eq!(
+            (refused.error, refused.leader, refused.appended),
+            (ErrorCode::NotLeaderOrFollower, Some(2), false)
+        );
+        assert_eq!(
+            f.replica.check_epoch(0).unwrap_err().error,
+            ErrorCode::FencedLeaderEpoch
+        );
+        assert_eq!(
+            f.replica.check_epoch(5).unwrap_err().error,
+            ErrorCode::UnknownLeaderEpoch
+        );
+    }
+
+    #[test]
+    fn stale_metadata_is_ignored() {
+        let mut f = leader(&[1, 2]);
+        f.replica
+            .apply_metadata(&pm(Some(2), 3, 4, &[2]), &CONFIGS, 0, &f.events)
+            .unwrap();
+        f.replica
+            .apply_metadata(&pm(Some(1), 2, 9, &[1, 2]), &CONFIGS, 0, &f.events)
+            .unwrap();
+        assert_eq!(
+            (f.replica.role, f.replica.leader_epoch),
+            (Role::Follower, Some(3))
+        );
+    }
+}

@@ -238,7 +238,7 @@ impl Log {
             }
             let file = OpenOptions::new()
                 .read(true)
-                .write(!read_only)
+                .append(!read_only)
                 .open(&path)?;
             if !read_only && valid_len < bytes.len() {
                 file.set_len(valid_len as u64)?;
@@ -489,6 +489,26 @@ mod tests {
         assert_eq!(report.dropped_bytes, 0);
         assert_eq!(log.epochs.start_offset_of(2), Some(30));
         assert_eq!(log.read(0, 100, 7).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn appends_after_reopen_land_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), LogConfig::default(), false).unwrap();
+        fill(&mut log, 0, 3, 0);
+        drop(log);
+        let (mut log, _) = Log::open(dir.path(), LogConfig::default(), false).unwrap();
+        fill(&mut log, 3, 2, 1);
+        drop(log);
+        let (log, report) = Log::open(dir.path(), LogConfig::default(), true).unwrap();
+        assert_eq!(report.dropped_bytes, 0);
+        let values: Vec<_> = log
+            .read(0, 10, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
+        assert_eq!(values, ["0", "1", "2", "3", "4"]);
     }
 
     #[test]
