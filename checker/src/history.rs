@@ -210,3 +210,17 @@ pub struct TestConfig {
     #[serde(default)]
     pub extra: serde_json::Map<String, Value>,
 }
+
+/// A summary line of `nodes/<id>/dump.jsonl`: what the broker's log of one partition looked
+/// like on disk. Optional; the checker uses `high_watermark` to decide below which offset two
+/// replicas must agree. Other keys are allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpSummary {
+    /// Always `true`: what tells a summary line from a record line.
+    pub summary: bool,
+    pub topic: String,
+    pub partition: u32,
+    pub log_end_offset: u64,
+    /// The broker's HW checkpoint for the partition.
+    pub high_watermark: u64,
+}

@@ -5,9 +5,21 @@
 //! The harness calls [`check_run`] on a run directory, then [`write_results`], prints
 //! [`Results::summary`] and exits with [`Results::exit_code`].
 
+mod check;
+mod divergence;
 mod error;
+pub mod events;
+mod explain;
+mod findings;
+mod found;
+mod guarantee;
 pub mod history;
+mod intern;
+mod jsonl;
+mod logs;
 mod results;
+mod scan;
+mod values;
 
 pub use error::CheckError;
 pub use results::{
@@ -16,31 +28,14 @@ pub use results::{
 };
 
 use history::TestConfig;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Reads and analyses the run stored in `run_dir`; writes nothing. Fails only when the run
 /// directory or its `test.json` cannot be read; damage anywhere else is reported in
 /// [`Results::warnings`] and lowers the verdict to at best `unknown`.
 pub fn check_run(run_dir: &Path) -> Result<Results, CheckError> {
-    let _config = read_test_config(run_dir)?;
-    Ok(Results {
-        valid: Valid::Unknown,
-        guarantee: Guarantee {
-            durable: false,
-            weakened_by: Vec::new(),
-            excused: BTreeMap::new(),
-        },
-        counts: Counts::default(),
-        partitions: Vec::new(),
-        anomaly_counts: BTreeMap::new(),
-        anomalies: Vec::new(),
-        anomalies_truncated: false,
-        explanations: Vec::new(),
-        unknown_reasons: vec!["the checker is not implemented yet".to_string()],
-        warnings: Vec::new(),
-        warnings_total: 0,
-    })
+    let config = read_test_config(run_dir)?;
+    Ok(check::check(run_dir, config))
 }
 
 /// Writes `results.json` into `run_dir` (pretty-printed, then renamed into place).

@@ -280,7 +280,12 @@ impl Results {
             c.send.ok, c.send.fail, c.send.info, c.poll.ok, c.polled_records, c.final_records
         );
         self.summary_anomalies(&mut out);
-        summary_list(&mut out, "why", self.explanations.iter().map(|e| &e.sentence), 5);
+        summary_list(
+            &mut out,
+            "why",
+            self.explanations.iter().map(|e| &e.sentence),
+            5,
+        );
         summary_list(&mut out, "unknown because", self.unknown_reasons.iter(), 5);
         let warnings = self.warnings.iter().map(|w| match w.line {
             Some(line) => format!("{}:{line}: {}", w.file, w.problem),
@@ -316,7 +321,11 @@ impl Results {
             let _ = writeln!(out, "anomalies: {}", found.join(", "));
         }
         for p in self.partitions.iter().filter(|p| p.unavailable) {
-            let _ = writeln!(out, "unavailable: {}/{} has no leader", p.topic, p.partition);
+            let _ = writeln!(
+                out,
+                "unavailable: {}/{} has no leader",
+                p.topic, p.partition
+            );
         }
     }
 }

@@ -1,0 +1,348 @@
+//! The order of a check: the logs at the end first (so that each history line can be judged as
+//! it is read), then the node events, then one streaming pass over the history, then the
+//! whole-history findings, divergence and explanations, and last the verdict. It owns the
+//! verdict rule and the reasons a run is `unknown`; the analyses live in their own modules.
+
+use crate::divergence;
+use crate::events::Events;
+use crate::explain::{self, Context};
+use crate::findings::{self, Inputs};
+use crate::found::Found;
+use crate::guarantee::Rules;
+use crate::history::TestConfig;
+use crate::jsonl::{for_each_line, Damage, Outcome};
+use crate::logs::{self, DumpDuplicate, DumpLoad, Final, Partitions, Replica};
+use crate::results::{Counts, PartitionSummary, Results, Valid};
+use crate::scan::{Scan, ScanStats, BUCKET_NS};
+use crate::values::Values;
+use std::path::Path;
+
+/// Partitions registered from test.json before anything is read, so a partition nothing
+/// mentions is still reported; bounded so that a damaged count cannot exhaust memory.
+const MAX_CONFIGURED_PARTITIONS: u32 = 100_000;
+const HISTORY_FILE: &str = "history.jsonl";
+
+/// Everything the check builds up before the verdict.
+struct Run {
+    config: TestConfig,
+    damage: Damage,
+    parts: Partitions,
+    values: Values,
+    found: Found,
+    fin: Final,
+    replicas: Vec<Replica>,
+    dump_duplicates: Vec<DumpDuplicate>,
+    events: Events,
+    unknown: Vec<String>,
+}
+
+pub fn check(run_dir: &Path, config: TestConfig) -> Results {
+    let rules = Rules::from_config(&config);
+    let mut run = Run {
+        damage: Damage::default(),
+        parts: Partitions::default(),
+        values: Values::default(),
+        found: Found::new(rules),
+        fin: Final::default(),
+        replicas: Vec::new(),
+        dump_duplicates: Vec::new(),
+        events: Events::default(),
+        unknown: Vec::new(),
+        config,
+    };
+    run.register_configured_partitions();
+    run.fin = logs::load_final(
+        run_dir,
+        &mut run.parts,
+        &mut run.values,
+        &mut run.found,
+        &mut run.damage,
+    );
+    run.load_nodes(run_dir);
+    let stats = run.scan_history(run_dir);
+    run.finish(stats)
+}
+
+impl Run {
+    fn register_configured_partitions(&mut self) {
+        for topic in &self.config.topics {
+            for p in 0..self.config.partitions.min(MAX_CONFIGURED_PARTITIONS) {
+                self.parts.get_or_add(topic, p);
+            }
+        }
+    }
+
+    /// Reads every `nodes/<id>/dump.jsonl` and `events.jsonl`.
+    fn load_nodes(&mut self, run_dir: &Path) {
+        let nodes = run_dir.join("nodes");
+        let mut names: Vec<String> = match std::fs::read_dir(&nodes) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+            Err(_) => {
+                self.unknown.push(
+                    "the run has no nodes/ directory: no replica log or node event was checked"
+                        .into(),
+                );
+                return;
+            }
+        };
+        names.sort_by_key(|n| (n.parse::<u32>().unwrap_or(u32::MAX), n.clone()));
+        let mut missing = Vec::new();
+        for name in &names {
+            let dir = nodes.join(name);
+            let events_name = format!("nodes/{name}/events.jsonl");
+            self.events
+                .load(&dir.join("events.jsonl"), &events_name, &mut self.damage);
+            let Ok(broker) = name.parse::<u32>() else {
+                continue;
+            };
+            let load = DumpLoad {
+                parts: &mut self.parts,
+                values: &mut self.values,
+                damage: &mut self.damage,
+                duplicates: &mut self.dump_duplicates,
+            };
+            match logs::load_dump(&dir.join("dump.jsonl"), broker, self.replicas.len(), load) {
+                Some(replica) => self.replicas.push(replica),
+                None => missing.push(broker),
+            }
+        }
+        self.events.finish();
+        self.note_missing_dumps(&missing);
+    }
+
+    fn note_missing_dumps(&mut self, missing: &[u32]) {
+        if !missing.is_empty() {
+            let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
+            self.unknown.push(format!(
+                "no dump.jsonl for broker {}: its log was not checked",
+                ids.join(", ")
+            ));
+        } else if (self.replicas.len() as u64) < u64::from(self.config.nodes) {
+            self.unknown.push(format!(
+                "dumps of {} brokers found, but the run had {}",
+                self.replicas.len(),
+                self.config.nodes
+            ));
+        }
+    }
+
+    fn scan_history(&mut self, run_dir: &Path) -> ScanStats {
+        let mut scan = Scan::new(
+            &mut self.parts,
+            &mut self.values,
+            &self.fin,
+            &mut self.found,
+        );
+        let outcome = for_each_line(
+            &run_dir.join(HISTORY_FILE),
+            HISTORY_FILE,
+            &mut self.damage,
+            |_, line| scan.line(line),
+        );
+        let stats = scan.stats;
+        if outcome == Outcome::Missing {
+            self.unknown.push(format!("{HISTORY_FILE} is missing"));
+        }
+        stats
+    }
+
+    /// Why the history may not hold every operation of the run (an abort, an early end,
+    /// damage); `None` when it looks whole.
+    fn history_problem(&self, stats: &ScanStats) -> Option<String> {
+        if let Some(reason) = &stats.abort {
+            return Some(format!("the run was aborted: {reason}"));
+        }
+        let limit_ns = self.config.time_limit_ms.saturating_mul(1_000_000);
+        // The last client operation may end a little before the limit: workers stop
+        // between operations. A second, or a tenth of the limit, is allowed.
+        let slack_ns = (limit_ns / 10).max(1_000_000_000);
+        match stats.last_client_ns {
+            None if limit_ns > 0 => return Some(format!("{HISTORY_FILE} holds no client operation")),
+            Some(t) if t.saturating_add(slack_ns) < limit_ns => {
+                return Some(format!(
+                    "the run ended early: the last client operation is at {:.1} s of a {:.1} s time limit",
+                    t as f64 / 1e9,
+                    limit_ns as f64 / 1e9
+                ))
+            }
+            _ => {}
+        }
+        let damaged = self
+            .damage
+            .warnings
+            .iter()
+            .filter(|w| w.file == HISTORY_FILE)
+            .count();
+        (damaged > 0).then(|| format!("{damaged} lines of {HISTORY_FILE} are damaged"))
+    }
+
+    fn finish(mut self, mut stats: ScanStats) -> Results {
+        let history_problem = self.history_problem(&stats);
+        self.unknown.extend(history_problem.clone());
+        let inputs = Inputs {
+            parts: &self.parts,
+            values: &self.values,
+            fin: &self.fin,
+            replicas: &self.replicas,
+            history_problem,
+        };
+        let lost = findings::lost(&inputs, &mut self.found);
+        findings::failed_present(&inputs, &mut self.found);
+        findings::phantoms(&inputs, &mut self.found);
+        findings::dump_duplicates(&inputs, &self.dump_duplicates, &mut self.found);
+        divergence::check(
+            &self.parts,
+            &self.values,
+            &self.fin,
+            &self.replicas,
+            &mut self.found,
+        );
+        let ctx = Context {
+            parts: &self.parts,
+            values: &self.values,
+            fin: &self.fin,
+            replicas: &self.replicas,
+            events: &self.events,
+            start_unix_ms: self.config.start_unix_ms,
+        };
+        let explanations = explain::explain(&ctx, &lost, &std::mem::take(&mut stats.moved));
+        self.note_final_problems();
+        let partitions = self.partition_summaries(&stats);
+        self.assemble(stats, partitions, explanations)
+    }
+
+    fn note_final_problems(&mut self) {
+        self.unknown.extend(self.fin.problem.clone());
+        for idx in 0..self.parts.len() {
+            let (topic, partition) = self.parts.key(idx);
+            match self.fin.parts.get(&idx) {
+                Some(fp) => self.unknown.extend(fp.incomplete.clone()),
+                None if self.fin.problem.is_none() => self
+                    .unknown
+                    .push(format!("final.json has no read of {topic}/{partition}")),
+                None => {}
+            }
+        }
+    }
+
+    fn partition_summaries(&self, stats: &ScanStats) -> Vec<PartitionSummary> {
+        let mut out: Vec<PartitionSummary> = (0..self.parts.len())
+            .map(|idx| {
+                let (topic, partition) = self.parts.key(idx);
+                let fp = self.fin.parts.get(&idx);
+                let (share, gap) = availability(stats, idx);
+                PartitionSummary {
+                    topic: topic.to_string(),
+                    partition,
+                    leader: fp.and_then(|p| p.leader),
+                    leader_epoch: fp.and_then(|p| p.leader_epoch),
+                    high_watermark: fp.and_then(|p| p.high_watermark),
+                    isr: fp.map(|p| p.isr.clone()).unwrap_or_default(),
+                    final_records: fp.map_or(0, |p| p.log.records),
+                    final_complete: fp.is_some_and(|p| p.incomplete.is_none()),
+                    unavailable: fp.is_none_or(|p| p.leader.is_none()),
+                    send: stats.send_per_part.get(&idx).copied().unwrap_or_default(),
+                    write_availability: share,
+                    longest_write_gap_ms: gap,
+                    anomalies: self
+                        .found
+                        .per_partition
+                        .get(&(topic.to_string(), partition))
+                        .cloned()
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        out
+    }
+
+    fn assemble(
+        mut self,
+        stats: ScanStats,
+        partitions: Vec<PartitionSummary>,
+        explanations: Vec<crate::Explanation>,
+    ) -> Results {
+        if self.damage.total > 0 {
+            let first = &self.damage.warnings[0];
+            let line = first.line.map(|l| format!(":{l}")).unwrap_or_default();
+            self.unknown.push(format!(
+                "{} damaged or unreadable input lines (first: {}{line})",
+                self.damage.total, first.file
+            ));
+        }
+        if self.found.uncertain > 0 {
+            self.unknown.push(format!(
+                "{} anomalies may be artefacts of missing input",
+                self.found.uncertain
+            ));
+        }
+        let valid = if self.found.breaking > 0 {
+            Valid::False
+        } else if !self.unknown.is_empty() {
+            Valid::Unknown
+        } else {
+            Valid::True
+        };
+        let counts = Counts {
+            final_records: self.fin.parts.values().map(|p| p.log.records).sum(),
+            dump_records: self
+                .replicas
+                .iter()
+                .flat_map(|r| r.parts.values())
+                .map(|p| p.log.records)
+                .sum(),
+            distinct_values: self.values.len() as u64,
+            ..stats.counts
+        };
+        let guarantee = self.found.rules().guarantee();
+        let anomaly_counts = self.found.counts.clone();
+        let (anomalies, anomalies_truncated) = self.found.into_list();
+        Results {
+            valid,
+            guarantee,
+            counts,
+            partitions,
+            anomaly_counts,
+            anomalies,
+            anomalies_truncated,
+            explanations,
+            unknown_reasons: self.unknown,
+            warnings: self.damage.warnings,
+            warnings_total: self.damage.total,
+        }
+    }
+}
+
+/// The share of one-second buckets between the first and the last client operation with an
+/// `ok` send to the partition, and the longest run of buckets without one (ms).
+fn availability(stats: &ScanStats, idx: usize) -> (Option<f64>, Option<u64>) {
+    let (Some(first), Some(last)) = (stats.first_client_ns, stats.last_client_ns) else {
+        return (None, None);
+    };
+    let (lo, hi) = (first / BUCKET_NS, last / BUCKET_NS);
+    let bits = stats.ok_buckets.get(&idx);
+    let is_set = |b: u64| {
+        bits.and_then(|w| w.get((b / 64) as usize))
+            .is_some_and(|w| w & (1 << (b % 64)) != 0)
+    };
+    let (mut ok, mut gap, mut longest) = (0u64, 0u64, 0u64);
+    for b in lo..=hi.min(lo + (1 << 20)) {
+        if is_set(b) {
+            ok += 1;
+            gap = 0;
+        } else {
+            gap += 1;
+            longest = longest.max(gap);
+        }
+    }
+    let total = hi.min(lo + (1 << 20)) - lo + 1;
+    (
+        Some(ok as f64 / total as f64),
+        Some(longest * (BUCKET_NS / 1_000_000)),
+    )
+}

@@ -1,0 +1,223 @@
+//! The anomalies that need the whole history before they can be judged: lost writes (an
+//! acknowledged value that no later line can bring back), phantoms (a value no line sent),
+//! failed sends whose value is present, and duplicates inside one replica's dump. It walks the
+//! per-value state once and the logs once; it does not read any file.
+
+use crate::found::{anomaly, Found};
+use crate::intern::ValueId;
+use crate::logs::{DumpDuplicate, Final, LogValues, PartIdx, Partitions, Replica};
+use crate::results::AnomalyKind;
+use crate::values::{ValueState, Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_PART, OK, READ};
+use std::collections::HashSet;
+
+/// A lost value, for the explanations: its partition, the offset it was acknowledged at (or
+/// read at, for an indefinite send), and whether only a read proves it was written.
+#[derive(Debug, Clone, Copy)]
+pub struct LostItem {
+    pub part: PartIdx,
+    pub offset: Option<u64>,
+    pub value: ValueId,
+    pub read_only: bool,
+}
+
+/// The inputs the whole-history findings look at.
+pub struct Inputs<'a> {
+    pub parts: &'a Partitions,
+    pub values: &'a Values,
+    pub fin: &'a Final,
+    pub replicas: &'a [Replica],
+    /// Why the history may be missing sends (damaged lines, an abort): phantoms are then
+    /// uncertain rather than proven.
+    pub history_problem: Option<String>,
+}
+
+/// Finds lost writes; returns them for the explanations.
+pub fn lost(inputs: &Inputs, found: &mut Found) -> Vec<LostItem> {
+    let mut items = Vec::new();
+    for (id, st) in inputs.values.states.iter().enumerate() {
+        if st.has(IN_FINAL) || st.part == NO_PART {
+            continue;
+        }
+        let acked = st.has(OK);
+        let indefinite = !st.has(OK) && !st.has(FAIL) && (st.has(INFO) || st.has(INVOKED));
+        if !(acked || (indefinite && st.has(READ))) {
+            continue;
+        }
+        let item = LostItem {
+            part: st.part as PartIdx,
+            offset: lost_offset(st, acked),
+            value: id as ValueId,
+            read_only: !acked,
+        };
+        found.push(lost_anomaly(inputs, st, &item));
+        items.push(item);
+    }
+    items.sort_by_key(|i| (i.part, i.offset.unwrap_or(NONE), i.value));
+    items
+}
+
+fn lost_offset(st: &ValueState, acked: bool) -> Option<u64> {
+    let offset = if acked { st.ack_offset } else { st.read_offset };
+    (offset != NONE).then_some(offset)
+}
+
+fn lost_anomaly(inputs: &Inputs, st: &ValueState, item: &LostItem) -> crate::Anomaly {
+    let (topic, partition) = inputs.parts.key(item.part);
+    let value = inputs.values.name(item.value);
+    let how = match (item.read_only, item.offset) {
+        (false, Some(o)) => format!("acknowledged at offset {o}"),
+        (false, None) => "acknowledged without an offset".to_string(),
+        (true, Some(o)) => format!("sent with an unknown outcome and read at offset {o}"),
+        (true, None) => "sent with an unknown outcome and read".to_string(),
+    };
+    let detail = format!("value {value:?} of {topic}/{partition}, {how}, is not in the final log");
+    let mut a = anomaly(AnomalyKind::Lost, topic, partition, detail);
+    a.offsets = item.offset.into_iter().collect();
+    a.values = vec![value];
+    a.indices = [st.invoke_index, st.completion_index, st.read_index]
+        .into_iter()
+        .filter(|&i| i != NONE)
+        .collect();
+    if inputs.fin.complete_part(item.part).is_none() {
+        let why = format!("the final read of {topic}/{partition} is incomplete");
+        a.uncertain = Some(inputs.fin.problem.clone().unwrap_or(why));
+    }
+    a
+}
+
+/// A send that definitely failed must not be in the final log nor read.
+pub fn failed_present(inputs: &Inputs, found: &mut Found) {
+    for (id, st) in inputs.values.states.iter().enumerate() {
+        let present = st.has(IN_FINAL) || st.has(READ);
+        let failed = st.has(FAIL) && !st.has(OK) && !st.has(INFO);
+        if !failed || !present || st.part == NO_PART {
+            continue;
+        }
+        let (topic, partition) = inputs.parts.key(st.part as PartIdx);
+        let value = inputs.values.name(id as ValueId);
+        let mut offsets = Vec::new();
+        let mut where_ = Vec::new();
+        if st.has(IN_FINAL) {
+            offsets.push(st.final_offset);
+            where_.push(format!("is in the final log at offset {}", st.final_offset));
+        }
+        if st.has(READ) {
+            where_.push(format!("was read at offset {}", st.read_offset));
+        }
+        let detail = format!(
+            "the send of {value:?} to {topic}/{partition} failed (index {}), but the value {}",
+            st.completion_index,
+            where_.join(" and ")
+        );
+        let mut a = anomaly(AnomalyKind::FailedSendPresent, topic, partition, detail);
+        a.offsets = offsets;
+        a.values = vec![value];
+        a.indices = [st.invoke_index, st.completion_index, st.read_index]
+            .into_iter()
+            .filter(|&i| i != NONE)
+            .collect();
+        found.push(a);
+    }
+}
+
+fn never_sent(st: &ValueState) -> bool {
+    st.flags & (INVOKED | OK | FAIL | INFO) == 0
+}
+
+/// Values in a log, or read, that no client ever sent.
+pub fn phantoms(inputs: &Inputs, found: &mut Found) {
+    let mut reported: HashSet<ValueId> = HashSet::new();
+    let mut logs: Vec<(PartIdx, &LogValues, Option<u32>)> = Vec::new();
+    for (&part, fp) in &inputs.fin.parts {
+        logs.push((part, &fp.log, None));
+    }
+    for r in inputs.replicas {
+        for (&part, rp) in &r.parts {
+            logs.push((part, &rp.log, Some(r.broker)));
+        }
+    }
+    logs.sort_by_key(|(part, _, broker)| (*part, *broker));
+    for (part, log, broker) in logs {
+        for (offset, id) in log.iter() {
+            if never_sent(inputs.values.state(id)) && reported.insert(id) {
+                push_phantom(inputs, found, part, id, Some(offset), broker);
+            }
+        }
+    }
+    for (id, st) in inputs.values.states.iter().enumerate() {
+        let id = id as ValueId;
+        if st.has(READ) && never_sent(st) && st.part != NO_PART && !reported.contains(&id) {
+            push_read_phantom(inputs, found, id, st);
+        }
+    }
+}
+
+fn push_phantom(
+    inputs: &Inputs,
+    found: &mut Found,
+    part: PartIdx,
+    id: ValueId,
+    offset: Option<u64>,
+    broker: Option<u32>,
+) {
+    let (topic, partition) = inputs.parts.key(part);
+    let value = inputs.values.name(id);
+    let log = match broker {
+        Some(b) => format!("broker {b}'s log"),
+        None => "the final log".to_string(),
+    };
+    let at = offset
+        .map(|o| format!(" at offset {o}"))
+        .unwrap_or_default();
+    let detail = format!("{log} of {topic}/{partition} holds {value:?}{at}, which no client sent");
+    let mut a = anomaly(AnomalyKind::Phantom, topic, partition, detail);
+    a.offsets = offset.into_iter().collect();
+    a.values = vec![value];
+    a.brokers = broker.into_iter().collect();
+    a.uncertain = inputs.history_problem.clone();
+    found.push(a);
+}
+
+/// A value only a consumer saw, in no log, and never sent.
+fn push_read_phantom(inputs: &Inputs, found: &mut Found, id: ValueId, st: &ValueState) {
+    let (topic, partition) = inputs.parts.key(st.part as PartIdx);
+    let value = inputs.values.name(id);
+    let detail = format!(
+        "a consumer read {value:?} at offset {} of {topic}/{partition} (index {}), which no \
+         client sent",
+        st.read_offset, st.read_index
+    );
+    let mut a = anomaly(AnomalyKind::Phantom, topic, partition, detail);
+    a.offsets = vec![st.read_offset];
+    a.values = vec![value];
+    a.indices = vec![st.read_index];
+    a.uncertain = inputs.history_problem.clone();
+    found.push(a);
+}
+
+/// Reports the values a replica's dump holds at two offsets.
+pub fn dump_duplicates(inputs: &Inputs, dups: &[DumpDuplicate], found: &mut Found) {
+    for d in dups {
+        let Some(replica) = inputs.replicas.get(d.replica) else {
+            continue;
+        };
+        let first = replica.parts.iter().find_map(|(_, rp)| {
+            rp.log
+                .iter()
+                .find(|&(o, v)| v == d.value && o != d.offset)
+                .map(|(o, _)| o)
+        });
+        let (topic, partition) = inputs.parts.key(d.part);
+        let value = inputs.values.name(d.value);
+        let first_text = first.map_or("another offset".to_string(), |o| format!("offset {o}"));
+        let detail = format!(
+            "broker {}'s log of {topic}/{partition} holds {value:?} at {first_text} and at offset {}",
+            replica.broker, d.offset
+        );
+        let mut a = anomaly(AnomalyKind::Duplicate, topic, partition, detail);
+        a.offsets = first.into_iter().chain([d.offset]).collect();
+        a.values = vec![value];
+        a.brokers = vec![replica.broker];
+        found.push(a);
+    }
+}

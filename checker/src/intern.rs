@@ -1,0 +1,109 @@
+//! Value interning: every distinct record value (a string the workload made unique) gets a
+//! 4-byte [`ValueId`]; the strings live once, back to back, in one arena. It owns only the
+//! mapping between strings and ids, not what the checker knows about a value.
+
+use hashbrown::HashTable;
+
+/// The id of an interned value; ids are dense, in order of first appearance.
+pub type ValueId = u32;
+
+/// An arena of strings with a hash table of ids into it.
+#[derive(Default)]
+pub struct Interner {
+    arena: String,
+    /// `ends[id]` is where value `id` ends in `arena`; it starts where `id - 1` ends.
+    ends: Vec<usize>,
+    table: HashTable<ValueId>,
+}
+
+impl Interner {
+    /// The string of an id this interner returned.
+    pub fn get(&self, id: ValueId) -> &str {
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.arena[start..self.ends[id]]
+    }
+
+    /// The id of `value` if it was interned before.
+    #[cfg(test)]
+    pub fn lookup(&self, value: &str) -> Option<ValueId> {
+        let hash = hash_str(value);
+        self.table.find(hash, |&id| self.get(id) == value).copied()
+    }
+
+    /// The id of `value`, interning it if new; the bool is true when it was new. Returns
+    /// `None` only past 4 billion distinct values.
+    pub fn intern(&mut self, value: &str) -> Option<(ValueId, bool)> {
+        let hash = hash_str(value);
+        if let Some(&id) = self
+            .table
+            .find(hash, |&id| get(&self.arena, &self.ends, id) == value)
+        {
+            return Some((id, false));
+        }
+        let id = ValueId::try_from(self.ends.len())
+            .ok()
+            .filter(|&id| id != ValueId::MAX)?;
+        self.arena.push_str(value);
+        self.ends.push(self.arena.len());
+        let (arena, ends) = (&self.arena, &self.ends);
+        self.table
+            .insert_unique(hash, id, |&other| hash_str(get(arena, ends, other)));
+        Some((id, true))
+    }
+}
+
+fn get<'a>(arena: &'a str, ends: &[usize], id: ValueId) -> &'a str {
+    let id = id as usize;
+    let start = if id == 0 { 0 } else { ends[id - 1] };
+    &arena[start..ends[id]]
+}
+
+/// FxHash over 8-byte words with a final avalanche, so that values differing only in their
+/// last digits still spread over the table's low bits.
+pub fn hash_str(value: &str) -> u64 {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+    let bytes = value.as_bytes();
+    let mut hash = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    fmix64(hash)
+}
+
+/// MurmurHash3's 64-bit finaliser.
+pub fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_returns_stable_dense_ids() {
+        let mut interner = Interner::default();
+        let values: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(interner.intern(v), Some((i as ValueId, true)));
+        }
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(interner.intern(v), Some((i as ValueId, false)));
+            assert_eq!(interner.lookup(v), Some(i as ValueId));
+            assert_eq!(interner.get(i as ValueId), v);
+        }
+        assert_eq!(interner.lookup("10000"), None);
+        assert_eq!(interner.intern(""), Some((10_000, true)));
+        assert_eq!(interner.get(10_000), "");
+    }
+}

@@ -1,0 +1,470 @@
+//! The logs at the end of a run: the final read (`final.json`, the leader's committed log) and
+//! every broker's surviving on-disk log (`nodes/<id>/dump.jsonl`), held as offset → value id
+//! with run-length leader epochs. It owns loading them and the partition registry; it reports
+//! duplicates inside one log as it loads, and nothing else.
+
+use crate::found::{anomaly, Found};
+use crate::intern::ValueId;
+use crate::jsonl::{for_each_line, problem, Damage, Outcome};
+use crate::results::AnomalyKind;
+use crate::values::{Values, IN_FINAL};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Index of a partition in [`Partitions`].
+pub type PartIdx = usize;
+
+/// Every (topic, partition) the run mentions, numbered in order of appearance.
+#[derive(Debug, Default)]
+pub struct Partitions {
+    keys: Vec<(String, u32)>,
+    by_topic: HashMap<String, HashMap<u32, PartIdx>>,
+}
+
+impl Partitions {
+    pub fn get(&self, topic: &str, partition: u32) -> Option<PartIdx> {
+        self.by_topic.get(topic)?.get(&partition).copied()
+    }
+
+    pub fn get_or_add(&mut self, topic: &str, partition: u32) -> PartIdx {
+        if let Some(idx) = self.get(topic, partition) {
+            return idx;
+        }
+        let idx = self.keys.len();
+        self.keys.push((topic.to_string(), partition));
+        self.by_topic
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, idx);
+        idx
+    }
+
+    pub fn key(&self, idx: PartIdx) -> (&str, u32) {
+        let (topic, partition) = &self.keys[idx];
+        (topic, *partition)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// "No value at this offset" in [`LogValues`].
+const EMPTY: ValueId = ValueId::MAX;
+/// How far past its end a dense log may grow in one step; offsets further out are kept in a
+/// sparse map, so a damaged offset cannot make the checker allocate gigabytes.
+const MAX_DENSE_GAP: u64 = 1 << 20;
+
+/// One log: the value id at each offset, and the leader epoch of each run of records.
+#[derive(Debug, Default, Clone)]
+pub struct LogValues {
+    dense: Vec<ValueId>,
+    sparse: BTreeMap<u64, ValueId>,
+    /// (first offset, leader_epoch) of each run of records with one epoch, sorted by offset.
+    epochs: Vec<(u64, u32)>,
+    pub records: u64,
+}
+
+impl LogValues {
+    /// Stores `value` at `offset`; returns the value already there, if any (it is kept).
+    pub fn insert(&mut self, offset: u64, value: ValueId, epoch: Option<u32>) -> Option<ValueId> {
+        if let Some(old) = self.get(offset) {
+            return Some(old);
+        }
+        let len = self.dense.len() as u64;
+        if offset < len {
+            self.dense[offset as usize] = value;
+        } else if offset - len <= MAX_DENSE_GAP {
+            self.dense.resize(offset as usize, EMPTY);
+            self.dense.push(value);
+        } else {
+            self.sparse.insert(offset, value);
+        }
+        self.records += 1;
+        if let Some(epoch) = epoch {
+            if self.epochs.last().is_none_or(|&(_, last)| last != epoch) {
+                self.epochs.push((offset, epoch));
+            }
+        }
+        None
+    }
+
+    pub fn get(&self, offset: u64) -> Option<ValueId> {
+        let found = match usize::try_from(offset).ok().and_then(|o| self.dense.get(o)) {
+            Some(&v) => v,
+            None => *self.sparse.get(&offset)?,
+        };
+        (found != EMPTY).then_some(found)
+    }
+
+    /// One past the highest offset held.
+    pub fn end(&self) -> u64 {
+        let dense_end = self.dense.len() as u64;
+        self.sparse.keys().next_back().map_or(dense_end, |o| o + 1)
+    }
+
+    /// True when offsets 0..end are all present.
+    pub fn contiguous(&self) -> bool {
+        self.records == self.end()
+    }
+
+    /// Every (offset, value) in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, ValueId)> + '_ {
+        let dense = self.dense.iter().enumerate();
+        let dense = dense
+            .filter(|(_, v)| **v != EMPTY)
+            .map(|(o, v)| (o as u64, *v));
+        dense.chain(self.sparse.iter().map(|(o, v)| (*o, *v)))
+    }
+
+    /// The first and last offset held in `lo..hi`, and how many are held there.
+    pub fn existing_in(&self, lo: u64, hi: u64) -> Option<(u64, u64, u64)> {
+        let dense_hi = hi.min(self.dense.len() as u64);
+        let mut held = Vec::new();
+        if lo < dense_hi {
+            let slice = &self.dense[lo as usize..dense_hi as usize];
+            let count = slice.iter().filter(|v| **v != EMPTY).count() as u64;
+            let first = slice.iter().position(|v| *v != EMPTY);
+            let last = slice.iter().rposition(|v| *v != EMPTY);
+            if let (Some(f), Some(l)) = (first, last) {
+                held.push((lo + f as u64, lo + l as u64, count));
+            }
+        }
+        let mut sparse = self.sparse.range(lo..hi.max(lo));
+        if let Some((&f, _)) = sparse.next() {
+            let (l, n) = sparse.fold((f, 1), |(_, n), (&o, _)| (o, n + 1));
+            held.push((f, l, n));
+        }
+        let first = held.first()?.0;
+        let last = held.last()?.1;
+        Some((first, last, held.iter().map(|h| h.2).sum()))
+    }
+
+    /// Sorts the epoch runs; call once after loading (records may arrive out of order).
+    pub fn finish(&mut self) {
+        self.epochs.sort_by_key(|&(offset, _)| offset);
+    }
+
+    /// The leader epoch of the record at `offset`, when the log holds one.
+    pub fn epoch_at(&self, offset: u64) -> Option<u32> {
+        self.get(offset)?;
+        let after = self.epochs.partition_point(|&(start, _)| start <= offset);
+        after.checked_sub(1).map(|i| self.epochs[i].1)
+    }
+}
+
+/// The final read of one partition.
+#[derive(Debug, Clone)]
+pub struct FinalPart {
+    pub leader: Option<u32>,
+    pub leader_epoch: Option<u32>,
+    pub high_watermark: Option<u64>,
+    pub isr: Vec<u32>,
+    pub log: LogValues,
+    /// Why this partition's read is incomplete; `None` when it covers 0..HW without a gap.
+    pub incomplete: Option<String>,
+}
+
+impl FinalPart {
+    /// The HW the final read vouches for: its high_watermark, else the records it holds.
+    pub fn hw(&self) -> u64 {
+        self.high_watermark.unwrap_or(self.log.end())
+    }
+}
+
+/// `final.json`, or why it could not be used.
+#[derive(Debug, Default)]
+pub struct Final {
+    /// Why final.json cannot vouch for every partition (missing, damaged, `complete: false`).
+    pub problem: Option<String>,
+    pub parts: HashMap<PartIdx, FinalPart>,
+}
+
+impl Final {
+    /// The final log of a partition when the read of it is complete.
+    pub fn complete_part(&self, part: PartIdx) -> Option<&FinalPart> {
+        self.parts.get(&part).filter(|p| p.incomplete.is_none())
+    }
+}
+
+#[derive(Deserialize)]
+struct FinalRaw<'a> {
+    complete: bool,
+    #[serde(borrow)]
+    partitions: Vec<FinalPartRaw<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FinalPartRaw<'a> {
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    partition: u32,
+    leader: Option<u32>,
+    leader_epoch: Option<u32>,
+    high_watermark: Option<u64>,
+    #[serde(default)]
+    isr: Vec<u32>,
+    #[serde(borrow, default)]
+    records: Vec<RecordRaw<'a>>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RecordRaw<'a> {
+    offset: u64,
+    #[serde(borrow)]
+    value: Cow<'a, str>,
+    #[serde(default)]
+    leader_epoch: Option<u32>,
+}
+
+const FINAL_FILE: &str = "final.json";
+
+/// Loads `final.json`. Values are interned and marked [`IN_FINAL`]; a value at two offsets is
+/// reported as a duplicate.
+pub fn load_final(
+    run_dir: &Path,
+    parts: &mut Partitions,
+    values: &mut Values,
+    found: &mut Found,
+    damage: &mut Damage,
+) -> Final {
+    let text = match std::fs::read(run_dir.join(FINAL_FILE)) {
+        Ok(text) => text,
+        Err(e) => {
+            let problem = format!("{FINAL_FILE} cannot be read ({e})");
+            return Final {
+                problem: Some(problem),
+                ..Final::default()
+            };
+        }
+    };
+    let raw: FinalRaw = match serde_json::from_slice(&text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            damage.push(FINAL_FILE, Some(e.line() as u64), problem(&e));
+            let problem = format!("{FINAL_FILE} is damaged ({e})");
+            return Final {
+                problem: Some(problem),
+                ..Final::default()
+            };
+        }
+    };
+    let mut out = Final {
+        problem: (!raw.complete).then(|| format!("{FINAL_FILE} says complete: false")),
+        parts: HashMap::new(),
+    };
+    for p in raw.partitions {
+        let idx = parts.get_or_add(&p.topic, p.partition);
+        let part = load_final_part(p, values, found, damage);
+        if out.parts.insert(idx, part).is_some() {
+            let (t, n) = parts.key(idx);
+            damage.push(FINAL_FILE, None, format!("partition {t}/{n} appears twice"));
+        }
+    }
+    out
+}
+
+fn load_final_part(
+    p: FinalPartRaw,
+    values: &mut Values,
+    found: &mut Found,
+    damage: &mut Damage,
+) -> FinalPart {
+    let mut log = LogValues::default();
+    for r in &p.records {
+        let Some(id) = values.id(&r.value) else {
+            damage.push(FINAL_FILE, None, "more than 4 billion distinct values");
+            break;
+        };
+        if let Some(old) = log.insert(r.offset, id, r.leader_epoch) {
+            let what = format!(
+                "{}/{} offset {} appears twice ({:?} and {:?})",
+                p.topic,
+                p.partition,
+                r.offset,
+                values.interner.get(old),
+                r.value
+            );
+            damage.push(FINAL_FILE, None, what);
+            continue;
+        }
+        let state = values.state_mut(id);
+        if state.has(IN_FINAL) {
+            let first = state.final_offset;
+            let detail = format!(
+                "value {:?} is in the final log of {}/{} at offsets {first} and {}",
+                r.value, p.topic, p.partition, r.offset
+            );
+            let mut a = anomaly(AnomalyKind::Duplicate, &p.topic, p.partition, detail);
+            a.offsets = vec![first, r.offset];
+            a.values = vec![r.value.to_string()];
+            found.push(a);
+            continue;
+        }
+        state.flags |= IN_FINAL;
+        state.final_offset = r.offset;
+    }
+    log.finish();
+    let incomplete = final_part_problem(&p, &log);
+    FinalPart {
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        high_watermark: p.high_watermark,
+        isr: p.isr,
+        log,
+        incomplete,
+    }
+}
+
+fn final_part_problem(p: &FinalPartRaw, log: &LogValues) -> Option<String> {
+    let name = format!("{}/{}", p.topic, p.partition);
+    if let Some(error) = &p.error {
+        return Some(format!("final read of {name} failed: {error}"));
+    }
+    if p.leader.is_none() {
+        return Some(format!("{name} has no leader at the end"));
+    }
+    if !log.contiguous() {
+        return Some(format!(
+            "final read of {name} has gaps ({} records below offset {})",
+            log.records,
+            log.end()
+        ));
+    }
+    match p.high_watermark {
+        Some(hw) if hw != log.end() => Some(format!(
+            "final read of {name} holds {} records but its HW is {hw}",
+            log.end()
+        )),
+        _ => None,
+    }
+}
+
+/// One broker's surviving log of one partition.
+#[derive(Debug, Default)]
+pub struct ReplicaPart {
+    pub log: LogValues,
+    /// From the dump's summary line, when it has one.
+    pub high_watermark: Option<u64>,
+    pub log_end_offset: Option<u64>,
+}
+
+/// One broker's dump.
+#[derive(Debug)]
+pub struct Replica {
+    pub broker: u32,
+    pub parts: BTreeMap<PartIdx, ReplicaPart>,
+}
+
+#[derive(Deserialize)]
+struct DumpLine<'a> {
+    #[serde(default)]
+    summary: Option<bool>,
+    #[serde(borrow, default)]
+    topic: Option<Cow<'a, str>>,
+    #[serde(default)]
+    partition: Option<u32>,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    leader_epoch: Option<u32>,
+    #[serde(borrow, default)]
+    value: Option<Cow<'a, str>>,
+    #[serde(default)]
+    log_end_offset: Option<u64>,
+    #[serde(default)]
+    high_watermark: Option<u64>,
+}
+
+/// A value seen twice in one dump: where, so the first offset can be found afterwards.
+#[derive(Debug, Clone, Copy)]
+pub struct DumpDuplicate {
+    pub replica: usize,
+    pub part: PartIdx,
+    pub value: ValueId,
+    pub offset: u64,
+}
+
+/// Everything needed while loading one dump.
+pub struct DumpLoad<'a> {
+    pub parts: &'a mut Partitions,
+    pub values: &'a mut Values,
+    pub damage: &'a mut Damage,
+    pub duplicates: &'a mut Vec<DumpDuplicate>,
+}
+
+/// Loads `nodes/<broker>/dump.jsonl` as replica number `number`; `None` when it is missing.
+pub fn load_dump(path: &Path, broker: u32, number: usize, load: DumpLoad) -> Option<Replica> {
+    let file = format!("nodes/{broker}/dump.jsonl");
+    let mut replica = Replica {
+        broker,
+        parts: BTreeMap::new(),
+    };
+    let DumpLoad {
+        parts,
+        values,
+        damage,
+        duplicates,
+    } = load;
+    let mark = u32::try_from(number + 1).unwrap_or(u32::MAX);
+    let outcome = for_each_line(path, &file, damage, |_, bytes| {
+        let line: DumpLine = match serde_json::from_slice(bytes) {
+            Ok(line) => line,
+            Err(e) => return other_object_or_damage(bytes, &e),
+        };
+        let (Some(topic), Some(partition)) = (&line.topic, line.partition) else {
+            return Ok(());
+        };
+        let idx = parts.get_or_add(topic, partition);
+        let part = replica.parts.entry(idx).or_default();
+        if line.summary == Some(true) {
+            part.high_watermark = line.high_watermark.or(part.high_watermark);
+            part.log_end_offset = line.log_end_offset.or(part.log_end_offset);
+            return Ok(());
+        }
+        let (Some(offset), Some(value)) = (line.offset, &line.value) else {
+            return Ok(());
+        };
+        let id = values
+            .id(value)
+            .ok_or("more than 4 billion distinct values")?;
+        if let Some(old) = part.log.insert(offset, id, line.leader_epoch) {
+            let old = values.interner.get(old);
+            return Err(format!(
+                "offset {offset} appears twice ({old:?} and {value:?})"
+            ));
+        }
+        let state = values.state_mut(id);
+        if state.dump_mark == mark {
+            duplicates.push(DumpDuplicate {
+                replica: number,
+                part: idx,
+                value: id,
+                offset,
+            });
+        }
+        state.dump_mark = mark;
+        Ok(())
+    });
+    for part in replica.parts.values_mut() {
+        part.log.finish();
+    }
+    (outcome != Outcome::Missing).then_some(replica)
+}
+
+/// A line that is valid JSON but not a record (an extra summary shape) is allowed; a line that
+/// is not JSON, or a record with fields of the wrong type, is damage.
+fn other_object_or_damage(bytes: &[u8], e: &serde_json::Error) -> Result<(), String> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(map))
+            if !(map.contains_key("offset") && map.contains_key("value")) =>
+        {
+            Ok(())
+        }
+        _ => Err(problem(e)),
+    }
+}

@@ -1,0 +1,427 @@
+//! The one pass over `history.jsonl`. Lines are streamed and parsed in place (borrowed
+//! strings, the `value` parsed once `f` is known), never kept: what survives a line is the
+//! state of each value it names ([`crate::values`]), each consumer's position and the
+//! per-partition counts. Anomalies that one operation shows against the final log (moved acks,
+//! dirty reads, nonmonotonic polls, poll skips, inconsistent offsets) are found here, as the
+//! line is read; those that need the whole history (lost, phantom) are found afterwards by
+//! [`crate::findings`].
+
+use crate::found::{anomaly, Found};
+use crate::history::OpType;
+use crate::intern::ValueId;
+use crate::logs::{Final, PartIdx, Partitions};
+use crate::results::{AnomalyKind, Counts, OpCounts};
+use crate::values::{Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_PART, OK, READ};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Width of the time buckets used to measure write availability.
+pub const BUCKET_NS: u64 = 1_000_000_000;
+/// Buckets past this (about 12 days) are not tracked, so a damaged time cannot allocate much.
+const MAX_BUCKETS: u64 = 1 << 20;
+
+/// Who performed an operation, borrowed from the line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProcKey {
+    Client(u64),
+    Named(String),
+}
+
+impl fmt::Display for ProcKey {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ProcKey::Client(n) => write!(f, "process {n}"),
+            ProcKey::Named(name) => write!(f, "process {name:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ProcKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ProcKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a process number or name")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<ProcKey, E> {
+                Ok(ProcKey::Client(n))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ProcKey, E> {
+                Ok(ProcKey::Named(s.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct OpLine<'a> {
+    index: u64,
+    time_ns: u64,
+    process: ProcKey,
+    #[serde(rename = "type")]
+    kind: OpType,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct SendLine<'a> {
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    partition: u32,
+    #[serde(borrow)]
+    value: Cow<'a, str>,
+    #[serde(default)]
+    offset: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PollLine<'a> {
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    partition: u32,
+    offset: u64,
+    #[serde(borrow, default)]
+    records: Vec<PolledLine<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PolledLine<'a> {
+    offset: u64,
+    #[serde(borrow)]
+    value: Cow<'a, str>,
+}
+
+/// What the pass learnt besides anomalies.
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    pub counts: Counts,
+    pub send_per_part: HashMap<PartIdx, OpCounts>,
+    /// Per partition, a bitset of the time buckets with at least one `ok` send.
+    pub ok_buckets: HashMap<PartIdx, Vec<u64>>,
+    pub first_client_ns: Option<u64>,
+    pub last_client_ns: Option<u64>,
+    /// The reason given by an `abort` marker, when the history has one.
+    pub abort: Option<String>,
+    /// Moved acknowledgements: (partition, acknowledged offset, value), for explanations.
+    pub moved: Vec<(PartIdx, u64, ValueId)>,
+}
+
+/// The history pass: the state it reads and updates.
+pub struct Scan<'a> {
+    pub parts: &'a mut Partitions,
+    pub values: &'a mut Values,
+    pub fin: &'a Final,
+    pub found: &'a mut Found,
+    pub stats: ScanStats,
+    /// Each consumer's position: the last offset it read of a partition.
+    consumers: HashMap<(ProcKey, PartIdx), u64>,
+    /// Values seen by acks and polls at offsets the final log does not hold.
+    beyond_final: HashMap<(PartIdx, u64), (ValueId, u64)>,
+}
+
+impl<'a> Scan<'a> {
+    pub fn new(
+        parts: &'a mut Partitions,
+        values: &'a mut Values,
+        fin: &'a Final,
+        found: &'a mut Found,
+    ) -> Self {
+        Scan {
+            parts,
+            values,
+            fin,
+            found,
+            stats: ScanStats::default(),
+            consumers: HashMap::new(),
+            beyond_final: HashMap::new(),
+        }
+    }
+
+    /// Analyses one history line; an `Err` names what is wrong with it.
+    pub fn line(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let op: OpLine = serde_json::from_slice(bytes).map_err(|e| crate::jsonl::problem(&e))?;
+        self.stats.counts.history_lines += 1;
+        match op.f.as_ref() {
+            "send" => self.send(&op),
+            "poll" => self.poll(&op),
+            "abort" => {
+                let reason = op.error.as_deref().map(str::to_string);
+                let reason = reason.or_else(|| op.value.map(|v| v.get().to_string()));
+                self.stats.abort = Some(reason.unwrap_or_else(|| "no reason given".into()));
+                Ok(())
+            }
+            _ if op.process == ProcKey::Named("nemesis".into()) => {
+                self.stats.counts.nemesis += 1;
+                Ok(())
+            }
+            _ => {
+                self.stats.counts.other_ops += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn client_time(&mut self, time_ns: u64) {
+        let s = &mut self.stats;
+        s.first_client_ns = Some(s.first_client_ns.map_or(time_ns, |t| t.min(time_ns)));
+        s.last_client_ns = Some(s.last_client_ns.map_or(time_ns, |t| t.max(time_ns)));
+    }
+
+    fn send(&mut self, op: &OpLine) -> Result<(), String> {
+        let raw = op.value.ok_or("send without a value")?;
+        let v: SendLine = serde_json::from_str(raw.get()).map_err(|e| format!("bad send: {e}"))?;
+        self.client_time(op.time_ns);
+        let part = self.parts.get_or_add(&v.topic, v.partition);
+        let id = self.values.id(&v.value).ok_or("too many distinct values")?;
+        bump(&mut self.stats.counts.send, op.kind);
+        bump(self.stats.send_per_part.entry(part).or_default(), op.kind);
+        let st = self.values.state_mut(id);
+        if st.part == NO_PART {
+            st.part = u32::try_from(part).unwrap_or(NO_PART);
+        }
+        match op.kind {
+            OpType::Invoke => {
+                st.flags |= INVOKED;
+                if st.invoke_index == NONE {
+                    st.invoke_index = op.index;
+                }
+            }
+            OpType::Ok => {
+                st.flags |= OK;
+                st.completion_index = op.index;
+                st.ok_time_ns = op.time_ns;
+                st.ack_offset = v.offset.unwrap_or(NONE);
+                self.mark_ok_bucket(part, op.time_ns);
+                if let Some(offset) = v.offset {
+                    self.check_ack(part, offset, id, op.index);
+                }
+            }
+            OpType::Fail | OpType::Info => {
+                st.flags |= if op.kind == OpType::Fail { FAIL } else { INFO };
+                st.completion_index = op.index;
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_ok_bucket(&mut self, part: PartIdx, time_ns: u64) {
+        let bucket = time_ns / BUCKET_NS;
+        if bucket >= MAX_BUCKETS {
+            return;
+        }
+        let bits = self.stats.ok_buckets.entry(part).or_default();
+        let word = (bucket / 64) as usize;
+        if bits.len() <= word {
+            bits.resize(word + 1, 0);
+        }
+        bits[word] |= 1 << (bucket % 64);
+    }
+
+    /// An `ok` send acknowledged at `offset`: the final log must hold this value there.
+    fn check_ack(&mut self, part: PartIdx, offset: u64, id: ValueId, index: u64) {
+        let at_offset = self.fin.parts.get(&part).and_then(|p| p.log.get(offset));
+        let st = *self.values.state(id);
+        let elsewhere = (st.has(IN_FINAL) && st.final_offset != offset).then_some(st.final_offset);
+        if at_offset.is_none() && elsewhere.is_none() {
+            self.observe(part, offset, id, index);
+            return;
+        }
+        if at_offset == Some(id) {
+            return;
+        }
+        let (topic, partition) = self.parts.key(part);
+        let value = self.values.name(id);
+        let mut detail = format!(
+            "value {value:?} was acknowledged at offset {offset} of {topic}/{partition} (index {index})"
+        );
+        let mut a = anomaly(AnomalyKind::Moved, topic, partition, String::new());
+        a.offsets = vec![offset];
+        a.values = vec![value];
+        a.indices = vec![index];
+        if let Some(other) = at_offset {
+            detail += &format!(
+                ", but the final log holds {:?} there",
+                self.values.name(other)
+            );
+            a.values.push(self.values.name(other));
+        }
+        if let Some(o) = elsewhere {
+            detail += &format!(", and holds it at offset {o}");
+            a.offsets.push(o);
+        }
+        a.detail = detail;
+        self.found.push(a);
+        self.stats.moved.push((part, offset, id));
+    }
+
+    /// A value seen at an offset the final log does not hold: two different values there are
+    /// an inconsistent offset.
+    fn observe(&mut self, part: PartIdx, offset: u64, id: ValueId, index: u64) {
+        let (first, first_index) = *self
+            .beyond_final
+            .entry((part, offset))
+            .or_insert((id, index));
+        if first == id {
+            return;
+        }
+        let (topic, partition) = self.parts.key(part);
+        let (a_name, b_name) = (self.values.name(first), self.values.name(id));
+        let detail = format!(
+            "offset {offset} of {topic}/{partition} was seen holding {a_name:?} (index \
+             {first_index}) and {b_name:?} (index {index}), and the final log does not hold it"
+        );
+        let mut a = anomaly(AnomalyKind::InconsistentOffset, topic, partition, detail);
+        a.offsets = vec![offset];
+        a.values = vec![a_name, b_name];
+        a.indices = vec![first_index, index];
+        if self.fin.complete_part(part).is_none() {
+            a.uncertain = Some(format!(
+                "the final read of {topic}/{partition} is incomplete"
+            ));
+        }
+        self.found.push(a);
+    }
+
+    fn poll(&mut self, op: &OpLine) -> Result<(), String> {
+        self.client_time(op.time_ns);
+        bump(&mut self.stats.counts.poll, op.kind);
+        if op.kind != OpType::Ok {
+            return Ok(());
+        }
+        let raw = op.value.ok_or("poll without a value")?;
+        let v: PollLine = serde_json::from_str(raw.get()).map_err(|e| format!("bad poll: {e}"))?;
+        let part = self.parts.get_or_add(&v.topic, v.partition);
+        self.stats.counts.polled_records += v.records.len() as u64;
+        let key = (op.process.clone(), part);
+        let position = self.consumers.get(&key).copied();
+        // A consumer reads on from its position; asking for an earlier offset is its own
+        // choice (a rewind) and restarts the check there.
+        let mut next = match position {
+            Some(p) if v.offset > p => p + 1,
+            _ => v.offset,
+        };
+        for r in &v.records {
+            let id = self.values.id(&r.value).ok_or("too many distinct values")?;
+            let st = self.values.state_mut(id);
+            if st.part == NO_PART {
+                st.part = u32::try_from(part).unwrap_or(NO_PART);
+            }
+            if !st.has(READ) {
+                st.flags |= READ;
+                st.read_index = op.index;
+                st.read_offset = r.offset;
+            }
+            if r.offset < next {
+                self.nonmonotonic(op, &v, r, next);
+            } else {
+                if r.offset > next {
+                    self.check_skip(op, &v, part, next, r.offset);
+                }
+                next = r.offset + 1;
+            }
+            self.check_read(op, part, r.offset, id);
+        }
+        if next > 0 {
+            self.consumers.insert(key, next - 1);
+        }
+        Ok(())
+    }
+
+    fn nonmonotonic(&mut self, op: &OpLine, v: &PollLine, r: &PolledLine, next: u64) {
+        let detail = format!(
+            "{} read offset {} of {}/{} after offset {} (the poll asked from offset {}, index {})",
+            op.process,
+            r.offset,
+            v.topic,
+            v.partition,
+            next.saturating_sub(1),
+            v.offset,
+            op.index
+        );
+        let mut a = anomaly(AnomalyKind::NonmonotonicPoll, &v.topic, v.partition, detail);
+        a.offsets = vec![next.saturating_sub(1), r.offset];
+        a.values = vec![r.value.to_string()];
+        a.indices = vec![op.index];
+        self.found.push(a);
+    }
+
+    /// A consumer jumped from `next` to `to`: the offsets in between that the final log holds
+    /// were skipped.
+    fn check_skip(&mut self, op: &OpLine, v: &PollLine, part: PartIdx, next: u64, to: u64) {
+        let Some(fp) = self.fin.parts.get(&part) else {
+            return;
+        };
+        let Some((first, last, count)) = fp.log.existing_in(next, to) else {
+            return;
+        };
+        let detail = format!(
+            "{} jumped from offset {} to {} of {}/{} (index {}), skipping {count} records of the \
+             final log at offsets {first}–{last}",
+            op.process,
+            next.saturating_sub(1),
+            to,
+            v.topic,
+            v.partition,
+            op.index
+        );
+        let mut a = anomaly(AnomalyKind::PollSkip, &v.topic, v.partition, detail);
+        a.offsets = vec![first, last];
+        a.indices = vec![op.index];
+        self.found.push(a);
+    }
+
+    /// A record a consumer read must be in the final log at that offset.
+    fn check_read(&mut self, op: &OpLine, part: PartIdx, offset: u64, id: ValueId) {
+        let fp = self.fin.parts.get(&part);
+        let at_offset = fp.and_then(|p| p.log.get(offset));
+        if at_offset == Some(id) {
+            return;
+        }
+        let complete = self.fin.complete_part(part);
+        if at_offset.is_none() && complete.is_none() {
+            self.observe(part, offset, id, op.index);
+            return;
+        }
+        let (topic, partition) = self.parts.key(part);
+        let value = self.values.name(id);
+        let mut detail = format!(
+            "{} read {value:?} at offset {offset} of {topic}/{partition} (index {}), but ",
+            op.process, op.index
+        );
+        let mut a = anomaly(AnomalyKind::DirtyRead, topic, partition, String::new());
+        a.offsets = vec![offset];
+        a.values = vec![value];
+        a.indices = vec![op.index];
+        match (at_offset, complete) {
+            (Some(other), _) => {
+                let other = self.values.name(other);
+                detail += &format!("the final log holds {other:?} there");
+                a.values.push(other);
+            }
+            (None, Some(p)) => detail += &format!("the final log ends at HW {}", p.hw()),
+            (None, None) => {}
+        }
+        a.detail = detail;
+        self.found.push(a);
+    }
+}
+
+fn bump(counts: &mut OpCounts, kind: OpType) {
+    match kind {
+        OpType::Invoke => counts.invoke += 1,
+        OpType::Ok => counts.ok += 1,
+        OpType::Fail => counts.fail += 1,
+        OpType::Info => counts.info += 1,
+    }
+}

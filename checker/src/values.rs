@@ -1,0 +1,92 @@
+//! What the checker knows about each distinct value: the partition it was sent to, how its send
+//! ended, where it was acknowledged, first read and found in the final log. One fixed-size
+//! [`ValueState`] per value keeps memory in proportion to distinct values, not to operations.
+
+use crate::intern::{Interner, ValueId};
+
+/// "No offset / no index" in the `u64` fields of [`ValueState`].
+pub const NONE: u64 = u64::MAX;
+/// "No partition" in [`ValueState::part`].
+pub const NO_PART: u32 = u32::MAX;
+
+pub const INVOKED: u8 = 1;
+pub const OK: u8 = 2;
+pub const FAIL: u8 = 4;
+pub const INFO: u8 = 8;
+pub const READ: u8 = 16;
+pub const IN_FINAL: u8 = 32;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ValueState {
+    /// The partition the value was sent to (index into [`crate::logs::Partitions`]).
+    pub part: u32,
+    pub flags: u8,
+    /// 1 + the number of the last replica dump the value was seen in (duplicate detection).
+    pub dump_mark: u32,
+    pub ack_offset: u64,
+    pub invoke_index: u64,
+    /// History index of the send's completion (`ok`, `fail` or `info`).
+    pub completion_index: u64,
+    pub ok_time_ns: u64,
+    pub read_index: u64,
+    pub read_offset: u64,
+    pub final_offset: u64,
+}
+
+impl Default for ValueState {
+    fn default() -> Self {
+        ValueState {
+            part: NO_PART,
+            flags: 0,
+            dump_mark: 0,
+            ack_offset: NONE,
+            invoke_index: NONE,
+            completion_index: NONE,
+            ok_time_ns: NONE,
+            read_index: NONE,
+            read_offset: NONE,
+            final_offset: NONE,
+        }
+    }
+}
+
+impl ValueState {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// The interner and the state of every value, indexed by [`ValueId`].
+#[derive(Default)]
+pub struct Values {
+    pub interner: Interner,
+    pub states: Vec<ValueState>,
+}
+
+impl Values {
+    /// The id of `value`, adding a fresh state when it is new; `None` past 4 billion values.
+    pub fn id(&mut self, value: &str) -> Option<ValueId> {
+        let (id, new) = self.interner.intern(value)?;
+        if new {
+            self.states.push(ValueState::default());
+        }
+        Some(id)
+    }
+
+    pub fn state(&self, id: ValueId) -> &ValueState {
+        &self.states[id as usize]
+    }
+
+    pub fn state_mut(&mut self, id: ValueId) -> &mut ValueState {
+        &mut self.states[id as usize]
+    }
+
+    pub fn name(&self, id: ValueId) -> String {
+        self.interner.get(id).to_string()
+    }
+
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+}
