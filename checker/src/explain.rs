@@ -100,7 +100,9 @@ fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// The leader epoch of the record `value` at `offset` in any surviving log.
+/// The leader epoch of the record `value` at `offset` in any surviving log; failing that, of
+/// the record where the final log holds the value now (a moved record keeps the epoch it was
+/// appended in).
 fn acked_epoch(ctx: &Context, part: PartIdx, offset: u64, value: ValueId) -> Option<u32> {
     let dumps = ctx
         .replicas
@@ -108,10 +110,15 @@ fn acked_epoch(ctx: &Context, part: PartIdx, offset: u64, value: ValueId) -> Opt
         .filter_map(|r| r.parts.get(&part))
         .map(|rp| &rp.log);
     let fin = ctx.fin.parts.get(&part).map(|fp| &fp.log);
-    dumps
+    let exact = dumps
         .chain(fin)
         .find(|log| log.get(offset) == Some(value))
-        .and_then(|log| log.epoch_at(offset))
+        .and_then(|log| log.epoch_at(offset));
+    let now_at = ctx.values.state(value).final_offset;
+    exact.or_else(|| {
+        fin.filter(|log| log.get(now_at) == Some(value))?
+            .epoch_at(now_at)
+    })
 }
 
 fn sentence(ctx: &Context, r: &Range) -> Explanation {
