@@ -371,6 +371,20 @@ pub struct PartitionState {
     pub maximal_isr: Vec<u32>,
     pub leader_epoch_start_offset: Option<u64>,
     pub epochs: Vec<crate::storage::EpochEntry>,
+    /// On a leader: what it knows of each follower.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub followers: Vec<FollowerView>,
+}
+
+/// A leader's view of one follower, for `/v1/state`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FollowerView {
+    pub id: u32,
+    pub log_end_offset: Option<u64>,
+    pub last_caught_up_ms: u64,
+    pub last_fetch_ms: u64,
+    /// Fetches from this follower being answered right now (long-polls parked included).
+    pub fetches_in_flight: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -54,11 +54,57 @@ pub struct BrokerConfig {
 pub struct PartitionHandle {
     replica: Mutex<Replica>,
     changed: watch::Sender<u64>,
+    /// Follower fetches being answered now, by follower id (for `/v1/state`).
+    fetches_in_flight: Mutex<BTreeMap<u32, u32>>,
+}
+
+/// Counts one follower fetch as in flight until dropped.
+struct InFlight<'a> {
+    handle: &'a PartitionHandle,
+    follower: u32,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .handle
+            .fetches_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.follower) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl PartitionHandle {
     fn lock(&self) -> std::sync::MutexGuard<'_, Replica> {
         self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn track_fetch(&self, follower: u32) -> InFlight<'_> {
+        *self
+            .fetches_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(follower)
+            .or_insert(0) += 1;
+        InFlight {
+            handle: self,
+            follower,
+        }
+    }
+
+    fn state(&self) -> PartitionState {
+        let mut state = self.lock().state();
+        let in_flight = self
+            .fetches_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for follower in &mut state.followers {
+            follower.fetches_in_flight = in_flight.get(&follower.id).copied().unwrap_or(0);
+        }
+        state
     }
 
     fn notify(&self) {
@@ -172,6 +218,7 @@ impl Broker {
         let handle = Arc::new(PartitionHandle {
             replica: Mutex::new(replica),
             changed: watch::channel(0).0,
+            fetches_in_flight: Mutex::new(BTreeMap::new()),
         });
         self.partitions
             .write()
@@ -309,7 +356,7 @@ impl Broker {
             incarnation: self.incarnation,
             replication_protocol: self.config.protocol.as_str().to_string(),
             registered: self.metadata_version() > 0,
-            partitions: self.handles().iter().map(|h| h.lock().state()).collect(),
+            partitions: self.handles().iter().map(|h| h.state()).collect(),
         }
     }
 }
@@ -694,6 +741,7 @@ async fn replica_fetch(
         ));
     }
     let handle = broker.partition(&req.topic, req.partition)?;
+    let _in_flight = handle.track_fetch(req.replica_id);
     let (answer, expand, hw_seen) = {
         let mut r = handle.lock();
         let (answer, expand) = r.leader_fetch(&req, now_ms())?;

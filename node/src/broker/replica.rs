@@ -794,6 +794,18 @@ impl Replica {
             maximal_isr: self.maximal_isr(),
             leader_epoch_start_offset: self.leader_state.as_ref().map(|s| s.epoch_start_offset),
             epochs: self.log.epochs.entries().to_vec(),
+            followers: self
+                .leader_state
+                .iter()
+                .flat_map(|s| s.followers.iter())
+                .map(|(&id, f)| FollowerView {
+                    id,
+                    log_end_offset: f.leo,
+                    last_caught_up_ms: f.last_caught_up_ms,
+                    last_fetch_ms: f.last_fetch_ms,
+                    fetches_in_flight: 0,
+                })
+                .collect(),
         }
     }
 }

@@ -1,0 +1,8 @@
+//! Integration tests for faultline-node: a controller and three brokers as real processes on
+//! loopback, driven over HTTP and with real signals. Bounded in time; every wait polls with a
+//! deadline.
+
+mod bad_input;
+mod failover;
+mod replication;
+mod support;

@@ -1,0 +1,509 @@
+//! A real cluster for tests: one controller and N brokers started from the built
+//! `faultline-node` binary on free loopback ports in a temp dir, with signals (kill, pause,
+//! resume, restart), HTTP helpers and polling with deadlines. Every child is killed by pid when
+//! the cluster is dropped, and each has PR_SET_PDEATHSIG so none outlives a killed test binary.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_faultline-node");
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub brokers: u32,
+    pub session_timeout_ms: u64,
+    pub replica_lag_time_max_ms: u64,
+    pub hw_checkpoint_interval_ms: u64,
+    pub protocol: &'static str,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            brokers: 3,
+            session_timeout_ms: 1500,
+            replica_lag_time_max_ms: 1000,
+            hw_checkpoint_interval_ms: 500,
+            protocol: "current",
+        }
+    }
+}
+
+struct Proc {
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(NODE_BIN);
+        cmd.args(&self.args).stdout(Stdio::null()).stderr(log);
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        self.child = Some(cmd.spawn().expect("faultline-node starts"));
+    }
+
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), sig).expect("signal delivered");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub settings: Settings,
+    pub controller_addr: String,
+    pub broker_addrs: BTreeMap<u32, String>,
+    controller: Proc,
+    brokers: BTreeMap<u32, Proc>,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    pub async fn start(settings: Settings) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster_id = format!("test-{}", free_port());
+        let controller_addr = format!("127.0.0.1:{}", free_port());
+        let broker_addrs: BTreeMap<u32, String> = (1..=settings.brokers)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let mut controller = Proc {
+            args: vec![
+                "controller".into(),
+                "--listen".into(),
+                controller_addr.clone(),
+                "--data".into(),
+                dir.path().join("controller").display().to_string(),
+                "--cluster-id".into(),
+                cluster_id.clone(),
+                "--session-timeout-ms".into(),
+                settings.session_timeout_ms.to_string(),
+            ],
+            log: dir.path().join("controller.log"),
+            child: None,
+        };
+        controller.spawn();
+        let mut brokers = BTreeMap::new();
+        for (&id, addr) in &broker_addrs {
+            let mut args: Vec<String> = vec![
+                "broker".into(),
+                "--id".into(),
+                id.to_string(),
+                "--listen".into(),
+                addr.clone(),
+                "--data".into(),
+                dir.path()
+                    .join(format!("broker-{id}"))
+                    .display()
+                    .to_string(),
+                "--controller".into(),
+                controller_addr.clone(),
+                "--cluster-id".into(),
+                cluster_id.clone(),
+                "--replica-lag-time-max-ms".into(),
+                settings.replica_lag_time_max_ms.to_string(),
+                "--hw-checkpoint-interval-ms".into(),
+                settings.hw_checkpoint_interval_ms.to_string(),
+                "--replication-protocol".into(),
+                settings.protocol.into(),
+            ];
+            for (&peer, peer_addr) in &broker_addrs {
+                if peer != id {
+                    args.push("--peer".into());
+                    args.push(format!("{peer}={peer_addr}"));
+                }
+            }
+            let mut proc = Proc {
+                args,
+                log: dir.path().join(format!("broker-{id}.log")),
+                child: None,
+            };
+            proc.spawn();
+            brokers.insert(id, proc);
+        }
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let cluster = Cluster {
+            dir,
+            settings,
+            controller_addr,
+            broker_addrs,
+            controller,
+            brokers,
+            http,
+        };
+        let n = cluster.settings.brokers as usize;
+        cluster
+            .poll(
+                "every broker registered and alive",
+                Duration::from_secs(15),
+                || async {
+                    let md = cluster.metadata().await.ok()?;
+                    let alive = md["brokers"]
+                        .as_array()?
+                        .iter()
+                        .filter(|b| b["alive"] == true)
+                        .count();
+                    (alive == n).then_some(())
+                },
+            )
+            .await;
+        cluster
+    }
+
+    /// Polls `probe` every 20 ms until it answers, failing the test at the deadline.
+    pub async fn poll<T, F, Fut>(&self, what: &str, timeout: Duration, probe: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(answer) = probe().await {
+                return answer;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\n{}",
+                    self.diagnostics()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        for name in ["controller", "broker-1", "broker-2", "broker-3"] {
+            let path = self.dir.path().join(format!("{name}.log"));
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out.push_str(&format!(
+                    "--- {name}.log (last lines, newest first)\n{}\n",
+                    tail.join("\n")
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn broker_url(&self, id: u32, path: &str) -> String {
+        format!("http://{}{path}", self.broker_addrs[&id])
+    }
+
+    pub async fn get(&self, url: &str) -> Result<(u16, Value), reqwest::Error> {
+        let resp = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn post(&self, url: &str, body: &Value) -> Result<(u16, Value), reqwest::Error> {
+        let resp = self
+            .http
+            .post(url)
+            .json(body)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn metadata(&self) -> Result<Value, reqwest::Error> {
+        Ok(self
+            .get(&format!("http://{}/v1/metadata", self.controller_addr))
+            .await?
+            .1)
+    }
+
+    pub async fn partition(&self, topic: &str, partition: u32) -> Value {
+        let md = self.metadata().await.expect("controller answers");
+        md["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == topic)
+            .and_then(|t| t["partitions"].get(partition as usize))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        rf: u32,
+        min_isr: u32,
+        unclean: bool,
+    ) -> Value {
+        let body = json!({"name": name, "partitions": partitions, "replication_factor": rf,
+                          "configs": {"min.insync.replicas": min_isr, "unclean.leader.election.enable": unclean}});
+        let (status, topic) = self
+            .post(&format!("http://{}/v1/topics", self.controller_addr), &body)
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "create topic: {topic}");
+        // Ready when every partition's leader reports itself leader.
+        for p in 0..partitions {
+            self.poll(
+                "the leader to take over",
+                Duration::from_secs(10),
+                || async move {
+                    let leader = self.partition(name, p).await["leader"].as_u64()? as u32;
+                    let role = self.replica_state(leader, name, p).await?["role"].clone();
+                    (role == "leader").then_some(())
+                },
+            )
+            .await;
+        }
+        topic
+    }
+
+    pub async fn state(&self, broker: u32) -> Option<Value> {
+        self.get(&self.broker_url(broker, "/v1/state"))
+            .await
+            .ok()
+            .map(|(_, v)| v)
+    }
+
+    pub async fn replica_state(&self, broker: u32, topic: &str, partition: u32) -> Option<Value> {
+        let state = self.state(broker).await?;
+        state["partitions"]
+            .as_array()?
+            .iter()
+            .find(|p| p["topic"] == topic && p["partition"] == partition)
+            .cloned()
+    }
+
+    pub async fn leader(&self, topic: &str, partition: u32) -> Option<u32> {
+        self.partition(topic, partition).await["leader"]
+            .as_u64()
+            .map(|l| l as u32)
+    }
+
+    pub async fn isr(&self, topic: &str, partition: u32) -> Vec<u32> {
+        let mut isr: Vec<u32> = self.partition(topic, partition).await["isr"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|b| b.as_u64().map(|b| b as u32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        isr.sort_unstable();
+        isr
+    }
+
+    pub async fn produce(
+        &self,
+        broker: u32,
+        topic: &str,
+        partition: u32,
+        acks: &str,
+        values: &[String],
+        timeout_ms: u64,
+    ) -> (u16, Value) {
+        let records: Vec<Value> = values.iter().map(|v| json!({"value": v})).collect();
+        let body = json!({"topic": topic, "partition": partition, "acks": acks, "timeout_ms": timeout_ms, "records": records});
+        match self
+            .post(&self.broker_url(broker, "/v1/produce"), &body)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => (0, json!({"error": "CONNECTION", "message": e.to_string()})),
+        }
+    }
+
+    /// Reads every committed record of a partition from its leader (offset 0 to HW).
+    pub async fn read_all(
+        &self,
+        broker: u32,
+        topic: &str,
+        partition: u32,
+    ) -> (u64, Vec<(u64, String)>) {
+        let mut out = Vec::new();
+        let mut hw;
+        loop {
+            let url = self.broker_url(
+                broker,
+                &format!(
+                    "/v1/fetch?topic={topic}&partition={partition}&offset={}&max_records=5000",
+                    out.len()
+                ),
+            );
+            let (status, body) = self.get(&url).await.unwrap();
+            assert_eq!(status, 200, "fetch: {body}");
+            hw = body["high_watermark"].as_u64().unwrap();
+            let records = body["records"].as_array().unwrap();
+            for r in records {
+                assert!(
+                    r["offset"].as_u64().unwrap() < hw,
+                    "a consumer saw {r} at or above HW {hw}"
+                );
+                out.push((
+                    r["offset"].as_u64().unwrap(),
+                    r["value"].as_str().unwrap().to_string(),
+                ));
+            }
+            if records.is_empty() || out.len() as u64 >= hw {
+                return (hw, out);
+            }
+        }
+    }
+
+    /// After pausing followers: waits until the leader is answering none of their fetches, so
+    /// nothing appended from now on can reach them (an answer already on its way would).
+    pub async fn wait_no_fetch_in_flight(&self, leader: u32, topic: &str, partition: u32) {
+        let quiet = || async {
+            let s = self.replica_state(leader, topic, partition).await?;
+            s["followers"]
+                .as_array()?
+                .iter()
+                .all(|f| f["fetches_in_flight"] == 0)
+                .then_some(())
+        };
+        for _ in 0..2 {
+            self.poll("followers' fetches to drain", Duration::from_secs(5), quiet)
+                .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn data_dir(&self, broker: u32) -> PathBuf {
+        self.dir.path().join(format!("broker-{broker}"))
+    }
+
+    pub fn kill(&mut self, broker: u32) {
+        self.brokers.get_mut(&broker).unwrap().kill();
+    }
+
+    pub fn pause(&self, broker: u32) {
+        self.brokers[&broker].signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume(&self, broker: u32) {
+        self.brokers[&broker].signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    pub fn restart(&mut self, broker: u32) {
+        let proc = self.brokers.get_mut(&broker).unwrap();
+        proc.kill();
+        proc.spawn();
+    }
+
+    /// The events a node wrote (`controller` or a broker id).
+    pub fn events(&self, node: &str) -> Vec<Value> {
+        let dir = if node == "controller" {
+            self.dir.path().join("controller")
+        } else {
+            self.data_dir(node.parse().unwrap())
+        };
+        read_jsonl(&dir.join("events.jsonl"))
+    }
+
+    /// `faultline-node dump` of a broker's data dir: records only.
+    pub fn dump(&self, broker: u32) -> Vec<Value> {
+        let out = Command::new(NODE_BIN)
+            .args(["dump", "--data"])
+            .arg(self.data_dir(broker))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v.get("summary").is_none())
+            .collect()
+    }
+
+    pub fn stop_all(&mut self) {
+        for proc in self.brokers.values_mut() {
+            proc.stop();
+        }
+        self.controller.stop();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for proc in self.brokers.values_mut() {
+            proc.kill();
+        }
+        self.controller.kill();
+    }
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+pub fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
