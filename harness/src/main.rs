@@ -1,1 +1,73 @@
-fn main() {}
+//! The `faultline` binary: parses the command line, runs the command, and maps every outcome
+//! to an exit code in one place (Jepsen's convention): 0 valid, 1 invalid, 2 unknown,
+//! 254 bad arguments, 255 the harness itself failed.
+
+use clap::Parser;
+use faultline::cli::{BadArgs, Cli, Command};
+use faultline::run::{self, Failure};
+use tokio::sync::watch;
+
+const EXIT_BAD_ARGS: i32 = 254;
+const EXIT_HARNESS_FAILED: i32 = 255;
+
+fn main() {
+    let code = match Cli::try_parse() {
+        Ok(cli) => exit_code(execute(cli)),
+        Err(error) => {
+            // --help and --version are not errors.
+            let code = if error.use_stderr() { EXIT_BAD_ARGS } else { 0 };
+            let _ = error.print();
+            code
+        }
+    };
+    std::process::exit(code);
+}
+
+fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(error) if error.downcast_ref::<BadArgs>().is_some() => {
+            eprintln!("faultline: bad arguments: {error}");
+            EXIT_BAD_ARGS
+        }
+        Err(error) => {
+            eprintln!("faultline: error: {error:#}");
+            EXIT_HARNESS_FAILED
+        }
+    }
+}
+
+fn execute(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Check { run_dir } => run::check(&run_dir, Failure::BadArgs),
+        Command::Test(args) => {
+            // Validate before starting anything, so bad arguments never leave a run behind.
+            let opts = args.validate()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let interrupt = watch_signals()?;
+                run::run_test(opts, interrupt).await
+            })
+        }
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM set the returned flag; the run then heals and stops its nodes.
+fn watch_signals() -> anyhow::Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = watch::channel(false);
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("faultline: interrupted: healing and stopping the nodes");
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}

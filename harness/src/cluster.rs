@@ -1,0 +1,461 @@
+//! The cluster under test: allocates loopback ports, starts the link proxies, the controller
+//! and the brokers (pointed at the proxies), waits for readiness with deadlines, creates the
+//! topic, and at the end reads every partition, stops the nodes and collects their logs, dumps
+//! and events into the run's store. Admin calls go straight to the nodes, never through links.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use faultline_checker::history::{FinalPartition, FinalReads, FinalRecord};
+use faultline_workloads::client::{CreateTopic, FetchRequest, Metadata};
+use faultline_workloads::NodeClient;
+use serde_json::{json, Map};
+use tokio::time::Instant;
+
+use crate::network::Network;
+use crate::node::{Endpoint, Node};
+use crate::supervisor::{harden, KillSignal, NodeCommand, Supervisor};
+
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub node_bin: PathBuf,
+    pub run_dir: PathBuf,
+    pub brokers: u32,
+    pub cluster_id: String,
+    pub replica_lag_time_max_ms: u64,
+    pub replication_protocol: String,
+    pub seed: u64,
+    /// Passed to every broker after the harness's own flags.
+    pub broker_args: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub min_insync_replicas: u32,
+    pub unclean_leader_election: bool,
+}
+
+pub struct Cluster {
+    pub spec: ClusterSpec,
+    pub supervisor: Supervisor,
+    pub network: Network,
+    pub controller_addr: SocketAddr,
+    pub broker_addrs: BTreeMap<u32, SocketAddr>,
+    /// Direct, unfaulted calls from the harness itself.
+    pub admin: NodeClient,
+}
+
+/// How long the whole cluster has to come up.
+pub const SETUP_DEADLINE: Duration = Duration::from_secs(30);
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+const DUMP_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Cluster {
+    /// Starts the proxies and every node, and waits until the controller lists every broker
+    /// alive. On error the nodes already started are stopped when the cluster is dropped.
+    pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
+        let mut ports = free_ports(spec.brokers as usize + 1)?.into_iter();
+        let controller_addr = ports.next().expect("one port per node");
+        let broker_addrs: BTreeMap<u32, SocketAddr> = (1..=spec.brokers).zip(ports).collect();
+        let network = Network::start(controller_addr, &broker_addrs, spec.seed)
+            .await
+            .context("starting link proxies")?;
+        let cluster = Cluster {
+            supervisor: Supervisor::new(&spec.node_bin),
+            network,
+            controller_addr,
+            broker_addrs,
+            admin: NodeClient::new(Duration::from_secs(2)),
+            spec,
+        };
+        cluster.register_nodes().await?;
+        cluster.boot().await?;
+        Ok(cluster)
+    }
+
+    async fn register_nodes(&self) -> anyhow::Result<()> {
+        let controller = Node::Controller;
+        let args = vec![
+            "controller".to_string(),
+            "--listen".to_string(),
+            self.controller_addr.to_string(),
+            "--data".to_string(),
+            self.data_dir(controller).display().to_string(),
+            "--cluster-id".to_string(),
+            self.spec.cluster_id.clone(),
+        ];
+        self.add_node(controller, args).await?;
+        for &id in self.broker_addrs.keys() {
+            let args = self.broker_args(id);
+            self.add_node(Node::Broker(id), args).await?;
+        }
+        Ok(())
+    }
+
+    fn broker_args(&self, id: u32) -> Vec<String> {
+        let me = Endpoint::broker(id);
+        let to_controller = self
+            .network
+            .addr(me, Endpoint::CONTROLLER)
+            .expect("every broker has a link to the controller");
+        let mut args: Vec<String> = vec![
+            "broker".into(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            self.broker_addrs[&id].to_string(),
+            "--data".into(),
+            self.data_dir(Node::Broker(id)).display().to_string(),
+            "--controller".into(),
+            to_controller.to_string(),
+            "--cluster-id".into(),
+            self.spec.cluster_id.clone(),
+            "--replica-lag-time-max-ms".into(),
+            self.spec.replica_lag_time_max_ms.to_string(),
+            "--replication-protocol".into(),
+            self.spec.replication_protocol.clone(),
+        ];
+        for &peer in self.broker_addrs.keys().filter(|&&p| p != id) {
+            let link = self
+                .network
+                .addr(me, Endpoint::broker(peer))
+                .expect("every broker has a link to every other");
+            args.push("--peer".into());
+            args.push(format!("{peer}={link}"));
+        }
+        args.extend(self.spec.broker_args.iter().cloned());
+        args
+    }
+
+    async fn add_node(&self, node: Node, args: Vec<String>) -> anyhow::Result<()> {
+        let dir = self.node_dir(node);
+        std::fs::create_dir_all(self.data_dir(node))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let command = NodeCommand {
+            args,
+            log_path: dir.join("node.log"),
+        };
+        self.supervisor.add(node, command).await;
+        Ok(())
+    }
+
+    async fn boot(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + SETUP_DEADLINE;
+        self.supervisor.start(Node::Controller).await?;
+        self.wait_serving(Node::Controller, deadline).await?;
+        for &id in self.broker_addrs.keys() {
+            self.supervisor.start(Node::Broker(id)).await?;
+        }
+        for &id in self.broker_addrs.keys() {
+            self.wait_serving(Node::Broker(id), deadline).await?;
+        }
+        let all = self.brokers();
+        let registered = self
+            .wait_for(deadline, |m| all.iter().all(|&b| m.is_alive(b)))
+            .await;
+        if registered.is_err() {
+            bail!(
+                "brokers did not all register with the controller within {:?}",
+                SETUP_DEADLINE
+            );
+        }
+        Ok(())
+    }
+
+    /// Polls a node's `/v1/metadata` until it answers, failing early if the process exits.
+    async fn wait_serving(&self, node: Node, deadline: Instant) -> anyhow::Result<()> {
+        let addr = self.node_addr(node);
+        loop {
+            if self.admin.metadata(addr).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(crate::supervisor::ProcState::Exited(status)) =
+                self.supervisor.state(node).await
+            {
+                bail!(
+                    "node {node} exited during startup ({status}); see {}",
+                    self.node_dir(node).join("node.log").display()
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!("node {node} did not answer on {addr} within {SETUP_DEADLINE:?}");
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    pub fn brokers(&self) -> Vec<u32> {
+        self.broker_addrs.keys().copied().collect()
+    }
+
+    pub fn node_addr(&self, node: Node) -> SocketAddr {
+        match node {
+            Node::Controller => self.controller_addr,
+            Node::Broker(id) => self.broker_addrs[&id],
+        }
+    }
+
+    pub fn node_dir(&self, node: Node) -> PathBuf {
+        node_dir(&self.spec.run_dir, node)
+    }
+
+    pub fn data_dir(&self, node: Node) -> PathBuf {
+        self.node_dir(node).join("data")
+    }
+
+    /// The controller's metadata, asked directly.
+    pub async fn metadata(&self) -> Option<Metadata> {
+        self.admin.metadata(self.controller_addr).await.ok()
+    }
+
+    /// Polls the controller's metadata until `done` holds or the deadline passes; on timeout
+    /// returns the last metadata seen, if any.
+    pub async fn wait_for(
+        &self,
+        deadline: Instant,
+        mut done: impl FnMut(&Metadata) -> bool,
+    ) -> Result<Metadata, Option<Metadata>> {
+        let mut last = None;
+        loop {
+            if let Some(metadata) = self.metadata().await {
+                if done(&metadata) {
+                    return Ok(metadata);
+                }
+                last = Some(metadata);
+            }
+            if Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    pub async fn create_topic(&self, topic: &TopicSpec) -> anyhow::Result<()> {
+        let mut configs = Map::new();
+        configs.insert(
+            "min.insync.replicas".into(),
+            json!(topic.min_insync_replicas),
+        );
+        configs.insert(
+            "unclean.leader.election.enable".into(),
+            json!(topic.unclean_leader_election),
+        );
+        let request = CreateTopic {
+            name: topic.name.clone(),
+            partitions: topic.partitions,
+            replication_factor: topic.replication_factor,
+            configs,
+        };
+        self.admin
+            .create_topic(self.controller_addr, &request)
+            .await
+            .with_context(|| format!("creating topic {}", topic.name))?;
+        let deadline = Instant::now() + SETUP_DEADLINE;
+        let ready = self
+            .wait_for(deadline, |m| {
+                unrecovered(m, std::slice::from_ref(topic)).is_empty()
+            })
+            .await;
+        if let Err(last) = ready {
+            let missing = last
+                .map(|m| unrecovered(&m, std::slice::from_ref(topic)))
+                .unwrap_or_default();
+            bail!(
+                "topic {} did not get a leader and full ISR on every partition within {:?}: {}",
+                topic.name,
+                SETUP_DEADLINE,
+                missing.join("; ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads every partition from offset 0 up to its HW from its leader.
+    pub async fn final_read(&self, topics: &[TopicSpec], deadline: Instant) -> FinalReads {
+        let metadata = self.metadata().await;
+        let mut partitions = Vec::new();
+        for topic in topics {
+            for partition in 0..topic.partitions {
+                let read = self
+                    .read_partition(metadata.as_ref(), &topic.name, partition, deadline)
+                    .await;
+                partitions.push(read);
+            }
+        }
+        FinalReads {
+            complete: partitions.iter().all(|p| p.error.is_none()),
+            partitions,
+        }
+    }
+
+    async fn read_partition(
+        &self,
+        metadata: Option<&Metadata>,
+        topic: &str,
+        partition: u32,
+        deadline: Instant,
+    ) -> FinalPartition {
+        let meta = metadata.and_then(|m| m.partition(topic, partition));
+        let mut read = FinalPartition {
+            topic: topic.to_string(),
+            partition,
+            leader: meta.and_then(|p| p.leader),
+            leader_epoch: meta.and_then(|p| p.leader_epoch),
+            high_watermark: None,
+            isr: meta.map(|p| p.isr.clone()).unwrap_or_default(),
+            records: Vec::new(),
+            error: None,
+        };
+        let Some(leader) = read.leader else {
+            read.error = Some(match metadata {
+                None => "the controller did not answer".to_string(),
+                Some(_) => "no leader".to_string(),
+            });
+            return read;
+        };
+        let Some(&addr) = self.broker_addrs.get(&leader) else {
+            read.error = Some(format!("leader {leader} is not a broker of this run"));
+            return read;
+        };
+        if let Err(error) = self.fetch_all(addr, &mut read, deadline).await {
+            read.error = Some(error);
+        }
+        read
+    }
+
+    async fn fetch_all(
+        &self,
+        addr: SocketAddr,
+        read: &mut FinalPartition,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let mut offset = 0;
+        loop {
+            if Instant::now() >= deadline {
+                return Err("the final read ran out of time".to_string());
+            }
+            let request = FetchRequest {
+                topic: &read.topic,
+                partition: read.partition,
+                offset,
+                max_records: 1000,
+                max_wait_ms: 0,
+            };
+            let response = self
+                .admin
+                .fetch(addr, request)
+                .await
+                .map_err(|e| e.to_string())?;
+            read.high_watermark = Some(response.high_watermark);
+            let Some(last) = response.records.last().map(|r| r.offset) else {
+                return Ok(());
+            };
+            read.records
+                .extend(response.records.into_iter().map(|r| FinalRecord {
+                    offset: r.offset,
+                    value: r.value,
+                    leader_epoch: r.leader_epoch,
+                }));
+            offset = last + 1;
+            if offset >= response.high_watermark {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stops every node: SIGTERM, then SIGKILL after the supervisor's deadline.
+    pub async fn stop(&self) {
+        self.supervisor.stop_all(KillSignal::Term).await;
+    }
+
+    /// After [`stop`](Self::stop): dumps each broker's log with `faultline-node dump` into
+    /// `nodes/<id>/dump.jsonl` and copies every node's `events.jsonl`. Returns the problems met
+    /// (they are reported, not fatal: the checker sees the missing files).
+    pub async fn collect(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let nodes =
+            std::iter::once(Node::Controller).chain(self.brokers().into_iter().map(Node::Broker));
+        for node in nodes {
+            let events = self.data_dir(node).join("events.jsonl");
+            if events.exists() {
+                if let Err(e) = std::fs::copy(&events, self.node_dir(node).join("events.jsonl")) {
+                    problems.push(format!("copying events of {node}: {e}"));
+                }
+            }
+            if let Node::Broker(_) = node {
+                if let Err(e) = self.dump(node).await {
+                    problems.push(format!("dumping {node}: {e:#}"));
+                }
+            }
+        }
+        problems
+    }
+
+    async fn dump(&self, node: Node) -> anyhow::Result<()> {
+        let dir = self.node_dir(node);
+        let out = std::fs::File::create(dir.join("dump.jsonl"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))?;
+        let mut command = tokio::process::Command::new(&self.spec.node_bin);
+        command
+            .arg("dump")
+            .arg("--data")
+            .arg(self.data_dir(node))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(log);
+        harden(&mut command);
+        let mut child = command.spawn().context("starting faultline-node dump")?;
+        let status = tokio::time::timeout(DUMP_DEADLINE, child.wait())
+            .await
+            .context("faultline-node dump took too long")??;
+        if !status.success() {
+            bail!("faultline-node dump exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+pub fn node_dir(run_dir: &Path, node: Node) -> PathBuf {
+    run_dir.join("nodes").join(node.dir_name())
+}
+
+/// Partitions of these topics without a leader or with less than a full ISR, described.
+pub fn unrecovered(metadata: &Metadata, topics: &[TopicSpec]) -> Vec<String> {
+    let mut missing = Vec::new();
+    for topic in topics {
+        for partition in 0..topic.partitions {
+            match metadata.partition(&topic.name, partition) {
+                None => missing.push(format!("{}/{partition}: not in metadata", topic.name)),
+                Some(p) if p.leader.is_none() => {
+                    missing.push(format!("{}/{partition}: no leader", topic.name))
+                }
+                Some(p) if p.isr.len() < topic.replication_factor as usize => {
+                    missing.push(format!(
+                        "{}/{partition}: isr {:?} of replicas {:?}",
+                        topic.name, p.isr, p.replicas
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    missing
+}
+
+/// Loopback ports that were free a moment ago: bound together, then released for the nodes.
+fn free_ports(count: usize) -> std::io::Result<Vec<SocketAddr>> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    listeners.iter().map(TcpListener::local_addr).collect()
+}

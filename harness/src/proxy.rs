@@ -1,0 +1,449 @@
+//! One link proxy: a TCP proxy for one directed link (the side that connects → the side that
+//! listens), owned by the harness. It can delay bytes in each direction with jitter, and can be
+//! cut: a cut link stops carrying traffic until healed. It owns nothing about which links exist
+//! or what a fault means; that is `network`.
+//!
+//! A cut behaves like a network that drops packets (Jepsen's iptables DROP), not like one that
+//! refuses them: new connections are accepted but never dialled upstream and nothing is read
+//! from them, bytes on open connections are discarded in both directions, so callers see
+//! timeouts, not errors. Healing closes every connection that lived through a cut (its byte
+//! stream has holes, so it cannot carry on) and carries new connections normally again.
+//!
+//! Each connection runs an explicit state machine:
+//!
+//! ```text
+//!   accepted ──(link carrying)──▶ Dialing ──(upstream connected)──▶ Open ──(EOF both ways)──▶ Closed
+//!      │                            │ (dial failed: close client)    │ (link cut)
+//!      └──(link cut)──▶ Stalled ◀───┘◀───────────────────────────────┘
+//!                         │ (link healed)
+//!                         └──────────────▶ Closed
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// A one-way delay: each chunk is held `delay_ms` ± up to `jitter_ms` (never reordered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delay {
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+}
+
+impl Delay {
+    pub const NONE: Delay = Delay {
+        delay_ms: 0,
+        jitter_ms: 0,
+    };
+
+    fn sample(self, rng: &mut StdRng) -> Duration {
+        if self.jitter_ms == 0 {
+            return Duration::from_millis(self.delay_ms);
+        }
+        let low = self.delay_ms.saturating_sub(self.jitter_ms);
+        let high = self.delay_ms + self.jitter_ms;
+        Duration::from_millis(rng.gen_range(low..=high))
+    }
+}
+
+/// Which way bytes move on a link's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the connecting side to the listening side (requests).
+    Forward,
+    /// From the listening side back (responses).
+    Backward,
+}
+
+/// What a link currently does; changed only through [`Link`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkControl {
+    pub forward: Delay,
+    pub backward: Delay,
+    pub cut: bool,
+    /// Counts cuts; a connection that saw another generation has lost bytes.
+    pub cut_generation: u64,
+}
+
+impl LinkControl {
+    fn delay(&self, direction: Direction) -> Delay {
+        match direction {
+            Direction::Forward => self.forward,
+            Direction::Backward => self.backward,
+        }
+    }
+
+    fn carries(&self, generation: u64) -> bool {
+        !self.cut && self.cut_generation == generation
+    }
+}
+
+/// Counters for one link, for tests and the run's summary.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    pub connections_accepted: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub connections_closed_by_heal: AtomicU64,
+    pub dials_failed: AtomicU64,
+    pub bytes_forwarded: AtomicU64,
+    pub bytes_dropped: AtomicU64,
+}
+
+/// One directed link proxy. Dropping it stops the listener and closes every connection.
+pub struct Link {
+    name: String,
+    listen_addr: SocketAddr,
+    control: watch::Sender<LinkControl>,
+    stats: Arc<LinkStats>,
+    accept_task: JoinHandle<()>,
+}
+
+/// A dial that takes longer than this is abandoned and the client connection closed.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Chunks queued per direction; bounds the memory a delayed link holds.
+const CHUNKS_IN_FLIGHT: usize = 256;
+const CHUNK_BYTES: usize = 16 * 1024;
+
+impl Link {
+    /// Binds a loopback port and starts carrying connections to `upstream`.
+    pub async fn start(name: &str, upstream: SocketAddr, seed: u64) -> std::io::Result<Link> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listen_addr = listener.local_addr()?;
+        let (control, control_rx) = watch::channel(LinkControl::default());
+        let stats = Arc::new(LinkStats::default());
+        let accept_task = tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            control_rx,
+            stats.clone(),
+            seed,
+        ));
+        Ok(Link {
+            name: name.to_string(),
+            listen_addr,
+            control,
+            stats,
+            accept_task,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address the link's source connects to.
+    pub fn addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    pub fn control(&self) -> LinkControl {
+        *self.control.borrow()
+    }
+
+    pub fn stats(&self) -> &LinkStats {
+        &self.stats
+    }
+
+    pub fn set_delay(&self, direction: Direction, delay: Delay) {
+        self.control.send_modify(|c| match direction {
+            Direction::Forward => c.forward = delay,
+            Direction::Backward => c.backward = delay,
+        });
+    }
+
+    /// Stops carrying traffic (idempotent).
+    pub fn cut(&self) {
+        self.control.send_modify(|c| {
+            if !c.cut {
+                c.cut = true;
+                c.cut_generation += 1;
+            }
+        });
+    }
+
+    /// Carries traffic again; connections that lived through the cut are closed.
+    pub fn heal(&self) {
+        self.control.send_modify(|c| c.cut = false);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    control: watch::Receiver<LinkControl>,
+    stats: Arc<LinkStats>,
+    seed: u64,
+) {
+    // Owning the connections here means aborting this task closes all of them.
+    let mut connections = JoinSet::new();
+    let mut count: u64 = 0;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((client, _)) = accepted else { continue };
+                let _ = client.set_nodelay(true);
+                count += 1;
+                stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+                let rng = StdRng::seed_from_u64(seed ^ count.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let connection = Connection {
+                    upstream,
+                    control: control.clone(),
+                    stats: stats.clone(),
+                    rng,
+                };
+                connections.spawn(connection.run(client));
+            }
+            // Reap finished connections so the set does not grow without bound.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// The states of one proxied connection (see the module diagram).
+#[derive(Debug)]
+enum ConnState {
+    Dialing(TcpStream),
+    Open(JoinSet<PumpEnd>),
+    Stalled {
+        /// Kept open (and unread) so the client sees silence, not a close.
+        idle_client: Option<TcpStream>,
+        pumps: Option<JoinSet<PumpEnd>>,
+    },
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PumpEnd {
+    Eof,
+    Error,
+}
+
+struct Connection {
+    upstream: SocketAddr,
+    control: watch::Receiver<LinkControl>,
+    stats: Arc<LinkStats>,
+    rng: StdRng,
+}
+
+impl Connection {
+    async fn run(mut self, client: TcpStream) {
+        self.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        let start = *self.control.borrow_and_update();
+        let generation = start.cut_generation;
+        let mut state = if start.cut {
+            ConnState::Stalled {
+                idle_client: Some(client),
+                pumps: None,
+            }
+        } else {
+            ConnState::Dialing(client)
+        };
+        loop {
+            state = match state {
+                ConnState::Dialing(client) => self.dial(client, generation).await,
+                ConnState::Open(pumps) => self.open(pumps).await,
+                ConnState::Stalled { idle_client, pumps } => self.stalled(idle_client, pumps).await,
+                ConnState::Closed => break,
+            };
+        }
+        self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn dial(&mut self, client: TcpStream, generation: u64) -> ConnState {
+        let dialed = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(self.upstream)).await;
+        let upstream = match dialed {
+            Ok(Ok(upstream)) => upstream,
+            _ => {
+                // The listening side is down: close the client's connection, as near as a proxy
+                // can come to a refusal. Nothing was forwarded.
+                self.stats.dials_failed.fetch_add(1, Ordering::Relaxed);
+                return ConnState::Closed;
+            }
+        };
+        let _ = upstream.set_nodelay(true);
+        let (client_read, client_write) = client.into_split();
+        let (upstream_read, upstream_write) = upstream.into_split();
+        let mut pumps = JoinSet::new();
+        let pump = |from, to, direction, seed| Pump {
+            from,
+            to,
+            direction,
+            generation,
+            control: self.control.clone(),
+            stats: self.stats.clone(),
+            rng: StdRng::seed_from_u64(seed),
+        };
+        let seed: u64 = self.rng.gen();
+        pumps.spawn(pump(client_read, upstream_write, Direction::Forward, seed).run());
+        pumps.spawn(pump(upstream_read, client_write, Direction::Backward, !seed).run());
+        if self.control.borrow().carries(generation) {
+            ConnState::Open(pumps)
+        } else {
+            ConnState::Stalled {
+                idle_client: None,
+                pumps: Some(pumps),
+            }
+        }
+    }
+
+    async fn open(&mut self, mut pumps: JoinSet<PumpEnd>) -> ConnState {
+        loop {
+            tokio::select! {
+                ended = pumps.join_next() => match ended {
+                    // One direction finished cleanly: wait for the other.
+                    Some(Ok(PumpEnd::Eof)) => continue,
+                    // Both finished, or one failed: the connection is over.
+                    None | Some(_) => return ConnState::Closed,
+                },
+                changed = self.control.changed() => {
+                    if changed.is_err() || self.control.borrow_and_update().cut {
+                        return ConnState::Stalled { idle_client: None, pumps: Some(pumps) };
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stalled(
+        &mut self,
+        client: Option<TcpStream>,
+        mut pumps: Option<JoinSet<PumpEnd>>,
+    ) -> ConnState {
+        loop {
+            let pumps_done = async {
+                match pumps.as_mut() {
+                    Some(set) if !set.is_empty() => set.join_next().await.map(|_| ()),
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = pumps_done => {
+                    // Both ends may hang up while the link is cut.
+                    if ended.is_none() || pumps.as_ref().is_some_and(|p| p.is_empty()) {
+                        return ConnState::Closed;
+                    }
+                }
+                changed = self.control.changed() => {
+                    if changed.is_err() || !self.control.borrow_and_update().cut {
+                        self.stats.connections_closed_by_heal.fetch_add(1, Ordering::Relaxed);
+                        drop(client);
+                        return ConnState::Closed;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Moves bytes one way on one connection, holding each chunk for the link's delay.
+struct Pump {
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    direction: Direction,
+    generation: u64,
+    control: watch::Receiver<LinkControl>,
+    stats: Arc<LinkStats>,
+    rng: StdRng,
+}
+
+struct Chunk {
+    bytes: Vec<u8>,
+    deliver_at: Instant,
+}
+
+impl Pump {
+    async fn run(self) -> PumpEnd {
+        let Pump {
+            mut from,
+            mut to,
+            direction,
+            generation,
+            control,
+            stats,
+            mut rng,
+        } = self;
+        let (queue, mut queued) = mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
+        let writer_control = control.clone();
+        let writer_stats = stats.clone();
+        let writer = async move {
+            while let Some(chunk) = queued.recv().await {
+                tokio::time::sleep_until(chunk.deliver_at).await;
+                if !writer_control.borrow().carries(generation) {
+                    writer_stats
+                        .bytes_dropped
+                        .fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
+                    continue;
+                }
+                if to.write_all(&chunk.bytes).await.is_err() {
+                    return PumpEnd::Error;
+                }
+                writer_stats
+                    .bytes_forwarded
+                    .fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
+            }
+            // The source hung up: pass the half-close on once everything queued is delivered.
+            let _ = to.shutdown().await;
+            PumpEnd::Eof
+        };
+        let reader = async move {
+            let mut last_deliver_at = Instant::now();
+            loop {
+                let mut buf = vec![0u8; CHUNK_BYTES];
+                let n = match from.read(&mut buf).await {
+                    Ok(0) => return PumpEnd::Eof,
+                    Ok(n) => n,
+                    Err(_) => return PumpEnd::Error,
+                };
+                buf.truncate(n);
+                let link = *control.borrow();
+                if !link.carries(generation) {
+                    stats.bytes_dropped.fetch_add(n as u64, Ordering::Relaxed);
+                    continue;
+                }
+                let delay = link.delay(direction).sample(&mut rng);
+                // TCP never reorders: a chunk is never delivered before the one read before it.
+                let deliver_at = (Instant::now() + delay).max(last_deliver_at);
+                last_deliver_at = deliver_at;
+                let chunk = Chunk {
+                    bytes: buf,
+                    deliver_at,
+                };
+                if queue.send(chunk).await.is_err() {
+                    return PumpEnd::Error;
+                }
+            }
+        };
+        // A failure on either side ends the pump at once; a clean end of the reader still
+        // lets the writer deliver what is queued.
+        tokio::pin!(reader, writer);
+        tokio::select! {
+            read_end = &mut reader => match read_end {
+                PumpEnd::Eof => writer.await,
+                PumpEnd::Error => PumpEnd::Error,
+            },
+            write_end = &mut writer => match write_end {
+                // The writer only ends cleanly once the reader has ended and dropped the
+                // queue, so there is nothing left to wait for.
+                PumpEnd::Eof => PumpEnd::Eof,
+                PumpEnd::Error => PumpEnd::Error,
+            },
+        }
+    }
+}
