@@ -130,9 +130,12 @@ fn decode_frame(buf: &[u8]) -> Result<Option<(Record, usize)>, String> {
     Ok(Some((record, frame_len)))
 }
 
-/// Scans a segment's bytes: the positions of the valid frames, the valid length, and why the
-/// scan stopped early (a torn or corrupt frame, or an offset out of sequence).
-fn scan(bytes: &[u8], base_offset: u64) -> (Vec<u64>, Vec<(u32, u64)>, usize, Option<String>) {
+/// What scanning a segment found: the positions of the valid frames, where each leader epoch
+/// starts, the valid length, and why the scan stopped early (a torn or corrupt frame, or an
+/// offset out of sequence).
+type Scan = (Vec<u64>, Vec<(u32, u64)>, usize, Option<String>);
+
+fn scan(bytes: &[u8], base_offset: u64) -> Scan {
     let mut positions = Vec::new();
     let mut epoch_starts: Vec<(u32, u64)> = Vec::new();
     let mut pos = 0usize;
