@@ -116,7 +116,11 @@ impl Run {
     }
 
     pub fn poll(&mut self, process: u64, from: u64, records: &[(u64, &str)]) {
-        let invoke = json!({"topic":TOPIC,"partition":0,"offset":from});
+        self.poll_at(process, 0, from, records);
+    }
+
+    pub fn poll_at(&mut self, process: u64, partition: u32, from: u64, records: &[(u64, &str)]) {
+        let invoke = json!({"topic":TOPIC,"partition":partition,"offset":from});
         self.ops
             .push((json!(process), "invoke", "poll", invoke.clone(), None));
         let mut done = invoke;
