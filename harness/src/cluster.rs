@@ -274,7 +274,50 @@ impl Cluster {
                 missing.join("; ")
             );
         }
-        Ok(())
+        self.wait_leaders_serving(topic, deadline).await
+    }
+
+    /// The controller elects leaders before the brokers hear of it: wait until each partition's
+    /// leader says it leads, so the first sends are not refused for a reason of our making.
+    async fn wait_leaders_serving(
+        &self,
+        topic: &TopicSpec,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
+        loop {
+            let Some(metadata) = self.metadata().await else {
+                bail!(
+                    "the controller stopped answering while {} was created",
+                    topic.name
+                );
+            };
+            let mut all_serving = true;
+            for partition in 0..topic.partitions {
+                let leader = metadata
+                    .partition(&topic.name, partition)
+                    .and_then(|p| p.leader);
+                let Some(addr) = leader.and_then(|l| self.broker_addrs.get(&l)) else {
+                    all_serving = false;
+                    break;
+                };
+                let leads = self.admin.state(*addr).await.is_ok_and(|state| {
+                    state.partitions.iter().any(|r| {
+                        r.topic == topic.name && r.partition == partition && r.role == "leader"
+                    })
+                });
+                all_serving &= leads;
+            }
+            if all_serving {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the leaders of {} did not take over within {SETUP_DEADLINE:?}",
+                    topic.name
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
     }
 
     /// Reads every partition from offset 0 up to its HW from its leader.
