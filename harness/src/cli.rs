@@ -27,7 +27,9 @@ fn bad(message: impl Into<String>) -> anyhow::Error {
 #[command(
     name = "faultline",
     version,
-    about = "Fault-injection tests for Kafka-style replicated logs"
+    about = "Fault-injection tests for Kafka-style replicated logs",
+    // A later flag overrides an earlier one, so scripts can append overrides.
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -384,7 +384,11 @@ impl Pump {
         let writer_stats = stats.clone();
         let writer = async move {
             while let Some(chunk) = queued.recv().await {
-                tokio::time::sleep_until(chunk.deliver_at).await;
+                // Skipping the timer when no delay is due keeps the proxy's cost in
+                // microseconds: tokio's timer wheel would round up to the next millisecond.
+                if chunk.deliver_at > Instant::now() {
+                    tokio::time::sleep_until(chunk.deliver_at).await;
+                }
                 if !writer_control.borrow().carries(generation) {
                     writer_stats
                         .bytes_dropped

@@ -238,8 +238,10 @@ pub async fn send_one(
 
 fn forget_stale_leader(ctx: &ClientContext, topic: &str, partition: u32, error: &ClientError) {
     match error {
-        ClientError::Api { code, leader, .. } if code == "NOT_LEADER_OR_FOLLOWER" => {
-            ctx.leaders.forget(topic, partition, *leader);
+        // The leader a refusing broker names comes from its own cache, which can lag the
+        // controller (it named a killed broker in practice): ask the controller instead.
+        ClientError::Api { code, .. } if code == "NOT_LEADER_OR_FOLLOWER" => {
+            ctx.leaders.forget(topic, partition, None);
         }
         ClientError::Api { .. } => {}
         // An unreachable leader may be gone: ask the metadata again next time.

@@ -1,0 +1,105 @@
+//! Bad arguments: exit 254 and a message naming the problem, before any node starts.
+
+use std::process::Command;
+
+use crate::common::{faultline_bin, node_bin};
+
+fn faultline(args: &[&str]) -> (i32, String) {
+    let store = tempfile::tempdir().unwrap();
+    let output = Command::new(faultline_bin())
+        .args(args)
+        .env("FAULTLINE_TEST_STORE", store.path())
+        .current_dir(store.path())
+        .output()
+        .unwrap();
+    // Bad arguments must never leave a run behind.
+    assert!(
+        !store.path().join("store").exists() || output.status.code() != Some(254),
+        "a run directory was created for bad arguments"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), stderr)
+}
+
+fn test_with(extra: &[&str]) -> (i32, String) {
+    let node = node_bin();
+    let mut args = vec!["test", "--node-bin", node.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    faultline(&args)
+}
+
+#[test]
+fn bad_arguments_exit_254_naming_the_problem() {
+    let missing = "/nonexistent/schedule.txt";
+    let cases: &[(&[&str], &str)] = &[
+        (&["--nemesis", "kill,flood"], "unknown nemesis \"flood\""),
+        (&["--acks", "2"], "acks must be 0, 1 or all"),
+        (
+            &["--min-insync-replicas", "4"],
+            "--min-insync-replicas must be between 1",
+        ),
+        (&["--nodes", "0"], "--nodes must be at least 1"),
+        (
+            &["--replication-factor", "5"],
+            "--replication-factor must be between 1",
+        ),
+        (&["--schedule", missing], "cannot read schedule"),
+        (&["--time-limit", "soon"], "bad duration"),
+        (&["--nemesis-interval=-1s"], "bad duration"),
+        (&["--workload", "scan"], "unknown workload"),
+        (&["--replication-protocol", "old"], "current or legacy-hw"),
+        (&["--no-such-flag"], "--no-such-flag"),
+        (&["--rate", "0"], "--rate must be a positive number"),
+    ];
+    for (args, needle) in cases {
+        let (code, stderr) = test_with(args);
+        assert_eq!(code, 254, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_schedule_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.txt");
+    std::fs::write(&path, "kill 1\nat 1s explode 2\n").unwrap();
+    let (code, stderr) = test_with(&["--schedule", path.to_str().unwrap()]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(
+        stderr.contains("line 2: unknown action \"explode\""),
+        "{stderr}"
+    );
+
+    std::fs::write(&path, "kill 7\n").unwrap();
+    let (code, stderr) = test_with(&["--schedule", path.to_str().unwrap()]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(stderr.contains("broker 7 does not exist"), "{stderr}");
+}
+
+#[test]
+fn a_missing_node_binary_is_a_bad_argument() {
+    let (code, stderr) = faultline(&["test", "--node-bin", "/nonexistent/faultline-node"]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(
+        stderr.contains("node binary /nonexistent/faultline-node not found"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_of_a_missing_run_is_a_bad_argument() {
+    let (code, stderr) = faultline(&["check", "/nonexistent/run"]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(stderr.contains("/nonexistent/run"), "{stderr}");
+}
+
+#[test]
+fn help_is_not_an_error() {
+    let (code, _) = faultline(&["test", "--help"]);
+    assert_eq!(code, 0);
+    let (code, stderr) = faultline(&[]);
+    assert_eq!(code, 254, "{stderr}");
+}

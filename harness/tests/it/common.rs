@@ -1,0 +1,160 @@
+//! The helper every area uses: a temporary store, a command builder for `faultline test`, and
+//! readers for a stored run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use faultline_checker::history::{Op, OpType, Process};
+
+pub fn faultline_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// The node binary: `FAULTLINE_NODE_BIN`, or beside the faultline binary.
+pub fn node_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("FAULTLINE_NODE_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = faultline_bin().with_file_name("faultline-node");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (`make build` or `cargo build -p faultline-node`)",
+        path.display()
+    );
+    path
+}
+
+/// A `faultline test` invocation with a store in a fresh temporary directory.
+pub struct TestRun {
+    pub store: tempfile::TempDir,
+    pub args: Vec<String>,
+}
+
+impl TestRun {
+    pub fn new(args: &[&str]) -> Self {
+        TestRun {
+            store: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(faultline_bin());
+        command
+            .arg("test")
+            .arg("--store")
+            .arg(self.store.path())
+            .arg("--node-bin")
+            .arg(node_bin())
+            .args(&self.args);
+        command
+    }
+
+    /// Runs to completion; the store lives as long as the result.
+    pub fn run(self) -> Finished {
+        let output = self.command().output().expect("running faultline");
+        Finished {
+            output,
+            run_dir: self.run_dir(),
+            _store: self.store,
+        }
+    }
+
+    /// The newest run's directory (through `store/latest`).
+    pub fn run_dir(&self) -> PathBuf {
+        std::fs::canonicalize(self.store.path().join("latest")).unwrap_or_default()
+    }
+}
+
+pub struct Finished {
+    pub output: Output,
+    pub run_dir: PathBuf,
+    _store: tempfile::TempDir,
+}
+
+impl Finished {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Fails with everything the run printed.
+    pub fn expect_verdict(&self) {
+        assert!(
+            matches!(self.code(), 0..=2),
+            "faultline exited {}:\nstdout:\n{}\nstderr:\n{}",
+            self.code(),
+            String::from_utf8_lossy(&self.output.stdout),
+            self.stderr()
+        );
+    }
+
+    pub fn history(&self) -> Vec<Op> {
+        read_history(&self.run_dir)
+    }
+}
+
+pub fn read_history(run_dir: &Path) -> Vec<Op> {
+    let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+pub fn nemesis_ops(history: &[Op]) -> Vec<&Op> {
+    history
+        .iter()
+        .filter(|op| op.process == Process::nemesis())
+        .collect()
+}
+
+pub fn count(history: &[Op], f: &str, kind: OpType) -> usize {
+    history
+        .iter()
+        .filter(|op| op.f == f && op.kind == kind && op.process != Process::nemesis())
+        .count()
+}
+
+/// Polls `probe` until it returns `Some`, or panics after `deadline`.
+pub fn poll<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Pids of live processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        // Zombies have an empty command line and hold no resources; they are not "left".
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+impl TestRun {
+    /// The newest run's directory as the harness named it (not canonicalised), so it matches
+    /// the paths in the nodes' command lines.
+    pub fn run_dir_as_named(&self) -> Option<PathBuf> {
+        let target = std::fs::read_link(self.store.path().join("latest")).ok()?;
+        Some(self.store.path().join(target))
+    }
+}
