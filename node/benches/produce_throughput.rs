@@ -154,12 +154,12 @@ async fn main() {
             .map(|p| brokers[partitions[p]["leader"].as_u64().unwrap() as usize - 1].clone())
             .collect();
         // Wait until every leader accepts an acks=all write.
-        for p in 0..3 {
+        for (p, leader) in leaders.iter().enumerate() {
             loop {
                 assert!(Instant::now() < deadline, "leaders did not come up");
                 let body = json!({"topic": topic, "partition": p, "acks": "all", "records": [{"value": "warm"}]});
                 let ok = http
-                    .post(format!("http://{}/v1/produce", leaders[p]))
+                    .post(format!("http://{leader}/v1/produce"))
                     .json(&body)
                     .send()
                     .await
