@@ -609,8 +609,13 @@ impl Nemesis {
             return self.rng(|r| heals.choose(r).cloned());
         }
         // A few tries to find a fault that fits the budget (roles resolve to different nodes).
+        let delayed = self.net.lock().unwrap().delayed;
         for _ in 0..3 {
             let action = self.rng(|r| random_action(r, config, &self.topics));
+            if delayed && matches!(action, Action::Delay { .. }) {
+                // Latency is already in force; piling more on teaches nothing new.
+                continue;
+            }
             let Ok(mut faults) = self.resolve(&action).await else {
                 continue;
             };

@@ -169,7 +169,7 @@ impl Run {
             self.history.clone(),
         ));
         let spec = self.workload_spec();
-        let schedule_log = std::fs::File::create(self.run_dir.join("schedule.txt"))?;
+        let schedule_log = self.create_schedule_log()?;
         let nemesis = Arc::new(Nemesis::new(NemesisParts {
             cluster: self.cluster.clone(),
             clients: clients.clone(),
@@ -199,6 +199,24 @@ impl Run {
         }
         outcome?;
         check(&self.run_dir, Failure::Harness)
+    }
+
+    /// `schedule.txt`, opened with a header saying how to replay it.
+    fn create_schedule_log(&self) -> anyhow::Result<std::fs::File> {
+        use std::io::Write;
+        let path = self.run_dir.join("schedule.txt");
+        let mut file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        writeln!(
+            file,
+            "# The faults this run performed (seed {}), with times from the start of the chaos phase.\n\
+             # Replay: faultline {} --schedule {}",
+            self.opts.seed,
+            args.join(" "),
+            path.display()
+        )?;
+        Ok(file)
     }
 
     async fn chaos_and_read(
