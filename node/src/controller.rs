@@ -254,6 +254,17 @@ impl ControllerState {
         })
     }
 
+    /// The controller itself was stopped (SIGSTOP, a long stall) for `stall`: heartbeats could not
+    /// be heard meanwhile, so silence during it is no evidence against any broker. Every live
+    /// broker gets a fresh session instead of being fenced all at once.
+    pub fn forgive_stall(&mut self, stall: Duration) {
+        tracing::warn!("controller stalled for {stall:?}; renewing every broker's session");
+        let now = Instant::now();
+        for l in self.liveness.values_mut().filter(|l| l.alive) {
+            l.last_heartbeat = l.last_heartbeat.max(now);
+        }
+    }
+
     /// Fences every broker whose last heartbeat is older than the session timeout.
     pub fn expire_sessions(&mut self) {
         let timeout = Duration::from_millis(self.config.session_timeout_ms);
@@ -617,9 +628,16 @@ pub async fn run(config: ControllerConfig, listen: std::net::SocketAddr) -> anyh
     let ticker = shared.clone();
     tokio::spawn(async move {
         let period = Duration::from_millis((session_timeout_ms / 10).clamp(10, 100));
+        let mut last_tick = Instant::now();
         loop {
             tokio::time::sleep(period).await;
-            lock(&ticker).expire_sessions();
+            let gap = last_tick.elapsed();
+            last_tick = Instant::now();
+            let mut state = lock(&ticker);
+            if gap > period * 2 + Duration::from_millis(200) {
+                state.forgive_stall(gap);
+            }
+            state.expire_sessions();
         }
     });
     crate::server::serve(listen, router(shared, 1 << 20)).await
@@ -752,6 +770,24 @@ mod tests {
         let back = ControllerState::open(config, events).unwrap();
         assert_eq!(back.metadata().topics[0].partitions[0], after);
         assert_eq!(back.metadata().metadata_version, version);
+    }
+
+    #[test]
+    fn silent_brokers_are_fenced_but_a_controller_stall_is_forgiven() {
+        let (_dir, mut c) = controller();
+        beat(&mut c, 1, 1);
+        beat(&mut c, 2, 1);
+        c.liveness.get_mut(&1).unwrap().last_heartbeat -= Duration::from_secs(5);
+        c.liveness.get_mut(&2).unwrap().last_heartbeat -= Duration::from_secs(5);
+        c.forgive_stall(Duration::from_secs(5));
+        c.expire_sessions();
+        assert!(
+            c.is_alive(1) && c.is_alive(2),
+            "a stall of the controller is not the brokers' fault"
+        );
+        c.liveness.get_mut(&2).unwrap().last_heartbeat -= Duration::from_secs(5);
+        c.expire_sessions();
+        assert!(c.is_alive(1) && !c.is_alive(2));
     }
 
     #[test]

@@ -477,7 +477,9 @@ async fn send_alter(
     };
     let url = broker.controller_url("/v1/internal/alter-partition");
     let result = post_json(&broker.http, &url, &req, Duration::from_millis(2_000)).await;
-    handle.lock().on_alter_result(result, &broker.events);
+    handle
+        .lock()
+        .on_alter_result(result, now_ms(), &broker.events);
     handle.notify();
 }
 

@@ -89,7 +89,13 @@ pub struct LeaderState {
     pub epoch_start_offset: u64,
     /// The ISR proposed in an AlterPartition that has not been answered yet.
     pub pending_isr: Option<Vec<u32>>,
+    /// After a refused or failed AlterPartition, no new proposal before this time: a follower
+    /// the controller has fenced would otherwise be proposed again at every fetch.
+    pub retry_after_ms: u64,
 }
+
+/// How long a leader waits before proposing again after an AlterPartition failed.
+pub const ALTER_RETRY_BACKOFF_MS: u64 = 250;
 
 /// A proposed ISR change for the broker to send to the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +326,12 @@ impl Replica {
         events: &EventLog,
     ) -> std::io::Result<()> {
         let leo = self.leo();
+        // A broker re-reading the same election after a restart must not report it twice.
+        let new_epoch = self
+            .log
+            .epochs
+            .latest_epoch()
+            .is_none_or(|e| e < pm.leader_epoch);
         self.log.epochs.assign(pm.leader_epoch, leo)?;
         let epoch_start_offset = self
             .log
@@ -337,10 +349,11 @@ impl Replica {
             followers,
             epoch_start_offset,
             pending_isr: None,
+            retry_after_ms: 0,
         });
         self.fresh_start = false;
         self.emit_role(events);
-        if pm.unclean {
+        if pm.unclean && new_epoch {
             self.emit(
                 events,
                 "unclean_election",
@@ -541,7 +554,7 @@ impl Replica {
             .or_insert_with(|| FollowerState::new(false, 0))
             .on_fetch(req.fetch_offset, leo, now_ms);
         self.maybe_advance_hw();
-        let expand = self.expansion_for(req.replica_id);
+        let expand = self.expansion_for(req.replica_id, now_ms);
         let response = self.read_for_follower(req.fetch_offset, req.max_records)?;
         if response.records.is_empty() {
             Ok((LeaderFetch::Empty(response), expand))
@@ -592,9 +605,12 @@ impl Replica {
 
     /// A follower out of the ISR rejoins once its LEO reaches both HW and the start of the
     /// current leader epoch.
-    fn expansion_for(&mut self, follower: u32) -> Option<AlterProposal> {
+    fn expansion_for(&mut self, follower: u32, now_ms: u64) -> Option<AlterProposal> {
         let state = self.leader_state.as_ref()?;
-        if self.isr.contains(&follower) || state.pending_isr.is_some() {
+        if self.isr.contains(&follower)
+            || state.pending_isr.is_some()
+            || now_ms < state.retry_after_ms
+        {
             return None;
         }
         let leo = state.followers.get(&follower)?.leo?;
@@ -625,7 +641,7 @@ impl Replica {
         settings: IsrSettings,
     ) -> Option<AlterProposal> {
         let state = self.leader_state.as_ref()?;
-        if state.pending_isr.is_some() {
+        if state.pending_isr.is_some() || now_ms < state.retry_after_ms {
             return None;
         }
         let leo = self.leo();
@@ -662,12 +678,16 @@ impl Replica {
     pub fn on_alter_result(
         &mut self,
         result: Result<PartitionMetadata, ApiError>,
+        now_ms: u64,
         events: &EventLog,
     ) {
         let Some(state) = self.leader_state.as_mut() else {
             return;
         };
         state.pending_isr = None;
+        if result.is_err() {
+            state.retry_after_ms = now_ms + ALTER_RETRY_BACKOFF_MS;
+        }
         match result {
             Ok(pm)
                 if Some(pm.leader_epoch) == self.leader_epoch
@@ -975,9 +995,23 @@ mod tests {
         assert_eq!(r.hw, 0);
         let mut accepted = pm(Some(1), 0, 1, &[1, 2]);
         accepted.isr = proposal.new_isr.clone();
-        r.on_alter_result(Ok(accepted), &f.events);
+        r.on_alter_result(Ok(accepted), 1_600, &f.events);
         assert_eq!(r.isr, vec![1, 2]);
         assert_eq!(r.hw, 5, "once 3 is out, HW follows 1 and 2");
+    }
+
+    #[test]
+    fn a_refused_alter_partition_backs_off_before_proposing_again() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        let (_, expand) = fetch(r, 3, 0, Some(0), 1_000).unwrap();
+        assert!(expand.is_some(), "3 is at HW 0 and the epoch start");
+        let refused = ApiError::new(ErrorCode::IneligibleReplica, "3 is fenced");
+        r.on_alter_result(Err(refused), 1_000, &f.events);
+        let (_, again) = fetch(r, 3, 0, Some(0), 1_000 + ALTER_RETRY_BACKOFF_MS - 1).unwrap();
+        assert_eq!(again, None, "no new proposal during the backoff");
+        let (_, later) = fetch(r, 3, 0, Some(0), 1_000 + ALTER_RETRY_BACKOFF_MS).unwrap();
+        assert!(later.is_some());
     }
 
     #[test]
