@@ -85,13 +85,18 @@ async fn paused_followers_leave_and_rejoin_the_isr() {
         took >= Duration::from_millis(700),
         "left the ISR after {took:?}, before the lag time"
     );
-    let shrink = c.events(&leader.to_string());
-    assert!(
-        shrink
-            .iter()
-            .any(|e| e["type"] == "isr_change" && e["reason"] == "shrink"),
-        "the leader records its ISR shrink"
-    );
+    c.poll(
+        "the leader to record its ISR shrink",
+        Duration::from_secs(5),
+        || async {
+            let events = c.events(&leader.to_string());
+            events
+                .iter()
+                .any(|e| e["type"] == "isr_change" && e["reason"] == "shrink")
+                .then_some(())
+        },
+    )
+    .await;
     let (status, body) = c
         .produce(leader, "t", 0, "all", &values("two-in-sync", 5), 5_000)
         .await;
