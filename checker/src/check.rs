@@ -4,6 +4,7 @@
 //! verdict rule and the reasons a run is `unknown`; the analyses live in their own modules.
 
 use crate::divergence;
+use crate::dumps::{self, DumpRead, DumpView, Merge};
 use crate::events::Events;
 use crate::explain::{self, Context};
 use crate::findings::{self, Inputs};
@@ -11,7 +12,7 @@ use crate::found::Found;
 use crate::guarantee::Rules;
 use crate::history::TestConfig;
 use crate::jsonl::{for_each_line, Damage, Outcome};
-use crate::logs::{self, DumpDuplicate, DumpLoad, Final, Partitions, Replica};
+use crate::logs::{self, Final, Partitions, Replica};
 use crate::results::{Counts, PartitionSummary, Results, Valid};
 use crate::scan::{Scan, ScanStats, BUCKET_NS};
 use crate::values::Values;
@@ -31,7 +32,6 @@ struct Run {
     found: Found,
     fin: Final,
     replicas: Vec<Replica>,
-    dump_duplicates: Vec<DumpDuplicate>,
     events: Events,
     unknown: Vec<String>,
 }
@@ -45,12 +45,12 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         found: Found::new(rules),
         fin: Final::default(),
         replicas: Vec::new(),
-        dump_duplicates: Vec::new(),
         events: Events::default(),
         unknown: Vec::new(),
         config,
     };
     run.register_configured_partitions();
+    let t0 = std::time::Instant::now();
     run.fin = logs::load_final(
         run_dir,
         &mut run.parts,
@@ -58,8 +58,9 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         &mut run.found,
         &mut run.damage,
     );
-    run.load_nodes(run_dir);
-    let stats = run.scan_history(run_dir);
+    eprintln!("TIMING final {:?}", t0.elapsed());
+    let brokers = run.load_events(run_dir);
+    let stats = run.scan_history_and_dumps(run_dir, &brokers);
     run.finish(stats)
 }
 
@@ -72,8 +73,8 @@ impl Run {
         }
     }
 
-    /// Reads every `nodes/<id>/dump.jsonl` and `events.jsonl`.
-    fn load_nodes(&mut self, run_dir: &Path) {
+    /// Reads every `nodes/<dir>/events.jsonl`; returns the brokers (numeric dirs) in order.
+    fn load_events(&mut self, run_dir: &Path) -> Vec<u32> {
         let nodes = run_dir.join("nodes");
         let mut names: Vec<String> = match std::fs::read_dir(&nodes) {
             Ok(dir) => dir
@@ -86,32 +87,69 @@ impl Run {
                     "the run has no nodes/ directory: no replica log or node event was checked"
                         .into(),
                 );
-                return;
+                return Vec::new();
             }
         };
         names.sort_by_key(|n| (n.parse::<u32>().unwrap_or(u32::MAX), n.clone()));
-        let mut missing = Vec::new();
         for name in &names {
-            let dir = nodes.join(name);
+            let path = nodes.join(name).join("events.jsonl");
             let events_name = format!("nodes/{name}/events.jsonl");
-            self.events
-                .load(&dir.join("events.jsonl"), &events_name, &mut self.damage);
-            let Ok(broker) = name.parse::<u32>() else {
+            self.events.load(&path, &events_name, &mut self.damage);
+        }
+        self.events.finish();
+        names.iter().filter_map(|n| n.parse().ok()).collect()
+    }
+
+    /// The history pass on this thread and the dumps on another, at once; then the dumps'
+    /// leftovers are merged here.
+    fn scan_history_and_dumps(&mut self, run_dir: &Path, brokers: &[u32]) -> ScanStats {
+        let view = DumpView::new(&self.fin, &self.parts, &self.values);
+        let nodes = run_dir.join("nodes");
+        let (stats, reads) = std::thread::scope(|s| {
+            let dumps = s.spawn(|| {
+                let read = |b: &u32| {
+                    (
+                        *b,
+                        dumps::read_dump(&nodes.join(format!("{b}/dump.jsonl")), *b, &view),
+                    )
+                };
+                brokers
+                    .iter()
+                    .map(read)
+                    .collect::<Vec<(u32, Option<DumpRead>)>>()
+            });
+            let stats = scan_history(
+                run_dir,
+                &mut self.parts,
+                &mut self.values,
+                &self.fin,
+                &mut self.found,
+                &mut self.damage,
+                &mut self.unknown,
+            );
+            // A panic on the dump thread is a bug in this crate; it is re-raised here.
+            let reads = dumps
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (stats, reads)
+        });
+        drop(view);
+        let mut missing = Vec::new();
+        for (broker, read) in reads {
+            let Some(read) = read else {
+                missing.push(broker);
                 continue;
             };
-            let load = DumpLoad {
+            let merge = Merge {
                 parts: &mut self.parts,
                 values: &mut self.values,
                 damage: &mut self.damage,
-                duplicates: &mut self.dump_duplicates,
+                found: &mut self.found,
             };
-            match logs::load_dump(&dir.join("dump.jsonl"), broker, self.replicas.len(), load) {
-                Some(replica) => self.replicas.push(replica),
-                None => missing.push(broker),
-            }
+            self.replicas.push(dumps::merge(read, merge));
         }
-        self.events.finish();
         self.note_missing_dumps(&missing);
+        stats
     }
 
     fn note_missing_dumps(&mut self, missing: &[u32]) {
@@ -128,26 +166,6 @@ impl Run {
                 self.config.nodes
             ));
         }
-    }
-
-    fn scan_history(&mut self, run_dir: &Path) -> ScanStats {
-        let mut scan = Scan::new(
-            &mut self.parts,
-            &mut self.values,
-            &self.fin,
-            &mut self.found,
-        );
-        let outcome = for_each_line(
-            &run_dir.join(HISTORY_FILE),
-            HISTORY_FILE,
-            &mut self.damage,
-            |_, line| scan.line(line),
-        );
-        let stats = scan.stats;
-        if outcome == Outcome::Missing {
-            self.unknown.push(format!("{HISTORY_FILE} is missing"));
-        }
-        stats
     }
 
     /// Why the history may not hold every operation of the run (an abort, an early end,
@@ -193,7 +211,6 @@ impl Run {
         let lost = findings::lost(&inputs, &mut self.found);
         findings::failed_present(&inputs, &mut self.found);
         findings::phantoms(&inputs, &mut self.found);
-        findings::dump_duplicates(&inputs, &self.dump_duplicates, &mut self.found);
         divergence::check(
             &self.parts,
             &self.values,
@@ -267,6 +284,9 @@ impl Run {
         partitions: Vec<PartitionSummary>,
         explanations: Vec<crate::Explanation>,
     ) -> Results {
+        // Files are read on two threads: order warnings by file, then line.
+        let by_place = |w: &crate::Warning| (w.file.clone(), w.line);
+        self.damage.warnings.sort_by_key(by_place);
         if self.damage.total > 0 {
             let first = &self.damage.warnings[0];
             let line = first.line.map(|l| format!(":{l}")).unwrap_or_default();
@@ -345,4 +365,24 @@ fn availability(stats: &ScanStats, idx: usize) -> (Option<f64>, Option<u64>) {
         Some(ok as f64 / total as f64),
         Some(longest * (BUCKET_NS / 1_000_000)),
     )
+}
+
+/// Streams history.jsonl through the [`Scan`].
+fn scan_history(
+    run_dir: &Path,
+    parts: &mut Partitions,
+    values: &mut Values,
+    fin: &Final,
+    found: &mut Found,
+    damage: &mut Damage,
+    unknown: &mut Vec<String>,
+) -> ScanStats {
+    let mut scan = Scan::new(parts, values, fin, found);
+    let path = run_dir.join(HISTORY_FILE);
+    let outcome = for_each_line(&path, HISTORY_FILE, damage, |_, line| scan.line(line));
+    scan.flush_pending();
+    if outcome == Outcome::Missing {
+        unknown.push(format!("{HISTORY_FILE} is missing"));
+    }
+    scan.stats
 }

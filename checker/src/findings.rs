@@ -1,11 +1,11 @@
 //! The anomalies that need the whole history before they can be judged: lost writes (an
 //! acknowledged value that no later line can bring back), phantoms (a value no line sent),
-//! failed sends whose value is present, and duplicates inside one replica's dump. It walks the
+//! and failed sends whose value is present. It walks the
 //! per-value state once and the logs once; it does not read any file.
 
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
-use crate::logs::{DumpDuplicate, Final, LogValues, PartIdx, Partitions, Replica};
+use crate::logs::{Final, LogValues, PartIdx, Partitions, Replica};
 use crate::results::AnomalyKind;
 use crate::values::{ValueState, Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_PART, OK, READ};
 use std::collections::HashSet;
@@ -193,31 +193,4 @@ fn push_read_phantom(inputs: &Inputs, found: &mut Found, id: ValueId, st: &Value
     a.indices = vec![st.read_index];
     a.uncertain = inputs.history_problem.clone();
     found.push(a);
-}
-
-/// Reports the values a replica's dump holds at two offsets.
-pub fn dump_duplicates(inputs: &Inputs, dups: &[DumpDuplicate], found: &mut Found) {
-    for d in dups {
-        let Some(replica) = inputs.replicas.get(d.replica) else {
-            continue;
-        };
-        let first = replica.parts.iter().find_map(|(_, rp)| {
-            rp.log
-                .iter()
-                .find(|&(o, v)| v == d.value && o != d.offset)
-                .map(|(o, _)| o)
-        });
-        let (topic, partition) = inputs.parts.key(d.part);
-        let value = inputs.values.name(d.value);
-        let first_text = first.map_or("another offset".to_string(), |o| format!("offset {o}"));
-        let detail = format!(
-            "broker {}'s log of {topic}/{partition} holds {value:?} at {first_text} and at offset {}",
-            replica.broker, d.offset
-        );
-        let mut a = anomaly(AnomalyKind::Duplicate, topic, partition, detail);
-        a.offsets = first.into_iter().chain([d.offset]).collect();
-        a.values = vec![value];
-        a.brokers = vec![replica.broker];
-        found.push(a);
-    }
 }

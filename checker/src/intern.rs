@@ -13,7 +13,9 @@ pub struct Interner {
     arena: String,
     /// `ends[id]` is where value `id` ends in `arena`; it starts where `id - 1` ends.
     ends: Vec<usize>,
-    table: HashTable<ValueId>,
+    /// (id, 32-bit hash of the value): the stored hash lets the table grow without reading
+    /// the arena, and rejects most non-matching slots without touching it.
+    table: HashTable<(ValueId, u32)>,
 }
 
 impl Interner {
@@ -24,21 +26,36 @@ impl Interner {
         &self.arena[start..self.ends[id]]
     }
 
+    /// A read-only copy of the strings interned so far, for another thread: ids below its
+    /// length mean the same value in both.
+    pub fn freeze(&self) -> Frozen {
+        Frozen {
+            arena: self.arena.clone(),
+            ends: self.ends.clone(),
+        }
+    }
+
+    /// Makes room for `more` values without growing the table step by step.
+    pub fn reserve(&mut self, more: usize) {
+        self.table.reserve(more, |&(_, h)| table_hash(h));
+        self.ends.reserve(more);
+    }
+
     /// The id of `value` if it was interned before.
     #[cfg(test)]
     pub fn lookup(&self, value: &str) -> Option<ValueId> {
-        let hash = hash_str(value);
-        self.table.find(hash, |&id| self.get(id) == value).copied()
+        let h = hash32(value);
+        let matches = |&(id, other): &(ValueId, u32)| other == h && self.get(id) == value;
+        self.table.find(table_hash(h), matches).map(|&(id, _)| id)
     }
 
     /// The id of `value`, interning it if new; the bool is true when it was new. Returns
     /// `None` only past 4 billion distinct values.
     pub fn intern(&mut self, value: &str) -> Option<(ValueId, bool)> {
-        let hash = hash_str(value);
-        if let Some(&id) = self
-            .table
-            .find(hash, |&id| get(&self.arena, &self.ends, id) == value)
-        {
+        let h = hash32(value);
+        let (arena, ends) = (&self.arena, &self.ends);
+        let matches = |&(id, other): &(ValueId, u32)| other == h && get(arena, ends, id) == value;
+        if let Some(&(id, _)) = self.table.find(table_hash(h), matches) {
             return Some((id, false));
         }
         let id = ValueId::try_from(self.ends.len())
@@ -46,10 +63,22 @@ impl Interner {
             .filter(|&id| id != ValueId::MAX)?;
         self.arena.push_str(value);
         self.ends.push(self.arena.len());
-        let (arena, ends) = (&self.arena, &self.ends);
         self.table
-            .insert_unique(hash, id, |&other| hash_str(get(arena, ends, other)));
+            .insert_unique(table_hash(h), (id, h), |&(_, other)| table_hash(other));
         Some((id, true))
+    }
+}
+
+/// Interned strings frozen at one moment ([`Interner::freeze`]).
+pub struct Frozen {
+    arena: String,
+    ends: Vec<usize>,
+}
+
+impl Frozen {
+    /// The string of `id`, when it was interned before the freeze.
+    pub fn get(&self, id: ValueId) -> Option<&str> {
+        ((id as usize) < self.ends.len()).then(|| get(&self.arena, &self.ends, id))
     }
 }
 
@@ -57,6 +86,16 @@ fn get<'a>(arena: &'a str, ends: &[usize], id: ValueId) -> &'a str {
     let id = id as usize;
     let start = if id == 0 { 0 } else { ends[id - 1] };
     &arena[start..ends[id]]
+}
+
+/// The 32-bit hash kept beside each id.
+fn hash32(value: &str) -> u32 {
+    hash_str(value) as u32
+}
+
+/// The table's 64-bit hash, derived from the stored 32 bits alone.
+fn table_hash(h: u32) -> u64 {
+    fmix64(u64::from(h))
 }
 
 /// FxHash over 8-byte words with a final avalanche, so that values differing only in their

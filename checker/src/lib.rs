@@ -7,6 +7,7 @@
 
 mod check;
 mod divergence;
+mod dumps;
 mod error;
 pub mod events;
 mod explain;

@@ -5,7 +5,7 @@
 
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
-use crate::jsonl::{for_each_line, problem, Damage, Outcome};
+use crate::jsonl::{problem, Damage};
 use crate::results::AnomalyKind;
 use crate::values::{Values, IN_FINAL};
 use serde::Deserialize;
@@ -84,11 +84,17 @@ impl LogValues {
         }
         self.records += 1;
         if let Some(epoch) = epoch {
-            if self.epochs.last().is_none_or(|&(_, last)| last != epoch) {
-                self.epochs.push((offset, epoch));
-            }
+            self.note_epoch(offset, epoch);
         }
         None
+    }
+
+    /// Records that the record at `offset` has `epoch`, in offset order, before its value is
+    /// known (a dump record resolved later).
+    pub fn note_epoch(&mut self, offset: u64, epoch: u32) {
+        if self.epochs.last().is_none_or(|&(_, last)| last != epoch) {
+            self.epochs.push((offset, epoch));
+        }
     }
 
     pub fn get(&self, offset: u64) -> Option<ValueId> {
@@ -275,6 +281,7 @@ fn load_final_part(
     damage: &mut Damage,
 ) -> FinalPart {
     let mut log = LogValues::default();
+    values.reserve(p.records.len());
     for r in &p.records {
         let Some(id) = values.id(&r.value) else {
             damage.push(FINAL_FILE, None, "more than 4 billion distinct values");
@@ -344,7 +351,7 @@ fn final_part_problem(p: &FinalPartRaw, log: &LogValues) -> Option<String> {
     }
 }
 
-/// One broker's surviving log of one partition.
+/// One broker's surviving log of one partition (read by [`crate::dumps`]).
 #[derive(Debug, Default)]
 pub struct ReplicaPart {
     pub log: LogValues,
@@ -358,113 +365,4 @@ pub struct ReplicaPart {
 pub struct Replica {
     pub broker: u32,
     pub parts: BTreeMap<PartIdx, ReplicaPart>,
-}
-
-#[derive(Deserialize)]
-struct DumpLine<'a> {
-    #[serde(default)]
-    summary: Option<bool>,
-    #[serde(borrow, default)]
-    topic: Option<Cow<'a, str>>,
-    #[serde(default)]
-    partition: Option<u32>,
-    #[serde(default)]
-    offset: Option<u64>,
-    #[serde(default)]
-    leader_epoch: Option<u32>,
-    #[serde(borrow, default)]
-    value: Option<Cow<'a, str>>,
-    #[serde(default)]
-    log_end_offset: Option<u64>,
-    #[serde(default)]
-    high_watermark: Option<u64>,
-}
-
-/// A value seen twice in one dump: where, so the first offset can be found afterwards.
-#[derive(Debug, Clone, Copy)]
-pub struct DumpDuplicate {
-    pub replica: usize,
-    pub part: PartIdx,
-    pub value: ValueId,
-    pub offset: u64,
-}
-
-/// Everything needed while loading one dump.
-pub struct DumpLoad<'a> {
-    pub parts: &'a mut Partitions,
-    pub values: &'a mut Values,
-    pub damage: &'a mut Damage,
-    pub duplicates: &'a mut Vec<DumpDuplicate>,
-}
-
-/// Loads `nodes/<broker>/dump.jsonl` as replica number `number`; `None` when it is missing.
-pub fn load_dump(path: &Path, broker: u32, number: usize, load: DumpLoad) -> Option<Replica> {
-    let file = format!("nodes/{broker}/dump.jsonl");
-    let mut replica = Replica {
-        broker,
-        parts: BTreeMap::new(),
-    };
-    let DumpLoad {
-        parts,
-        values,
-        damage,
-        duplicates,
-    } = load;
-    let mark = u32::try_from(number + 1).unwrap_or(u32::MAX);
-    let outcome = for_each_line(path, &file, damage, |_, bytes| {
-        let line: DumpLine = match serde_json::from_slice(bytes) {
-            Ok(line) => line,
-            Err(e) => return other_object_or_damage(bytes, &e),
-        };
-        let (Some(topic), Some(partition)) = (&line.topic, line.partition) else {
-            return Ok(());
-        };
-        let idx = parts.get_or_add(topic, partition);
-        let part = replica.parts.entry(idx).or_default();
-        if line.summary == Some(true) {
-            part.high_watermark = line.high_watermark.or(part.high_watermark);
-            part.log_end_offset = line.log_end_offset.or(part.log_end_offset);
-            return Ok(());
-        }
-        let (Some(offset), Some(value)) = (line.offset, &line.value) else {
-            return Ok(());
-        };
-        let id = values
-            .id(value)
-            .ok_or("more than 4 billion distinct values")?;
-        if let Some(old) = part.log.insert(offset, id, line.leader_epoch) {
-            let old = values.interner.get(old);
-            return Err(format!(
-                "offset {offset} appears twice ({old:?} and {value:?})"
-            ));
-        }
-        let state = values.state_mut(id);
-        if state.dump_mark == mark {
-            duplicates.push(DumpDuplicate {
-                replica: number,
-                part: idx,
-                value: id,
-                offset,
-            });
-        }
-        state.dump_mark = mark;
-        Ok(())
-    });
-    for part in replica.parts.values_mut() {
-        part.log.finish();
-    }
-    (outcome != Outcome::Missing).then_some(replica)
-}
-
-/// A line that is valid JSON but not a record (an extra summary shape) is allowed; a line that
-/// is not JSON, or a record with fields of the wrong type, is damage.
-fn other_object_or_damage(bytes: &[u8], e: &serde_json::Error) -> Result<(), String> {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(serde_json::Value::Object(map))
-            if !(map.contains_key("offset") && map.contains_key("value")) =>
-        {
-            Ok(())
-        }
-        _ => Err(problem(e)),
-    }
 }

@@ -117,6 +117,17 @@ pub struct ScanStats {
     pub moved: Vec<(PartIdx, u64, ValueId)>,
 }
 
+/// A send invoked and not yet completed.
+struct PendingSend {
+    value: String,
+    index: u64,
+    part: PartIdx,
+}
+
+/// Invokes kept per process before the oldest is recorded without waiting for its completion
+/// (a process normally has one operation outstanding).
+const MAX_PENDING_PER_PROCESS: usize = 64;
+
 /// The history pass: the state it reads and updates.
 pub struct Scan<'a> {
     pub parts: &'a mut Partitions,
@@ -128,6 +139,7 @@ pub struct Scan<'a> {
     consumers: HashMap<(ProcKey, PartIdx), u64>,
     /// Values seen by acks and polls at offsets the final log does not hold.
     beyond_final: HashMap<(PartIdx, u64), (ValueId, u64)>,
+    pending: HashMap<ProcKey, Vec<PendingSend>>,
 }
 
 impl<'a> Scan<'a> {
@@ -145,6 +157,7 @@ impl<'a> Scan<'a> {
             stats: ScanStats::default(),
             consumers: HashMap::new(),
             beyond_final: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -183,23 +196,29 @@ impl<'a> Scan<'a> {
         let v: SendLine = serde_json::from_str(raw.get()).map_err(|e| format!("bad send: {e}"))?;
         self.client_time(op.time_ns);
         let part = self.parts.get_or_add(&v.topic, v.partition);
-        let id = self.values.id(&v.value).ok_or("too many distinct values")?;
         bump(&mut self.stats.counts.send, op.kind);
         bump(self.stats.send_per_part.entry(part).or_default(), op.kind);
+        if op.kind == OpType::Invoke {
+            self.hold_invoke(op, &v, part)?;
+            return Ok(());
+        }
+        let final_log = self.fin.parts.get(&part).map(|p| &p.log);
+        let id = match (op.kind, v.offset) {
+            (OpType::Ok, Some(offset)) => self.values.id_at(final_log, offset, &v.value),
+            _ => self.values.id(&v.value),
+        };
+        let id = id.ok_or("too many distinct values")?;
+        if let Some(invoke) = self.take_invoke(&op.process, &v.value) {
+            self.apply_invoke(id, invoke.index, invoke.part);
+        }
         let st = self.values.state_mut(id);
         if st.part == NO_PART {
             st.part = u32::try_from(part).unwrap_or(NO_PART);
         }
+        st.completion_index = op.index;
         match op.kind {
-            OpType::Invoke => {
-                st.flags |= INVOKED;
-                if st.invoke_index == NONE {
-                    st.invoke_index = op.index;
-                }
-            }
             OpType::Ok => {
                 st.flags |= OK;
-                st.completion_index = op.index;
                 st.ok_time_ns = op.time_ns;
                 st.ack_offset = v.offset.unwrap_or(NONE);
                 self.mark_ok_bucket(part, op.time_ns);
@@ -207,12 +226,59 @@ impl<'a> Scan<'a> {
                     self.check_ack(part, offset, id, op.index);
                 }
             }
-            OpType::Fail | OpType::Info => {
-                st.flags |= if op.kind == OpType::Fail { FAIL } else { INFO };
-                st.completion_index = op.index;
-            }
+            OpType::Fail => st.flags |= FAIL,
+            _ => st.flags |= INFO,
         }
         Ok(())
+    }
+
+    /// Keeps an invoke until its completion names the value again: the completion usually
+    /// finds the value by its offset in the final log, which spares a hash-table probe.
+    fn hold_invoke(&mut self, op: &OpLine, v: &SendLine, part: PartIdx) -> Result<(), String> {
+        let list = self.pending.entry(op.process.clone()).or_default();
+        let evicted = (list.len() >= MAX_PENDING_PER_PROCESS).then(|| list.remove(0));
+        list.push(PendingSend {
+            value: v.value.to_string(),
+            index: op.index,
+            part,
+        });
+        match evicted {
+            Some(old) => self.flush_invoke(old),
+            None => Ok(()),
+        }
+    }
+
+    fn take_invoke(&mut self, process: &ProcKey, value: &str) -> Option<PendingSend> {
+        let list = self.pending.get_mut(process)?;
+        let at = list.iter().position(|p| p.value == value)?;
+        Some(list.remove(at))
+    }
+
+    fn flush_invoke(&mut self, invoke: PendingSend) -> Result<(), String> {
+        let id = self
+            .values
+            .id(&invoke.value)
+            .ok_or("too many distinct values")?;
+        self.apply_invoke(id, invoke.index, invoke.part);
+        Ok(())
+    }
+
+    fn apply_invoke(&mut self, id: ValueId, index: u64, part: PartIdx) {
+        let st = self.values.state_mut(id);
+        st.flags |= INVOKED;
+        st.invoke_index = st.invoke_index.min(index);
+        if st.part == NO_PART {
+            st.part = u32::try_from(part).unwrap_or(NO_PART);
+        }
+    }
+
+    /// Records every invoke still waiting for a completion: the send's outcome is unknown.
+    pub fn flush_pending(&mut self) {
+        let pending: Vec<PendingSend> = self.pending.drain().flat_map(|(_, list)| list).collect();
+        for invoke in pending {
+            // Only past 4 billion values can this fail; the value is then not tracked.
+            let _ = self.flush_invoke(invoke);
+        }
     }
 
     fn mark_ok_bucket(&mut self, part: PartIdx, time_ns: u64) {
@@ -312,7 +378,9 @@ impl<'a> Scan<'a> {
             _ => v.offset,
         };
         for r in &v.records {
-            let id = self.values.id(&r.value).ok_or("too many distinct values")?;
+            let final_log = self.fin.parts.get(&part).map(|p| &p.log);
+            let id = self.values.id_at(final_log, r.offset, &r.value);
+            let id = id.ok_or("too many distinct values")?;
             let st = self.values.state_mut(id);
             if st.part == NO_PART {
                 st.part = u32::try_from(part).unwrap_or(NO_PART);

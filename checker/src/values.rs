@@ -3,6 +3,7 @@
 //! [`ValueState`] per value keeps memory in proportion to distinct values, not to operations.
 
 use crate::intern::{Interner, ValueId};
+use crate::logs::LogValues;
 
 /// "No offset / no index" in the `u64` fields of [`ValueState`].
 pub const NONE: u64 = u64::MAX;
@@ -21,8 +22,6 @@ pub struct ValueState {
     /// The partition the value was sent to (index into [`crate::logs::Partitions`]).
     pub part: u32,
     pub flags: u8,
-    /// 1 + the number of the last replica dump the value was seen in (duplicate detection).
-    pub dump_mark: u32,
     pub ack_offset: u64,
     pub invoke_index: u64,
     /// History index of the send's completion (`ok`, `fail` or `info`).
@@ -38,7 +37,6 @@ impl Default for ValueState {
         ValueState {
             part: NO_PART,
             flags: 0,
-            dump_mark: 0,
             ack_offset: NONE,
             invoke_index: NONE,
             completion_index: NONE,
@@ -71,6 +69,24 @@ impl Values {
             self.states.push(ValueState::default());
         }
         Some(id)
+    }
+
+    /// Makes room for `more` values.
+    pub fn reserve(&mut self, more: usize) {
+        self.interner.reserve(more);
+        self.states.reserve(more);
+    }
+
+    /// The id of `value`, found at `offset` of `log`: most records sit where the final log
+    /// holds them, and comparing with that one string is much cheaper than a hash-table probe
+    /// into millions of values.
+    pub fn id_at(&mut self, log: Option<&LogValues>, offset: u64, value: &str) -> Option<ValueId> {
+        if let Some(id) = log.and_then(|l| l.get(offset)) {
+            if self.interner.get(id) == value {
+                return Some(id);
+            }
+        }
+        self.id(value)
     }
 
     pub fn state(&self, id: ValueId) -> &ValueState {

@@ -436,3 +436,33 @@ fn write_availability_counts_buckets_with_an_ok_send() {
     assert_eq!(p.send.ok, 2);
     assert_eq!(p.send.info, 2);
 }
+
+#[test]
+fn a_send_without_completion_is_indefinite_in_the_log_and_lost_only_if_read() {
+    let mut run = Run::happy(3);
+    // Process 1 invokes "open" and the history ends before its completion; process 2 invokes
+    // "gone", a consumer reads it at offset 4, and it is not in the final log.
+    let invoke = |v: &str| json!({"topic":"t","partition":0,"value":v,"acks":"all"});
+    run.ops
+        .push((json!(1), "invoke", "send", invoke("open"), None));
+    run.ops
+        .push((json!(2), "invoke", "send", invoke("gone"), None));
+    run.poll(3, 3, &[(3, "open"), (4, "gone")]);
+    let log = records(&["v0", "v1", "v2", "open"]);
+    run.set_final(0, log.clone());
+    for broker in 1..=3 {
+        run.set_dump(broker, 0, &log, Some(4));
+    }
+    let results = run.check();
+    assert_eq!(
+        kinds(&results),
+        vec![AnomalyKind::Lost, AnomalyKind::DirtyRead]
+    );
+    let lost = of_kind(&results, AnomalyKind::Lost);
+    assert_eq!(
+        (lost[0].values.clone(), lost[0].offsets.clone()),
+        (vec!["gone".to_string()], vec![4])
+    );
+    assert_eq!(lost[0].indices, vec![7, 9]);
+    assert!(results.explanations[0].sentence.starts_with("offset 4 of t/0, whose sends had an unknown outcome but which a consumer read, was lost"), "{}", results.explanations[0].sentence);
+}
