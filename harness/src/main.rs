@@ -66,8 +66,15 @@ fn watch_signals() -> anyhow::Result<watch::Receiver<bool>> {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        eprintln!("faultline: interrupted: healing and stopping the nodes");
+        eprintln!("faultline: interrupted: healing and stopping the nodes (again to quit now)");
         let _ = tx.send(true);
+        // A second signal quits at once; the nodes die with us (their parent-death signal).
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("faultline: interrupted twice: quitting without stopping the nodes in order");
+        std::process::exit(EXIT_HARNESS_FAILED);
     });
     Ok(rx)
 }

@@ -500,6 +500,15 @@ impl Nemesis {
     /// Heals everything: resumes paused nodes, starts nodes that are down, removes latency and
     /// partitions. Each heal is recorded.
     pub async fn heal_all(&self) -> std::io::Result<()> {
+        // A node that ended without being killed is a finding in itself: say so.
+        for (node, state) in self.cluster.supervisor.states().await {
+            if let ProcState::Exited(status) = state {
+                eprintln!(
+                    "faultline: node {node} exited on its own ({status}); see {}",
+                    self.cluster.node_dir(node).join("node.log").display()
+                );
+            }
+        }
         for node in self.nodes_in(|s| *s == ProcState::Paused).await {
             self.apply_and_record(&Fault::Resume { node }).await?;
         }
