@@ -88,6 +88,39 @@ fn get<'a>(arena: &'a str, ends: &[usize], id: ValueId) -> &'a str {
     &arena[start..ends[id]]
 }
 
+/// A fast hasher for the checker's own small keys (process ids, partition indices, offsets):
+/// FxHash words with a final avalanche. Inputs are the run's own files, so hash flooding is
+/// not a concern.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = (self.0.rotate_left(5) ^ hash_bytes(bytes)).wrapping_mul(K);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(K);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn finish(&self) -> u64 {
+        fmix64(self.0)
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
+const K: u64 = 0xf135_7aea_2e62_a9c5;
+
 /// The 32-bit hash kept beside each id.
 fn hash32(value: &str) -> u32 {
     hash_str(value) as u32
@@ -101,8 +134,10 @@ fn table_hash(h: u32) -> u64 {
 /// FxHash over 8-byte words with a final avalanche, so that values differing only in their
 /// last digits still spread over the table's low bits.
 pub fn hash_str(value: &str) -> u64 {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-    let bytes = value.as_bytes();
+    fmix64(hash_bytes(value.as_bytes()))
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut hash = bytes.len() as u64;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
@@ -112,8 +147,7 @@ pub fn hash_str(value: &str) -> u64 {
     }
     let mut tail = [0u8; 8];
     tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    fmix64(hash)
+    (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K)
 }
 
 /// MurmurHash3's 64-bit finaliser.

@@ -18,6 +18,7 @@ pub mod history;
 mod intern;
 mod jsonl;
 mod logs;
+mod oplines;
 mod results;
 mod scan;
 mod values;

@@ -20,6 +20,8 @@ pub type PartIdx = usize;
 #[derive(Debug, Default)]
 pub struct Partitions {
     keys: Vec<(String, u32)>,
+    /// The partition found last: history lines of one partition tend to come in runs.
+    last: Option<PartIdx>,
     by_topic: HashMap<String, HashMap<u32, PartIdx>>,
 }
 
@@ -29,7 +31,14 @@ impl Partitions {
     }
 
     pub fn get_or_add(&mut self, topic: &str, partition: u32) -> PartIdx {
+        if let Some(last) = self.last {
+            let (t, p) = &self.keys[last];
+            if *p == partition && t == topic {
+                return last;
+            }
+        }
         if let Some(idx) = self.get(topic, partition) {
+            self.last = Some(idx);
             return idx;
         }
         let idx = self.keys.len();

@@ -8,107 +8,24 @@
 
 use crate::found::{anomaly, Found};
 use crate::history::OpType;
-use crate::intern::ValueId;
+use crate::intern::{FastMap, ValueId};
 use crate::logs::{Final, PartIdx, Partitions};
+use crate::oplines::{OpLine, OpValue, PollLine, PolledLine, ProcKey, SendLine};
 use crate::results::{AnomalyKind, Counts, OpCounts};
 use crate::values::{Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_PART, OK, READ};
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fmt;
 
 /// Width of the time buckets used to measure write availability.
 pub const BUCKET_NS: u64 = 1_000_000_000;
 /// Buckets past this (about 12 days) are not tracked, so a damaged time cannot allocate much.
 const MAX_BUCKETS: u64 = 1 << 20;
 
-/// Who performed an operation, borrowed from the line.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ProcKey {
-    Client(u64),
-    Named(String),
-}
-
-impl fmt::Display for ProcKey {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            ProcKey::Client(n) => write!(f, "process {n}"),
-            ProcKey::Named(name) => write!(f, "process {name:?}"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ProcKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ProcKey;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a process number or name")
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<ProcKey, E> {
-                Ok(ProcKey::Client(n))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<ProcKey, E> {
-                Ok(ProcKey::Named(s.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Deserialize)]
-struct OpLine<'a> {
-    index: u64,
-    time_ns: u64,
-    process: ProcKey,
-    #[serde(rename = "type")]
-    kind: OpType,
-    #[serde(borrow)]
-    f: Cow<'a, str>,
-    #[serde(borrow, default)]
-    value: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct SendLine<'a> {
-    #[serde(borrow)]
-    topic: Cow<'a, str>,
-    partition: u32,
-    #[serde(borrow)]
-    value: Cow<'a, str>,
-    #[serde(default)]
-    offset: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct PollLine<'a> {
-    #[serde(borrow)]
-    topic: Cow<'a, str>,
-    partition: u32,
-    offset: u64,
-    #[serde(borrow, default)]
-    records: Vec<PolledLine<'a>>,
-}
-
-#[derive(Deserialize)]
-struct PolledLine<'a> {
-    offset: u64,
-    #[serde(borrow)]
-    value: Cow<'a, str>,
-}
-
 /// What the pass learnt besides anomalies.
 #[derive(Debug, Default)]
 pub struct ScanStats {
     pub counts: Counts,
-    pub send_per_part: HashMap<PartIdx, OpCounts>,
+    pub send_per_part: FastMap<PartIdx, OpCounts>,
     /// Per partition, a bitset of the time buckets with at least one `ok` send.
-    pub ok_buckets: HashMap<PartIdx, Vec<u64>>,
+    pub ok_buckets: FastMap<PartIdx, Vec<u64>>,
     pub first_client_ns: Option<u64>,
     pub last_client_ns: Option<u64>,
     /// The reason given by an `abort` marker, when the history has one.
@@ -136,10 +53,10 @@ pub struct Scan<'a> {
     pub found: &'a mut Found,
     pub stats: ScanStats,
     /// Each consumer's position: the last offset it read of a partition.
-    consumers: HashMap<(ProcKey, PartIdx), u64>,
+    consumers: FastMap<(ProcKey, PartIdx), u64>,
     /// Values seen by acks and polls at offsets the final log does not hold.
-    beyond_final: HashMap<(PartIdx, u64), (ValueId, u64)>,
-    pending: HashMap<ProcKey, Vec<PendingSend>>,
+    beyond_final: FastMap<(PartIdx, u64), (ValueId, u64)>,
+    pending: FastMap<ProcKey, Vec<PendingSend>>,
 }
 
 impl<'a> Scan<'a> {
@@ -155,22 +72,22 @@ impl<'a> Scan<'a> {
             fin,
             found,
             stats: ScanStats::default(),
-            consumers: HashMap::new(),
-            beyond_final: HashMap::new(),
-            pending: HashMap::new(),
+            consumers: FastMap::default(),
+            beyond_final: FastMap::default(),
+            pending: FastMap::default(),
         }
     }
 
     /// Analyses one history line; an `Err` names what is wrong with it.
     pub fn line(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let op: OpLine = serde_json::from_slice(bytes).map_err(|e| crate::jsonl::problem(&e))?;
+        let op = OpLine::parse(bytes)?;
         self.stats.counts.history_lines += 1;
         match op.f.as_ref() {
             "send" => self.send(&op),
             "poll" => self.poll(&op),
             "abort" => {
                 let reason = op.error.as_deref().map(str::to_string);
-                let reason = reason.or_else(|| op.value.map(|v| v.get().to_string()));
+                let reason = reason.or_else(|| op.value.raw().map(str::to_string));
                 self.stats.abort = Some(reason.unwrap_or_else(|| "no reason given".into()));
                 Ok(())
             }
@@ -192,14 +109,15 @@ impl<'a> Scan<'a> {
     }
 
     fn send(&mut self, op: &OpLine) -> Result<(), String> {
-        let raw = op.value.ok_or("send without a value")?;
-        let v: SendLine = serde_json::from_str(raw.get()).map_err(|e| format!("bad send: {e}"))?;
+        let OpValue::Send(v) = &op.value else {
+            return Err("send without a value".into());
+        };
         self.client_time(op.time_ns);
         let part = self.parts.get_or_add(&v.topic, v.partition);
         bump(&mut self.stats.counts.send, op.kind);
         bump(self.stats.send_per_part.entry(part).or_default(), op.kind);
         if op.kind == OpType::Invoke {
-            self.hold_invoke(op, &v, part)?;
+            self.hold_invoke(op, v, part)?;
             return Ok(());
         }
         let final_log = self.fin.parts.get(&part).map(|p| &p.log);
@@ -365,8 +283,9 @@ impl<'a> Scan<'a> {
         if op.kind != OpType::Ok {
             return Ok(());
         }
-        let raw = op.value.ok_or("poll without a value")?;
-        let v: PollLine = serde_json::from_str(raw.get()).map_err(|e| format!("bad poll: {e}"))?;
+        let OpValue::Poll(v) = &op.value else {
+            return Err("poll without a value".into());
+        };
         let part = self.parts.get_or_add(&v.topic, v.partition);
         self.stats.counts.polled_records += v.records.len() as u64;
         let key = (op.process.clone(), part);
@@ -391,10 +310,10 @@ impl<'a> Scan<'a> {
                 st.read_offset = r.offset;
             }
             if r.offset < next {
-                self.nonmonotonic(op, &v, r, next);
+                self.nonmonotonic(op, v, r, next);
             } else {
                 if r.offset > next {
-                    self.check_skip(op, &v, part, next, r.offset);
+                    self.check_skip(op, v, part, next, r.offset);
                 }
                 next = r.offset + 1;
             }
