@@ -50,7 +50,6 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         config,
     };
     run.register_configured_partitions();
-    let t0 = std::time::Instant::now();
     run.fin = logs::load_final(
         run_dir,
         &mut run.parts,
@@ -58,7 +57,6 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         &mut run.found,
         &mut run.damage,
     );
-    eprintln!("TIMING final {:?}", t0.elapsed());
     let brokers = run.load_events(run_dir);
     let stats = run.scan_history_and_dumps(run_dir, &brokers);
     run.finish(stats)
