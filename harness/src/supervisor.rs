@@ -344,3 +344,84 @@ pub fn harden(command: &mut Command) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state letter of /proc/<pid>/stat: R/S running or sleeping, T stopped, Z zombie.
+    fn proc_state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(')').next()?.trim().chars().next()
+    }
+
+    /// Signals are delivered asynchronously: poll for the state with a deadline.
+    async fn wait_state(pid: u32, stopped: bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while (proc_state(pid) == Some('T')) != stopped {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} stopped={stopped}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn kills_pauses_resumes_and_restarts_by_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let supervisor = Supervisor::new(Path::new("/bin/sleep"));
+        let node = Node::Broker(1);
+        let command = NodeCommand {
+            args: vec!["30".to_string()],
+            log_path: dir.path().join("node.log"),
+        };
+        supervisor.add(node, command).await;
+        let pid = supervisor.start(node).await.unwrap();
+        assert!(matches!(
+            supervisor.start(node).await,
+            Err(SupervisorError::AlreadyRunning { .. })
+        ));
+        supervisor.pause(node).await.unwrap();
+        wait_state(pid, true).await;
+        supervisor.resume(node).await.unwrap();
+        wait_state(pid, false).await;
+        supervisor.kill(node, KillSignal::Kill).await.unwrap();
+        assert_eq!(proc_state(pid), None, "killed and reaped");
+        assert!(matches!(
+            supervisor.kill(node, KillSignal::Kill).await,
+            Err(SupervisorError::NotRunning { .. })
+        ));
+        let again = supervisor.start(node).await.unwrap();
+        assert_ne!(again, pid);
+        supervisor.pause(node).await.unwrap();
+        // Stopping resumes a paused process first, so SIGTERM can end it.
+        supervisor.stop_all(KillSignal::Term).await;
+        assert_eq!(proc_state(again), None);
+        assert!(supervisor.pids().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_process_that_exits_on_its_own_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let supervisor = Supervisor::new(Path::new("/bin/sh"));
+        let node = Node::Controller;
+        let command = NodeCommand {
+            args: vec!["-c".to_string(), "exit 3".to_string()],
+            log_path: dir.path().join("node.log"),
+        };
+        supervisor.add(node, command).await;
+        supervisor.start(node).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(ProcState::Exited(status)) = supervisor.state(node).await {
+                assert!(status.contains('3'), "{status}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "exit not noticed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let error = supervisor.pause(node).await.unwrap_err();
+        assert!(error.to_string().contains("exited"), "{error}");
+    }
+}
