@@ -204,7 +204,7 @@ fn causes(ctx: &Context, r: &Range, topic: &str, partition: u32) -> Vec<String> 
         (Some(acked), Some(e)) => e > acked,
         _ => r.acked_ms.is_none_or(|t| time_ms >= t),
     };
-    let mut out = Vec::new();
+    let mut out: Vec<(u64, String)> = Vec::new();
     let election = ctx
         .events
         .elections(topic, partition)
@@ -214,7 +214,7 @@ fn causes(ctx: &Context, r: &Range, topic: &str, partition: u32) -> Vec<String> 
                 && e.log_end_offset.map_or(e.unclean, |leo| leo <= hi)
         });
     if let Some(e) = election {
-        out.push(election_clause(ctx, &e));
+        out.push((e.time_ms, election_clause(ctx, &e)));
     }
     let events = ctx.events.of(topic, partition);
     let cuts: Vec<&NodeEvent> = events
@@ -223,13 +223,11 @@ fn causes(ctx: &Context, r: &Range, topic: &str, partition: u32) -> Vec<String> 
         .filter(|e| e.to.is_some_and(|to| to <= hi) && e.from.is_some_and(|from| from > lo))
         .collect();
     for e in cuts.iter().take(MAX_TRUNCATIONS_NAMED) {
-        out.push(truncation_clause(ctx, e, lo, hi));
+        out.push((e.time_ms, truncation_clause(ctx, e, lo, hi)));
     }
     if cuts.len() > MAX_TRUNCATIONS_NAMED {
-        out.push(format!(
-            "{} more truncations",
-            cuts.len() - MAX_TRUNCATIONS_NAMED
-        ));
+        let more = cuts.len() - MAX_TRUNCATIONS_NAMED;
+        out.push((u64::MAX, format!("{more} more truncations")));
     }
     let torn = events.iter().filter(|e| {
         e.kind == "recovery"
@@ -238,9 +236,11 @@ fn causes(ctx: &Context, r: &Range, topic: &str, partition: u32) -> Vec<String> 
             && after(e.time_ms, None)
     });
     for e in torn.take(MAX_TRUNCATIONS_NAMED) {
-        out.push(recovery_clause(ctx, e));
+        out.push((e.time_ms, recovery_clause(ctx, e)));
     }
-    out
+    // In the order they happened.
+    out.sort_by_key(|(time_ms, _)| *time_ms);
+    out.into_iter().map(|(_, clause)| clause).collect()
 }
 
 fn at(ctx: &Context, time_ms: u64) -> String {

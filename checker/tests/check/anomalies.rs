@@ -466,3 +466,50 @@ fn a_send_without_completion_is_indefinite_in_the_log_and_lost_only_if_read() {
     assert_eq!(lost[0].indices, vec![7, 9]);
     assert!(results.explanations[0].sentence.starts_with("offset 4 of t/0, whose sends had an unknown outcome but which a consumer read, was lost"), "{}", results.explanations[0].sentence);
 }
+
+#[test]
+fn a_legacy_hw_loss_names_the_clean_election_and_the_hw_checkpoint_truncation() {
+    let mut run = Run::happy(6);
+    run.config.replication_protocol = "legacy-hw".into();
+    let kept = records(&["v0", "v1", "v2", "v3"]);
+    run.set_final(0, kept.clone());
+    for broker in 1..=3 {
+        run.set_dump(broker, 0, &kept, Some(4));
+    }
+    run.event("2", json!({"type":"truncation","topic":"t","partition":0,"from":6,"to":4,"reason":"hw_checkpoint","leader":1,"leader_epoch":0}), 3_000);
+    run.event("controller", json!({"type":"election","topic":"t","partition":0,"leader":2,"previous_leader":1,"leader_epoch":1,"partition_epoch":3,"isr":[2],"unclean":false,"reason":"broker_fenced"}), 3_500);
+    run.event("2", json!({"type":"role_change","topic":"t","partition":0,"role":"leader","leader":2,"leader_epoch":1,"log_end_offset":4,"high_watermark":4}), 3_520);
+    let results = run.check();
+    assert_eq!(results.valid, Valid::True, "legacy-hw excuses the loss");
+    let lost = of_kind(&results, AnomalyKind::Lost);
+    assert_eq!(
+        lost[0].excused_by.as_deref(),
+        Some("replication_protocol=legacy-hw")
+    );
+    assert_eq!(
+        results.explanations[0].sentence,
+        "offsets 4–5 of t/0, acknowledged by an unknown broker in an unknown epoch, were lost: \
+         broker 2 truncated 4–5 to its HW checkpoint at 3.0 s, and broker 2 was elected at 3.5 s \
+         (epoch 1) with LEO 4."
+    );
+}
+
+#[test]
+fn acks_0_losses_without_offsets_are_one_range_explained_by_a_torn_tail() {
+    let mut run = Run::happy(2);
+    run.config.acks = faultline_checker::history::Acks::Zero;
+    run.send(1, "a", "ok", None);
+    run.send(1, "b", "ok", None);
+    run.event("1", json!({"type":"recovery","topic":"t","partition":0,"log_end_offset":2,"high_watermark":2,"leader_epoch":0,"dropped_bytes":61,"segments":1}), 2_500);
+    let results = run.check();
+    assert_eq!(results.anomaly_counts[&AnomalyKind::Lost], 2);
+    assert_eq!(results.valid, Valid::True);
+    assert_eq!(results.explanations.len(), 1);
+    let e = &results.explanations[0];
+    assert_eq!((e.first_offset, e.count), (None, 2));
+    assert_eq!(
+        e.sentence,
+        "2 values of t/0 without offsets, acknowledged by an unknown broker in an unknown epoch, \
+         were lost: broker 1 dropped a torn tail of 61 bytes on recovery at 2.5 s (LEO 2)."
+    );
+}
