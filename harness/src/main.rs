@@ -55,19 +55,22 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM set the returned flag; the run then heals and stops its nodes.
-fn watch_signals() -> anyhow::Result<watch::Receiver<bool>> {
+/// Ctrl-C (SIGINT) and SIGTERM set the returned flag to the signal's name; the run then heals
+/// and stops its nodes.
+fn watch_signals() -> anyhow::Result<run::Interrupt> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (tx, rx) = watch::channel(false);
+    let (tx, rx) = watch::channel(None);
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::spawn(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        eprintln!("faultline: interrupted: healing and stopping the nodes (again to quit now)");
-        let _ = tx.send(true);
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        eprintln!(
+            "faultline: interrupted by {name}: healing and stopping the nodes (again to quit now)"
+        );
+        let _ = tx.send(Some(name));
         // A second signal quits at once; the nodes die with us (their parent-death signal).
         tokio::select! {
             _ = interrupt.recv() => {}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use faultline_checker::history::TestConfig;
+use faultline_checker::history::{OpType, Process, TestConfig};
 use faultline_workloads::{ClientContext, ClientProcess, HistoryWriter, NodeClient, WorkloadSpec};
 use rand::SeedableRng;
 use serde_json::{json, Map};
@@ -18,6 +18,13 @@ use crate::cluster::{unrecovered, Cluster, ClusterSpec, TopicSpec};
 use crate::duration::format_duration;
 use crate::nemesis::{Nemesis, NemesisParts};
 use crate::store;
+
+/// Set once by a signal handler to the signal's name (`SIGINT`, `SIGTERM`).
+pub type Interrupt = watch::Receiver<Option<&'static str>>;
+
+fn interrupted(interrupt: &Interrupt) -> Option<&'static str> {
+    *interrupt.borrow()
+}
 
 /// The run was interrupted (Ctrl-C or SIGTERM); nodes were healed and stopped.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +98,7 @@ fn say(message: impl AsRef<str>) {
 }
 
 /// Runs one test and returns the verdict's exit code.
-pub async fn run_test(opts: TestOptions, interrupt: watch::Receiver<bool>) -> anyhow::Result<i32> {
+pub async fn run_test(opts: TestOptions, interrupt: Interrupt) -> anyhow::Result<i32> {
     let start = Instant::now();
     let start_time = SystemTime::now();
     let start_unix_ms = store::unix_ms(start_time);
@@ -113,8 +120,18 @@ pub async fn run_test(opts: TestOptions, interrupt: watch::Receiver<bool>) -> an
         broker_args: opts.node_args.clone(),
     };
     let cluster = tokio::select! {
-        cluster = Cluster::start(spec) => Arc::new(cluster?),
-        _ = wait_interrupt(interrupt.clone()) => return Err(Interrupted(run_dir).into()),
+        cluster = Cluster::start(spec) => match cluster {
+            Ok(cluster) => Arc::new(cluster),
+            Err(error) => {
+                record_abort(&history, &format!("setup failed: {error:#}"));
+                return Err(error);
+            }
+        },
+        _ = wait_interrupt(interrupt.clone()) => {
+            let signal = interrupted(&interrupt).unwrap_or("a signal");
+            record_abort(&history, &format!("interrupted by {signal} during setup"));
+            return Err(Interrupted(run_dir).into());
+        }
     };
     say(format!(
         "cluster up: controller {} and {} brokers",
@@ -129,8 +146,25 @@ pub async fn run_test(opts: TestOptions, interrupt: watch::Receiver<bool>) -> an
     run.execute(interrupt).await
 }
 
-async fn wait_interrupt(mut interrupt: watch::Receiver<bool>) {
-    let _ = interrupt.wait_for(|i| *i).await;
+async fn wait_interrupt(mut interrupt: Interrupt) {
+    let _ = interrupt.wait_for(|i| i.is_some()).await;
+}
+
+/// Marks a run that stopped early (docs/history.md, `abort`): the checker then reports it
+/// `unknown`, never `valid`.
+fn record_abort(history: &HistoryWriter, why: &str) {
+    let result = history.append(
+        Process::Named("harness".to_string()),
+        OpType::Info,
+        "abort",
+        json!({}),
+        Some(why.to_string()),
+    );
+    if let Err(error) = result {
+        say(format!(
+            "could not record the abort in the history: {error}"
+        ));
+    }
 }
 
 struct Run {
@@ -162,7 +196,7 @@ impl Run {
         }
     }
 
-    async fn execute(self, interrupt: watch::Receiver<bool>) -> anyhow::Result<i32> {
+    async fn execute(self, interrupt: Interrupt) -> anyhow::Result<i32> {
         let clients = Arc::new(ClientContext::new(
             NodeClient::new(self.opts.request_timeout),
             self.cluster.network.client_endpoints(),
@@ -185,6 +219,11 @@ impl Run {
         let outcome = self
             .chaos_and_read(&clients, &nemesis, interrupt.clone())
             .await;
+        if let Some(signal) = interrupted(&interrupt) {
+            record_abort(&self.history, &format!("interrupted by {signal}"));
+        } else if let Err(error) = &outcome {
+            record_abort(&self.history, &format!("{error:#}"));
+        }
         // Whatever happened: heal, stop every node, collect what they left.
         if let Err(e) = nemesis.heal_all().await {
             say(format!("recording the final heal failed: {e}"));
@@ -194,7 +233,7 @@ impl Run {
             say(problem);
         }
         say(format!("operations: {}", clients.counters.summary()));
-        if *interrupt.borrow() {
+        if interrupted(&interrupt).is_some() {
             return Err(Interrupted(self.run_dir.clone()).into());
         }
         outcome?;
@@ -223,13 +262,13 @@ impl Run {
         &self,
         clients: &Arc<ClientContext>,
         nemesis: &Arc<Nemesis>,
-        interrupt: watch::Receiver<bool>,
+        interrupt: Interrupt,
     ) -> anyhow::Result<()> {
         for topic in self.topics() {
             self.cluster.create_topic(&topic).await?;
         }
         self.chaos(clients, nemesis, interrupt.clone()).await?;
-        if *interrupt.borrow() {
+        if interrupted(&interrupt).is_some() {
             return Ok(());
         }
         nemesis.heal_all().await?;
@@ -270,7 +309,7 @@ impl Run {
         &self,
         clients: &Arc<ClientContext>,
         nemesis: &Arc<Nemesis>,
-        interrupt: watch::Receiver<bool>,
+        interrupt: Interrupt,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let (done_tx, mut done) = watch::channel(self.opts.schedule.is_none());

@@ -96,6 +96,12 @@ fn an_interrupted_run_heals_and_stops_its_nodes() {
             .filter(|op| op.process == Process::nemesis() && op.f == f && op.error.is_none())
             .count()
     };
+    let abort = history
+        .iter()
+        .find(|op| op.f == "abort")
+        .expect("an abort marker");
+    assert_eq!(abort.process, Process::Named("harness".to_string()));
+    assert_eq!(abort.error.as_deref(), Some("interrupted by SIGINT"));
     assert_eq!(done("pause"), done("resume"), "every pause was resumed");
     assert_eq!(
         done("kill"),
