@@ -629,6 +629,12 @@ impl Nemesis {
                 continue;
             };
             let fault = faults.pop()?;
+            if let Fault::Pause { node } | Fault::Kill { node, .. } = &fault {
+                // Pausing a paused node or killing a dead one would teach nothing.
+                if self.cluster.supervisor.state(*node).await != Some(ProcState::Running) {
+                    continue;
+                }
+            }
             if self.faulty_after(&fault).await.len() <= config.max_faulty as usize {
                 return Some(fault);
             }
