@@ -413,9 +413,10 @@ impl Cluster {
         }
     }
 
-    /// Stops every node: SIGTERM, then SIGKILL after the supervisor's deadline.
-    pub async fn stop(&self) {
-        self.supervisor.stop_all(KillSignal::Term).await;
+    /// Stops every node: SIGTERM, then SIGKILL after the supervisor's deadline. Returns the
+    /// nodes that did not shut down cleanly in time.
+    pub async fn stop(&self) -> Vec<Node> {
+        self.supervisor.stop_all(KillSignal::Term).await
     }
 
     /// After [`stop`](Self::stop): dumps each broker's log with `faultline-node dump` into
@@ -495,10 +496,44 @@ pub fn unrecovered(metadata: &Metadata, topics: &[TopicSpec]) -> Vec<String> {
     missing
 }
 
-/// Loopback ports that were free a moment ago: bound together, then released for the nodes.
+/// Loopback ports for the nodes, chosen at random below the kernel's ephemeral range and
+/// checked free by binding them. Outside that range no `bind(0)` and no outgoing connection
+/// (of this run, a parallel run, or anything else) can take a node's port in the moment between
+/// this check and the node's own bind, nor while a killed node waits to be restarted.
 fn free_ports(count: usize) -> std::io::Result<Vec<SocketAddr>> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    listeners.iter().map(TcpListener::local_addr).collect()
+    use rand::Rng;
+    let (ephemeral_low, _) = ephemeral_range();
+    let high = ephemeral_low.max(2048);
+    let low = high.saturating_sub(12_000).max(1024);
+    let mut rng = rand::thread_rng();
+    let mut held: Vec<TcpListener> = Vec::new();
+    for _ in 0..1000 {
+        if held.len() == count {
+            break;
+        }
+        let port = rng.gen_range(low..high);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    if held.len() < count {
+        return Err(std::io::Error::other(format!(
+            "found only {} free loopback ports in {low}..{high}",
+            held.len()
+        )));
+    }
+    held.iter().map(TcpListener::local_addr).collect()
+}
+
+/// The kernel's ephemeral port range (Linux's default when it cannot be read).
+fn ephemeral_range() -> (u16, u16) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut numbers = text
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    match (numbers.next(), numbers.next()) {
+        (Some(low), Some(high)) if low <= high => (low, high),
+        _ => (32768, 60999),
+    }
 }

@@ -228,7 +228,20 @@ impl Run {
         if let Err(e) = nemesis.heal_all().await {
             say(format!("recording the final heal failed: {e}"));
         }
-        self.cluster.stop().await;
+        let stopping = Instant::now();
+        let forced = self.cluster.stop().await;
+        if !forced.is_empty() {
+            let forced: Vec<String> = forced.iter().map(ToString::to_string).collect();
+            say(format!(
+                "nodes {} ignored SIGTERM for {} and were killed",
+                forced.join(", "),
+                format_duration(crate::supervisor::TERM_DEADLINE)
+            ));
+        }
+        say(format!(
+            "nodes stopped in {} ms",
+            stopping.elapsed().as_millis()
+        ));
         for problem in self.cluster.collect().await {
             say(problem);
         }

@@ -226,31 +226,41 @@ impl Supervisor {
     }
 
     /// Stops every node: paused ones are resumed first (a stopped process cannot act on
-    /// SIGTERM), then each gets SIGTERM, and SIGKILL after [`TERM_DEADLINE`].
-    pub async fn stop_all(&self, how: KillSignal) {
+    /// SIGTERM), then each gets the signal; those still alive after one shared
+    /// [`TERM_DEADLINE`] get SIGKILL. Returns the nodes that needed SIGKILL.
+    pub async fn stop_all(&self, how: KillSignal) -> Vec<Node> {
         let mut slots = self.slots.lock().await;
+        let signal = match how {
+            KillSignal::Kill => Signal::SIGKILL,
+            KillSignal::Term => Signal::SIGTERM,
+        };
         for (node, slot) in slots.iter_mut() {
             refresh(slot);
             if slot.state == ProcState::Paused {
                 let _ = send(*node, slot, Signal::SIGCONT);
                 slot.state = ProcState::Running;
             }
-        }
-        // Signal all first, then wait, so the deadlines run side by side.
-        for (node, slot) in slots.iter_mut() {
             if slot.state == ProcState::Running {
-                let signal = match how {
-                    KillSignal::Kill => Signal::SIGKILL,
-                    KillSignal::Term => Signal::SIGTERM,
-                };
                 let _ = send(*node, slot, signal);
             }
         }
+        let deadline = tokio::time::Instant::now() + TERM_DEADLINE;
+        let mut forced = Vec::new();
         for (node, slot) in slots.iter_mut() {
-            if slot.state == ProcState::Running {
-                let _ = end(*node, slot, KillSignal::Term).await;
+            if slot.state != ProcState::Running {
+                continue;
             }
+            if let Some(mut child) = slot.child.take() {
+                let exited = tokio::time::timeout_at(deadline, child.wait()).await;
+                if exited.is_err() {
+                    forced.push(*node);
+                    let _ = child.start_kill();
+                    let _ = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
+                }
+            }
+            slot.state = ProcState::Down;
         }
+        forced
     }
 }
 

@@ -12,10 +12,12 @@ use crate::common::{poll, processes_mentioning, read_history, TestRun};
 
 /// Starts a long run with pauses and kills and waits until it has paused or killed a node.
 fn start_faulty_run(run: &TestRun) -> (Child, String) {
-    let child = run
+    // The harness's output goes beside the store, to explain a failure.
+    let log = std::fs::File::create(harness_log(run)).unwrap();
+    let mut child = run
         .command()
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let run_dir = poll("the run directory", Duration::from_secs(20), || {
@@ -25,6 +27,10 @@ fn start_faulty_run(run: &TestRun) -> (Child, String) {
         "a pause or kill in the history",
         Duration::from_secs(30),
         || {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(harness_log(run)).unwrap_or_default();
+                panic!("the harness exited early ({status}):\n{log}");
+            }
             read_history(&run_dir)
                 .iter()
                 .any(|op| {
@@ -39,6 +45,10 @@ fn start_faulty_run(run: &TestRun) -> (Child, String) {
         "no node process found for {needle}"
     );
     (child, needle)
+}
+
+fn harness_log(run: &TestRun) -> std::path::PathBuf {
+    run.store.path().join("harness.log")
 }
 
 fn long_run() -> TestRun {
@@ -77,9 +87,18 @@ fn an_interrupted_run_heals_and_stops_its_nodes() {
     let (mut child, needle) = start_faulty_run(&run);
     let pid = Pid::from_raw(child.id() as i32);
     kill(pid, Signal::SIGINT).unwrap();
-    let status = poll("the harness to exit", Duration::from_secs(30), || {
-        child.try_wait().unwrap()
-    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(harness_log(&run)).unwrap_or_default();
+            panic!("the harness did not exit within 30 s of SIGINT:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(
         status.code(),
         Some(255),
