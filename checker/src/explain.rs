@@ -8,7 +8,7 @@ use crate::findings::LostItem;
 use crate::intern::ValueId;
 use crate::logs::{Final, PartIdx, Partitions, Replica};
 use crate::results::{AnomalyKind, Explanation};
-use crate::values::{Values, NONE};
+use crate::values::{Values, NONE, NO_ACK_BY};
 
 /// Truncation events named in one sentence before the rest are counted.
 const MAX_TRUNCATIONS_NAMED: usize = 3;
@@ -33,6 +33,8 @@ struct Range {
     count: u64,
     read_only: bool,
     epoch: Option<u32>,
+    /// The broker the sends themselves name as acknowledging them (history `node`).
+    node: Option<u32>,
     /// Wall-clock time of the earliest acknowledgement in the range.
     acked_ms: Option<u64>,
 }
@@ -63,8 +65,13 @@ fn group(
 ) -> Vec<Range> {
     let mut out: Vec<Range> = Vec::new();
     for (part, offset, value, read_only) in items {
-        let epoch = offset.and_then(|o| acked_epoch(ctx, part, o, value));
-        let ok_ns = ctx.values.state(value).ok_time_ns;
+        let st = ctx.values.state(value);
+        let named = |x: u32| (x != NO_ACK_BY).then_some(x);
+        // The epoch the acknowledgement itself names wins; else the record's epoch in a log.
+        let epoch =
+            named(st.ack_epoch).or_else(|| offset.and_then(|o| acked_epoch(ctx, part, o, value)));
+        let node = named(st.ack_node);
+        let ok_ns = st.ok_time_ns;
         let acked_ms = (ok_ns != NONE).then(|| ctx.start_unix_ms + ok_ns / 1_000_000);
         if let Some(r) = out.last_mut() {
             let next = match (r.last, offset) {
@@ -72,7 +79,9 @@ fn group(
                 (None, None) => true,
                 _ => false,
             };
-            if r.part == part && r.read_only == read_only && r.epoch == epoch && next {
+            let same =
+                r.part == part && r.read_only == read_only && r.epoch == epoch && r.node == node;
+            if same && next {
                 r.last = offset;
                 r.count += 1;
                 r.acked_ms = min_some(r.acked_ms, acked_ms);
@@ -87,6 +96,7 @@ fn group(
             count: 1,
             read_only,
             epoch,
+            node,
             acked_ms,
         });
     }
@@ -123,9 +133,10 @@ fn acked_epoch(ctx: &Context, part: PartIdx, offset: u64, value: ValueId) -> Opt
 
 fn sentence(ctx: &Context, r: &Range) -> Explanation {
     let (topic, partition) = ctx.parts.key(r.part);
-    let leader = r
-        .epoch
-        .and_then(|e| ctx.events.leader_in_epoch(topic, partition, e));
+    let leader = r.node.or_else(|| {
+        r.epoch
+            .and_then(|e| ctx.events.leader_in_epoch(topic, partition, e))
+    });
     let causes = causes(ctx, r, topic, partition);
     let explained = !causes.is_empty();
     let reason = if explained {

@@ -104,6 +104,12 @@ pub struct SendValue {
     pub acks: Option<Acks>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// On an `ok` completion: the broker that acknowledged the send, and the leader epoch it
+    /// appended in (the node's produce answer carries it). Absent for acks=0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_epoch: Option<u32>,
 }
 
 /// One record a consumer saw.

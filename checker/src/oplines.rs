@@ -161,6 +161,10 @@ pub struct SendLine<'a> {
     pub value: Cow<'a, str>,
     #[serde(default)]
     pub offset: Option<u64>,
+    #[serde(default)]
+    pub node: Option<u32>,
+    #[serde(default)]
+    pub leader_epoch: Option<u32>,
 }
 
 #[derive(Deserialize)]

@@ -12,7 +12,7 @@ use crate::intern::{FastMap, ValueId};
 use crate::logs::{Final, PartIdx, Partitions};
 use crate::oplines::{OpLine, OpValue, PollLine, PolledLine, ProcKey, SendLine};
 use crate::results::{AnomalyKind, Counts, OpCounts};
-use crate::values::{Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_PART, OK, READ};
+use crate::values::{Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_ACK_BY, NO_PART, OK, READ};
 
 /// Width of the time buckets used to measure write availability.
 pub const BUCKET_NS: u64 = 1_000_000_000;
@@ -139,6 +139,8 @@ impl<'a> Scan<'a> {
                 st.flags |= OK;
                 st.ok_time_ns = op.time_ns;
                 st.ack_offset = v.offset.unwrap_or(NONE);
+                st.ack_node = v.node.unwrap_or(NO_ACK_BY);
+                st.ack_epoch = v.leader_epoch.unwrap_or(NO_ACK_BY);
                 self.mark_ok_bucket(part, op.time_ns);
                 if let Some(offset) = v.offset {
                     self.check_ack(part, offset, id, op.index);

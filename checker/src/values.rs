@@ -16,12 +16,17 @@ pub const FAIL: u8 = 4;
 pub const INFO: u8 = 8;
 pub const READ: u8 = 16;
 pub const IN_FINAL: u8 = 32;
+/// `ack_node` / `ack_epoch` of a send that named no acknowledging broker or epoch.
+pub const NO_ACK_BY: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ValueState {
     /// The partition the value was sent to (index into [`crate::logs::Partitions`]).
     pub part: u32,
     pub flags: u8,
+    /// The broker and leader epoch an `ok` send names (NO_ACK_BY when it names none).
+    pub ack_node: u32,
+    pub ack_epoch: u32,
     pub ack_offset: u64,
     pub invoke_index: u64,
     /// History index of the send's completion (`ok`, `fail` or `info`).
@@ -37,6 +42,8 @@ impl Default for ValueState {
         ValueState {
             part: NO_PART,
             flags: 0,
+            ack_node: NO_ACK_BY,
+            ack_epoch: NO_ACK_BY,
             ack_offset: NONE,
             invoke_index: NONE,
             completion_index: NONE,

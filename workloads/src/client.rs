@@ -20,6 +20,9 @@ pub enum ClientError {
         message: String,
         /// The leader's id, when a NOT_LEADER_OR_FOLLOWER answer names it.
         leader: Option<u32>,
+        /// The node says the records were appended before the request failed (a deposed
+        /// leader failing a pending acks=all): the write's fate is unknown whatever the code.
+        appended: bool,
     },
     /// No complete answer within the call's timeout: the request may have been applied.
     #[error("timed out")]
@@ -60,6 +63,7 @@ impl ClientError {
     /// when it may have happened.
     pub fn send_outcome(&self) -> OpType {
         match self {
+            ClientError::Api { appended: true, .. } => OpType::Info,
             ClientError::Api { code, .. } => match code.as_str() {
                 "NOT_ENOUGH_REPLICAS"
                 | "NOT_LEADER_OR_FOLLOWER"
@@ -170,6 +174,9 @@ pub struct ProduceResponse {
     pub base_offset: Option<u64>,
     #[serde(default)]
     pub count: Option<u64>,
+    /// The leader epoch the records were appended in.
+    #[serde(default)]
+    pub leader_epoch: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -217,6 +224,8 @@ struct ErrorBody {
     message: String,
     #[serde(default)]
     leader: Option<u32>,
+    #[serde(default)]
+    appended: bool,
 }
 
 /// One fetch request: read `partition` from `offset`, at most `max_records`, waiting up to
@@ -347,12 +356,14 @@ async fn decode<T: serde::de::DeserializeOwned>(
             code: error.error,
             message: error.message,
             leader: error.leader,
+            appended: error.appended,
         }),
         Err(_) => Err(ClientError::Api {
             status: status.as_u16(),
             code: format!("HTTP_{}", status.as_u16()),
             message: String::from_utf8_lossy(&body).chars().take(200).collect(),
             leader: None,
+            appended: false,
         }),
     }
 }
@@ -401,6 +412,7 @@ mod tests {
             code: code.to_string(),
             message: String::new(),
             leader: None,
+            appended: false,
         }
     }
 
@@ -408,6 +420,18 @@ mod tests {
     fn send_outcomes_follow_the_contract() {
         assert_eq!(api("NOT_ENOUGH_REPLICAS").send_outcome(), OpType::Fail);
         assert_eq!(api("NOT_LEADER_OR_FOLLOWER").send_outcome(), OpType::Fail);
+        let deposed = ClientError::Api {
+            status: 421,
+            code: "NOT_LEADER_OR_FOLLOWER".to_string(),
+            message: String::new(),
+            leader: None,
+            appended: true,
+        };
+        assert_eq!(
+            deposed.send_outcome(),
+            OpType::Info,
+            "appended, then deposed: unknown"
+        );
         assert_eq!(
             api("NOT_ENOUGH_REPLICAS_AFTER_APPEND").send_outcome(),
             OpType::Info

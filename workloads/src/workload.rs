@@ -205,6 +205,8 @@ pub async fn send_one(
         value,
         acks: Some(acks),
         offset: None,
+        node: None,
+        leader_epoch: None,
     };
     ctx.record(process.id, OpType::Invoke, "send", &send, None)?;
     let result = ctx
@@ -221,6 +223,10 @@ pub async fn send_one(
     let (kind, error) = match result {
         Ok(response) => {
             send.offset = response.base_offset;
+            if response.base_offset.is_some() {
+                send.node = leader;
+                send.leader_epoch = response.leader_epoch;
+            }
             (OpType::Ok, None)
         }
         Err(error) => {

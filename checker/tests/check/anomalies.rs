@@ -106,6 +106,24 @@ fn lost_writes_are_named_grouped_and_explained() {
 }
 
 #[test]
+fn the_acknowledgement_names_its_broker_and_epoch_even_when_no_log_keeps_the_record() {
+    let mut run = Run::happy(3);
+    run.send_acked_by(9, "gone", 3, 2, 5);
+    for broker in 1..=3 {
+        run.set_dump(broker, 0, &records(&["v0", "v1", "v2"]), Some(3));
+    }
+    let results = run.check();
+    let e = &results.explanations[0];
+    assert_eq!((e.acked_by, e.acked_leader_epoch), (Some(2), Some(5)));
+    assert!(
+        e.sentence
+            .starts_with("offset 3 of t/0, acknowledged by broker 2 in epoch 5, was lost"),
+        "{}",
+        e.sentence
+    );
+}
+
+#[test]
 fn a_loss_without_events_says_so() {
     let mut run = Run::happy(4);
     run.set_final(0, records(&["v0", "v1", "v2"]));

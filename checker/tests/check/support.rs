@@ -115,6 +115,19 @@ impl Run {
             .push((json!(process), outcome, "send", done, error));
     }
 
+    /// An acknowledged send whose answer names the broker and leader epoch (as the harness
+    /// records them).
+    pub fn send_acked_by(&mut self, process: u64, value: &str, offset: u64, node: u32, epoch: u32) {
+        let invoke = json!({"topic":TOPIC,"partition":0,"value":value,"acks":"all"});
+        self.ops
+            .push((json!(process), "invoke", "send", invoke.clone(), None));
+        let mut done = invoke;
+        done["offset"] = json!(offset);
+        done["node"] = json!(node);
+        done["leader_epoch"] = json!(epoch);
+        self.ops.push((json!(process), "ok", "send", done, None));
+    }
+
     pub fn poll(&mut self, process: u64, from: u64, records: &[(u64, &str)]) {
         self.poll_at(process, 0, from, records);
     }
