@@ -112,6 +112,14 @@ impl ControllerState {
         write_atomic(&self.config.data.join(METADATA_FILE), &bytes).map_err(ApiError::storage)
     }
 
+    fn alive_brokers(&self) -> Vec<u32> {
+        self.liveness
+            .iter()
+            .filter(|(_, l)| l.alive)
+            .map(|(&b, _)| b)
+            .collect()
+    }
+
     fn is_alive(&self, id: u32) -> bool {
         self.liveness.get(&id).is_some_and(|l| l.alive)
     }
@@ -289,12 +297,7 @@ impl ControllerState {
         }
         self.events
             .emit("broker_fenced", json!({"broker": id, "reason": reason}));
-        let alive: Vec<u32> = self
-            .liveness
-            .iter()
-            .filter(|(_, l)| l.alive)
-            .map(|(&b, _)| b)
-            .collect();
+        let alive = self.alive_brokers();
         let mut changes = Vec::new();
         for topic in &mut self.durable.topics {
             let unclean_ok = topic.configs.unclean_leader_election_enable;
@@ -333,12 +336,7 @@ impl ControllerState {
     /// The broker is back: offline partitions it can lead get a leader again.
     fn unfence(&mut self, id: u32) -> Result<(), ApiError> {
         self.events.emit("broker_unfenced", json!({"broker": id}));
-        let alive: Vec<u32> = self
-            .liveness
-            .iter()
-            .filter(|(_, l)| l.alive)
-            .map(|(&b, _)| b)
-            .collect();
+        let alive = self.alive_brokers();
         let mut changes = Vec::new();
         for topic in &mut self.durable.topics {
             let unclean_ok = topic.configs.unclean_leader_election_enable;
