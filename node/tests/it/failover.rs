@@ -445,3 +445,63 @@ async fn legacy_hw_loses_an_acked_write_that_the_current_protocol_keeps() {
         "the current protocol must keep every acknowledged write"
     );
 }
+
+/// A controller killed and restarted keeps every topic, leader, epoch and ISR (its metadata is
+/// written atomically), and the cluster goes on electing with epochs that only grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_controller_keeps_every_epoch() {
+    let mut c = Cluster::start(Settings::default()).await;
+    c.create_topic("t", 2, 3, 2, false).await;
+    let first = c.leader("t", 0).await.unwrap();
+    c.kill(first);
+    c.poll("a new leader for t/0", Duration::from_secs(10), || async {
+        c.leader("t", 0).await.filter(|&l| l != first)
+    })
+    .await;
+    c.restart(first);
+    c.poll(
+        "the ISR to be whole again",
+        Duration::from_secs(10),
+        || async {
+            (c.isr("t", 0).await.len() == 3 && c.isr("t", 1).await.len() == 3).then_some(())
+        },
+    )
+    .await;
+    let before = c.metadata().await.unwrap()["topics"].clone();
+    assert!(before[0]["partitions"][0]["leader_epoch"].as_u64() >= Some(1));
+    c.restart_controller();
+    let after = c
+        .poll(
+            "the restarted controller to answer",
+            Duration::from_secs(10),
+            || async { c.metadata().await.ok().map(|m| m["topics"].clone()) },
+        )
+        .await;
+    assert_eq!(
+        after, before,
+        "topics, leaders, epochs and ISRs survive a controller restart"
+    );
+    let leader = c.leader("t", 0).await.unwrap();
+    let (status, body) = c
+        .produce(leader, "t", 0, "all", &values("after-restart", 3), 5_000)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let epoch_before = after[0]["partitions"][0]["leader_epoch"].as_u64().unwrap();
+    c.kill(leader);
+    let epoch_after = c
+        .poll(
+            "another election after the restart",
+            Duration::from_secs(10),
+            || async {
+                let p = c.partition("t", 0).await;
+                (p["leader"].as_u64() != Some(leader as u64) && !p["leader"].is_null())
+                    .then(|| p["leader_epoch"].as_u64())
+                    .flatten()
+            },
+        )
+        .await;
+    assert!(
+        epoch_after > epoch_before,
+        "epoch {epoch_after} after {epoch_before}"
+    );
+}

@@ -449,6 +449,12 @@ impl Cluster {
         proc.spawn();
     }
 
+    /// SIGKILL the controller and start it again on the same data dir.
+    pub fn restart_controller(&mut self) {
+        self.controller.kill();
+        self.controller.spawn();
+    }
+
     /// The events a node wrote (`controller` or a broker id).
     pub fn events(&self, node: &str) -> Vec<Value> {
         let dir = if node == "controller" {
