@@ -291,7 +291,7 @@ impl ControllerState {
 
     /// The broker is gone: it leaves every ISR (unless it is the last member, which KRaft keeps so
     /// the partition can come back cleanly), and every partition it led elects a new leader.
-    fn fence(&mut self, id: u32, reason: &str) -> Result<(), ApiError> {
+    pub(crate) fn fence(&mut self, id: u32, reason: &str) -> Result<(), ApiError> {
         if let Some(l) = self.liveness.get_mut(&id) {
             l.alive = false;
         }

@@ -9,4 +9,6 @@ pub mod controller;
 pub mod dump;
 pub mod events;
 pub mod server;
+#[cfg(test)]
+mod sim;
 pub mod storage;

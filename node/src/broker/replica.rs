@@ -392,6 +392,8 @@ impl Replica {
     ) -> std::io::Result<()> {
         let from = self.leo();
         if to >= from {
+            // No record to remove; the log still drops an empty epoch entry at its end.
+            self.log.truncate_to(from)?;
             return Ok(());
         }
         self.log.truncate_to(to)?;
@@ -1125,6 +1127,75 @@ mod tests {
         let ours = old.replica.log.read(0, 7, 100).unwrap();
         let theirs = l.replica.log.read(0, 7, 100).unwrap();
         assert_eq!(ours, theirs);
+    }
+
+    /// Found by the simulation (sim.rs): a broker that led an epoch without appending anything
+    /// kept that empty epoch as its last fetched epoch and was told the same divergence forever.
+    #[test]
+    fn an_empty_epoch_at_the_end_is_dropped_so_the_follower_converges() {
+        let recs = |epoch: u32| -> Vec<ReplicaRecord> {
+            (0..2)
+                .map(|o| ReplicaRecord {
+                    offset: o,
+                    leader_epoch: epoch,
+                    timestamp_ms: 0,
+                    value: format!("v{o}"),
+                })
+                .collect()
+        };
+        let resp = |records| ReplicaFetchResponse {
+            records,
+            high_watermark: 0,
+            log_end_offset: 2,
+            diverging_epoch: None,
+        };
+        // Broker 1 follows in epoch 1, gets 2 records, then leads epoch 2 without appending.
+        let mut one = fixture(1, Protocol::Current);
+        one.replica
+            .apply_metadata(&pm(Some(2), 1, 1, &[1, 2, 3]), &CONFIGS, 0, &one.events)
+            .unwrap();
+        one.replica
+            .follower_apply(2, resp(recs(1)), &one.events)
+            .unwrap();
+        one.replica
+            .apply_metadata(&pm(Some(1), 2, 2, &[1, 3]), &CONFIGS, 0, &one.events)
+            .unwrap();
+        assert_eq!(one.replica.log.latest_epoch(), Some(2));
+        // Broker 3 has the same records and leads epoch 3.
+        let mut three = fixture(3, Protocol::Current);
+        three
+            .replica
+            .apply_metadata(&pm(Some(2), 1, 1, &[1, 2, 3]), &CONFIGS, 0, &three.events)
+            .unwrap();
+        three
+            .replica
+            .follower_apply(2, resp(recs(1)), &three.events)
+            .unwrap();
+        three
+            .replica
+            .apply_metadata(&pm(Some(3), 3, 3, &[3]), &CONFIGS, 0, &three.events)
+            .unwrap();
+        one.replica
+            .apply_metadata(&pm(Some(3), 3, 3, &[3]), &CONFIGS, 0, &one.events)
+            .unwrap();
+        let mut caught_up = false;
+        for _ in 0..3 {
+            let req = one.replica.next_fetch("c", 10, 0);
+            let (answer, _) = three.replica.leader_fetch(&req, 0).unwrap();
+            let (LeaderFetch::Records(r) | LeaderFetch::Empty(r)) = answer;
+            let diverged = r.diverging_epoch.is_some();
+            one.replica.follower_apply(3, r, &one.events).unwrap();
+            if !diverged {
+                caught_up = true;
+                break;
+            }
+        }
+        assert!(
+            caught_up,
+            "the follower must stop diverging after one truncation"
+        );
+        assert_eq!(one.replica.log.latest_epoch(), Some(1));
+        assert_eq!(one.replica.leo(), 2, "nothing real was cut");
     }
 
     #[test]

@@ -262,8 +262,10 @@ impl Log {
                 epochs.assign(epoch, start)?;
             }
         }
+        // Like Kafka's log loading: an epoch starting at or past the end holds no record; the
+        // next election assigns a fresh one.
         let leo = log.log_end_offset();
-        epochs.truncate_from_end(leo + 1)?;
+        epochs.truncate_from_end(leo)?;
         log.epochs = epochs;
         report.log_end_offset = leo;
         report.segments = log.segments.len();
@@ -399,6 +401,11 @@ impl Log {
         assert!(!self.read_only, "truncate of a read-only log");
         let before = self.log_end_offset();
         if offset >= before {
+            // Nothing to cut, but an epoch entry may start at the end with no record in it (this
+            // replica led briefly and appended nothing). Left in place it would be sent as the
+            // last fetched epoch forever and the leader would answer with the same divergence
+            // each time — Kafka's truncateTo drops it too.
+            self.epochs.truncate_from_end(before)?;
             return Ok(before);
         }
         while let Some(last) = self.segments.last() {

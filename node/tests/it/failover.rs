@@ -420,10 +420,17 @@ async fn legacy_hw_loses_an_acked_write_that_the_current_protocol_keeps() {
     let (acked, survived, c) = kip101_sequence("legacy-hw").await;
     let kept: Vec<&String> = survived.iter().map(|(_, v)| v).collect();
     let lost: Vec<&String> = acked.iter().filter(|v| !kept.contains(v)).collect();
-    assert!(
-        !lost.is_empty(),
-        "legacy-hw was expected to lose acknowledged writes; survived: {survived:?}"
-    );
+    if lost.is_empty() {
+        let events: Vec<String> = ["controller", "1", "2", "3"]
+            .iter()
+            .flat_map(|n| c.events(n))
+            .map(|e| e.to_string())
+            .collect();
+        panic!(
+            "legacy-hw was expected to lose acknowledged writes; survived: {survived:?}\nevents:\n{}",
+            events.join("\n")
+        );
+    }
     let truncations: Vec<Value> = (1..=3u32)
         .flat_map(|b| c.events(&b.to_string()))
         .filter(|e| e["type"] == "truncation" && e["reason"] == "hw_checkpoint")

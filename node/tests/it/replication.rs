@@ -171,6 +171,7 @@ async fn consumers_never_read_at_or_above_hw() {
     for &f in &followers {
         c.pause(f);
     }
+    c.wait_no_fetch_in_flight(leader, "t", 0).await;
     let (status, _) = c
         .produce(leader, "t", 0, "1", &values("uncommitted", 6), 5_000)
         .await;

@@ -65,12 +65,10 @@ impl Proc {
         nix::sys::signal::kill(self.pid(), sig).expect("signal delivered");
     }
 
+    /// SIGKILL, also of a stopped process: no SIGCONT first, which would let a paused node run
+    /// for a moment (answer a fetch, send a heartbeat) before it dies.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGCONT,
-            );
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -435,8 +433,28 @@ impl Cluster {
         self.brokers.get_mut(&broker).unwrap().kill();
     }
 
+    /// SIGSTOP, then wait (bounded) until the kernel reports the process stopped: the signal
+    /// is delivered asynchronously and a busy process may run a little longer.
     pub fn pause(&self, broker: u32) {
-        self.brokers[&broker].signal(nix::sys::signal::Signal::SIGSTOP);
+        let proc = &self.brokers[&broker];
+        proc.signal(nix::sys::signal::Signal::SIGSTOP);
+        let stat = format!("/proc/{}/stat", proc.pid());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            // The state is the first field after the parenthesised command name.
+            let state = text
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            if state == Some('T') {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {broker} did not stop: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn resume(&self, broker: u32) {
