@@ -320,16 +320,24 @@ impl Cluster {
         }
     }
 
-    /// Reads every partition from offset 0 up to its HW from its leader.
+    /// Reads every partition from offset 0 up to its HW from its leader. A read that fails (the
+    /// controller's new leader has not heard of its election yet, a connection reset) is tried
+    /// again from offset 0 with fresh metadata until `deadline`; the last failure is recorded.
     pub async fn final_read(&self, topics: &[TopicSpec], deadline: Instant) -> FinalReads {
-        let metadata = self.metadata().await;
         let mut partitions = Vec::new();
         for topic in topics {
             for partition in 0..topic.partitions {
-                let read = self
-                    .read_partition(metadata.as_ref(), &topic.name, partition, deadline)
-                    .await;
-                partitions.push(read);
+                loop {
+                    let metadata = self.metadata().await;
+                    let read = self
+                        .read_partition(metadata.as_ref(), &topic.name, partition, deadline)
+                        .await;
+                    if read.error.is_none() || Instant::now() >= deadline {
+                        partitions.push(read);
+                        break;
+                    }
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
             }
         }
         FinalReads {

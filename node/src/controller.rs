@@ -37,6 +37,10 @@ struct Durable {
     metadata_version: u64,
     /// Every broker id that ever registered.
     brokers: Vec<u32>,
+    /// Each broker's last registered incarnation (KRaft keeps registrations in its log), so a
+    /// broker restarted while the controller was down is still recognised as restarted.
+    #[serde(default)]
+    incarnations: BTreeMap<u32, u64>,
     topics: Vec<TopicMetadata>,
 }
 
@@ -91,7 +95,7 @@ impl ControllerState {
             .iter()
             .map(|&id| {
                 let l = Liveness {
-                    incarnation: 0,
+                    incarnation: durable.incarnations.get(&id).copied().unwrap_or(0),
                     last_heartbeat: now,
                     alive: true,
                 };
@@ -250,8 +254,13 @@ impl ControllerState {
         });
         entry.incarnation = req.incarnation;
         entry.last_heartbeat = now;
-        if !entry.alive {
-            entry.alive = true;
+        let unfence = !entry.alive;
+        entry.alive = true;
+        if self.durable.incarnations.get(&id) != Some(&req.incarnation) {
+            self.durable.incarnations.insert(id, req.incarnation);
+            self.persist()?;
+        }
+        if unfence {
             self.unfence(id)?;
         }
         let metadata =
@@ -768,6 +777,44 @@ mod tests {
         let back = ControllerState::open(config, events).unwrap();
         assert_eq!(back.metadata().topics[0].partitions[0], after);
         assert_eq!(back.metadata().metadata_version, version);
+    }
+
+    #[test]
+    fn a_broker_restarted_while_the_controller_was_down_is_still_fenced_once() {
+        let (dir, mut c) = controller();
+        for id in 1..=3 {
+            beat(&mut c, id, 7);
+        }
+        c.create_topic(CreateTopicRequest {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: 3,
+            configs: BTreeMap::new(),
+        })
+        .unwrap();
+        let leader = c.metadata().topics[0].partitions[0].leader.unwrap();
+        drop(c);
+        let config = ControllerConfig {
+            data: dir.path().to_path_buf(),
+            cluster_id: "c".into(),
+            session_timeout_ms: 1000,
+        };
+        let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
+        let mut c = ControllerState::open(config, events).unwrap();
+        beat(&mut c, leader, 7);
+        assert_eq!(
+            c.metadata().topics[0].partitions[0].leader_epoch,
+            0,
+            "same incarnation: nothing to fence"
+        );
+        beat(&mut c, leader, 8);
+        let p = c.metadata().topics[0].partitions[0].clone();
+        assert_ne!(
+            p.leader,
+            Some(leader),
+            "the restarted leader's old incarnation was fenced"
+        );
+        assert_eq!(p.leader_epoch, 1);
     }
 
     #[test]
