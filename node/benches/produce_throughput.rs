@@ -1,5 +1,6 @@
 //! `make bench` for the node: acks=all and acks=1 throughput of a real 3-broker cluster on
-//! loopback. Each of `PRODUCERS` tasks sends batches of `BATCH` records to the partition leaders
+//! loopback. Each of `PRODUCERS` tasks sends batches of records (100, and 1 for the per-request
+//! cost) to the partition leaders
 //! of a 3-partition, RF=3, min.insync.replicas=2 topic for `SECONDS` seconds; the figure is
 //! acknowledged records per second. Run: `cargo bench -p faultline-node --bench produce_throughput`.
 
@@ -11,7 +12,6 @@ use std::time::{Duration, Instant};
 
 const NODE_BIN: &str = env!("CARGO_BIN_EXE_faultline-node");
 const PRODUCERS: usize = 8;
-const BATCH: usize = 100;
 const SECONDS: u64 = 5;
 
 struct Children(Vec<Child>);
@@ -43,7 +43,13 @@ fn spawn(args: &[String]) -> Child {
 }
 
 /// `leaders[p]` is the address of partition p's leader.
-async fn run(acks: &str, http: &reqwest::Client, leaders: &[String], topic: &str) -> f64 {
+async fn run(
+    acks: &str,
+    batch: usize,
+    http: &reqwest::Client,
+    leaders: &[String],
+    topic: &str,
+) -> f64 {
     let acked = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
     let mut tasks = Vec::new();
@@ -60,11 +66,11 @@ async fn run(acks: &str, http: &reqwest::Client, leaders: &[String], topic: &str
             let url = format!("http://{}/v1/produce", brokers[partition]);
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let records: Vec<Value> = (0..BATCH).map(|i| json!({"value": format!("p{producer}-{n}-{i}")})).collect();
+                let records: Vec<Value> = (0..batch).map(|i| json!({"value": format!("p{producer}-{n}-{i}")})).collect();
                 let body = json!({"topic": topic, "partition": partition, "acks": acks, "timeout_ms": 5000, "records": records});
                 let resp = http.post(&url).json(&body).send().await.unwrap();
                 if resp.status().is_success() {
-                    acked.fetch_add(BATCH as u64, Ordering::Relaxed);
+                    acked.fetch_add(batch as u64, Ordering::Relaxed);
                 }
                 n += 1;
             }
@@ -118,7 +124,11 @@ async fn main() {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    for (acks, topic) in [("all", "bench-all"), ("1", "bench-one")] {
+    for (acks, batch, topic) in [
+        ("all", 100, "bench-all"),
+        ("1", 100, "bench-one"),
+        ("all", 1, "bench-all-unbatched"),
+    ] {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             assert!(Instant::now() < deadline, "cluster did not come up");
@@ -170,7 +180,7 @@ async fn main() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        let rate = run(acks, &http, &leaders, topic).await;
-        println!("produce acks={acks}: {rate:.0} records/s ({PRODUCERS} producers, batches of {BATCH}, 3 partitions, RF=3, {SECONDS} s)");
+        let rate = run(acks, batch, &http, &leaders, topic).await;
+        println!("produce acks={acks}: {rate:.0} records/s ({PRODUCERS} producers, batches of {batch}, 3 partitions, RF=3, {SECONDS} s)");
     }
 }
