@@ -182,6 +182,19 @@ impl ClientProcess {
     }
 }
 
+/// The partition's leader (from the leader cache, else the controller) and its address.
+async fn leader_addr(
+    ctx: &ClientContext,
+    topic: &str,
+    partition: u32,
+) -> Option<(u32, std::net::SocketAddr)> {
+    let leader = ctx
+        .leaders
+        .leader(&ctx.client, &ctx.endpoints, topic, partition)
+        .await?;
+    Some((leader, ctx.broker_addr(leader)?))
+}
+
 /// Sends one unique value to the partition's leader and records the attempt. Returns `None`
 /// when no leader is known, in which case nothing was attempted or recorded.
 pub async fn send_one(
@@ -191,11 +204,7 @@ pub async fn send_one(
     partition: u32,
     acks: Acks,
 ) -> std::io::Result<Option<OpType>> {
-    let leader = ctx
-        .leaders
-        .leader(&ctx.client, &ctx.endpoints, topic, partition)
-        .await;
-    let Some(addr) = leader.and_then(|l| ctx.broker_addr(l)) else {
+    let Some((leader, addr)) = leader_addr(ctx, topic, partition).await else {
         return Ok(None);
     };
     let value = ctx.next_value.fetch_add(1, Ordering::Relaxed).to_string();
@@ -224,7 +233,7 @@ pub async fn send_one(
         Ok(response) => {
             send.offset = response.base_offset;
             if response.base_offset.is_some() {
-                send.node = leader;
+                send.node = Some(leader);
                 send.leader_epoch = response.leader_epoch;
             }
             (OpType::Ok, None)
@@ -264,11 +273,7 @@ pub async fn poll_once(
     partition: u32,
     offset: u64,
 ) -> std::io::Result<Option<u64>> {
-    let leader = ctx
-        .leaders
-        .leader(&ctx.client, &ctx.endpoints, topic, partition)
-        .await;
-    let Some(addr) = leader.and_then(|l| ctx.broker_addr(l)) else {
+    let Some((_, addr)) = leader_addr(ctx, topic, partition).await else {
         return Ok(None);
     };
     let mut poll = PollValue {

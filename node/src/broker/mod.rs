@@ -688,15 +688,7 @@ fn consumer_read(
     final_try: bool,
 ) -> Option<Result<FetchResponse, ApiError>> {
     if r.role != Role::Leader {
-        let mut e = ApiError::new(
-            ErrorCode::NotLeaderOrFollower,
-            format!(
-                "broker {} does not lead {}/{}",
-                r.broker_id, r.topic, r.partition
-            ),
-        );
-        e.leader = r.leader;
-        return Some(Err(e));
+        return Some(Err(r.not_leader()));
     }
     if offset > r.leo() {
         let mut e = ApiError::new(

@@ -407,7 +407,7 @@ impl Replica {
         Ok(())
     }
 
-    fn not_leader(&self) -> ApiError {
+    pub fn not_leader(&self) -> ApiError {
         let mut e = ApiError::new(
             ErrorCode::NotLeaderOrFollower,
             format!(
