@@ -225,8 +225,8 @@ impl Supervisor {
             .collect()
     }
 
-    /// Stops every node: paused ones are resumed first (a stopped process cannot act on
-    /// SIGTERM), then each gets the signal; those still alive after one shared
+    /// Stops every node: with SIGTERM paused ones are resumed first (a stopped process cannot
+    /// act on it), then each gets the signal; those still alive after one shared
     /// [`TERM_DEADLINE`] get SIGKILL. Returns the nodes that needed SIGKILL.
     pub async fn stop_all(&self, how: KillSignal) -> Vec<Node> {
         let mut slots = self.slots.lock().await;
@@ -236,18 +236,20 @@ impl Supervisor {
         };
         for (node, slot) in slots.iter_mut() {
             refresh(slot);
-            if slot.state == ProcState::Paused {
+            // A stopped process cannot act on SIGTERM, so it is resumed first; SIGKILL needs no
+            // SIGCONT, which would only let it run a moment before dying.
+            if slot.state == ProcState::Paused && how == KillSignal::Term {
                 let _ = send(*node, slot, Signal::SIGCONT);
                 slot.state = ProcState::Running;
             }
-            if slot.state == ProcState::Running {
+            if matches!(slot.state, ProcState::Running | ProcState::Paused) {
                 let _ = send(*node, slot, signal);
             }
         }
         let deadline = tokio::time::Instant::now() + TERM_DEADLINE;
         let mut forced = Vec::new();
         for (node, slot) in slots.iter_mut() {
-            if slot.state != ProcState::Running {
+            if !matches!(slot.state, ProcState::Running | ProcState::Paused) {
                 continue;
             }
             if let Some(mut child) = slot.child.take() {
