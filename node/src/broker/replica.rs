@@ -915,6 +915,25 @@ mod tests {
         r.leader_fetch(&req, now)
     }
 
+    /// A fetch answer carrying records `offsets` of `epoch` with values `v<offset>`.
+    fn answer(offsets: std::ops::Range<u64>, epoch: u32, hw: u64) -> ReplicaFetchResponse {
+        let log_end_offset = offsets.end;
+        let records = offsets
+            .map(|o| ReplicaRecord {
+                offset: o,
+                leader_epoch: epoch,
+                timestamp_ms: 0,
+                value: format!("v{o}"),
+            })
+            .collect();
+        ReplicaFetchResponse {
+            records,
+            high_watermark: hw,
+            log_end_offset,
+            diverging_epoch: None,
+        }
+    }
+
     fn values(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("v{i}")).collect()
     }
@@ -1055,21 +1074,9 @@ mod tests {
         l.replica
             .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &l.events)
             .unwrap();
-        let recs: Vec<ReplicaRecord> = (0..5)
-            .map(|o| ReplicaRecord {
-                offset: o,
-                leader_epoch: 0,
-                timestamp_ms: 0,
-                value: format!("v{o}"),
-            })
-            .collect();
-        let resp = ReplicaFetchResponse {
-            records: recs,
-            high_watermark: 5,
-            log_end_offset: 5,
-            diverging_epoch: None,
-        };
-        l.replica.follower_apply(1, resp, &l.events).unwrap();
+        l.replica
+            .follower_apply(1, answer(0..5, 0, 5), &l.events)
+            .unwrap();
         l.replica
             .apply_metadata(&pm(Some(2), 2, 2, &[2, 3]), &CONFIGS, 0, &l.events)
             .unwrap();
@@ -1133,29 +1140,13 @@ mod tests {
     /// kept that empty epoch as its last fetched epoch and was told the same divergence forever.
     #[test]
     fn an_empty_epoch_at_the_end_is_dropped_so_the_follower_converges() {
-        let recs = |epoch: u32| -> Vec<ReplicaRecord> {
-            (0..2)
-                .map(|o| ReplicaRecord {
-                    offset: o,
-                    leader_epoch: epoch,
-                    timestamp_ms: 0,
-                    value: format!("v{o}"),
-                })
-                .collect()
-        };
-        let resp = |records| ReplicaFetchResponse {
-            records,
-            high_watermark: 0,
-            log_end_offset: 2,
-            diverging_epoch: None,
-        };
         // Broker 1 follows in epoch 1, gets 2 records, then leads epoch 2 without appending.
         let mut one = fixture(1, Protocol::Current);
         one.replica
             .apply_metadata(&pm(Some(2), 1, 1, &[1, 2, 3]), &CONFIGS, 0, &one.events)
             .unwrap();
         one.replica
-            .follower_apply(2, resp(recs(1)), &one.events)
+            .follower_apply(2, answer(0..2, 1, 0), &one.events)
             .unwrap();
         one.replica
             .apply_metadata(&pm(Some(1), 2, 2, &[1, 3]), &CONFIGS, 0, &one.events)
@@ -1169,7 +1160,7 @@ mod tests {
             .unwrap();
         three
             .replica
-            .follower_apply(2, resp(recs(1)), &three.events)
+            .follower_apply(2, answer(0..2, 1, 0), &three.events)
             .unwrap();
         three
             .replica
@@ -1204,21 +1195,9 @@ mod tests {
         f.replica
             .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
             .unwrap();
-        let recs: Vec<ReplicaRecord> = (0..6)
-            .map(|o| ReplicaRecord {
-                offset: o,
-                leader_epoch: 0,
-                timestamp_ms: 0,
-                value: format!("v{o}"),
-            })
-            .collect();
-        let resp = ReplicaFetchResponse {
-            records: recs,
-            high_watermark: 2,
-            log_end_offset: 6,
-            diverging_epoch: None,
-        };
-        f.replica.follower_apply(1, resp, &f.events).unwrap();
+        f.replica
+            .follower_apply(1, answer(0..6, 0, 2), &f.events)
+            .unwrap();
         assert_eq!((f.replica.leo(), f.replica.hw), (6, 2));
         f.replica
             .apply_metadata(&pm(Some(3), 1, 1, &[2, 3]), &CONFIGS, 0, &f.events)
