@@ -10,7 +10,7 @@ use faultline_checker::history::Acks;
 use faultline_workloads::WorkloadKind;
 
 use crate::duration::duration_arg;
-use crate::nemesis::{FaultKind, RandomNemesis, TargetKind};
+use crate::generator::{FaultKind, RandomNemesis, TargetKind};
 use crate::schedule::{read_schedule, Step};
 use crate::supervisor::KillSignal;
 
@@ -78,7 +78,7 @@ pub struct TestArgs {
     /// produce or produce-consume.
     #[arg(long, default_value = "produce")]
     pub workload: String,
-    /// kill,pause,latency,partition | all | none.
+    /// kill,pause,delay,partition | all | none (latency is accepted for delay).
     #[arg(long, default_value = "all")]
     pub nemesis: String,
     #[arg(long, default_value = "3s", value_parser = duration_arg)]
@@ -302,7 +302,7 @@ fn check_schedule_nodes(steps: &[Step], nodes: u32) -> anyhow::Result<()> {
             .filter_map(|w| w.parse::<u32>().ok());
         let counts_only = matches!(
             step.action,
-            crate::faults::Action::Produce { .. } | crate::faults::Action::WaitIsr { .. }
+            crate::schedule::Action::Produce { .. } | crate::schedule::Action::WaitIsr { .. }
         );
         if counts_only {
             continue;

@@ -1,7 +1,8 @@
 //! The cluster under test: allocates loopback ports, starts the link proxies, the controller
 //! and the brokers (pointed at the proxies), waits for readiness with deadlines, creates the
-//! topic, and at the end reads every partition, stops the nodes and collects their logs, dumps
-//! and events into the run's store. Admin calls go straight to the nodes, never through links.
+//! topics, and at the end stops the nodes and collects their logs, dumps and events into the
+//! run's store. Admin calls go straight to the nodes, never through links. The final read is
+//! `final_read`'s; faults are the executor's (`nemesis`).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -10,14 +11,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use faultline_checker::history::{FinalPartition, FinalReads, FinalRecord};
-use faultline_workloads::client::{CreateTopic, FetchRequest, Metadata};
+use faultline_workloads::client::{CreateTopic, Metadata};
 use faultline_workloads::NodeClient;
 use serde_json::{json, Map};
 use tokio::time::Instant;
 
 use crate::network::Network;
 use crate::node::{Endpoint, Node};
+use crate::schedule::TopicPartition;
 use crate::supervisor::{harden, KillSignal, NodeCommand, Supervisor};
 
 #[derive(Debug, Clone)]
@@ -42,6 +43,14 @@ pub struct TopicSpec {
     pub unclean_leader_election: bool,
 }
 
+/// The partition a step names, or the first partition of the first topic when it names none.
+pub fn default_partition(topics: &[TopicSpec], tp: &Option<TopicPartition>) -> TopicPartition {
+    tp.clone().unwrap_or_else(|| TopicPartition {
+        topic: topics[0].name.clone(),
+        partition: 0,
+    })
+}
+
 pub struct Cluster {
     pub spec: ClusterSpec,
     pub supervisor: Supervisor,
@@ -54,7 +63,7 @@ pub struct Cluster {
 
 /// How long the whole cluster has to come up.
 pub const SETUP_DEADLINE: Duration = Duration::from_secs(30);
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const DUMP_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Cluster {
@@ -317,107 +326,6 @@ impl Cluster {
                 );
             }
             tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-
-    /// Reads every partition from offset 0 up to its HW from its leader. A read that fails (the
-    /// controller's new leader has not heard of its election yet, a connection reset) is tried
-    /// again from offset 0 with fresh metadata until `deadline`; the last failure is recorded.
-    pub async fn final_read(&self, topics: &[TopicSpec], deadline: Instant) -> FinalReads {
-        let mut partitions = Vec::new();
-        for topic in topics {
-            for partition in 0..topic.partitions {
-                loop {
-                    let metadata = self.metadata().await;
-                    let read = self
-                        .read_partition(metadata.as_ref(), &topic.name, partition, deadline)
-                        .await;
-                    if read.error.is_none() || Instant::now() >= deadline {
-                        partitions.push(read);
-                        break;
-                    }
-                    tokio::time::sleep(POLL_INTERVAL).await;
-                }
-            }
-        }
-        FinalReads {
-            complete: partitions.iter().all(|p| p.error.is_none()),
-            partitions,
-        }
-    }
-
-    async fn read_partition(
-        &self,
-        metadata: Option<&Metadata>,
-        topic: &str,
-        partition: u32,
-        deadline: Instant,
-    ) -> FinalPartition {
-        let meta = metadata.and_then(|m| m.partition(topic, partition));
-        let mut read = FinalPartition {
-            topic: topic.to_string(),
-            partition,
-            leader: meta.and_then(|p| p.leader),
-            leader_epoch: meta.and_then(|p| p.leader_epoch),
-            high_watermark: None,
-            isr: meta.map(|p| p.isr.clone()).unwrap_or_default(),
-            records: Vec::new(),
-            error: None,
-        };
-        let Some(leader) = read.leader else {
-            read.error = Some(match metadata {
-                None => "the controller did not answer".to_string(),
-                Some(_) => "no leader".to_string(),
-            });
-            return read;
-        };
-        let Some(&addr) = self.broker_addrs.get(&leader) else {
-            read.error = Some(format!("leader {leader} is not a broker of this run"));
-            return read;
-        };
-        if let Err(error) = self.fetch_all(addr, &mut read, deadline).await {
-            read.error = Some(error);
-        }
-        read
-    }
-
-    async fn fetch_all(
-        &self,
-        addr: SocketAddr,
-        read: &mut FinalPartition,
-        deadline: Instant,
-    ) -> Result<(), String> {
-        let mut offset = 0;
-        loop {
-            if Instant::now() >= deadline {
-                return Err("the final read ran out of time".to_string());
-            }
-            let request = FetchRequest {
-                topic: &read.topic,
-                partition: read.partition,
-                offset,
-                max_records: 1000,
-                max_wait_ms: 0,
-            };
-            let response = self
-                .admin
-                .fetch(addr, request)
-                .await
-                .map_err(|e| e.to_string())?;
-            read.high_watermark = Some(response.high_watermark);
-            let Some(last) = response.records.last().map(|r| r.offset) else {
-                return Ok(());
-            };
-            read.records
-                .extend(response.records.into_iter().map(|r| FinalRecord {
-                    offset: r.offset,
-                    value: r.value,
-                    leader_epoch: r.leader_epoch,
-                }));
-            offset = last + 1;
-            if offset >= response.high_watermark {
-                return Ok(());
-            }
         }
     }
 

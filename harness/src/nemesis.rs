@@ -1,253 +1,108 @@
-//! The nemesis: performs faults and schedule steps on the cluster, and picks faults at random
-//! for a run without a schedule. Every fault and heal is recorded as it is applied — in the
-//! history (process `nemesis`, type `info`, with `error` when the action failed) and, with its
-//! time and concrete targets, in the run's `schedule.txt`, so a random run can be replayed. A
-//! failed action is recorded, never fatal.
+//! The executor (Jepsen's nemesis proper): applies a fault to the cluster — signals through the
+//! supervisor, delays and cuts through the link proxies — and records it as it is applied
+//! (`record`). It resolves a fault step's roles (`leader t/0`, `random`, `partition halves`)
+//! into concrete [`Fault`]s from the controller's metadata and the seeded random source, and
+//! knows which faults are in force (so it can list the heals and count faulty brokers). It does
+//! not choose faults (`generator`) or run client operations (`ops`). A failed action is
+//! recorded, never fatal.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use faultline_checker::history::{Acks, OpType, Process};
 use faultline_workloads::client::Metadata;
-use faultline_workloads::workload::send_one;
-use faultline_workloads::{ClientContext, ClientProcess, HistoryWriter};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use serde_json::{json, Value};
-use tokio::sync::watch;
-use tokio::time::Instant;
+use serde_json::json;
 
-use crate::cluster::{Cluster, TopicSpec};
-use crate::faults::{Action, Fault, Partition, PartitionSpec, Target, TopicPartition};
+use crate::cluster::{default_partition, Cluster, TopicSpec};
+use crate::fault::{Fault, NetworkPartition};
 use crate::network::LinkSelector;
 use crate::node::{Endpoint, Node};
 use crate::proxy::Delay;
-use crate::schedule::{format_step, Step};
-use crate::supervisor::{KillSignal, ProcState};
-
-/// The fault kinds of `--nemesis`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FaultKind {
-    Kill,
-    Pause,
-    Latency,
-    Partition,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Latency,
-        FaultKind::Partition,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Latency => "latency",
-            FaultKind::Partition => "partition",
-        }
-    }
-
-    /// Parses `kill,pause,latency,partition`, `all` or `none`.
-    pub fn parse_list(text: &str) -> Result<Vec<FaultKind>, String> {
-        match text.trim() {
-            "all" => return Ok(FaultKind::ALL.to_vec()),
-            "none" | "" => return Ok(Vec::new()),
-            _ => {}
-        }
-        let mut kinds = BTreeSet::new();
-        for word in text.split(',').map(str::trim) {
-            let kind = FaultKind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == word)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown nemesis {word:?} (known: kill, pause, latency, partition, all, none)"
-                    )
-                })?;
-            kinds.insert(kind);
-        }
-        Ok(kinds.into_iter().collect())
-    }
-}
-
-/// Whom the random nemesis aims at (`--nemesis-targets`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TargetKind {
-    Random,
-    Leader,
-    Follower,
-    Controller,
-}
-
-impl TargetKind {
-    pub const ALL: [TargetKind; 4] = [
-        TargetKind::Random,
-        TargetKind::Leader,
-        TargetKind::Follower,
-        TargetKind::Controller,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Random => "random",
-            TargetKind::Leader => "leader",
-            TargetKind::Follower => "follower",
-            TargetKind::Controller => "controller",
-        }
-    }
-
-    pub fn parse_list(text: &str) -> Result<Vec<TargetKind>, String> {
-        let mut kinds = BTreeSet::new();
-        for word in text.split(',').map(str::trim) {
-            let kind = TargetKind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == word)
-                .ok_or_else(|| {
-                    format!("unknown target {word:?} (known: random, leader, follower, controller)")
-                })?;
-            kinds.insert(kind);
-        }
-        if kinds.is_empty() {
-            return Err("no nemesis targets".to_string());
-        }
-        Ok(kinds.into_iter().collect())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RandomNemesis {
-    pub kinds: Vec<FaultKind>,
-    pub interval: Duration,
-    pub max_faulty: u32,
-    pub targets: Vec<TargetKind>,
-    pub kill_signal: KillSignal,
-}
+use crate::record::Recorder;
+use crate::schedule::{Action, NetworkPartitionSpec, Target};
+use crate::supervisor::ProcState;
 
 /// The network faults in force (process faults are the supervisor's to know).
 #[derive(Debug, Default)]
 struct NetState {
-    partition: Option<Partition>,
+    partition: Option<NetworkPartition>,
     delayed: bool,
 }
 
 pub struct Nemesis {
     cluster: Arc<Cluster>,
-    clients: Arc<ClientContext>,
-    history: Arc<HistoryWriter>,
+    recorder: Arc<Recorder>,
     topics: Vec<TopicSpec>,
-    default_acks: Acks,
-    /// The schedule's own client process for `produce` steps.
-    produce_process: Mutex<ClientProcess>,
-    schedule_log: Mutex<std::fs::File>,
     rng: Mutex<StdRng>,
     net: Mutex<NetState>,
-    chaos_start: Mutex<Instant>,
-}
-
-/// How long a `produce` step waits for a leader before giving up on its remaining records.
-const PRODUCE_NO_LEADER_DEADLINE: Duration = Duration::from_secs(10);
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-pub struct NemesisParts {
-    pub cluster: Arc<Cluster>,
-    pub clients: Arc<ClientContext>,
-    pub topics: Vec<TopicSpec>,
-    pub default_acks: Acks,
-    pub produce_process: ClientProcess,
-    pub schedule_log: std::fs::File,
-    pub rng: StdRng,
 }
 
 impl Nemesis {
-    pub fn new(parts: NemesisParts) -> Self {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        recorder: Arc<Recorder>,
+        topics: Vec<TopicSpec>,
+        rng: StdRng,
+    ) -> Self {
         Nemesis {
-            history: parts.clients.history.clone(),
-            cluster: parts.cluster,
-            clients: parts.clients,
-            topics: parts.topics,
-            default_acks: parts.default_acks,
-            produce_process: Mutex::new(parts.produce_process),
-            schedule_log: Mutex::new(parts.schedule_log),
-            rng: Mutex::new(parts.rng),
+            cluster,
+            recorder,
+            topics,
+            rng: Mutex::new(rng),
             net: Mutex::new(NetState::default()),
-            chaos_start: Mutex::new(Instant::now()),
         }
     }
 
-    /// Marks the start of the chaos phase: `at` times count from here.
-    pub fn start_clock(&self) {
-        *self.chaos_start.lock().unwrap() = Instant::now();
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
-    fn since_start(&self) -> Duration {
-        self.chaos_start.lock().unwrap().elapsed()
+    pub fn topics(&self) -> &[TopicSpec] {
+        &self.topics
     }
 
-    fn rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+    /// Runs a closure with the run's seeded random source (shared with the generator, so one
+    /// seed decides every choice of a run).
+    pub fn rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
         f(&mut self.rng.lock().unwrap())
     }
 
-    fn log_step(&self, at: Duration, action: &Action, error: Option<&str>) {
-        let mut line = format_step(Some(Duration::from_millis(at.as_millis() as u64)), action);
-        if let Some(error) = error {
-            line.push_str(&format!("  # failed: {}", error.replace('\n', " ")));
-        }
-        let mut log = self.schedule_log.lock().unwrap();
-        let _ = writeln!(log, "{line}");
-    }
-
-    fn record(&self, f: &str, value: Value, error: Option<String>) -> std::io::Result<()> {
-        self.history
-            .append(Process::nemesis(), OpType::Info, f, value, error)?;
-        Ok(())
-    }
-
-    /// Runs one step: resolves its roles, applies it and records it. Only a history write error
-    /// is returned; everything else is recorded as the step's `error`.
+    /// Performs a fault step: resolves its roles, applies it and records it. A step that cannot
+    /// be resolved (no leader, no live follower) is recorded with its error. Only a history
+    /// write error is returned.
     pub async fn perform(&self, action: &Action) -> std::io::Result<()> {
-        let at = self.since_start();
-        match action {
-            Action::Produce { count, acks, to } => {
-                self.produce(at, *count, *acks, to.clone()).await
-            }
-            Action::Wait(_) | Action::WaitLeader { .. } | Action::WaitIsr { .. } => {
-                self.wait(at, action).await
-            }
-            _ => match self.resolve(action).await {
-                Ok(faults) => {
-                    for fault in faults {
-                        self.apply_and_record(&fault).await?;
-                    }
-                    Ok(())
+        let at = self.recorder.since_start();
+        match self.resolve(action).await {
+            Ok(faults) => {
+                for fault in faults {
+                    self.apply_and_record(&fault).await?;
                 }
-                Err(error) => {
-                    let verb = action.to_string();
-                    let f = verb
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("fault")
-                        .to_string();
-                    self.log_step(at, action, Some(&error));
-                    self.record(&f, json!({ "step": verb }), Some(error))
-                }
-            },
+                Ok(())
+            }
+            Err(error) => {
+                let verb = action.to_string();
+                let f = verb
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("fault")
+                    .to_string();
+                self.recorder.log_step(at, action, Some(&error));
+                self.recorder
+                    .record(&f, json!({ "step": verb }), Some(error))
+            }
         }
     }
 
     /// Applies a concrete fault and records it.
     pub async fn apply_and_record(&self, fault: &Fault) -> std::io::Result<()> {
-        let at = self.since_start();
+        let at = self.recorder.since_start();
         let result = self.apply(fault).await;
         let error = result.err();
-        self.log_step(at, &Action::from(fault.clone()), error.as_deref());
-        self.record(fault.f(), fault.value(), error)
+        self.recorder
+            .log_step(at, &Action::from(fault.clone()), error.as_deref());
+        self.recorder.record(fault.f(), fault.value(), error)
     }
 
     async fn apply(&self, fault: &Fault) -> Result<(), String> {
@@ -269,11 +124,11 @@ impl Nemesis {
                 });
                 Ok(())
             }
-            Fault::Partition { partition, .. } => {
-                // A partition replaces the one in force.
+            Fault::NetworkPartition { net, .. } => {
+                // A network partition replaces the one in force.
                 network.heal();
-                let cut = network.cut(&partition.cuts());
-                self.net.lock().unwrap().partition = Some(partition.clone());
+                let cut = network.cut(&net.cuts());
+                self.net.lock().unwrap().partition = Some(net.clone());
                 if cut == 0 {
                     return Err("the partition cuts no link".to_string());
                 }
@@ -287,8 +142,8 @@ impl Nemesis {
         }
     }
 
-    /// Turns a step into concrete faults, choosing nodes for roles.
-    async fn resolve(&self, action: &Action) -> Result<Vec<Fault>, String> {
+    /// Turns a fault step into concrete faults, choosing nodes for roles.
+    pub async fn resolve(&self, action: &Action) -> Result<Vec<Fault>, String> {
         let faults = match action {
             Action::Kill { target, signal } => vec![Fault::Kill {
                 node: self.resolve_target(target).await?,
@@ -300,7 +155,7 @@ impl Nemesis {
             Action::Start { node: Some(node) } => vec![Fault::Start { node: *node }],
             Action::Resume { node: Some(node) } => vec![Fault::Resume { node: *node }],
             Action::Start { node: None } => self
-                .nodes_in(|s| matches!(s, ProcState::Down | ProcState::Exited(_)))
+                .nodes_in(is_down)
                 .await
                 .into_iter()
                 .map(|node| Fault::Start { node })
@@ -315,32 +170,25 @@ impl Nemesis {
                 links: *links,
                 delay: *delay,
             }],
-            Action::Partition(spec) => vec![self.resolve_partition(spec).await?],
+            Action::NetworkPartition(spec) => vec![self.resolve_partition(spec).await?],
             Action::Heal => vec![Fault::Heal],
             Action::Produce { .. }
             | Action::Wait(_)
             | Action::WaitLeader { .. }
             | Action::WaitIsr { .. } => {
-                unreachable!("steps without faults are performed directly")
+                return Err(format!("`{action}` is not a fault"));
             }
         };
         Ok(faults)
     }
 
-    async fn nodes_in(&self, pred: impl Fn(&ProcState) -> bool) -> Vec<Node> {
+    pub async fn nodes_in(&self, pred: impl Fn(&ProcState) -> bool) -> Vec<Node> {
         let states = self.cluster.supervisor.states().await;
         states
             .into_iter()
             .filter(|(_, s)| pred(s))
             .map(|(n, _)| n)
             .collect()
-    }
-
-    fn first_partition(&self, tp: &Option<TopicPartition>) -> TopicPartition {
-        tp.clone().unwrap_or_else(|| TopicPartition {
-            topic: self.topics[0].name.clone(),
-            partition: 0,
-        })
     }
 
     async fn resolve_target(&self, target: &Target) -> Result<Node, String> {
@@ -356,7 +204,7 @@ impl Nemesis {
                     .ok_or_else(|| "no running broker".to_string())
             }
             Target::Leader(tp) => {
-                let tp = self.first_partition(tp);
+                let tp = default_partition(&self.topics, tp);
                 let metadata = self.metadata().await?;
                 metadata
                     .partition(&tp.topic, tp.partition)
@@ -365,7 +213,7 @@ impl Nemesis {
                     .ok_or_else(|| format!("{tp} has no leader"))
             }
             Target::Follower(tp) => {
-                let tp = self.first_partition(tp);
+                let tp = default_partition(&self.topics, tp);
                 let metadata = self.metadata().await?;
                 let p = metadata
                     .partition(&tp.topic, tp.partition)
@@ -390,117 +238,72 @@ impl Nemesis {
             .ok_or_else(|| "the controller did not answer".to_string())
     }
 
-    async fn resolve_partition(&self, spec: &PartitionSpec) -> Result<Fault, String> {
+    async fn resolve_partition(&self, spec: &NetworkPartitionSpec) -> Result<Fault, String> {
         let brokers: Vec<Endpoint> = self
             .cluster
             .brokers()
             .into_iter()
             .map(Endpoint::broker)
             .collect();
-        let (kind, partition) = match spec {
-            PartitionSpec::Exact(p) => {
+        let (kind, net) = match spec {
+            NetworkPartitionSpec::Exact(p) => {
                 let kind = match p {
-                    Partition::Groups(_) => "groups",
-                    Partition::OneWay { .. } => "one-way",
+                    NetworkPartition::Groups(_) => "groups",
+                    NetworkPartition::OneWay { .. } => "one-way",
                 };
                 (kind, p.clone())
             }
-            PartitionSpec::Isolate(target) => {
+            NetworkPartitionSpec::Isolate(target) => {
                 let node = Endpoint::Node(self.resolve_target(target).await?);
                 let mut rest: Vec<Endpoint> = brokers.clone();
                 rest.push(Endpoint::CONTROLLER);
                 rest.retain(|e| *e != node);
-                ("isolate", Partition::Groups(vec![vec![node], rest]))
+                ("isolate", NetworkPartition::Groups(vec![vec![node], rest]))
             }
-            PartitionSpec::Halves => ("halves", self.rng(|r| halves(r, brokers))),
-            PartitionSpec::Bridge => ("bridge", self.rng(|r| bridge(r, brokers))?),
-            PartitionSpec::OneWayRandom => ("one-way", self.rng(|r| one_way(r, brokers))),
+            NetworkPartitionSpec::Halves => ("halves", self.rng(|r| halves(r, brokers))),
+            NetworkPartitionSpec::Bridge => ("bridge", self.rng(|r| bridge(r, brokers))?),
+            NetworkPartitionSpec::OneWayRandom => ("one-way", self.rng(|r| one_way(r, brokers))),
         };
-        Ok(Fault::Partition {
+        Ok(Fault::NetworkPartition {
             kind: kind.to_string(),
-            partition,
+            net,
         })
     }
 
-    async fn produce(
-        &self,
-        at: Duration,
-        count: u32,
-        acks: Option<Acks>,
-        to: Option<TopicPartition>,
-    ) -> std::io::Result<()> {
-        let acks = acks.unwrap_or(self.default_acks);
-        let tp = self.first_partition(&to);
-        let mut process = *self.produce_process.lock().unwrap();
-        let mut sent = 0;
-        let mut no_leader_since: Option<Instant> = None;
-        while sent < count {
-            match send_one(&self.clients, &mut process, &tp.topic, tp.partition, acks).await? {
-                Some(_) => {
-                    sent += 1;
-                    no_leader_since = None;
-                }
-                None => {
-                    let since = *no_leader_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > PRODUCE_NO_LEADER_DEADLINE {
-                        break;
-                    }
-                    tokio::time::sleep(POLL_INTERVAL).await;
-                }
-            }
+    /// Whether some link has latency in force.
+    pub fn delayed(&self) -> bool {
+        self.net.lock().unwrap().delayed
+    }
+
+    /// The heals that would undo every fault in force: resume paused nodes, start nodes that
+    /// are down, remove latency, heal the network partition.
+    pub async fn heals_available(&self) -> Vec<Fault> {
+        let mut heals = Vec::new();
+        for node in self.nodes_in(|s| *s == ProcState::Paused).await {
+            heals.push(Fault::Resume { node });
         }
-        *self.produce_process.lock().unwrap() = process;
-        let action = Action::Produce {
-            count,
-            acks: Some(acks),
-            to: Some(tp),
+        for node in self.nodes_in(is_down).await {
+            heals.push(Fault::Start { node });
+        }
+        let (delayed, partitioned) = {
+            let net = self.net.lock().unwrap();
+            (net.delayed, net.partition.is_some())
         };
-        let error = (sent < count).then(|| format!("no leader: sent {sent} of {count}"));
-        self.log_step(at, &action, error.as_deref());
-        Ok(())
+        if delayed {
+            heals.push(Fault::Delay {
+                links: LinkSelector::All,
+                delay: Delay::NONE,
+            });
+        }
+        if partitioned {
+            heals.push(Fault::Heal);
+        }
+        heals
     }
 
-    async fn wait(&self, at: Duration, action: &Action) -> std::io::Result<()> {
-        let started = Instant::now();
-        let (value, error) = match action {
-            Action::Wait(d) => {
-                tokio::time::sleep(*d).await;
-                (json!({ "until": "time" }), None)
-            }
-            Action::WaitLeader { node, on, timeout } => {
-                let tp = self.first_partition(on);
-                let reached = self
-                    .cluster
-                    .wait_for(started + *timeout, |m| {
-                        m.partition(&tp.topic, tp.partition).and_then(|p| p.leader) == Some(*node)
-                    })
-                    .await;
-                let value = json!({ "until": "leader", "node": node, "topic": tp.topic, "partition": tp.partition });
-                (value, reached.err().map(|_| "timed out".to_string()))
-            }
-            Action::WaitIsr { size, on, timeout } => {
-                let tp = self.first_partition(on);
-                let reached = self
-                    .cluster
-                    .wait_for(started + *timeout, |m| {
-                        m.partition(&tp.topic, tp.partition).map(|p| p.isr.len()) == Some(*size)
-                    })
-                    .await;
-                let value = json!({ "until": "isr", "size": size, "topic": tp.topic, "partition": tp.partition });
-                (value, reached.err().map(|_| "timed out".to_string()))
-            }
-            _ => unreachable!("only waits are waited"),
-        };
-        let mut value = value;
-        value["waited_ms"] = json!(started.elapsed().as_millis() as u64);
-        self.log_step(at, action, error.as_deref());
-        self.record("wait", value, error)
-    }
-
-    /// Heals everything: resumes paused nodes, starts nodes that are down, removes latency and
-    /// partitions. Each heal is recorded.
+    /// Heals everything, recording each heal. A node that ended without being killed is a
+    /// finding in itself: it is named on stderr before it is restarted.
     pub async fn heal_all(&self) -> std::io::Result<()> {
-        // A node that ended without being killed is a finding in itself: say so.
         for (node, state) in self.cluster.supervisor.states().await {
             if let ProcState::Exited(status) = state {
                 eprintln!(
@@ -509,141 +312,14 @@ impl Nemesis {
                 );
             }
         }
-        for node in self.nodes_in(|s| *s == ProcState::Paused).await {
-            self.apply_and_record(&Fault::Resume { node }).await?;
-        }
-        for node in self
-            .nodes_in(|s| matches!(s, ProcState::Down | ProcState::Exited(_)))
-            .await
-        {
-            self.apply_and_record(&Fault::Start { node }).await?;
-        }
-        let (delayed, partitioned) = {
-            let net = self.net.lock().unwrap();
-            (net.delayed, net.partition.is_some())
-        };
-        if delayed {
-            let fault = Fault::Delay {
-                links: LinkSelector::All,
-                delay: Delay::NONE,
-            };
-            self.apply_and_record(&fault).await?;
-        }
-        if partitioned {
-            self.apply_and_record(&Fault::Heal).await?;
+        for heal in self.heals_available().await {
+            self.apply_and_record(&heal).await?;
         }
         Ok(())
-    }
-
-    /// Runs a schedule's steps in order, each `at` step not before its time. Returns early when
-    /// `stop` is set.
-    pub async fn run_schedule(
-        &self,
-        steps: &[Step],
-        mut stop: watch::Receiver<bool>,
-    ) -> std::io::Result<()> {
-        let start = *self.chaos_start.lock().unwrap();
-        for step in steps {
-            if let Some(at) = step.at {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(start + at) => {}
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
-                }
-            }
-            if *stop.borrow() {
-                return Ok(());
-            }
-            tokio::select! {
-                done = self.perform(&step.action) => done?,
-                _ = stop.wait_for(|s| *s) => return Ok(()),
-            }
-        }
-        Ok(())
-    }
-
-    /// The random nemesis: every `interval`, a seeded weighted choice between a new fault (if
-    /// it keeps at most `max_faulty` brokers faulty) and healing one fault in force.
-    pub async fn run_random(
-        &self,
-        config: &RandomNemesis,
-        mut stop: watch::Receiver<bool>,
-    ) -> std::io::Result<()> {
-        if config.kinds.is_empty() {
-            return Ok(());
-        }
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(config.interval) => {}
-                _ = stop.wait_for(|s| *s) => return Ok(()),
-            }
-            let Some(fault) = self.choose(config).await else {
-                continue;
-            };
-            self.apply_and_record(&fault).await?;
-        }
-    }
-
-    async fn heals_available(&self) -> Vec<Fault> {
-        let mut heals = Vec::new();
-        for node in self.nodes_in(|s| *s == ProcState::Paused).await {
-            heals.push(Fault::Resume { node });
-        }
-        for node in self
-            .nodes_in(|s| matches!(s, ProcState::Down | ProcState::Exited(_)))
-            .await
-        {
-            heals.push(Fault::Start { node });
-        }
-        let net = self
-            .net
-            .lock()
-            .map(|n| (n.delayed, n.partition.is_some()))
-            .unwrap();
-        if net.0 {
-            heals.push(Fault::Delay {
-                links: LinkSelector::All,
-                delay: Delay::NONE,
-            });
-        }
-        if net.1 {
-            heals.push(Fault::Heal);
-        }
-        heals
-    }
-
-    async fn choose(&self, config: &RandomNemesis) -> Option<Fault> {
-        let heals = self.heals_available().await;
-        let heal_now = !heals.is_empty() && self.rng(|r| r.gen_bool(0.5));
-        if heal_now {
-            return self.rng(|r| heals.choose(r).cloned());
-        }
-        // A few tries to find a fault that fits the budget (roles resolve to different nodes).
-        let delayed = self.net.lock().unwrap().delayed;
-        for _ in 0..3 {
-            let action = self.rng(|r| random_action(r, config, &self.topics));
-            if delayed && matches!(action, Action::Delay { .. }) {
-                // Latency is already in force; piling more on teaches nothing new.
-                continue;
-            }
-            let Ok(mut faults) = self.resolve(&action).await else {
-                continue;
-            };
-            let fault = faults.pop()?;
-            if let Fault::Pause { node } | Fault::Kill { node, .. } = &fault {
-                // Pausing a paused node or killing a dead one would teach nothing.
-                if self.cluster.supervisor.state(*node).await != Some(ProcState::Running) {
-                    continue;
-                }
-            }
-            if self.faulty_after(&fault).await.len() <= config.max_faulty as usize {
-                return Some(fault);
-            }
-        }
-        self.rng(|r| heals.choose(r).cloned())
     }
 
     /// The brokers that would be faulty (down, paused or cut off) after `fault`.
-    async fn faulty_after(&self, fault: &Fault) -> BTreeSet<u32> {
+    pub async fn faulty_after(&self, fault: &Fault) -> BTreeSet<u32> {
         let mut faulty: BTreeSet<u32> = self
             .nodes_in(|s| *s != ProcState::Running)
             .await
@@ -653,74 +329,26 @@ impl Nemesis {
         let partition = self.net.lock().unwrap().partition.clone();
         match fault {
             Fault::Kill { node, .. } | Fault::Pause { node } => faulty.extend(node.broker()),
-            Fault::Partition { partition, .. } => faulty.extend(partition.faulty_brokers()),
+            Fault::NetworkPartition { net, .. } => faulty.extend(net.faulty_brokers()),
             _ => {}
         }
-        if !matches!(fault, Fault::Partition { .. }) {
+        if !matches!(fault, Fault::NetworkPartition { .. }) {
             faulty.extend(partition.map(|p| p.faulty_brokers()).unwrap_or_default());
         }
         faulty
     }
 }
 
+pub fn is_down(state: &ProcState) -> bool {
+    matches!(state, ProcState::Down | ProcState::Exited(_))
+}
+
 fn err(error: impl std::fmt::Display) -> String {
     error.to_string()
 }
 
-fn random_target(rng: &mut StdRng, config: &RandomNemesis, topics: &[TopicSpec]) -> Target {
-    let topic = &topics[rng.gen_range(0..topics.len())];
-    let tp = TopicPartition {
-        topic: topic.name.clone(),
-        partition: rng.gen_range(0..topic.partitions),
-    };
-    match config
-        .targets
-        .choose(rng)
-        .copied()
-        .unwrap_or(TargetKind::Random)
-    {
-        TargetKind::Random => Target::Random,
-        TargetKind::Leader => Target::Leader(Some(tp)),
-        TargetKind::Follower => Target::Follower(Some(tp)),
-        TargetKind::Controller => Target::Node(Node::Controller),
-    }
-}
-
-fn random_action(rng: &mut StdRng, config: &RandomNemesis, topics: &[TopicSpec]) -> Action {
-    let kind = *config.kinds.choose(rng).expect("kinds is not empty");
-    match kind {
-        FaultKind::Kill => Action::Kill {
-            target: random_target(rng, config, topics),
-            signal: config.kill_signal,
-        },
-        FaultKind::Pause => Action::Pause {
-            target: random_target(rng, config, topics),
-        },
-        FaultKind::Latency => {
-            let delay_ms = *[20u64, 50, 100, 200].choose(rng).expect("not empty");
-            let delay = Delay {
-                delay_ms,
-                jitter_ms: delay_ms / 4,
-            };
-            Action::Delay {
-                links: LinkSelector::All,
-                delay,
-            }
-        }
-        FaultKind::Partition => {
-            let spec = match rng.gen_range(0..4) {
-                0 => PartitionSpec::Isolate(random_target(rng, config, topics)),
-                1 => PartitionSpec::Halves,
-                2 => PartitionSpec::Bridge,
-                _ => PartitionSpec::OneWayRandom,
-            };
-            Action::Partition(spec)
-        }
-    }
-}
-
 /// A minority of brokers against the majority; the controller joins a random side.
-fn halves(rng: &mut StdRng, mut brokers: Vec<Endpoint>) -> Partition {
+fn halves(rng: &mut StdRng, mut brokers: Vec<Endpoint>) -> NetworkPartition {
     brokers.shuffle(rng);
     let minority_len = brokers.len() / 2;
     let mut minority: Vec<Endpoint> = brokers[..minority_len].to_vec();
@@ -730,32 +358,35 @@ fn halves(rng: &mut StdRng, mut brokers: Vec<Endpoint>) -> Partition {
     } else {
         majority.push(Endpoint::CONTROLLER);
     }
-    Partition::Groups(vec![minority, majority])
+    NetworkPartition::Groups(vec![minority, majority])
 }
 
 /// Two sides that cannot reach each other; one broker and the controller reach both.
-fn bridge(rng: &mut StdRng, mut brokers: Vec<Endpoint>) -> Result<Partition, String> {
+fn bridge(rng: &mut StdRng, mut brokers: Vec<Endpoint>) -> Result<NetworkPartition, String> {
     if brokers.len() < 3 {
         return Err("a bridge needs at least 3 brokers".to_string());
     }
     brokers.shuffle(rng);
     let rest = &brokers[1..];
     let (left, right) = rest.split_at(rest.len() / 2);
-    Ok(Partition::Groups(vec![left.to_vec(), right.to_vec()]))
+    Ok(NetworkPartition::Groups(vec![
+        left.to_vec(),
+        right.to_vec(),
+    ]))
 }
 
 /// One broker cannot reach the others and the controller, or they cannot reach it.
-fn one_way(rng: &mut StdRng, brokers: Vec<Endpoint>) -> Partition {
+fn one_way(rng: &mut StdRng, brokers: Vec<Endpoint>) -> NetworkPartition {
     let one = *brokers.choose(rng).expect("at least one broker");
     let mut rest: Vec<Endpoint> = brokers.into_iter().filter(|b| *b != one).collect();
     rest.push(Endpoint::CONTROLLER);
     if rng.gen_bool(0.5) {
-        Partition::OneWay {
+        NetworkPartition::OneWay {
             from: vec![one],
             to: rest,
         }
     } else {
-        Partition::OneWay {
+        NetworkPartition::OneWay {
             from: rest,
             to: vec![one],
         }

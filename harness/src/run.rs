@@ -16,7 +16,11 @@ use tokio::sync::watch;
 use crate::cli::TestOptions;
 use crate::cluster::{unrecovered, Cluster, ClusterSpec, TopicSpec};
 use crate::duration::format_duration;
-use crate::nemesis::{Nemesis, NemesisParts};
+use crate::final_read::final_read;
+use crate::generator;
+use crate::nemesis::Nemesis;
+use crate::ops::ScheduleClient;
+use crate::record::Recorder;
 use crate::store;
 
 /// Set once by a signal handler to the signal's name (`SIGINT`, `SIGTERM`).
@@ -203,21 +207,29 @@ impl Run {
             self.history.clone(),
         ));
         let spec = self.workload_spec();
-        let schedule_log = self.create_schedule_log()?;
-        let nemesis = Arc::new(Nemesis::new(NemesisParts {
+        let recorder = Arc::new(Recorder::new(
+            self.history.clone(),
+            self.create_schedule_log()?,
+        ));
+        let nemesis = Arc::new(Nemesis::new(
+            self.cluster.clone(),
+            recorder.clone(),
+            self.topics(),
+            rand::rngs::StdRng::seed_from_u64(self.opts.seed),
+        ));
+        let schedule_client = Arc::new(ScheduleClient {
             cluster: self.cluster.clone(),
             clients: clients.clone(),
+            recorder,
             topics: self.topics(),
             default_acks: self.opts.acks,
-            produce_process: ClientProcess {
+            process: std::sync::Mutex::new(ClientProcess {
                 id: spec.schedule_process(),
                 stride: spec.process_stride(),
-            },
-            schedule_log,
-            rng: rand::rngs::StdRng::seed_from_u64(self.opts.seed),
-        }));
+            }),
+        });
         let outcome = self
-            .chaos_and_read(&clients, &nemesis, interrupt.clone())
+            .chaos_and_read(&clients, &nemesis, &schedule_client, interrupt.clone())
             .await;
         if let Some(signal) = interrupted(&interrupt) {
             record_abort(&self.history, &format!("interrupted by {signal}"));
@@ -275,12 +287,14 @@ impl Run {
         &self,
         clients: &Arc<ClientContext>,
         nemesis: &Arc<Nemesis>,
+        schedule_client: &Arc<ScheduleClient>,
         interrupt: Interrupt,
     ) -> anyhow::Result<()> {
         for topic in self.topics() {
             self.cluster.create_topic(&topic).await?;
         }
-        self.chaos(clients, nemesis, interrupt.clone()).await?;
+        self.chaos(clients, nemesis, schedule_client, interrupt.clone())
+            .await?;
         if interrupted(&interrupt).is_some() {
             return Ok(());
         }
@@ -307,7 +321,7 @@ impl Run {
             }
         }
         let deadline = tokio::time::Instant::now() + FINAL_READ_DEADLINE;
-        let reads = self.cluster.final_read(&topics, deadline).await;
+        let reads = final_read(&self.cluster, &topics, deadline).await;
         let records: usize = reads.partitions.iter().map(|p| p.records.len()).sum();
         say(format!(
             "final read: {records} records{}",
@@ -322,21 +336,25 @@ impl Run {
         &self,
         clients: &Arc<ClientContext>,
         nemesis: &Arc<Nemesis>,
+        schedule_client: &Arc<ScheduleClient>,
         interrupt: Interrupt,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let (done_tx, mut done) = watch::channel(self.opts.schedule.is_none());
-        nemesis.start_clock();
+        schedule_client.recorder.start_clock();
         let workload = (self.opts.concurrency > 0)
             .then(|| faultline_workloads::workload::spawn(clients.clone(), &self.workload_spec()));
         let task = {
             let nemesis = nemesis.clone();
+            let schedule_client = schedule_client.clone();
             let schedule = self.opts.schedule.clone();
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {
                 let result = match schedule {
-                    Some((_, steps)) => nemesis.run_schedule(&steps, stopped).await,
-                    None => nemesis.run_random(&random, stopped).await,
+                    Some((_, steps)) => {
+                        generator::run_schedule(&nemesis, &schedule_client, &steps, stopped).await
+                    }
+                    None => generator::run_random(&nemesis, &random, stopped).await,
                 };
                 let _ = done_tx.send(true);
                 result

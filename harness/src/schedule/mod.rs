@@ -1,4 +1,5 @@
-//! Schedules: a list of steps, one a line, that replaces the random nemesis (docs/schedules.md).
+//! The schedule language (docs/schedules.md): a list of steps, one a line, that replaces the
+//! random nemesis. It parses and prints; it does not run anything (the `generator` runs steps).
 //! A step is an [`Action`], optionally prefixed by `at DURATION` (not before that time after the
 //! chaos phase starts); steps without `at` run as soon as the previous one finished. `#` starts
 //! a comment. Every run writes the steps it actually performed, with concrete nodes and times,
@@ -8,7 +9,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
-use crate::faults::Action;
+
+mod action;
+mod parse;
+
+pub use action::{Action, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {

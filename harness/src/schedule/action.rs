@@ -1,0 +1,235 @@
+//! The schedule language's steps as data, and their one printer: an [`Action`] is what one
+//! schedule line asks for — a fault that may name a role (`leader`, `follower t/1`, `random`),
+//! a client operation (`produce`) or a wait. Roles are resolved into concrete [`Fault`]s by the
+//! executor when the step runs; a concrete fault prints through [`Action::from`], so the
+//! history's faults, `schedule.txt` and hand-written schedules share one syntax
+//! (docs/schedules.md).
+
+use std::fmt;
+use std::time::Duration;
+
+use faultline_checker::history::Acks;
+
+use crate::duration::format_duration;
+use crate::fault::{Fault, NetworkPartition};
+use crate::network::LinkSelector;
+use crate::node::Node;
+use crate::proxy::Delay;
+use crate::supervisor::KillSignal;
+
+/// A topic partition named in a schedule as `topic/partition`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+impl std::str::FromStr for TopicPartition {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (topic, partition) = s
+            .rsplit_once('/')
+            .ok_or_else(|| format!("expected topic/partition, got {s:?}"))?;
+        let partition = partition
+            .parse()
+            .map_err(|_| format!("bad partition number in {s:?}"))?;
+        if topic.is_empty() {
+            return Err(format!("empty topic in {s:?}"));
+        }
+        Ok(TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        })
+    }
+}
+
+/// Whom a step acts on; roles are resolved from the controller's metadata when the step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Node(Node),
+    /// The leader of this partition (the first partition when none is named).
+    Leader(Option<TopicPartition>),
+    /// A live follower of this partition.
+    Follower(Option<TopicPartition>),
+    /// A broker chosen by the seeded random source.
+    Random,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Node(node) => write!(f, "{node}"),
+            Target::Leader(None) => f.write_str("leader"),
+            Target::Leader(Some(tp)) => write!(f, "leader {tp}"),
+            Target::Follower(None) => f.write_str("follower"),
+            Target::Follower(Some(tp)) => write!(f, "follower {tp}"),
+            Target::Random => f.write_str("random"),
+        }
+    }
+}
+
+/// How a step partitions the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkPartitionSpec {
+    Exact(NetworkPartition),
+    /// One node against every other node.
+    Isolate(Target),
+    /// A random minority of brokers against the majority; the controller on a random side.
+    Halves,
+    /// Two random sides that cannot reach each other, and one broker that reaches both.
+    Bridge,
+    /// One random broker cannot reach the rest, or the rest cannot reach it.
+    OneWayRandom,
+}
+
+impl fmt::Display for NetworkPartitionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetworkPartitionSpec::Exact(p) => p.fmt(f),
+            NetworkPartitionSpec::Isolate(t) => write!(f, "isolate {t}"),
+            NetworkPartitionSpec::Halves => f.write_str("halves"),
+            NetworkPartitionSpec::Bridge => f.write_str("bridge"),
+            NetworkPartitionSpec::OneWayRandom => f.write_str("one-way random"),
+        }
+    }
+}
+
+/// One schedule step's action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Kill {
+        target: Target,
+        signal: KillSignal,
+    },
+    /// Start one node, or every node that is down (`start all`).
+    Start {
+        node: Option<Node>,
+    },
+    Pause {
+        target: Target,
+    },
+    /// Resume one node, or every paused node (`resume all`).
+    Resume {
+        node: Option<Node>,
+    },
+    Delay {
+        links: LinkSelector,
+        delay: Delay,
+    },
+    NetworkPartition(NetworkPartitionSpec),
+    Heal,
+    /// Send `count` records one after another from the schedule's own client process.
+    Produce {
+        count: u32,
+        acks: Option<Acks>,
+        to: Option<TopicPartition>,
+    },
+    Wait(Duration),
+    /// Wait until `node` leads the partition.
+    WaitLeader {
+        node: u32,
+        on: Option<TopicPartition>,
+        timeout: Duration,
+    },
+    /// Wait until the partition's ISR has exactly `size` members.
+    WaitIsr {
+        size: usize,
+        on: Option<TopicPartition>,
+        timeout: Duration,
+    },
+}
+
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl From<Fault> for Action {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Kill { node, signal } => Action::Kill {
+                target: Target::Node(node),
+                signal,
+            },
+            Fault::Start { node } => Action::Start { node: Some(node) },
+            Fault::Pause { node } => Action::Pause {
+                target: Target::Node(node),
+            },
+            Fault::Resume { node } => Action::Resume { node: Some(node) },
+            Fault::Delay { links, delay } => Action::Delay { links, delay },
+            Fault::NetworkPartition { net, .. } => {
+                Action::NetworkPartition(NetworkPartitionSpec::Exact(net))
+            }
+            Fault::Heal => Action::Heal,
+        }
+    }
+}
+
+fn opt_suffix(prefix: &str, tp: &Option<TopicPartition>) -> String {
+    tp.as_ref()
+        .map(|tp| format!(" {prefix}{tp}"))
+        .unwrap_or_default()
+}
+
+fn all_or(node: &Option<Node>) -> String {
+    node.map(|n| n.to_string())
+        .unwrap_or_else(|| "all".to_string())
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Kill {
+                target,
+                signal: KillSignal::Kill,
+            } => write!(f, "kill {target}"),
+            Action::Kill {
+                target,
+                signal: KillSignal::Term,
+            } => write!(f, "kill {target} term"),
+            Action::Start { node } => write!(f, "start {}", all_or(node)),
+            Action::Pause { target } => write!(f, "pause {target}"),
+            Action::Resume { node } => write!(f, "resume {}", all_or(node)),
+            Action::Delay { links, delay } => write_delay(f, links, delay),
+            Action::NetworkPartition(spec) => write!(f, "partition {spec}"),
+            Action::Heal => f.write_str("heal"),
+            Action::Produce { count, acks, to } => {
+                write!(f, "produce {count}")?;
+                if let Some(acks) = acks {
+                    write!(f, " acks {}", acks.as_str())?;
+                }
+                write!(f, "{}", opt_suffix("to ", to))
+            }
+            Action::Wait(d) => write!(f, "wait {}", format_duration(*d)),
+            Action::WaitLeader { node, on, timeout } => write!(
+                f,
+                "wait leader {node}{} timeout {}",
+                opt_suffix("on ", on),
+                format_duration(*timeout)
+            ),
+            Action::WaitIsr { size, on, timeout } => write!(
+                f,
+                "wait isr {size}{} timeout {}",
+                opt_suffix("on ", on),
+                format_duration(*timeout)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Action::from(self.clone()).fmt(f)
+    }
+}
+
+fn write_delay(f: &mut fmt::Formatter<'_>, links: &LinkSelector, delay: &Delay) -> fmt::Result {
+    write!(f, "delay {links} {}ms", delay.delay_ms)?;
+    if delay.jitter_ms > 0 {
+        write!(f, " jitter {}ms", delay.jitter_ms)?;
+    }
+    Ok(())
+}

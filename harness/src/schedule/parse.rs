@@ -1,0 +1,310 @@
+//! The schedule language's parser: one line's words into an [`Action`], with errors that name
+//! what was expected. Printing is [`Action`]'s `Display` (action.rs); every action prints and
+//! parses back unchanged.
+
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::fault::NetworkPartition;
+use crate::network::LinkSelector;
+use crate::node::{Endpoint, Node};
+use crate::proxy::Delay;
+use crate::supervisor::KillSignal;
+
+use super::action::{Action, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT};
+
+/// Tokens of one step, consumed front to back.
+struct Tokens<'a> {
+    words: Vec<&'a str>,
+    at: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn next(&mut self, what: &str) -> Result<&'a str, String> {
+        let word = self
+            .words
+            .get(self.at)
+            .ok_or_else(|| format!("expected {what}"))?;
+        self.at += 1;
+        Ok(word)
+    }
+
+    fn peek(&self) -> Option<&'a str> {
+        self.words.get(self.at).copied()
+    }
+
+    fn take_if(&mut self, word: &str) -> bool {
+        if self.peek() == Some(word) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn rest(&mut self) -> String {
+        let rest = self.words[self.at..].join(" ");
+        self.at = self.words.len();
+        rest
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        match self.peek() {
+            None => Ok(()),
+            Some(extra) => Err(format!("unexpected {extra:?}")),
+        }
+    }
+}
+
+fn parse_target(tokens: &mut Tokens) -> Result<Target, String> {
+    let word = tokens.next("a target (broker id, controller, leader, follower, random)")?;
+    let tp = |tokens: &mut Tokens| -> Result<Option<TopicPartition>, String> {
+        match tokens.peek() {
+            Some(w) if w.contains('/') => {
+                tokens.at += 1;
+                w.parse().map(Some)
+            }
+            _ => Ok(None),
+        }
+    };
+    match word {
+        "leader" => Ok(Target::Leader(tp(tokens)?)),
+        "follower" => Ok(Target::Follower(tp(tokens)?)),
+        "random" => Ok(Target::Random),
+        other => other.parse().map(Target::Node),
+    }
+}
+
+fn parse_all_or_node(tokens: &mut Tokens) -> Result<Option<Node>, String> {
+    match tokens.next("a node or `all`")? {
+        "all" => Ok(None),
+        other => other.parse().map(Some),
+    }
+}
+
+fn parse_ms(word: &str) -> Result<u64, String> {
+    let d = parse_duration(word)?;
+    Ok(d.as_millis() as u64)
+}
+
+fn parse_delay(tokens: &mut Tokens) -> Result<Action, String> {
+    let links = match tokens.next("all, node N or link A->B")? {
+        "all" => LinkSelector::All,
+        "node" => LinkSelector::Touching(tokens.next("an endpoint")?.parse()?),
+        "link" => {
+            let text = tokens.next("a link A->B")?;
+            let (a, b) = text
+                .split_once("->")
+                .ok_or_else(|| format!("expected a link A->B, got {text:?}"))?;
+            LinkSelector::Link(a.parse()?, b.parse()?)
+        }
+        other => return Err(format!("expected all, node N or link A->B, got {other:?}")),
+    };
+    let delay_ms = parse_ms(tokens.next("a delay such as 100ms")?)?;
+    let jitter_ms = if tokens.take_if("jitter") {
+        parse_ms(tokens.next("a jitter such as 20ms")?)?
+    } else {
+        0
+    };
+    Ok(Action::Delay {
+        links,
+        delay: Delay {
+            delay_ms,
+            jitter_ms,
+        },
+    })
+}
+
+fn parse_side(text: &str) -> Result<Vec<Endpoint>, String> {
+    let side: Vec<Endpoint> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    if side.is_empty() {
+        return Err("a partition side is empty".to_string());
+    }
+    Ok(side)
+}
+
+fn parse_partition(tokens: &mut Tokens) -> Result<Action, String> {
+    let spec = match tokens.next("isolate, halves, bridge, one-way or groups")? {
+        "isolate" => NetworkPartitionSpec::Isolate(parse_target(tokens)?),
+        "halves" => NetworkPartitionSpec::Halves,
+        "bridge" => NetworkPartitionSpec::Bridge,
+        "one-way" if tokens.peek() == Some("random") => {
+            tokens.at += 1;
+            NetworkPartitionSpec::OneWayRandom
+        }
+        "one-way" => {
+            let rest = tokens.rest();
+            let (from, to) = rest
+                .split_once("->")
+                .ok_or_else(|| format!("expected one-way A,B -> C,D, got {rest:?}"))?;
+            NetworkPartitionSpec::Exact(NetworkPartition::OneWay {
+                from: parse_side(from)?,
+                to: parse_side(to)?,
+            })
+        }
+        "groups" => {
+            let rest = tokens.rest();
+            let groups: Vec<Vec<Endpoint>> =
+                rest.split('|').map(parse_side).collect::<Result<_, _>>()?;
+            if groups.len() < 2 {
+                return Err("a partition needs at least two groups (A | B)".to_string());
+            }
+            NetworkPartitionSpec::Exact(NetworkPartition::Groups(groups))
+        }
+        other => return Err(format!("unknown partition {other:?}")),
+    };
+    Ok(Action::NetworkPartition(spec))
+}
+
+fn parse_on(tokens: &mut Tokens) -> Result<Option<TopicPartition>, String> {
+    if tokens.take_if("on") {
+        return tokens.next("topic/partition")?.parse().map(Some);
+    }
+    Ok(None)
+}
+
+fn parse_timeout(tokens: &mut Tokens) -> Result<Duration, String> {
+    if tokens.take_if("timeout") {
+        return parse_duration(tokens.next("a timeout")?);
+    }
+    Ok(DEFAULT_WAIT_TIMEOUT)
+}
+
+fn parse_wait(tokens: &mut Tokens) -> Result<Action, String> {
+    let word = tokens.next("a duration, `leader N` or `isr K`")?;
+    match word {
+        "leader" => {
+            let node = tokens.next("a broker id")?;
+            let node = node
+                .parse()
+                .map_err(|_| format!("expected a broker id, got {node:?}"))?;
+            let on = parse_on(tokens)?;
+            let timeout = parse_timeout(tokens)?;
+            Ok(Action::WaitLeader { node, on, timeout })
+        }
+        "isr" => {
+            let size = tokens.next("an ISR size")?;
+            let size = size
+                .parse()
+                .map_err(|_| format!("expected an ISR size, got {size:?}"))?;
+            let on = parse_on(tokens)?;
+            let timeout = parse_timeout(tokens)?;
+            Ok(Action::WaitIsr { size, on, timeout })
+        }
+        duration => Ok(Action::Wait(parse_duration(duration)?)),
+    }
+}
+
+fn parse_produce(tokens: &mut Tokens) -> Result<Action, String> {
+    let count = tokens.next("a record count")?;
+    let count = count
+        .parse()
+        .map_err(|_| format!("expected a record count, got {count:?}"))?;
+    let mut acks = None;
+    let mut to = None;
+    while let Some(word) = tokens.peek() {
+        tokens.at += 1;
+        match word {
+            "acks" => acks = Some(tokens.next("0, 1 or all")?.parse()?),
+            "to" => to = Some(tokens.next("topic/partition")?.parse()?),
+            other => return Err(format!("unexpected {other:?}")),
+        }
+    }
+    Ok(Action::Produce { count, acks, to })
+}
+
+impl std::str::FromStr for Action {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut tokens = Tokens {
+            words: text.split_whitespace().collect(),
+            at: 0,
+        };
+        let action = match tokens.next("an action")? {
+            "kill" => {
+                let target = parse_target(&mut tokens)?;
+                let signal = match tokens.peek() {
+                    Some(word) => {
+                        tokens.at += 1;
+                        word.parse()?
+                    }
+                    None => KillSignal::Kill,
+                };
+                Action::Kill { target, signal }
+            }
+            "start" => Action::Start {
+                node: parse_all_or_node(&mut tokens)?,
+            },
+            "pause" => Action::Pause {
+                target: parse_target(&mut tokens)?,
+            },
+            "resume" => Action::Resume {
+                node: parse_all_or_node(&mut tokens)?,
+            },
+            "delay" => parse_delay(&mut tokens)?,
+            "partition" => parse_partition(&mut tokens)?,
+            "heal" => Action::Heal,
+            "produce" => parse_produce(&mut tokens)?,
+            "wait" => parse_wait(&mut tokens)?,
+            other => return Err(format!("unknown action {other:?}")),
+        };
+        tokens.finish()?;
+        Ok(action)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_print_and_parse_back() {
+        let lines = [
+            "kill 2",
+            "kill leader t/0 term",
+            "kill controller",
+            "start all",
+            "start 3",
+            "pause follower",
+            "resume all",
+            "delay all 100ms jitter 20ms",
+            "delay node 2 50ms",
+            "delay link 1->2 0ms",
+            "partition isolate leader",
+            "partition halves",
+            "partition bridge",
+            "partition one-way random",
+            "partition groups 1 | 2,3,controller",
+            "partition one-way 1 -> 2,3,client",
+            "heal",
+            "produce 10 acks 1 to t/0",
+            "wait 1500ms",
+            "wait leader 2 on t/0 timeout 10s",
+            "wait isr 3 timeout 30s",
+        ];
+        for line in lines {
+            let action: Action = line.parse().unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(action.to_string(), line);
+        }
+    }
+
+    #[test]
+    fn bad_steps_name_the_problem() {
+        for (line, needle) in [
+            ("explode 2", "unknown action"),
+            ("kill", "expected a target"),
+            ("kill two", "broker id"),
+            ("delay all fast", "bad duration"),
+            ("partition groups 1", "two groups"),
+            ("produce 3 acks 2", "acks must be"),
+            ("heal now", "unexpected"),
+        ] {
+            let error = line.parse::<Action>().unwrap_err();
+            assert!(error.contains(needle), "{line}: {error}");
+        }
+    }
+}
