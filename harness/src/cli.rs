@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use faultline_checker::history::Acks;
+use faultline_checker::history::{Acks, TestConfig};
+use serde::{Deserialize, Serialize};
 use faultline_workloads::WorkloadKind;
 
 use crate::duration::duration_arg;
@@ -123,31 +124,105 @@ pub struct TestArgs {
     pub node_args: Vec<String>,
 }
 
-/// A validated test configuration.
+/// Settings that only the harness reads. They are stored in test.json's `extra`, so a run's
+/// test.json alone describes it whole.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HarnessSettings {
+    pub nemesis_targets: Vec<String>,
+    /// `kill` (SIGKILL) or `term` (SIGTERM).
+    pub kill_signal: String,
+    pub request_timeout_ms: u64,
+    pub recovery_timeout_ms: u64,
+    #[serde(default)]
+    pub node_args: Vec<String>,
+    pub node_bin: PathBuf,
+    /// Set when the run starts.
+    #[serde(default)]
+    pub cluster_id: String,
+    pub harness_version: String,
+}
+
+/// A validated test: the [`TestConfig`] that test.json records (the one source of every
+/// setting the checker reads) and the harness's own settings, with the typed values the run
+/// needs parsed from them once.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
-    pub name: String,
-    pub nodes: u32,
-    pub topic: String,
-    pub partitions: u32,
-    pub replication_factor: u32,
-    pub acks: Acks,
-    pub min_insync_replicas: u32,
-    pub unclean_leader_election: bool,
-    pub replica_lag_time_max_ms: u64,
-    pub replication_protocol: String,
+    pub config: TestConfig,
+    pub harness: HarnessSettings,
     pub workload: WorkloadKind,
     pub nemesis: RandomNemesis,
-    pub time_limit: Duration,
-    pub rate: f64,
-    pub concurrency: u32,
-    pub seed: u64,
-    pub schedule: Option<(PathBuf, Vec<Step>)>,
+    /// The schedule's steps when `config.schedule` names one.
+    pub steps: Option<Vec<Step>>,
     pub store: PathBuf,
-    pub node_bin: PathBuf,
-    pub request_timeout: Duration,
-    pub recovery_timeout: Duration,
-    pub node_args: Vec<String>,
+}
+
+impl TestOptions {
+    /// Parses the typed parts of a configuration (built from the command line, or read back
+    /// from a stored test.json). Every error names the setting.
+    pub fn from_config(
+        config: TestConfig,
+        harness: HarnessSettings,
+        steps: Option<Vec<Step>>,
+        store: PathBuf,
+    ) -> anyhow::Result<TestOptions> {
+        let workload: WorkloadKind = config
+            .workload
+            .parse()
+            .map_err(|e: String| bad(format!("--workload: {e}")))?;
+        let kinds = if config.schedule.is_some() {
+            Vec::new()
+        } else {
+            FaultKind::parse_list(&config.nemesis.join(","))
+                .map_err(|e| bad(format!("--nemesis: {e}")))?
+        };
+        let targets = TargetKind::parse_list(&harness.nemesis_targets.join(","))
+            .map_err(|e| bad(format!("--nemesis-targets: {e}")))?;
+        let kill_signal: KillSignal = harness
+            .kill_signal
+            .parse()
+            .map_err(|e: String| bad(format!("--kill-signal: {e}")))?;
+        let nemesis = RandomNemesis {
+            kinds,
+            interval: Duration::from_millis(config.nemesis_interval_ms),
+            max_faulty: config.max_faulty,
+            targets,
+            kill_signal,
+        };
+        Ok(TestOptions {
+            config,
+            harness,
+            workload,
+            nemesis,
+            steps,
+            store,
+        })
+    }
+
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_millis(self.config.time_limit_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.harness.request_timeout_ms)
+    }
+
+    pub fn recovery_timeout(&self) -> Duration {
+        Duration::from_millis(self.harness.recovery_timeout_ms)
+    }
+
+    /// The first (today: the only) topic of the run.
+    pub fn topic(&self) -> &str {
+        &self.config.topics[0]
+    }
+
+    /// What test.json holds: the configuration with the harness's settings in `extra`.
+    pub fn test_json(&self) -> TestConfig {
+        let mut config = self.config.clone();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&self.harness) {
+            config.extra.extend(map);
+        }
+        config
+    }
 }
 
 impl TestArgs {
@@ -190,12 +265,6 @@ impl TestArgs {
             .map_err(|e: String| bad(format!("--workload: {e}")))?;
         let kinds =
             FaultKind::parse_list(&self.nemesis).map_err(|e| bad(format!("--nemesis: {e}")))?;
-        let targets = TargetKind::parse_list(&self.nemesis_targets)
-            .map_err(|e| bad(format!("--nemesis-targets: {e}")))?;
-        let kill_signal: KillSignal = self
-            .kill_signal
-            .parse()
-            .map_err(|e: String| bad(format!("--kill-signal: {e}")))?;
         let max_faulty = self.max_faulty.unwrap_or(self.nodes - 1);
         if max_faulty > self.nodes {
             return Err(bad(format!(
@@ -221,35 +290,34 @@ impl TestArgs {
                 self.topic
             )));
         }
-        let schedule = match &self.schedule {
+        let steps = match &self.schedule {
             Some(path) => {
                 let steps = read_schedule(path).map_err(bad)?;
                 check_schedule_nodes(&steps, self.nodes)?;
-                Some((path.clone(), steps))
+                Some(steps)
             }
             None => None,
         };
-        if self.concurrency == 0 && schedule.is_none() {
+        if self.concurrency == 0 && steps.is_none() {
             return Err(bad(
                 "--concurrency must be at least 1 (0 only with --schedule)",
             ));
         }
-        let time_limit = self.time_limit.unwrap_or(if schedule.is_some() {
+        let time_limit = self.time_limit.unwrap_or(if steps.is_some() {
             Duration::ZERO
         } else {
             Duration::from_secs(30)
         });
         let node_bin = find_node_bin(self.node_bin.as_deref())?;
-        let nemesis_name = if schedule.is_some() {
-            "schedule".to_string()
-        } else if kinds.is_empty() {
+        let nemesis: Vec<String> = if steps.is_some() {
+            vec!["schedule".to_string()]
+        } else {
+            kinds.iter().map(|k| k.as_str().to_string()).collect()
+        };
+        let nemesis_name = if nemesis.is_empty() {
             "none".to_string()
         } else {
-            kinds
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join("+")
+            nemesis.join("+")
         };
         let name = self
             .name
@@ -259,10 +327,12 @@ impl TestArgs {
                 "--name {name:?} cannot be a store directory name"
             )));
         }
-        Ok(TestOptions {
+        let config = TestConfig {
             name,
+            seed: self.seed.unwrap_or_else(rand::random),
+            start_unix_ms: 0,
             nodes: self.nodes,
-            topic: self.topic,
+            topics: vec![self.topic],
             partitions: self.partitions,
             replication_factor,
             acks,
@@ -270,25 +340,31 @@ impl TestArgs {
             unclean_leader_election: self.unclean_leader_election,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,
             replication_protocol: self.replication_protocol,
-            workload,
-            nemesis: RandomNemesis {
-                kinds,
-                interval: self.nemesis_interval,
-                max_faulty,
-                targets,
-                kill_signal,
-            },
-            time_limit,
+            workload: workload.as_str().to_string(),
+            nemesis,
+            nemesis_interval_ms: self.nemesis_interval.as_millis() as u64,
+            max_faulty,
+            time_limit_ms: time_limit.as_millis() as u64,
             rate: self.rate,
             concurrency: self.concurrency,
-            seed: self.seed.unwrap_or_else(rand::random),
-            schedule,
-            store: self.store,
-            node_bin,
-            request_timeout: self.request_timeout,
-            recovery_timeout: self.recovery_timeout,
+            schedule: self.schedule.map(|p| p.display().to_string()),
+            extra: Default::default(),
+        };
+        let harness = HarnessSettings {
+            nemesis_targets: self
+                .nemesis_targets
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .collect(),
+            kill_signal: self.kill_signal,
+            request_timeout_ms: self.request_timeout.as_millis() as u64,
+            recovery_timeout_ms: self.recovery_timeout.as_millis() as u64,
             node_args: self.node_args,
-        })
+            node_bin,
+            cluster_id: String::new(),
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        TestOptions::from_config(config, harness, steps, self.store)
     }
 }
 

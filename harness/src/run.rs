@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use faultline_checker::history::{OpType, Process, TestConfig};
+use faultline_checker::history::{OpType, Process};
 use faultline_workloads::{ClientContext, ClientProcess, HistoryWriter, NodeClient, WorkloadSpec};
 use rand::SeedableRng;
-use serde_json::{json, Map};
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::cli::TestOptions;
@@ -38,90 +38,33 @@ pub struct Interrupted(pub PathBuf);
 /// The slack given to clients to finish calls in flight when the chaos phase ends.
 const FINAL_READ_DEADLINE: Duration = Duration::from_secs(30);
 
-pub fn test_config(opts: &TestOptions, start_unix_ms: u64, cluster_id: &str) -> TestConfig {
-    let mut extra = Map::new();
-    extra.insert(
-        "node_bin".into(),
-        json!(opts.node_bin.display().to_string()),
-    );
-    extra.insert("cluster_id".into(), json!(cluster_id));
-    extra.insert(
-        "kill_signal".into(),
-        json!(opts.nemesis.kill_signal.as_str()),
-    );
-    let targets: Vec<&str> = opts.nemesis.targets.iter().map(|t| t.as_str()).collect();
-    extra.insert("nemesis_targets".into(), json!(targets));
-    extra.insert(
-        "request_timeout_ms".into(),
-        json!(opts.request_timeout.as_millis() as u64),
-    );
-    extra.insert(
-        "recovery_timeout_ms".into(),
-        json!(opts.recovery_timeout.as_millis() as u64),
-    );
-    extra.insert("node_args".into(), json!(opts.node_args));
-    extra.insert("harness_version".into(), json!(env!("CARGO_PKG_VERSION")));
-    TestConfig {
-        name: opts.name.clone(),
-        seed: opts.seed,
-        start_unix_ms,
-        nodes: opts.nodes,
-        topics: vec![opts.topic.clone()],
-        partitions: opts.partitions,
-        replication_factor: opts.replication_factor,
-        acks: opts.acks,
-        min_insync_replicas: opts.min_insync_replicas,
-        unclean_leader_election: opts.unclean_leader_election,
-        replica_lag_time_max_ms: opts.replica_lag_time_max_ms,
-        replication_protocol: opts.replication_protocol.clone(),
-        workload: opts.workload.as_str().to_string(),
-        nemesis: if opts.schedule.is_some() {
-            vec!["schedule".to_string()]
-        } else {
-            opts.nemesis
-                .kinds
-                .iter()
-                .map(|k| k.as_str().to_string())
-                .collect()
-        },
-        nemesis_interval_ms: opts.nemesis.interval.as_millis() as u64,
-        max_faulty: opts.nemesis.max_faulty,
-        time_limit_ms: opts.time_limit.as_millis() as u64,
-        rate: opts.rate,
-        concurrency: opts.concurrency,
-        schedule: opts
-            .schedule
-            .as_ref()
-            .map(|(path, _)| path.display().to_string()),
-        extra,
-    }
-}
-
 fn say(message: impl AsRef<str>) {
     eprintln!("faultline: {}", message.as_ref());
 }
 
 /// Runs one test and returns the verdict's exit code.
-pub async fn run_test(opts: TestOptions, interrupt: Interrupt) -> anyhow::Result<i32> {
+pub async fn run_test(mut opts: TestOptions, interrupt: Interrupt) -> anyhow::Result<i32> {
     let start = Instant::now();
     let start_time = SystemTime::now();
     let start_unix_ms = store::unix_ms(start_time);
-    let cluster_id = format!("faultline-{:x}-{start_unix_ms:x}", opts.seed);
-    let run_dir = store::create_run_dir(&opts.store, &opts.name, start_time)?;
-    store::write_test_config(&run_dir, &test_config(&opts, start_unix_ms, &cluster_id))?;
-    say(format!("seed {} — run {}", opts.seed, run_dir.display()));
+    let cluster_id = format!("faultline-{:x}-{start_unix_ms:x}", opts.config.seed);
+    opts.config.start_unix_ms = start_unix_ms;
+    opts.harness.cluster_id = cluster_id.clone();
+    let run_dir = store::create_run_dir(&opts.store, &opts.config.name, start_time)?;
+    store::write_test_config(&run_dir, &opts.test_json())?;
+    say(format!("seed {} — run {}", opts.config.seed, run_dir.display()));
     let history = Arc::new(
         HistoryWriter::create(&run_dir.join("history.jsonl"), start).context("creating history")?,
     );
     let spec = ClusterSpec {
-        node_bin: opts.node_bin.clone(),
+        node_bin: opts.harness.node_bin.clone(),
         run_dir: run_dir.clone(),
-        brokers: opts.nodes,
+        brokers: opts.config.nodes,
         cluster_id,
-        replica_lag_time_max_ms: opts.replica_lag_time_max_ms,
-        replication_protocol: opts.replication_protocol.clone(),
-        seed: opts.seed,
-        broker_args: opts.node_args.clone(),
+        replica_lag_time_max_ms: opts.config.replica_lag_time_max_ms,
+        replication_protocol: opts.config.replication_protocol.clone(),
+        seed: opts.config.seed,
+        broker_args: opts.harness.node_args.clone(),
     };
     let cluster = tokio::select! {
         cluster = Cluster::start(spec) => match cluster {
@@ -139,7 +82,7 @@ pub async fn run_test(opts: TestOptions, interrupt: Interrupt) -> anyhow::Result
     };
     say(format!(
         "cluster up: controller {} and {} brokers",
-        cluster.controller_addr, opts.nodes
+        cluster.controller_addr, opts.config.nodes
     ));
     let run = Run {
         opts,
@@ -181,28 +124,28 @@ struct Run {
 impl Run {
     fn topics(&self) -> Vec<TopicSpec> {
         vec![TopicSpec {
-            name: self.opts.topic.clone(),
-            partitions: self.opts.partitions,
-            replication_factor: self.opts.replication_factor,
-            min_insync_replicas: self.opts.min_insync_replicas,
-            unclean_leader_election: self.opts.unclean_leader_election,
+            name: self.opts.topic().to_string(),
+            partitions: self.opts.config.partitions,
+            replication_factor: self.opts.config.replication_factor,
+            min_insync_replicas: self.opts.config.min_insync_replicas,
+            unclean_leader_election: self.opts.config.unclean_leader_election,
         }]
     }
 
     fn workload_spec(&self) -> WorkloadSpec {
         WorkloadSpec {
             kind: self.opts.workload,
-            topics: vec![self.opts.topic.clone()],
-            partitions: self.opts.partitions,
-            acks: self.opts.acks,
-            rate: self.opts.rate,
-            concurrency: self.opts.concurrency,
+            topics: self.opts.config.topics.clone(),
+            partitions: self.opts.config.partitions,
+            acks: self.opts.config.acks,
+            rate: self.opts.config.rate,
+            concurrency: self.opts.config.concurrency,
         }
     }
 
     async fn execute(self, interrupt: Interrupt) -> anyhow::Result<i32> {
         let clients = Arc::new(ClientContext::new(
-            NodeClient::new(self.opts.request_timeout),
+            NodeClient::new(self.opts.request_timeout()),
             self.cluster.network.client_endpoints(),
             self.history.clone(),
         ));
@@ -215,14 +158,14 @@ impl Run {
             self.cluster.clone(),
             recorder.clone(),
             self.topics(),
-            rand::rngs::StdRng::seed_from_u64(self.opts.seed),
+            rand::rngs::StdRng::seed_from_u64(self.opts.config.seed),
         ));
         let schedule_client = Arc::new(ScheduleClient {
             cluster: self.cluster.clone(),
             clients: clients.clone(),
             recorder,
             topics: self.topics(),
-            default_acks: self.opts.acks,
+            default_acks: self.opts.config.acks,
             process: std::sync::Mutex::new(ClientProcess {
                 id: spec.schedule_process(),
                 stride: spec.process_stride(),
@@ -276,7 +219,7 @@ impl Run {
             file,
             "# The faults this run performed (seed {}), with times from the start of the chaos phase.\n\
              # Replay: faultline {} --schedule {}",
-            self.opts.seed,
+            self.opts.config.seed,
             args.join(" "),
             path.display()
         )?;
@@ -300,7 +243,7 @@ impl Run {
         }
         nemesis.heal_all().await?;
         let topics = self.topics();
-        let deadline = tokio::time::Instant::now() + self.opts.recovery_timeout;
+        let deadline = tokio::time::Instant::now() + self.opts.recovery_timeout();
         let recovered = self
             .cluster
             .wait_for(deadline, |m| unrecovered(m, &topics).is_empty())
@@ -311,7 +254,7 @@ impl Run {
                 let missing = last.map(|m| unrecovered(&m, &topics)).unwrap_or_default();
                 say(format!(
                     "not recovered within {}: {}",
-                    format_duration(self.opts.recovery_timeout),
+                    format_duration(self.opts.recovery_timeout()),
                     if missing.is_empty() {
                         "the controller did not answer".to_string()
                     } else {
@@ -340,18 +283,18 @@ impl Run {
         interrupt: Interrupt,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
-        let (done_tx, mut done) = watch::channel(self.opts.schedule.is_none());
+        let (done_tx, mut done) = watch::channel(self.opts.steps.is_none());
         schedule_client.recorder.start_clock();
-        let workload = (self.opts.concurrency > 0)
+        let workload = (self.opts.config.concurrency > 0)
             .then(|| faultline_workloads::workload::spawn(clients.clone(), &self.workload_spec()));
         let task = {
             let nemesis = nemesis.clone();
             let schedule_client = schedule_client.clone();
-            let schedule = self.opts.schedule.clone();
+            let schedule = self.opts.steps.clone();
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {
                 let result = match schedule {
-                    Some((_, steps)) => {
+                    Some(steps) => {
                         generator::run_schedule(&nemesis, &schedule_client, &steps, stopped).await
                     }
                     None => generator::run_random(&nemesis, &random, stopped).await,
@@ -360,7 +303,7 @@ impl Run {
                 result
             })
         };
-        let time_limit = self.opts.time_limit;
+        let time_limit = self.opts.time_limit();
         let chaos_over = async {
             tokio::time::sleep(time_limit).await;
             let _ = done.wait_for(|d| *d).await;
