@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use faultline_checker::history::{Acks, TestConfig};
-use serde::{Deserialize, Serialize};
 use faultline_workloads::WorkloadKind;
+use serde::{Deserialize, Serialize};
 
 use crate::duration::duration_arg;
 use crate::generator::{FaultKind, RandomNemesis, TargetKind};

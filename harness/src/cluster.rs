@@ -5,7 +5,7 @@
 //! `final_read`'s; faults are the executor's (`nemesis`).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -70,7 +70,7 @@ impl Cluster {
     /// Starts the proxies and every node, and waits until the controller lists every broker
     /// alive. On error the nodes already started are stopped when the cluster is dropped.
     pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
-        let mut ports = free_ports(spec.brokers as usize + 1)?.into_iter();
+        let mut ports = faultline_launch::free_ports(spec.brokers as usize + 1)?.into_iter();
         let controller_addr = ports.next().expect("one port per node");
         let broker_addrs: BTreeMap<u32, SocketAddr> = (1..=spec.brokers).zip(ports).collect();
         let network = Network::start(controller_addr, &broker_addrs, spec.seed)
@@ -410,46 +410,4 @@ pub fn unrecovered(metadata: &Metadata, topics: &[TopicSpec]) -> Vec<String> {
         }
     }
     missing
-}
-
-/// Loopback ports for the nodes, chosen at random below the kernel's ephemeral range and
-/// checked free by binding them. Outside that range no `bind(0)` and no outgoing connection
-/// (of this run, a parallel run, or anything else) can take a node's port in the moment between
-/// this check and the node's own bind, nor while a killed node waits to be restarted.
-fn free_ports(count: usize) -> std::io::Result<Vec<SocketAddr>> {
-    use rand::Rng;
-    let (ephemeral_low, _) = ephemeral_range();
-    let high = ephemeral_low.max(2048);
-    let low = high.saturating_sub(12_000).max(1024);
-    let mut rng = rand::thread_rng();
-    let mut held: Vec<TcpListener> = Vec::new();
-    for _ in 0..1000 {
-        if held.len() == count {
-            break;
-        }
-        let port = rng.gen_range(low..high);
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-            held.push(listener);
-        }
-    }
-    if held.len() < count {
-        return Err(std::io::Error::other(format!(
-            "found only {} free loopback ports in {low}..{high}",
-            held.len()
-        )));
-    }
-    held.iter().map(TcpListener::local_addr).collect()
-}
-
-/// The kernel's ephemeral port range (Linux's default when it cannot be read).
-fn ephemeral_range() -> (u16, u16) {
-    let text =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut numbers = text
-        .split_whitespace()
-        .filter_map(|n| n.parse::<u16>().ok());
-    match (numbers.next(), numbers.next()) {
-        (Some(low), Some(high)) if low <= high => (low, high),
-        _ => (32768, 60999),
-    }
 }

@@ -269,3 +269,27 @@ fn random_action(rng: &mut StdRng, config: &RandomNemesis, topics: &[TopicSpec])
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nemesis_words_parse_with_latency_as_an_alias_of_delay() {
+        assert_eq!(
+            FaultKind::parse_list("all").unwrap(),
+            FaultKind::ALL.to_vec()
+        );
+        assert_eq!(
+            FaultKind::parse_list("latency,kill").unwrap(),
+            vec![FaultKind::Kill, FaultKind::Delay]
+        );
+        assert_eq!(
+            FaultKind::parse_list("delay").unwrap(),
+            vec![FaultKind::Delay]
+        );
+        assert!(FaultKind::parse_list("none").unwrap().is_empty());
+        let error = FaultKind::parse_list("flood").unwrap_err();
+        assert!(error.contains("unknown nemesis \"flood\""), "{error}");
+    }
+}

@@ -1,4 +1,4 @@
-//! One run of `faultline test`, phase by phase (design.md "A run"): setup, chaos, heal,
+//! One run of `faultline test`, phase by phase (docs/harness.md "A run"): setup, chaos, heal,
 //! recovery, final read, stop and collect, check. Whatever happens in the middle — an error or
 //! an interrupt — the run ends by healing every fault and stopping every node.
 
@@ -52,7 +52,11 @@ pub async fn run_test(mut opts: TestOptions, interrupt: Interrupt) -> anyhow::Re
     opts.harness.cluster_id = cluster_id.clone();
     let run_dir = store::create_run_dir(&opts.store, &opts.config.name, start_time)?;
     store::write_test_config(&run_dir, &opts.test_json())?;
-    say(format!("seed {} — run {}", opts.config.seed, run_dir.display()));
+    say(format!(
+        "seed {} — run {}",
+        opts.config.seed,
+        run_dir.display()
+    ));
     let history = Arc::new(
         HistoryWriter::create(&run_dir.join("history.jsonl"), start).context("creating history")?,
     );

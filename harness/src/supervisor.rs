@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{self, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
@@ -291,8 +290,7 @@ fn refresh(slot: &mut Slot) {
 
 fn send(node: Node, slot: &Slot, signal: Signal) -> Result<(), SupervisorError> {
     let pid = slot.pid.ok_or_else(|| not_running(node, &slot.state))?;
-    let raw = i32::try_from(pid).expect("pids fit in i32");
-    signal::kill(Pid::from_raw(raw), signal).map_err(|source| SupervisorError::Signal {
+    faultline_launch::signal_pid(pid, signal).map_err(|source| SupervisorError::Signal {
         node,
         pid,
         source,
@@ -339,33 +337,18 @@ pub fn spawn_child(bin: &Path, args: &[String], log_path: &Path) -> std::io::Res
     command.spawn()
 }
 
-/// Process hygiene shared by every child the harness starts.
+/// Process hygiene shared by every child the harness starts (faultline-launch's), plus
+/// kill-on-drop as a last resort.
 pub fn harden(command: &mut Command) {
-    let parent = nix::unistd::getpid();
-    command.kill_on_drop(true).process_group(0);
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (prctl, getppid); it allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            // The harness may have died between fork and prctl: then nobody would kill us.
-            if nix::unistd::getppid() != parent {
-                return Err(nix::errno::Errno::ESRCH.into());
-            }
-            Ok(())
-        });
-    }
+    command.kill_on_drop(true);
+    faultline_launch::harden(command.as_std_mut());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The state letter of /proc/<pid>/stat: R/S running or sleeping, T stopped, Z zombie.
-    fn proc_state(pid: u32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit(')').next()?.trim().chars().next()
-    }
+    use faultline_launch::proc_state;
 
     /// Signals are delivered asynchronously: poll for the state with a deadline.
     async fn wait_state(pid: u32, stopped: bool) {

@@ -82,15 +82,22 @@ impl Finished {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
-    /// Fails with everything the run printed.
-    pub fn expect_verdict(&self) {
-        assert!(
-            matches!(self.code(), 0..=2),
-            "faultline exited {}:\nstdout:\n{}\nstderr:\n{}",
+    /// Asserts the exit code (0 valid, 1 invalid, 2 unknown); fails with everything the run
+    /// printed.
+    pub fn expect_exit(&self, code: i32) {
+        assert_eq!(
+            self.code(),
+            code,
+            "faultline exited {} where {code} was expected:\nstdout:\n{}\nstderr:\n{}",
             self.code(),
             String::from_utf8_lossy(&self.output.stdout),
             self.stderr()
         );
+    }
+
+    /// The run's verdict is valid (exit 0).
+    pub fn expect_valid(&self) {
+        self.expect_exit(0);
     }
 
     pub fn history(&self) -> Vec<Op> {
@@ -98,10 +105,17 @@ impl Finished {
     }
 }
 
+/// Every operation of a run's history; a line that does not parse fails the test, naming it.
 pub fn read_history(run_dir: &Path) -> Vec<Op> {
-    let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap_or_default();
+    let path = run_dir.join("history.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{} line {}: {e}: {line}", path.display(), i + 1))
+        })
         .collect()
 }
 

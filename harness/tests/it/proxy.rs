@@ -1,5 +1,5 @@
-//! The link proxy on its own: delay per direction, a cut that stops traffic until healed, and
-//! what a proxy costs.
+//! The link proxy on its own: delay per direction and a cut that stops traffic until healed.
+//! What a proxy costs per round trip is measured by `make bench`, not asserted here.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -42,24 +42,12 @@ async fn round_trip(stream: &mut TcpStream) -> Duration {
     start.elapsed()
 }
 
-async fn mean_round_trip(addr: SocketAddr, trips: u32) -> Duration {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut total = Duration::ZERO;
-    for _ in 0..trips {
-        total += round_trip(&mut stream).await;
-    }
-    total / trips
-}
-
 #[tokio::test]
 async fn a_delay_adds_to_every_round_trip() {
     let server = echo_server().await;
     let link = Link::start("test", server, 1).await.unwrap();
-    let direct = mean_round_trip(server, 200).await;
-    let proxied = mean_round_trip(link.addr(), 200).await;
-    eprintln!("round trip on loopback: direct {direct:?}, through a proxy {proxied:?}");
-
+    // The proxy's own cost per round trip is a figure, not an assertion: `make bench`
+    // (harness/benches/proxy_round_trip.rs) measures it.
     let hundred = Delay {
         delay_ms: 100,
         jitter_ms: 0,

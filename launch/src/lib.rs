@@ -1,0 +1,183 @@
+//! faultline-launch: the one way faultline starts, watches and stops processes — used by the
+//! harness's supervisor, the node's process tests and the node's benchmark alike, so none of
+//! them picks ports, hardens children or reads `/proc` its own way. It owns loopback port
+//! allocation, process hygiene (own process group, parent-death signal), signals by pid, the
+//! kernel's view of a process's state, and bounded stops (SIGTERM, then SIGKILL). It knows
+//! nothing of what the processes do, and it depends on neither the node nor the harness.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+/// How often the bounded waits here look again.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Loopback addresses with free ports, chosen at random below the kernel's ephemeral range and
+/// checked free by binding them. Outside that range no `bind(0)` and no outgoing connection (of
+/// this run, a parallel run, or anything else) can take a node's port in the moment between
+/// this check and the node's own bind, nor while a killed node waits to be restarted.
+pub fn free_ports(count: usize) -> std::io::Result<Vec<SocketAddr>> {
+    use rand::Rng;
+    let (ephemeral_low, _) = ephemeral_range();
+    let high = ephemeral_low.max(2048);
+    let low = high.saturating_sub(12_000).max(1024);
+    let mut rng = rand::thread_rng();
+    let mut held: Vec<TcpListener> = Vec::new();
+    // Bounded: on a machine this busy, a thousand tries failing says more than a retry would.
+    for _ in 0..1000 {
+        if held.len() == count {
+            break;
+        }
+        let port = rng.gen_range(low..high);
+        if held
+            .iter()
+            .any(|l| l.local_addr().map(|a| a.port()).ok() == Some(port))
+        {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    if held.len() < count {
+        return Err(std::io::Error::other(format!(
+            "found only {} free loopback ports in {low}..{high}",
+            held.len()
+        )));
+    }
+    held.iter().map(TcpListener::local_addr).collect()
+}
+
+/// The kernel's ephemeral port range (Linux's default when it cannot be read).
+pub fn ephemeral_range() -> (u16, u16) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut numbers = text
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    match (numbers.next(), numbers.next()) {
+        (Some(low), Some(high)) if low <= high => (low, high),
+        _ => (32768, 60999),
+    }
+}
+
+/// Process hygiene for every child faultline starts: its own process group (so a terminal's
+/// Ctrl-C reaches only faultline, which then stops it in order) and SIGKILL when its parent
+/// dies (PR_SET_PDEATHSIG), so no node outlives a killed harness or test binary.
+pub fn harden(command: &mut Command) {
+    let parent = nix::unistd::getpid();
+    command.process_group(0);
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
+    // calls (prctl, getppid); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // The parent may have died between fork and prctl: then nobody would kill us.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `sig` to the process `pid`.
+pub fn signal_pid(pid: u32, sig: Signal) -> nix::Result<()> {
+    let raw = i32::try_from(pid).map_err(|_| nix::errno::Errno::ESRCH)?;
+    signal::kill(Pid::from_raw(raw), sig)
+}
+
+/// The kernel's state letter for a process (`/proc/<pid>/stat`): `R` running, `S` sleeping,
+/// `T` stopped, `Z` zombie; `None` once it is gone.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may hold spaces or ')' itself: the state follows the
+    // last ')'.
+    stat.rsplit(')').next()?.trim().chars().next()
+}
+
+/// Whether the process is stopped (SIGSTOP took effect).
+pub fn is_stopped(pid: u32) -> bool {
+    proc_state(pid) == Some('T')
+}
+
+/// Waits until the process is stopped (`stopped`) or running again, at most `timeout`.
+/// Signals are delivered asynchronously: a test that pauses a node must not act before the
+/// kernel has stopped it. Returns whether the state was reached.
+pub fn wait_stopped(pid: u32, stopped: bool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if is_stopped(pid) == stopped {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Stops a child: SIGCONT and SIGTERM (a stopped process cannot act on SIGTERM), then SIGKILL
+/// if it has not exited within `term_timeout`; reaps it. Returns whether SIGKILL was needed.
+pub fn stop_child(child: &mut Child, term_timeout: Duration) -> bool {
+    let pid = child.id();
+    let _ = signal_pid(pid, Signal::SIGCONT);
+    let _ = signal_pid(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + term_timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    true
+}
+
+/// Kills a child with SIGKILL and reaps it — also a stopped one, without SIGCONT first, which
+/// would let a paused node run for a moment (answer a fetch, send a heartbeat) before it dies.
+pub fn kill_child(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_distinct_free_and_below_the_ephemeral_range() {
+        let ports = free_ports(8).unwrap();
+        let (low, _) = ephemeral_range();
+        let mut seen = std::collections::BTreeSet::new();
+        for addr in &ports {
+            assert!(addr.ip().is_loopback());
+            assert!(addr.port() < low.max(2048), "{addr}");
+            assert!(seen.insert(addr.port()), "{addr} twice");
+            TcpListener::bind(addr).expect("still free once released");
+        }
+    }
+
+    #[test]
+    fn pauses_resumes_and_stops_a_hardened_child() {
+        let mut command = Command::new("/bin/sleep");
+        command.arg("30");
+        harden(&mut command);
+        let mut child = command.spawn().unwrap();
+        let pid = child.id();
+        signal_pid(pid, Signal::SIGSTOP).unwrap();
+        assert!(wait_stopped(pid, true, Duration::from_secs(5)));
+        signal_pid(pid, Signal::SIGCONT).unwrap();
+        assert!(wait_stopped(pid, false, Duration::from_secs(5)));
+        signal_pid(pid, Signal::SIGSTOP).unwrap();
+        assert!(wait_stopped(pid, true, Duration::from_secs(5)));
+        // A stopped child still ends on SIGTERM: stop_child resumes it first.
+        assert!(!stop_child(&mut child, Duration::from_secs(5)));
+        assert_eq!(proc_state(pid), None, "stopped and reaped");
+    }
+}
