@@ -10,7 +10,7 @@ use faultline_checker::history::{Acks, TestConfig};
 use faultline_workloads::WorkloadKind;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::duration_arg;
+use crate::duration::{duration_arg, format_duration};
 use crate::generator::{FaultKind, RandomNemesis, TargetKind};
 use crate::schedule::{read_schedule, Step};
 use crate::supervisor::KillSignal;
@@ -213,6 +213,48 @@ impl TestOptions {
     /// The first (today: the only) topic of the run.
     pub fn topic(&self) -> &str {
         &self.config.topics[0]
+    }
+
+    /// The `faultline test` arguments that run this test again with `schedule` in place of its
+    /// nemesis: every setting spelled out (none left to defaults that may change), no store or
+    /// node binary (the replayer's own), so replaying a replay prints the same line.
+    pub fn replay_args(&self, schedule: &Path) -> Vec<String> {
+        let c = &self.config;
+        let h = &self.harness;
+        let mut args: Vec<String> = vec!["test".into()];
+        let mut flag = |name: &str, value: String| {
+            args.push(format!("--{name}"));
+            args.push(value);
+        };
+        flag("name", c.name.clone());
+        flag("nodes", c.nodes.to_string());
+        flag("topic", self.topic().to_string());
+        flag("partitions", c.partitions.to_string());
+        flag("replication-factor", c.replication_factor.to_string());
+        flag("acks", c.acks.as_str().to_string());
+        flag("min-insync-replicas", c.min_insync_replicas.to_string());
+        flag(
+            "replica-lag-time-max-ms",
+            c.replica_lag_time_max_ms.to_string(),
+        );
+        flag("replication-protocol", c.replication_protocol.clone());
+        flag("workload", c.workload.clone());
+        flag("max-faulty", c.max_faulty.to_string());
+        flag("kill-signal", h.kill_signal.clone());
+        flag("time-limit", format_duration(self.time_limit()));
+        flag("rate", c.rate.to_string());
+        flag("concurrency", c.concurrency.to_string());
+        flag("seed", c.seed.to_string());
+        flag("request-timeout", format_duration(self.request_timeout()));
+        flag("recovery-timeout", format_duration(self.recovery_timeout()));
+        flag("schedule", schedule.display().to_string());
+        for arg in &h.node_args {
+            args.push(format!("--node-arg={arg}"));
+        }
+        if c.unclean_leader_election {
+            args.push("--unclean-leader-election".into());
+        }
+        args
     }
 
     /// What test.json holds: the configuration with the harness's settings in `extra`.

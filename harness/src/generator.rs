@@ -15,11 +15,10 @@ use tokio::sync::watch;
 use crate::cluster::TopicSpec;
 use crate::fault::Fault;
 use crate::nemesis::Nemesis;
-use crate::network::LinkSelector;
 use crate::node::Node;
 use crate::ops::ScheduleClient;
 use crate::proxy::Delay;
-use crate::schedule::{Action, NetworkPartitionSpec, Step, Target, TopicPartition};
+use crate::schedule::{Action, LinkSpec, NetworkPartitionSpec, Step, Target, TopicPartition};
 use crate::supervisor::{KillSignal, ProcState};
 
 /// The fault kinds of `--nemesis`.
@@ -254,7 +253,7 @@ fn random_action(rng: &mut StdRng, config: &RandomNemesis, topics: &[TopicSpec])
                 jitter_ms: delay_ms / 4,
             };
             Action::Delay {
-                links: LinkSelector::All,
+                links: LinkSpec::All,
                 delay,
             }
         }

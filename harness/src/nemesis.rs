@@ -21,7 +21,7 @@ use crate::network::LinkSelector;
 use crate::node::{Endpoint, Node};
 use crate::proxy::Delay;
 use crate::record::Recorder;
-use crate::schedule::{Action, NetworkPartitionSpec, Target};
+use crate::schedule::{Action, LinkSpec, Member, NetworkPartitionSpec, Target};
 use crate::supervisor::ProcState;
 
 /// The network faults in force (process faults are the supervisor's to know).
@@ -166,10 +166,15 @@ impl Nemesis {
                 .into_iter()
                 .map(|node| Fault::Resume { node })
                 .collect(),
-            Action::Delay { links, delay } => vec![Fault::Delay {
-                links: *links,
-                delay: *delay,
-            }],
+            Action::Delay { links, delay } => self
+                .resolve_links(links)
+                .await?
+                .into_iter()
+                .map(|links| Fault::Delay {
+                    links,
+                    delay: *delay,
+                })
+                .collect(),
             Action::NetworkPartition(spec) => vec![self.resolve_partition(spec).await?],
             Action::Heal => vec![Fault::Heal],
             Action::Produce { .. }
@@ -238,6 +243,99 @@ impl Nemesis {
             .ok_or_else(|| "the controller did not answer".to_string())
     }
 
+    /// The endpoints a member names now. `others` is resolved by the caller, which knows the
+    /// whole step.
+    async fn resolve_member(&self, member: &Member) -> Result<Vec<Endpoint>, String> {
+        match member {
+            Member::Endpoint(e) => Ok(vec![*e]),
+            Member::Leader(tp) => Ok(vec![self
+                .resolve_target(&Target::Leader(tp.clone()))
+                .await?
+                .into()]),
+            Member::Follower(tp) => Ok(vec![self
+                .resolve_target(&Target::Follower(tp.clone()))
+                .await?
+                .into()]),
+            Member::Followers(tp) => {
+                let tp = default_partition(&self.topics, tp);
+                let metadata = self.metadata().await?;
+                let p = metadata
+                    .partition(&tp.topic, tp.partition)
+                    .ok_or_else(|| format!("{tp} is not in the metadata"))?;
+                let followers: Vec<Endpoint> = p
+                    .replicas
+                    .iter()
+                    .filter(|&&r| Some(r) != p.leader)
+                    .map(|&r| Endpoint::broker(r))
+                    .collect();
+                if followers.is_empty() {
+                    return Err(format!("{tp} has no followers"));
+                }
+                Ok(followers)
+            }
+            Member::Others => Ok(Vec::new()),
+        }
+    }
+
+    /// Resolves every side of a step together, so `others` means the brokers no other member
+    /// names. A side that resolves to nothing is an error naming it.
+    async fn resolve_sides(&self, sides: &[Vec<Member>]) -> Result<Vec<Vec<Endpoint>>, String> {
+        let mut resolved = Vec::new();
+        for side in sides {
+            let mut endpoints = Vec::new();
+            for member in side {
+                for e in self.resolve_member(member).await? {
+                    if !endpoints.contains(&e) {
+                        endpoints.push(e);
+                    }
+                }
+            }
+            resolved.push(endpoints);
+        }
+        let named: Vec<Endpoint> = resolved.iter().flatten().copied().collect();
+        for (side, endpoints) in sides.iter().zip(resolved.iter_mut()) {
+            if side.contains(&Member::Others) {
+                endpoints.extend(
+                    self.cluster
+                        .brokers()
+                        .into_iter()
+                        .map(Endpoint::broker)
+                        .filter(|e| !named.contains(e)),
+                );
+            }
+        }
+        for (side, endpoints) in sides.iter().zip(&resolved) {
+            if endpoints.is_empty() {
+                let text: Vec<String> = side.iter().map(ToString::to_string).collect();
+                return Err(format!("`{}` names no endpoint now", text.join(",")));
+            }
+        }
+        Ok(resolved)
+    }
+
+    async fn resolve_links(&self, links: &LinkSpec) -> Result<Vec<LinkSelector>, String> {
+        Ok(match links {
+            LinkSpec::All => vec![LinkSelector::All],
+            LinkSpec::Touching(member) => {
+                let sides = self.resolve_sides(&[vec![member.clone()]]).await?;
+                sides[0]
+                    .iter()
+                    .map(|e| LinkSelector::Touching(*e))
+                    .collect()
+            }
+            LinkSpec::Link(a, b) => {
+                let sides = self
+                    .resolve_sides(&[vec![a.clone()], vec![b.clone()]])
+                    .await?;
+                let mut selectors = Vec::new();
+                for x in &sides[0] {
+                    selectors.extend(sides[1].iter().map(|y| LinkSelector::Link(*x, *y)));
+                }
+                selectors
+            }
+        })
+    }
+
     async fn resolve_partition(&self, spec: &NetworkPartitionSpec) -> Result<Fault, String> {
         let brokers: Vec<Endpoint> = self
             .cluster
@@ -246,12 +344,15 @@ impl Nemesis {
             .map(Endpoint::broker)
             .collect();
         let (kind, net) = match spec {
-            NetworkPartitionSpec::Exact(p) => {
-                let kind = match p {
-                    NetworkPartition::Groups(_) => "groups",
-                    NetworkPartition::OneWay { .. } => "one-way",
-                };
-                (kind, p.clone())
+            NetworkPartitionSpec::Groups(groups) => {
+                let groups = self.resolve_sides(groups).await?;
+                ("groups", NetworkPartition::Groups(groups))
+            }
+            NetworkPartitionSpec::OneWay { from, to } => {
+                let mut sides = self.resolve_sides(&[from.clone(), to.clone()]).await?;
+                let to = sides.pop().expect("two sides");
+                let from = sides.pop().expect("two sides");
+                ("one-way", NetworkPartition::OneWay { from, to })
             }
             NetworkPartitionSpec::Isolate(target) => {
                 let node = Endpoint::Node(self.resolve_target(target).await?);

@@ -218,14 +218,12 @@ impl Run {
         let path = self.run_dir.join("schedule.txt");
         let mut file =
             std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        let replay = self.opts.replay_args(&path).join(" ");
         writeln!(
             file,
-            "# The faults this run performed (seed {}), with times from the start of the chaos phase.\n\
-             # Replay: faultline {} --schedule {}",
+            "# The faults this run performed (seed {}), with times since the chaos phase started.\n\
+             # Replay: faultline {replay}",
             self.opts.config.seed,
-            args.join(" "),
-            path.display()
         )?;
         Ok(file)
     }
