@@ -6,7 +6,8 @@
 //! `fault` (the vocabulary, as data) ← `schedule` (the language: parse and print) ←
 //! `nemesis` (the executor: resolves roles, applies and records faults) and `ops` (a
 //! schedule's own client operations and waits) ← `generator` (what happens next: a schedule's
-//! steps or the random nemesis). `record` is the clock and the record they share.
+//! steps or the random nemesis, whose single faults and fault packages are `packages`' plans).
+//! `record` is the clock and the record they share.
 
 pub mod cli;
 pub mod cluster;
@@ -18,6 +19,7 @@ pub mod nemesis;
 pub mod network;
 pub mod node;
 pub mod ops;
+pub mod packages;
 pub mod proxy;
 pub mod record;
 pub mod run;

@@ -59,6 +59,33 @@ impl Nemesis {
         &self.cluster
     }
 
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Records a fault step that was not applied, with the reason, in the history and in
+    /// `schedule.txt` (as a comment-marked failure).
+    pub fn record_skipped(&self, action: &Action, reason: &str) -> std::io::Result<()> {
+        let at = self.recorder.since_start();
+        let verb = action.to_string();
+        let f = verb
+            .split_whitespace()
+            .next()
+            .unwrap_or("fault")
+            .to_string();
+        self.recorder.log_step(at, action, Some(reason));
+        self.recorder.record(
+            &f,
+            json!({ "step": verb, "skipped": true }),
+            Some(reason.to_string()),
+        )
+    }
+
+    /// Whether a network partition is in force.
+    pub fn partitioned(&self) -> bool {
+        self.net.lock().unwrap().partition.is_some()
+    }
+
     pub fn topics(&self) -> &[TopicSpec] {
         &self.topics
     }
@@ -371,14 +398,9 @@ impl Nemesis {
         })
     }
 
-    /// Whether some link has latency in force.
-    pub fn delayed(&self) -> bool {
-        self.net.lock().unwrap().delayed
-    }
-
     /// The heals that would undo every fault in force: resume paused nodes, start nodes that
     /// are down, remove latency, heal the network partition.
-    pub async fn heals_available(&self) -> Vec<Fault> {
+    async fn heals_available(&self) -> Vec<Fault> {
         let mut heals = Vec::new();
         for node in self.nodes_in(|s| *s == ProcState::Paused).await {
             heals.push(Fault::Resume { node });

@@ -20,6 +20,7 @@ use crate::final_read::final_read;
 use crate::generator;
 use crate::nemesis::Nemesis;
 use crate::ops::ScheduleClient;
+use crate::packages::PlanContext;
 use crate::record::Recorder;
 use crate::store;
 
@@ -293,13 +294,21 @@ impl Run {
             let nemesis = nemesis.clone();
             let schedule_client = schedule_client.clone();
             let schedule = self.opts.steps.clone();
+            let plan_context = PlanContext {
+                topics: self.topics(),
+                brokers: self.cluster.brokers(),
+                replica_lag_time_max_ms: self.opts.config.replica_lag_time_max_ms,
+                interval: self.opts.nemesis.interval,
+                kill_signal: self.opts.nemesis.kill_signal,
+                targets: self.opts.nemesis.targets.clone(),
+            };
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {
                 let result = match schedule {
                     Some(steps) => {
                         generator::run_schedule(&nemesis, &schedule_client, &steps, stopped).await
                     }
-                    None => generator::run_random(&nemesis, &random, stopped).await,
+                    None => generator::run_random(nemesis, random, plan_context, stopped).await,
                 };
                 let _ = done_tx.send(true);
                 result
