@@ -46,6 +46,143 @@ pub enum Command {
         /// The run's directory (store/<test-name>/<start-time>, or store/latest).
         run_dir: PathBuf,
     },
+    /// Run a built-in reproduction scenario; exit 0 when its expected outcome happened, 1 when
+    /// not (`faultline list` names them; docs/scenarios.md tells their stories).
+    Repro(ReproArgs),
+    /// Run a suite: `ci` (the correctness gate), `nightly` (random chaos), or `merge` (join
+    /// nightly shards).
+    Suite {
+        #[command(subcommand)]
+        suite: SuiteCommand,
+    },
+    /// List workloads, fault kinds and packages, and scenarios, one a line.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// The scenario: unclean-election, acks1-leader-failover, legacy-hw-truncation,
+    /// epoch-divergence, durable-under-n-1, ...
+    pub scenario: String,
+    /// Where runs are kept (as for `test`).
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Seeds the run's random choices (a scenario's steps are fixed either way).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The faultline-node binary; default: beside this binary.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuiteCommand {
+    /// The CI gate: a fixed matrix with fixed seeds (a few minutes); exit 0 only when every
+    /// entry showed what it must.
+    Ci(SuiteArgs),
+    /// Random configurations and seeds until --duration ends; exit 1 if any run broke its
+    /// guarantee.
+    Nightly(NightlyArgs),
+    /// Merge the suite.json of nightly shards into one index.html, junit.xml and summary.
+    Merge {
+        /// The shards' store directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged index goes.
+        #[arg(long, default_value = "store/nightly-merged")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Where the suite's runs, suite.json, junit.xml, summary.md and index.html go.
+    #[arg(long, default_value = "store/suite-ci")]
+    pub store: PathBuf,
+    /// The faultline-node binary; default: beside this binary.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NightlyArgs {
+    /// How long to keep starting runs (8h, 30m).
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Each run's chaos phase.
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
+    pub run_time: Duration,
+    /// The first seed of the stream; default: random (printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run the I-th of N disjoint seed streams (0-based), for a CI matrix: --shard 2/8.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Keep passing runs whole (true) or only their test.json, results.json and schedule.txt.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub keep_passing: bool,
+    /// Where the night's runs and index go.
+    #[arg(long, default_value = "store/nightly")]
+    pub store: PathBuf,
+    /// The faultline-node binary; default: beside this binary.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+impl NightlyArgs {
+    pub fn validate(self) -> anyhow::Result<(crate::suite::Nightly, PathBuf, Option<PathBuf>)> {
+        let (index, count) = self
+            .shard
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
+            .filter(|(i, n)| *n > 0 && i < n)
+            .ok_or_else(|| {
+                bad(format!(
+                    "--shard must be I/N with 0 <= I < N, got {:?}",
+                    self.shard
+                ))
+            })?;
+        if self.run_time.is_zero() {
+            return Err(bad("--run-time must be more than 0"));
+        }
+        if let Some(bin) = &self.node_bin {
+            find_node_bin(Some(bin))?;
+        }
+        let nightly = crate::suite::Nightly {
+            duration: self.duration,
+            run_time: self.run_time,
+            seed: self.seed.unwrap_or_else(rand::random),
+            shard: (index, count),
+            keep_passing: self.keep_passing,
+        };
+        Ok((nightly, self.store, self.node_bin))
+    }
+}
+
+/// `faultline list`: one line each.
+pub fn list() -> String {
+    let mut out = String::from("workloads:\n");
+    for (name, what) in [
+        (
+            "produce",
+            "producers send unique values with the chosen acks",
+        ),
+        (
+            "produce-consume",
+            "producers, and consumers polling every partition from offset 0",
+        ),
+    ] {
+        out.push_str(&format!("  {name:<22} {what}\n"));
+    }
+    out.push_str("faults and fault packages (--nemesis; all = every one, weighted):\n");
+    for kind in FaultKind::ALL {
+        out.push_str(&format!("  {:<22} {}\n", kind.as_str(), kind.describe()));
+    }
+    out.push_str("scenarios (faultline repro NAME):\n");
+    for scenario in crate::scenarios::SCENARIOS {
+        out.push_str(&format!("  {:<22} {}\n", scenario.name, scenario.summary));
+    }
+    out
 }
 
 #[derive(Debug, Args)]
@@ -358,6 +495,8 @@ impl TestArgs {
         };
         let nemesis_name = if nemesis.is_empty() {
             "none".to_string()
+        } else if kinds.len() == FaultKind::ALL.len() {
+            "all".to_string()
         } else {
             nemesis.join("+")
         };

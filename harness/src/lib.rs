@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod duration;
+pub mod entry;
 pub mod fault;
 pub mod final_read;
 pub mod generator;
@@ -22,7 +23,10 @@ pub mod ops;
 pub mod packages;
 pub mod proxy;
 pub mod record;
+pub mod repro;
 pub mod run;
+pub mod scenarios;
 pub mod schedule;
 pub mod store;
+pub mod suite;
 pub mod supervisor;

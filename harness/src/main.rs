@@ -3,7 +3,7 @@
 //! 254 bad arguments, 255 the harness itself failed.
 
 use clap::Parser;
-use faultline::cli::{BadArgs, Cli, Command};
+use faultline::cli::{BadArgs, Cli, Command, SuiteCommand};
 use faultline::run::{self, Failure};
 use tokio::sync::watch;
 
@@ -40,19 +40,55 @@ fn exit_code(result: anyhow::Result<i32>) -> i32 {
 fn execute(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check { run_dir } => run::check(&run_dir, Failure::BadArgs),
+        Command::List => {
+            print!("{}", faultline::cli::list());
+            Ok(0)
+        }
         Command::Test(args) => {
             // Validate before starting anything, so bad arguments never leave a run behind.
             let opts = args.validate()?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let interrupt = watch_signals()?;
-                run::run_test(opts, interrupt).await
-            })
+            block_on(|interrupt| run::run_test(opts, interrupt))
         }
+        Command::Repro(args) => block_on(|interrupt| async move {
+            faultline::repro::repro(
+                &args.scenario,
+                &args.store,
+                args.seed,
+                args.node_bin.as_deref(),
+                interrupt,
+            )
+            .await
+        }),
+        Command::Suite { suite } => match suite {
+            SuiteCommand::Ci(args) => block_on(|interrupt| async move {
+                faultline::suite::ci(&args.store, args.node_bin.as_deref(), interrupt).await
+            }),
+            SuiteCommand::Nightly(args) => {
+                let (nightly, store, node_bin) = args.validate()?;
+                block_on(|interrupt| async move {
+                    faultline::suite::nightly(&nightly, &store, node_bin.as_deref(), interrupt)
+                        .await
+                })
+            }
+            SuiteCommand::Merge { dirs, out } => faultline::suite::merge(&dirs, &out),
+        },
     }
+}
+
+/// Runs a command on the harness's runtime, with Ctrl-C and SIGTERM watched.
+fn block_on<F, Fut>(command: F) -> anyhow::Result<i32>
+where
+    F: FnOnce(run::Interrupt) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<i32>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let interrupt = watch_signals()?;
+        command(interrupt).await
+    })
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM set the returned flag to the signal's name; the run then heals

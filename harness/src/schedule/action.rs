@@ -223,9 +223,10 @@ pub enum Action {
         to: Option<TopicPartition>,
     },
     Wait(Duration),
-    /// Wait until `node` leads the partition.
+    /// Wait until `node` leads the partition; with no node (`wait leader new`), until a leader
+    /// other than the one at the step's start leads it.
     WaitLeader {
-        node: u32,
+        node: Option<u32>,
         on: Option<TopicPartition>,
         timeout: Duration,
     },
@@ -310,7 +311,8 @@ impl fmt::Display for Action {
             Action::Wait(d) => write!(f, "wait {}", format_duration(*d)),
             Action::WaitLeader { node, on, timeout } => write!(
                 f,
-                "wait leader {node}{} timeout {}",
+                "wait leader {}{} timeout {}",
+                node.map_or("new".to_string(), |n| n.to_string()),
                 opt_suffix("on ", on),
                 format_duration(*timeout)
             ),

@@ -217,10 +217,13 @@ fn parse_wait(tokens: &mut Tokens) -> Result<Action, String> {
     let word = tokens.next("a duration, `leader N` or `isr K`")?;
     match word {
         "leader" => {
-            let node = tokens.next("a broker id")?;
-            let node = node
-                .parse()
-                .map_err(|_| format!("expected a broker id, got {node:?}"))?;
+            let node = match tokens.next("a broker id or `new`")? {
+                "new" => None,
+                node => Some(
+                    node.parse()
+                        .map_err(|_| format!("expected a broker id or `new`, got {node:?}"))?,
+                ),
+            };
             let on = parse_on(tokens)?;
             let timeout = parse_timeout(tokens)?;
             Ok(Action::WaitLeader { node, on, timeout })
@@ -328,6 +331,7 @@ mod tests {
             "produce 10 acks 1 to t/0",
             "wait 1500ms",
             "wait leader 2 on t/0 timeout 10s",
+            "wait leader new timeout 10s",
             "wait isr 3 timeout 30s",
         ];
         for line in lines {
