@@ -83,6 +83,22 @@ pub enum SuiteCommand {
     /// Random configurations and seeds until --duration ends; exit 1 if any run broke its
     /// guarantee.
     Nightly(NightlyArgs),
+    /// How well random faults find the losses the weaker settings allow: each loss-prone
+    /// configuration and the durable one under --nemesis all, for seeds 1..=N (a benchmark).
+    Detection {
+        /// Seeds per configuration.
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// Each run's chaos phase.
+        #[arg(long, default_value = "60s", value_parser = duration_arg)]
+        run_time: Duration,
+        /// Where the runs and detection.md go.
+        #[arg(long, default_value = "store/detection")]
+        store: PathBuf,
+        /// The faultline-node binary; default: beside this binary.
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+    },
     /// Merge the suite.json of nightly shards into one index.html, junit.xml and summary.
     Merge {
         /// The shards' store directories.

@@ -30,3 +30,4 @@ pub mod schedule;
 pub mod store;
 pub mod suite;
 pub mod supervisor;
+pub mod detection;

@@ -70,6 +70,21 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
                         .await
                 })
             }
+            SuiteCommand::Detection {
+                seeds,
+                run_time,
+                store,
+                node_bin,
+            } => block_on(|interrupt| async move {
+                faultline::detection::detection(
+                    seeds,
+                    run_time,
+                    &store,
+                    node_bin.as_deref(),
+                    interrupt,
+                )
+                .await
+            }),
             SuiteCommand::Merge { dirs, out } => faultline::suite::merge(&dirs, &out),
         },
     }
