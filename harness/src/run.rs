@@ -94,7 +94,7 @@ pub fn test_config(opts: &TestOptions, start_unix_ms: u64, cluster_id: &str) -> 
 }
 
 fn say(message: impl AsRef<str>) {
-    eprintln!("faultline: {}", message.as_ref());
+    crate::progress::say(message);
 }
 
 /// Runs one test and returns the verdict's exit code.
@@ -106,6 +106,7 @@ pub async fn run_test(opts: TestOptions, interrupt: Interrupt) -> anyhow::Result
     let run_dir = store::create_run_dir(&opts.store, &opts.name, start_time)?;
     store::write_test_config(&run_dir, &test_config(&opts, start_unix_ms, &cluster_id))?;
     say(format!("seed {} — run {}", opts.seed, run_dir.display()));
+    crate::progress::start(&run_dir, opts.time_limit);
     let history = Arc::new(
         HistoryWriter::create(&run_dir.join("history.jsonl"), start).context("creating history")?,
     );
@@ -202,6 +203,7 @@ impl Run {
             self.cluster.network.client_endpoints(),
             self.history.clone(),
         ));
+        crate::progress::watch_clients(clients.clone());
         let spec = self.workload_spec();
         let schedule_log = self.create_schedule_log()?;
         let nemesis = Arc::new(Nemesis::new(NemesisParts {
@@ -225,6 +227,7 @@ impl Run {
             record_abort(&self.history, &format!("{error:#}"));
         }
         // Whatever happened: heal, stop every node, collect what they left.
+        crate::progress::phase(crate::progress::Phase::Stop);
         if let Err(e) = nemesis.heal_all().await {
             say(format!("recording the final heal failed: {e}"));
         }
@@ -284,6 +287,7 @@ impl Run {
         if interrupted(&interrupt).is_some() {
             return Ok(());
         }
+        crate::progress::phase(crate::progress::Phase::Heal);
         nemesis.heal_all().await?;
         let topics = self.topics();
         let deadline = tokio::time::Instant::now() + self.opts.recovery_timeout;
@@ -306,6 +310,7 @@ impl Run {
                 ));
             }
         }
+        crate::progress::phase(crate::progress::Phase::FinalRead);
         let deadline = tokio::time::Instant::now() + FINAL_READ_DEADLINE;
         let reads = self.cluster.final_read(&topics, deadline).await;
         let records: usize = reads.partitions.iter().map(|p| p.records.len()).sum();
@@ -327,6 +332,7 @@ impl Run {
         let (stop, stopped) = watch::channel(false);
         let (done_tx, mut done) = watch::channel(self.opts.schedule.is_none());
         nemesis.start_clock();
+        crate::progress::phase(crate::progress::Phase::Chaos);
         let workload = (self.opts.concurrency > 0)
             .then(|| faultline_workloads::workload::spawn(clients.clone(), &self.workload_spec()));
         let task = {
@@ -374,6 +380,7 @@ pub enum Failure {
 
 /// Analyses a stored run, writes `results.json`, prints the summary; returns the exit code.
 pub fn check(run_dir: &Path, failure: Failure) -> anyhow::Result<i32> {
+    crate::progress::phase(crate::progress::Phase::Check);
     let results = match faultline_checker::check_run(run_dir) {
         Ok(results) => results,
         Err(error) => {
@@ -385,6 +392,7 @@ pub fn check(run_dir: &Path, failure: Failure) -> anyhow::Result<i32> {
     };
     faultline_checker::write_results(run_dir, &results)
         .with_context(|| format!("writing results.json in {}", run_dir.display()))?;
-    println!("{}", results.summary());
+    crate::progress::finish();
+    crate::report::finish(run_dir, &results);
     Ok(results.exit_code())
 }
