@@ -28,6 +28,8 @@ fn bad(message: impl Into<String>) -> anyhow::Error {
     name = "faultline",
     version,
     about = "Fault-injection tests for Kafka-style replicated logs",
+    after_help = "Environment:\n  RUST_LOG             the harness's log level (tracing), e.g. RUST_LOG=debug; default: warn. \
+                  The nodes inherit it.\n  GITHUB_STEP_SUMMARY  when set, test, check and report append the run's Markdown summary to this file.",
     // A later flag overrides an earlier one, so scripts can append overrides.
     args_override_self = true
 )]

@@ -42,7 +42,7 @@ pub fn format_duration(duration: Duration) -> String {
 pub fn duration_arg(text: &str) -> Result<Duration, String> {
     if text.trim_start().starts_with('-') {
         return Err(format!(
-            "a duration cannot be negative (got {text:?}; examples: 500ms, 3s, 1.5s, 2m)"
+            "bad duration {text:?}: a duration cannot be negative (examples: 500ms, 3s, 1.5s, 2m)"
         ));
     }
     parse_duration(text)

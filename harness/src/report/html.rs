@@ -13,8 +13,8 @@ use super::summary;
 use super::timeline::{self, describe, fault_windows};
 use super::{describe_kind, plots, standing, Standing};
 
-/// Anomalies listed in detail on the page; the rest are counted.
-const MAX_LISTED: usize = 200;
+/// Anomalies of one kind listed in detail on the page; the rest are counted.
+const MAX_PER_KIND: usize = 50;
 /// Node events listed in the event table.
 const MAX_EVENTS: usize = 2_000;
 
@@ -109,7 +109,7 @@ fn header(out: &mut String, data: &RunData) {
         "<p><span class=\"verdict {}\">{}</span> {}</p>",
         verdict_class(r.valid),
         r.valid.as_str().to_uppercase(),
-        escape(&summary::verdict(data))
+        escape(&summary::promise(data))
     );
     let _ = write!(out, "<div class=\"story\">{}</div>", escape(&story(data)));
     out.push_str("<table>");
@@ -165,15 +165,25 @@ fn story(data: &RunData) -> String {
         ),
         _ => "No client operation completed. ".to_string(),
     };
-    let found: u64 = data.results.anomaly_counts.values().sum();
-    let anomalies = if found == 0 {
+    let rows = summary::anomaly_rows(data);
+    let anomalies = if rows.is_empty() {
         "The checker found no anomaly.".to_string()
     } else {
-        let rows: Vec<String> = summary::anomaly_rows(data)
-            .into_iter()
-            .map(|(k, n, s)| format!("{n} {} ({s})", k.as_str()))
+        let found: Vec<String> = rows
+            .iter()
+            .map(|(k, n, _)| format!("{n} {}", k.as_str()))
             .collect();
-        format!("The checker found {}.", rows.join(", "))
+        let breaking: Vec<&str> = rows
+            .iter()
+            .filter(|(k, _, _)| standing(&data.results, *k, None) == Standing::Breaks)
+            .map(|(k, _, _)| k.as_str())
+            .collect();
+        let judgement = if breaking.is_empty() {
+            "this configuration allows them".to_string()
+        } else {
+            format!("{} break the guarantee", breaking.join(", "))
+        };
+        format!("The checker found {}: {judgement}.", found.join(", "))
     };
     let abort = h.abort.as_ref().map_or_else(String::new, |(t, why)| {
         format!(" The run was aborted at {t:.1} s: {why}.")
@@ -226,14 +236,29 @@ fn anomalies(out: &mut String, data: &RunData) {
             );
         }
     }
+}
+
+/// Listed anomalies, at most [`MAX_PER_KIND`] of each kind, folded away.
+fn anomaly_details(out: &mut String, data: &RunData) {
+    let r = &data.results;
     if !r.anomalies.is_empty() {
+        let shown: Vec<_> = AnomalyKind::ALL
+            .iter()
+            .flat_map(|k| {
+                r.anomalies
+                    .iter()
+                    .filter(move |a| a.kind == *k)
+                    .take(MAX_PER_KIND)
+            })
+            .collect();
         let _ = write!(
             out,
-            "<details open><summary>The first {} anomalies in detail{}</summary><table><tr><th>kind</th><th>partition</th><th>offsets</th><th>values</th><th>history indices</th><th>brokers</th><th>detail</th><th>standing</th></tr>",
-            r.anomalies.len().min(MAX_LISTED),
-            if r.anomalies_truncated { " (the checker listed only part of them)" } else { "" }
+            "<details><summary>Anomalies in detail ({} of {} shown: at most {MAX_PER_KIND} of each kind; results.json lists up to 10 000 of each{})</summary><table><tr><th>kind</th><th>partition</th><th>offsets</th><th>values</th><th>history indices</th><th>brokers</th><th>detail</th><th>standing</th></tr>",
+            shown.len(),
+            r.anomaly_counts.values().sum::<u64>(),
+            if r.anomalies_truncated { "; the checker listed only part of them" } else { "" }
         );
-        for a in r.anomalies.iter().take(MAX_LISTED) {
+        for a in shown {
             let standing = match (&a.excused_by, &a.uncertain) {
                 (_, Some(why)) => format!("uncertain: {why}"),
                 (Some(by), None) => format!("allowed ({by})"),
@@ -364,9 +389,9 @@ fn plot_section(
     for p in &data.results.partitions {
         let _ = write!(
             out,
-            "<h2>Partition {}/{}: offsets and ISR</h2><p class=\"muted\">The grey line is the highest offset acknowledged to a producer in each time slice \
-             (a drop means offsets were handed out again after a truncation); the black line the HW brokers answered to consumers; \
-             dots and triangles are the LEO and HW each broker reported in its events (restarts, role changes, truncations).</p>{}",
+            "<h2>Partition {}/{}: offsets and ISR</h2><p class=\"muted\">Grey dots: the highest offset acknowledged to a producer in each time slice \
+             (a drop means offsets were handed out again after a truncation); black crosses: the HW brokers answered to consumers; \
+             coloured dots and triangles: the LEO and HW each broker reported in its events (restarts, role changes, truncations).</p>{}",
             escape(&p.topic),
             p.partition,
             plots::offsets(data, windows, &p.topic, p.partition)?
@@ -382,7 +407,12 @@ fn raw_lists(out: &mut String, data: &RunData) {
     let listed: Vec<_> = data.events.iter().collect();
     let _ = write!(
         out,
-        "<h2>Details</h2><details><summary>Node events ({} in all{})</summary><table><tr><th>s since run start</th><th>partition</th><th>event</th></tr>",
+        "<h2>Details</h2>"
+    );
+    anomaly_details(out, data);
+    let _ = write!(
+        out,
+        "<details><summary>Node events ({} in all{})</summary><table><tr><th>s since run start</th><th>partition</th><th>event</th></tr>",
         listed.len(),
         if listed.len() > MAX_EVENTS { format!(", first {MAX_EVENTS} listed") } else { String::new() }
     );

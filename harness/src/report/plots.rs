@@ -134,6 +134,8 @@ pub fn latency(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<(Strin
         chart
             .configure_mesh()
             .x_desc("seconds since run start")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .y_desc("latency (ms, log scale)")
             .draw()
             .map_err(err)?;
@@ -152,6 +154,7 @@ pub fn latency(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<(Strin
             .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
+            .label_font(("sans-serif", 14))
             .draw()
             .map_err(err)?;
         Ok(())
@@ -162,7 +165,8 @@ pub fn latency(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<(Strin
 /// Completions per second over time, by outcome.
 pub fn throughput(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<String> {
     let end = data.end_s();
-    let bucket_s = super::timeline::nice_step((end / TIME_BINS as f64).max(1.0));
+    // About a hundred buckets: fine enough to see a fault's dip, coarse enough to be smooth.
+    let bucket_s = super::timeline::nice_step(end / 100.0);
     let buckets = (end / bucket_s).ceil() as usize + 1;
     let mut counts = vec![[0u64; 3]; buckets];
     for op in &data.history.ops {
@@ -184,6 +188,8 @@ pub fn throughput(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<Str
         chart
             .configure_mesh()
             .x_desc("seconds since run start")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .y_desc(format!("operations/s (per {bucket_s} s)"))
             .draw()
             .map_err(err)?;
@@ -204,6 +210,7 @@ pub fn throughput(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<Str
             .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
+            .label_font(("sans-serif", 14))
             .draw()
             .map_err(err)?;
         Ok(())
@@ -287,27 +294,26 @@ pub fn offsets(
         chart
             .configure_mesh()
             .x_desc("seconds since run start")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .y_desc("offset")
             .draw()
             .map_err(err)?;
         shade(&mut chart, windows, end, (0.0, max))?;
         let grey = RGBColor(87, 96, 106);
+        // Dots, not lines: a line would invent offsets across a time without acknowledgements.
         chart
-            .draw_series(LineSeries::new(acked, grey.stroke_width(2)))
+            .draw_series(acked.iter().map(|p| Circle::new(*p, 2, grey.filled())))
             .map_err(err)?
-            .label("offset acknowledged to clients")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], grey.stroke_width(2))
-            });
+            .label("highest offset acknowledged to producers")
+            .legend(move |(x, y)| Circle::new((x, y), 3, grey.filled()));
         if !polled.is_empty() {
             let black = RGBColor(0, 0, 0);
             chart
-                .draw_series(LineSeries::new(polled, black.stroke_width(1)))
+                .draw_series(polled.iter().map(|p| Cross::new(*p, 2, black.stroke_width(1))))
                 .map_err(err)?
                 .label("HW answered to consumers")
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], black.stroke_width(1))
-                });
+                .legend(move |(x, y)| Cross::new((x, y), 3, black.stroke_width(1)));
         }
         for (broker, m) in &marks {
             let c = BROKER_COLOURS[(*broker as usize) % BROKER_COLOURS.len()];
@@ -330,6 +336,7 @@ pub fn offsets(
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
+            .label_font(("sans-serif", 14))
             .draw()
             .map_err(err)?;
         Ok(())
@@ -375,6 +382,8 @@ pub fn isr_size(
         chart
             .configure_mesh()
             .x_desc("seconds since run start")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .y_desc("ISR size")
             .y_labels(data.config.replication_factor as usize + 1)
             .draw()
@@ -405,6 +414,7 @@ pub fn isr_size(
             .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
+            .label_font(("sans-serif", 14))
             .draw()
             .map_err(err)?;
         Ok(())

@@ -56,30 +56,34 @@ pub fn configuration(data: &RunData) -> Vec<String> {
 
 /// The verdict with what the configuration promises.
 pub fn verdict(data: &RunData) -> String {
+    format!(
+        "{} ({})",
+        data.results.valid.as_str().to_uppercase(),
+        promise(data)
+    )
+}
+
+/// What the configuration promises.
+pub fn promise(data: &RunData) -> String {
     let r = &data.results;
-    let promise = if r.guarantee.durable {
+    if r.guarantee.durable {
         "durable configuration: no acknowledged write may be lost".to_string()
     } else {
         format!(
             "weakened by {}: some loss is allowed",
             r.guarantee.weakened_by.join(", ")
         )
-    };
-    format!("{} ({promise})", r.valid.as_str().to_uppercase())
+    }
 }
 
-/// Fault actions by kind (`kill ×2, pause ×1`) and elections (clean, unclean).
+/// Faults by kind (`kill ×2, pause ×1`, each counted once however it was healed) and
+/// elections (clean, unclean).
 pub fn happenings(data: &RunData) -> (String, String) {
-    let mut kinds: Vec<(String, usize)> = Vec::new();
-    for f in data
-        .history
-        .faults
-        .iter()
-        .filter(|f| f.error.is_none() && f.f != "wait")
-    {
-        match kinds.iter_mut().find(|(k, _)| *k == f.f) {
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for w in super::timeline::fault_windows(&data.history.faults) {
+        match kinds.iter_mut().find(|(k, _)| *k == w.kind) {
             Some(entry) => entry.1 += 1,
-            None => kinds.push((f.f.clone(), 1)),
+            None => kinds.push((w.kind, 1)),
         }
     }
     let faults = if kinds.is_empty() {
