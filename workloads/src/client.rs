@@ -1,4 +1,4 @@
-//! The client for the node's HTTP API (design.md "Node API"): metadata, topic creation,
+//! The client for the node's HTTP API (docs/node-api.md): metadata, topic creation,
 //! produce, fetch and broker state. It owns the wire types and the classification of a failed
 //! call into Jepsen's outcomes; it does not retry, record history or pick leaders.
 

@@ -405,10 +405,7 @@ fn plot_section(
 
 fn raw_lists(out: &mut String, data: &RunData) {
     let listed: Vec<_> = data.events.iter().collect();
-    let _ = write!(
-        out,
-        "<h2>Details</h2>"
-    );
+    let _ = write!(out, "<h2>Details</h2>");
     anomaly_details(out, data);
     let _ = write!(
         out,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::data::{Outcome, RunData, Sample};
+use super::data::{ClientOp, Outcome, RunData, Sample};
 use super::timeline::FaultWindow;
 
 /// Latency points drawn one for one up to this many operations.
@@ -85,9 +85,8 @@ fn shade<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
 
 /// Which operations the latency plot draws: all of them, or per time slice and outcome the
 /// fastest and the slowest.
-fn latency_points(data: &RunData, end: f64) -> (Vec<(f64, f64, Outcome)>, bool) {
-    let ops = &data.history.ops;
-    let point = |op: &super::data::ClientOp| {
+fn latency_points(ops: &[ClientOp], end: f64) -> (Vec<(f64, f64, Outcome)>, bool) {
+    let point = |op: &ClientOp| {
         (
             op.time_s as f64,
             (op.latency_ms as f64).max(0.1),
@@ -121,7 +120,7 @@ fn latency_points(data: &RunData, end: f64) -> (Vec<(f64, f64, Outcome)>, bool) 
 /// Each operation's latency over time, coloured by outcome, on a log scale.
 pub fn latency(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<(String, usize, bool)> {
     let end = data.end_s();
-    let (points, sampled) = latency_points(data, end);
+    let (points, sampled) = latency_points(&data.history.ops, end);
     let max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.5;
     let drawn = points.len();
     let svg = svg_of(360, |root| {
@@ -310,7 +309,11 @@ pub fn offsets(
         if !polled.is_empty() {
             let black = RGBColor(0, 0, 0);
             chart
-                .draw_series(polled.iter().map(|p| Cross::new(*p, 2, black.stroke_width(1))))
+                .draw_series(
+                    polled
+                        .iter()
+                        .map(|p| Cross::new(*p, 2, black.stroke_width(1))),
+                )
                 .map_err(err)?
                 .label("HW answered to consumers")
                 .legend(move |(x, y)| Cross::new((x, y), 3, black.stroke_width(1)));
@@ -420,4 +423,34 @@ pub fn isr_size(
         Ok(())
     })
     .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(i: usize) -> ClientOp {
+        ClientOp {
+            time_s: i as f32 / 1000.0,
+            latency_ms: (i % 97) as f32,
+            outcome: Outcome::ALL[i % 3],
+            is_send: true,
+            partition: 0,
+        }
+    }
+
+    #[test]
+    fn latency_points_stay_bounded_and_keep_the_slowest() {
+        let few: Vec<ClientOp> = (0..100).map(op).collect();
+        let (points, sampled) = latency_points(&few, 1.0);
+        assert_eq!((points.len(), sampled), (100, false));
+
+        let many: Vec<ClientOp> = (0..1_000_000).map(op).collect();
+        let end = 1_000.0;
+        let (points, sampled) = latency_points(&many, end);
+        assert!(sampled);
+        assert!(points.len() <= TIME_BINS * 3 * 2, "{} points", points.len());
+        let slowest = points.iter().map(|p| p.1).fold(0.0, f64::max);
+        assert_eq!(slowest, 96.0, "the slowest operation is drawn");
+    }
 }

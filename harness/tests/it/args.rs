@@ -119,8 +119,14 @@ fn every_bad_argument_speaks_in_one_voice() {
             stderr.starts_with("faultline: bad arguments: "),
             "{args:?}: not in the harness's voice: {stderr}"
         );
-        assert!(!stderr.contains("error: "), "{args:?}: clap's own voice: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+        assert!(
+            !stderr.contains("error: "),
+            "{args:?}: clap's own voice: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
     }
     let (code, stderr) = faultline(&["frobnicate"]);
     assert_eq!(code, 254, "{stderr}");
@@ -138,17 +144,27 @@ fn every_option_has_help_with_its_default() {
     let lines: Vec<&str> = help.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let option = line.trim_start();
-        if !option.starts_with("--") || option.starts_with("--help") || option.starts_with("--version") {
+        if !option.starts_with("--")
+            || option.starts_with("--help")
+            || option.starts_with("--version")
+        {
             continue;
         }
-        let described = option.split_once("  ").is_some_and(|(_, text)| !text.trim().is_empty())
+        let described = option
+            .split_once("  ")
+            .is_some_and(|(_, text)| !text.trim().is_empty())
             || lines.get(i + 1).is_some_and(|next| {
                 let next = next.trim_start();
                 !next.is_empty() && !next.starts_with("--") && !next.starts_with("-h")
             });
         assert!(described, "{option} has no help text:\n{help}");
     }
-    for needle in ["unclean.leader.election.enable", "Where runs are kept", "[default: store]", "[default: 3s]"] {
+    for needle in [
+        "unclean.leader.election.enable",
+        "Where runs are kept",
+        "[default: store]",
+        "[default: 3s]",
+    ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }

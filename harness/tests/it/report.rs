@@ -47,7 +47,10 @@ fn assert_report_html(run_dir: &Path) {
     let html = std::fs::read_to_string(run_dir.join("report.html")).expect("report.html");
     // Timeline, latency, throughput, and per partition offsets and ISR size.
     let svgs = html.matches("<svg").count();
-    assert!(svgs >= 5, "expected the timeline and plots, found {svgs} <svg>");
+    assert!(
+        svgs >= 5,
+        "expected the timeline and plots, found {svgs} <svg>"
+    );
     for needle in [
         "<h2>Anomalies</h2>",
         "allowed by this configuration?",
@@ -88,12 +91,18 @@ fn a_real_run_writes_report_junit_and_step_summary() {
     let finished = small_run(&step_summary);
     let stdout = String::from_utf8_lossy(&finished.output.stdout).into_owned();
     for needle in ["configuration", "verdict", "availability", "report.html"] {
-        assert!(stdout.contains(needle), "terminal summary lacks {needle:?}:\n{stdout}");
+        assert!(
+            stdout.contains(needle),
+            "terminal summary lacks {needle:?}:\n{stdout}"
+        );
     }
     assert_report_html(&finished.run_dir);
     assert_junit(&finished.run_dir, 2);
     let summary = std::fs::read_to_string(&step_summary).expect("$GITHUB_STEP_SUMMARY written");
-    assert!(summary.contains("faultline run `produce-consume-kill+pause+partition`"), "{summary}");
+    assert!(
+        summary.contains("faultline run `produce-consume-kill+pause+partition`"),
+        "{summary}"
+    );
     assert!(summary.contains("Availability"), "{summary}");
     assert!(finished.run_dir.join("summary.md").is_file());
 
