@@ -389,11 +389,11 @@ fn plot_section(
     for p in &data.results.partitions {
         let _ = write!(
             out,
-            "<h2>Partition {}/{}: offsets and ISR</h2><p class=\"muted\">Grey dots: the highest offset acknowledged to a producer in each time slice \
-             (a drop means offsets were handed out again after a truncation); black crosses: the HW brokers answered to consumers; \
-             coloured dots and triangles: the LEO and HW each broker reported in its events (restarts, role changes, truncations).</p>{}",
+            "<h2>Partition {}/{}: offsets and ISR</h2><p class=\"muted\">A drop in the grey dots means offsets were handed out \
+             again after a truncation. Broker marks come from the node events (restarts, role changes, truncations, unclean elections).</p>{}{}",
             escape(&p.topic),
             p.partition,
+            offsets_legend(data, &p.topic, p.partition),
             plots::offsets(data, windows, &p.topic, p.partition)?
         );
         if let Some(isr) = plots::isr_size(data, windows, &p.topic, p.partition)? {
@@ -401,6 +401,22 @@ fn plot_section(
         }
     }
     Ok(())
+}
+
+fn offsets_legend(data: &RunData, topic: &str, partition: u32) -> String {
+    let mut out = String::from(
+        "<div class=\"legend\"><span><b style=\"color:#57606a\">●</b> highest offset acknowledged to producers (per time slice)</span>\
+         <span><b>×</b> HW answered to consumers</span>",
+    );
+    for broker in plots::brokers_with_marks(data, topic, partition) {
+        let _ = write!(
+            out,
+            "<span style=\"color:{}\"><b>●</b> LEO <b>▲</b> HW of broker {broker}</span>",
+            plots::broker_colour(broker)
+        );
+    }
+    out.push_str("</div>");
+    out
 }
 
 fn raw_lists(out: &mut String, data: &RunData) {

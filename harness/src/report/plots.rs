@@ -21,6 +21,9 @@ pub const MAX_LATENCY_POINTS: usize = 6_000;
 /// Time slices used to down-sample every series past its bound.
 pub const TIME_BINS: usize = 600;
 const WIDTH: u32 = 1200;
+/// Room for the y axis's labels; with the 10 px margin the plot area starts at x = 150 and ends
+/// at 1190, exactly where the timeline's lanes do, so times line up down the page.
+const Y_LABEL_AREA: u32 = 140;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
@@ -127,7 +130,7 @@ pub fn latency(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<(Strin
         let mut chart = ChartBuilder::on(root)
             .margin(10)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(Y_LABEL_AREA)
             .build_cartesian_2d(0f64..end, (0.1f64..max).log_scale())
             .map_err(err)?;
         chart
@@ -181,7 +184,7 @@ pub fn throughput(data: &RunData, windows: &[FaultWindow]) -> anyhow::Result<Str
         let mut chart = ChartBuilder::on(root)
             .margin(10)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(Y_LABEL_AREA)
             .build_cartesian_2d(0f64..end, 0f64..max)
             .map_err(err)?;
         chart
@@ -236,6 +239,17 @@ struct BrokerMarks {
     hw: Vec<(f64, f64)>,
 }
 
+/// A broker's colour in the offsets plot, for the page's legend.
+pub fn broker_colour(broker: u32) -> String {
+    let RGBColor(r, g, b) = BROKER_COLOURS[(broker as usize) % BROKER_COLOURS.len()];
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// The brokers with LEO or HW marks in one partition's offsets plot.
+pub fn brokers_with_marks(data: &RunData, topic: &str, partition: u32) -> Vec<u32> {
+    broker_marks(data, topic, partition).into_keys().collect()
+}
+
 fn broker_marks(data: &RunData, topic: &str, partition: u32) -> BTreeMap<u32, BrokerMarks> {
     let mut marks: BTreeMap<u32, BrokerMarks> = BTreeMap::new();
     for e in data.partition_events(topic, partition) {
@@ -287,7 +301,7 @@ pub fn offsets(
         let mut chart = ChartBuilder::on(root)
             .margin(10)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(Y_LABEL_AREA)
             .build_cartesian_2d(0f64..end, 0f64..max)
             .map_err(err)?;
         chart
@@ -303,9 +317,7 @@ pub fn offsets(
         // Dots, not lines: a line would invent offsets across a time without acknowledgements.
         chart
             .draw_series(acked.iter().map(|p| Circle::new(*p, 2, grey.filled())))
-            .map_err(err)?
-            .label("highest offset acknowledged to producers")
-            .legend(move |(x, y)| Circle::new((x, y), 3, grey.filled()));
+            .map_err(err)?;
         if !polled.is_empty() {
             let black = RGBColor(0, 0, 0);
             chart
@@ -314,34 +326,20 @@ pub fn offsets(
                         .iter()
                         .map(|p| Cross::new(*p, 2, black.stroke_width(1))),
                 )
-                .map_err(err)?
-                .label("HW answered to consumers")
-                .legend(move |(x, y)| Cross::new((x, y), 3, black.stroke_width(1)));
+                .map_err(err)?;
         }
         for (broker, m) in &marks {
             let c = BROKER_COLOURS[(*broker as usize) % BROKER_COLOURS.len()];
             chart
                 .draw_series(m.leo.iter().map(|p| Circle::new(*p, 4, c.filled())))
-                .map_err(err)?
-                .label(format!("broker {broker} LEO (events)"))
-                .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
+                .map_err(err)?;
             chart
                 .draw_series(
                     m.hw.iter()
                         .map(|p| TriangleMarker::new(*p, 5, c.stroke_width(2))),
                 )
-                .map_err(err)?
-                .label(format!("broker {broker} HW (events)"))
-                .legend(move |(x, y)| TriangleMarker::new((x, y), 5, c.stroke_width(2)));
+                .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(err)?;
         Ok(())
     })
 }
@@ -379,7 +377,7 @@ pub fn isr_size(
         let mut chart = ChartBuilder::on(root)
             .margin(10)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(Y_LABEL_AREA)
             .build_cartesian_2d(0f64..end, 0f64..max)
             .map_err(err)?;
         chart

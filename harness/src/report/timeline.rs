@@ -283,7 +283,7 @@ pub fn describe(e: &TimedEvent) -> (Option<Mark>, String) {
 /// Geometry of the timeline drawing.
 const WIDTH: f64 = 1200.0;
 const LEFT: f64 = 150.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 10.0;
 const LANE_H: f64 = 26.0;
 const TOP: f64 = 10.0;
 
@@ -363,7 +363,7 @@ pub fn timeline_svg(data: &RunData, windows: &[FaultWindow]) -> String {
 fn lane(svg: &mut String, y: f64, title: &str) {
     let _ = write!(
         svg,
-        r##"<rect x="{LEFT}" y="{y}" width="{}" height="{}" fill="#f6f8fa"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+        r##"<rect x="{LEFT}" y="{y}" width="{}" height="{}" fill="#eaeef2" fill-opacity="0.6"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
         WIDTH - LEFT - RIGHT,
         LANE_H - 4.0,
         LEFT - 8.0,

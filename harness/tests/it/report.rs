@@ -105,6 +105,9 @@ fn a_real_run_writes_report_junit_and_step_summary() {
     );
     assert!(summary.contains("Availability"), "{summary}");
     assert!(finished.run_dir.join("summary.md").is_file());
+    // node.log is a file: no colour codes in it.
+    let log = std::fs::read_to_string(finished.run_dir.join("nodes/1/node.log")).unwrap();
+    assert!(!log.contains('\x1b'), "ANSI colour codes in node.log");
 
     // `faultline report STORE` regenerates everything from the stored run alone, also when the
     // run has no results.json (a run stored before the report existed).
