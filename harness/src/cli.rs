@@ -29,6 +29,8 @@ fn bad(message: impl Into<String>) -> anyhow::Error {
     name = "faultline",
     version,
     about = "Fault-injection tests for Kafka-style replicated logs",
+    after_help = "Environment:\n  RUST_LOG             the harness's log level (tracing), e.g. RUST_LOG=debug; default: warn. \
+                  The nodes inherit it.\n  GITHUB_STEP_SUMMARY  when set, test, check and report append the run's Markdown summary to this file.",
     // A later flag overrides an earlier one, so scripts can append overrides.
     args_override_self = true
 )]
@@ -41,9 +43,18 @@ pub struct Cli {
 pub enum Command {
     /// Run one test: a real cluster under faults; exit code from the verdict.
     Test(Box<TestArgs>),
-    /// Re-analyse a stored run; no cluster needed.
+    /// Re-analyse a stored run (writes results.json and the report again); no cluster needed.
     Check {
-        /// The run's directory (store/<test-name>/<start-time>, or store/latest).
+        /// The run's directory (store/<test-name>/<start-time>, or store/latest); a store
+        /// directory means its latest run.
+        run_dir: PathBuf,
+    },
+    /// Regenerate report.html, junit.xml and summary.md of a stored run, and print its
+    /// summary (appended to $GITHUB_STEP_SUMMARY when set). Reads results.json, or checks the
+    /// run when it has none.
+    Report {
+        /// The run's directory (store/<test-name>/<start-time>, or store/latest); a store
+        /// directory means its latest run.
         run_dir: PathBuf,
     },
     /// Run a built-in reproduction scenario; exit 0 when its expected outcome happened, 1 when
@@ -209,33 +220,43 @@ pub struct TestArgs {
     /// Number of brokers (one controller runs besides them).
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
+    /// The topic written and read.
     #[arg(long, default_value = "t")]
     pub topic: String,
+    /// Partitions of the topic.
     #[arg(long, default_value_t = 1)]
     pub partitions: u32,
-    /// Default: min(nodes, 3).
+    /// Replicas of each partition; default: min(nodes, 3).
     #[arg(long)]
     pub replication_factor: Option<u32>,
-    /// 0, 1 or all.
+    /// The producers' acks: 0, 1 or all.
     #[arg(long, default_value = "all")]
     pub acks: String,
-    /// Default: min(2, replication factor).
+    /// The topic's min.insync.replicas; default: min(2, replication factor).
     #[arg(long)]
     pub min_insync_replicas: Option<u32>,
+    /// Set the topic's unclean.leader.election.enable: an out-of-sync replica may become
+    /// leader, losing acknowledged writes (default: off).
     #[arg(long)]
     pub unclean_leader_election: bool,
+    /// The brokers' replica.lag.time.max.ms: how long a follower may lag before the leader
+    /// drops it from the ISR.
     #[arg(long, default_value_t = 1000)]
     pub replica_lag_time_max_ms: u64,
-    /// current or legacy-hw.
+    /// The brokers' replication protocol: current (KIP-101 leader epochs) or legacy-hw
+    /// (truncate to the HW checkpoint, Kafka before 0.11).
     #[arg(long, default_value = "current")]
     pub replication_protocol: String,
-    /// produce or produce-consume.
+    /// What clients do: produce or produce-consume.
     #[arg(long, default_value = "produce")]
     pub workload: String,
-    /// kill,pause,delay,partition | all | none (latency is accepted for delay).
+    /// Faults of the random nemesis: a list of single faults (kill, pause, delay, partition)
+    /// and fault packages (isr-pressure, leader-loss, rolling-restart), or all (every one,
+    /// weighted), or none; `faultline list` describes each. `latency` is accepted for `delay`.
     #[arg(long, default_value = "all")]
     pub nemesis: String,
-    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    /// Time between nemesis decisions (500ms, 3s, 2m).
+    #[arg(long, default_value = "3s", value_parser = duration_arg, allow_hyphen_values = true)]
     pub nemesis_interval: Duration,
     /// Whom faults aim at: random,leader,follower,controller.
     #[arg(long, default_value = "random,leader,follower,controller")]
@@ -247,7 +268,7 @@ pub struct TestArgs {
     #[arg(long, default_value = "kill")]
     pub kill_signal: String,
     /// Length of the chaos phase; default 30s, or 0 with --schedule (the schedule decides).
-    #[arg(long, value_parser = duration_arg)]
+    #[arg(long, value_parser = duration_arg, allow_hyphen_values = true)]
     pub time_limit: Option<Duration>,
     /// Sends per second over all producers.
     #[arg(long, default_value_t = 500.0)]
@@ -258,21 +279,23 @@ pub struct TestArgs {
     /// Seeds every random choice; default: random (printed and stored).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// A schedule file (docs/schedules.md) replacing the random nemesis.
+    /// A schedule file (docs/schedules.md) replacing the random nemesis; default: none.
     #[arg(long)]
     pub schedule: Option<PathBuf>,
+    /// Where runs are kept: each run in <store>/<name>/<start-time>/, with <store>/latest
+    /// pointing at the newest.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
     /// The faultline-node binary; default: beside this binary.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
     /// Deadline of every client call.
-    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    #[arg(long, default_value = "2s", value_parser = duration_arg, allow_hyphen_values = true)]
     pub request_timeout: Duration,
     /// How long to wait after healing for every partition to have a leader and a full ISR.
-    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    #[arg(long, default_value = "30s", value_parser = duration_arg, allow_hyphen_values = true)]
     pub recovery_timeout: Duration,
-    /// Extra flag passed to every broker (repeatable), e.g. --node-arg=--fsync.
+    /// Extra flag passed to every broker (repeatable), e.g. --node-arg=--fsync; default: none.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
 }

@@ -21,11 +21,20 @@ use crate::scenarios::Expect;
 pub const CONFIGS: [(&str, &[&str]); 4] = [
     (
         "unclean election (acks=all, min ISR 1)",
-        &["--acks", "all", "--min-insync-replicas", "1", "--unclean-leader-election"],
+        &[
+            "--acks",
+            "all",
+            "--min-insync-replicas",
+            "1",
+            "--unclean-leader-election",
+        ],
     ),
     ("acks=1", &["--acks", "1"]),
     ("legacy-hw", &["--replication-protocol", "legacy-hw"]),
-    ("durable (acks=all, min ISR 2)", &["--acks", "all", "--min-insync-replicas", "2"]),
+    (
+        "durable (acks=all, min ISR 2)",
+        &["--acks", "all", "--min-insync-replicas", "2"],
+    ),
 ];
 
 /// One run's finding.
@@ -41,7 +50,11 @@ fn finding(run_dir: &Path) -> anyhow::Result<Finding> {
     let results: Results = serde_json::from_slice(
         &std::fs::read(run_dir.join("results.json")).context("reading results.json")?,
     )?;
-    let lost = results.anomaly_counts.get(&AnomalyKind::Lost).copied().unwrap_or(0);
+    let lost = results
+        .anomaly_counts
+        .get(&AnomalyKind::Lost)
+        .copied()
+        .unwrap_or(0);
     let ack_indices: Vec<u64> = results
         .anomalies
         .iter()
@@ -52,8 +65,8 @@ fn finding(run_dir: &Path) -> anyhow::Result<Finding> {
     let mut chaos_start_ns = None;
     let mut first_ack_ns: Option<u64> = None;
     for (i, line) in text.lines().enumerate() {
-        let op: Op = serde_json::from_str(line)
-            .with_context(|| format!("history.jsonl line {}", i + 1))?;
+        let op: Op =
+            serde_json::from_str(line).with_context(|| format!("history.jsonl line {}", i + 1))?;
         if chaos_start_ns.is_none()
             && op.kind == OpType::Invoke
             && matches!(op.process, Process::Client(_))
@@ -94,9 +107,15 @@ pub async fn detection(
             }
             let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
             args.extend(
-                ["--nemesis", "all", "--seed", &seed.to_string(), "--time-limit"]
-                    .iter()
-                    .map(|s| s.to_string()),
+                [
+                    "--nemesis",
+                    "all",
+                    "--seed",
+                    &seed.to_string(),
+                    "--time-limit",
+                ]
+                .iter()
+                .map(|s| s.to_string()),
             );
             args.push(format_duration(run_time));
             let slug: String = label
@@ -132,7 +151,11 @@ pub async fn detection(
             "| {label} | {found} of {} | {} | {} | {invalid} |\n",
             findings.len(),
             median.map(format_duration).unwrap_or("-".into()),
-            times.last().copied().map(format_duration).unwrap_or("-".into()),
+            times
+                .last()
+                .copied()
+                .map(format_duration)
+                .unwrap_or("-".into()),
         ));
     }
     println!("\n{table}");

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod detection;
 pub mod duration;
 pub mod entry;
 pub mod fault;
@@ -21,8 +22,10 @@ pub mod network;
 pub mod node;
 pub mod ops;
 pub mod packages;
+pub mod progress;
 pub mod proxy;
 pub mod record;
+pub mod report;
 pub mod repro;
 pub mod run;
 pub mod scenarios;
@@ -30,4 +33,3 @@ pub mod schedule;
 pub mod store;
 pub mod suite;
 pub mod supervisor;
-pub mod detection;

@@ -11,16 +11,52 @@ const EXIT_BAD_ARGS: i32 = 254;
 const EXIT_HARNESS_FAILED: i32 = 255;
 
 fn main() {
+    init_logging();
     let code = match Cli::try_parse() {
-        Ok(cli) => exit_code(execute(cli)),
-        Err(error) => {
-            // --help and --version are not errors.
-            let code = if error.use_stderr() { EXIT_BAD_ARGS } else { 0 };
+        Ok(cli) => {
+            let result = execute(cli);
+            faultline::progress::finish();
+            exit_code(result)
+        }
+        // --help and --version are not errors.
+        Err(error) if !error.use_stderr() => {
             let _ = error.print();
-            code
+            0
+        }
+        Err(error) => {
+            eprintln!("faultline: bad arguments: {}", clap_message(&error));
+            EXIT_BAD_ARGS
         }
     };
     std::process::exit(code);
+}
+
+/// clap's error in our one voice: its message without its own `error: ` prefix, and the hint
+/// it gives (`try '--help'`) on the same line.
+fn clap_message(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let message = lines.join("; ");
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_string()
+}
+
+/// `RUST_LOG` sets the harness's log level (tracing; default: warnings only). The nodes inherit
+/// the variable and read it themselves.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn exit_code(result: anyhow::Result<i32>) -> i32 {
@@ -39,7 +75,11 @@ fn exit_code(result: anyhow::Result<i32>) -> i32 {
 
 fn execute(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Check { run_dir } => run::check(&run_dir, Failure::BadArgs),
+        Command::Check { run_dir } => {
+            let run_dir = faultline::report::resolve_run_dir(&run_dir)?;
+            run::check(&run_dir, Failure::BadArgs)
+        }
+        Command::Report { run_dir } => faultline::report::command(&run_dir),
         Command::List => {
             print!("{}", faultline::cli::list());
             Ok(0)

@@ -40,7 +40,7 @@ pub struct Interrupted(pub PathBuf);
 const FINAL_READ_DEADLINE: Duration = Duration::from_secs(30);
 
 fn say(message: impl AsRef<str>) {
-    eprintln!("faultline: {}", message.as_ref());
+    crate::progress::say(message);
 }
 
 /// Runs one test and returns the verdict's exit code.
@@ -58,6 +58,7 @@ pub async fn run_test(mut opts: TestOptions, interrupt: Interrupt) -> anyhow::Re
         opts.config.seed,
         run_dir.display()
     ));
+    crate::progress::start(&run_dir, opts.time_limit());
     let history = Arc::new(
         HistoryWriter::create(&run_dir.join("history.jsonl"), start).context("creating history")?,
     );
@@ -154,6 +155,7 @@ impl Run {
             self.cluster.network.client_endpoints(),
             self.history.clone(),
         ));
+        crate::progress::watch_clients(clients.clone());
         let spec = self.workload_spec();
         let recorder = Arc::new(Recorder::new(
             self.history.clone(),
@@ -185,6 +187,7 @@ impl Run {
             record_abort(&self.history, &format!("{error:#}"));
         }
         // Whatever happened: heal, stop every node, collect what they left.
+        crate::progress::phase(crate::progress::Phase::Stop);
         if let Err(e) = nemesis.heal_all().await {
             say(format!("recording the final heal failed: {e}"));
         }
@@ -244,6 +247,7 @@ impl Run {
         if interrupted(&interrupt).is_some() {
             return Ok(());
         }
+        crate::progress::phase(crate::progress::Phase::Heal);
         nemesis.heal_all().await?;
         let topics = self.topics();
         let deadline = tokio::time::Instant::now() + self.opts.recovery_timeout();
@@ -266,6 +270,7 @@ impl Run {
                 ));
             }
         }
+        crate::progress::phase(crate::progress::Phase::FinalRead);
         let deadline = tokio::time::Instant::now() + FINAL_READ_DEADLINE;
         let reads = final_read(&self.cluster, &topics, deadline).await;
         let records: usize = reads.partitions.iter().map(|p| p.records.len()).sum();
@@ -288,6 +293,7 @@ impl Run {
         let (stop, stopped) = watch::channel(false);
         let (done_tx, mut done) = watch::channel(self.opts.steps.is_none());
         schedule_client.recorder.start_clock();
+        crate::progress::phase(crate::progress::Phase::Chaos);
         let workload = (self.opts.config.concurrency > 0)
             .then(|| faultline_workloads::workload::spawn(clients.clone(), &self.workload_spec()));
         let task = {
@@ -346,6 +352,7 @@ pub enum Failure {
 
 /// Analyses a stored run, writes `results.json`, prints the summary; returns the exit code.
 pub fn check(run_dir: &Path, failure: Failure) -> anyhow::Result<i32> {
+    crate::progress::phase(crate::progress::Phase::Check);
     let results = match faultline_checker::check_run(run_dir) {
         Ok(results) => results,
         Err(error) => {
@@ -357,6 +364,7 @@ pub fn check(run_dir: &Path, failure: Failure) -> anyhow::Result<i32> {
     };
     faultline_checker::write_results(run_dir, &results)
         .with_context(|| format!("writing results.json in {}", run_dir.display()))?;
-    println!("{}", results.summary());
+    crate::progress::finish();
+    crate::report::finish(run_dir, &results);
     Ok(results.exit_code())
 }

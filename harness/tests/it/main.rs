@@ -7,5 +7,6 @@ mod common;
 mod args;
 mod hygiene;
 mod proxy;
+mod report;
 mod runs;
 mod schedule;
