@@ -126,3 +126,16 @@ pub fn spawn_alter(
         tokio::spawn(send_alter(broker.clone(), handle.clone(), proposal));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 8 item 8: ReplicaManager schedules `isr-expiration` every replica.lag.time.max.ms/2.
+    #[test]
+    fn the_isr_shrink_check_runs_every_half_lag_time() {
+        assert_eq!(isr_check_period_ms(1_000), 500);
+        assert_eq!(isr_check_period_ms(30_000), 15_000);
+        assert_eq!(isr_check_period_ms(1), 1, "never a zero period");
+    }
+}

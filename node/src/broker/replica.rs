@@ -1415,4 +1415,138 @@ mod tests {
             (Role::Follower, Some(3))
         );
     }
+
+    /// Issue 8 item 1 (KAFKA-15583): HW is frozen while the ISR is below min.insync.replicas.
+    #[test]
+    fn hw_does_not_advance_while_the_isr_is_below_min_insync_replicas() {
+        let mut f = leader(&[1]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(3), Acks::One, 1_000).unwrap();
+        assert!(r.is_under_min_isr());
+        assert_eq!(r.hw, 0, "acks=1 records under min ISR are not committed");
+        let (_, expand) = fetch(r, 2, 3, Some(0), 1_001).unwrap();
+        let expand = expand.expect("2 is at HW and the epoch start");
+        assert_eq!(
+            r.hw, 0,
+            "the committed ISR is still below min.insync.replicas while 2 joins"
+        );
+        let accepted = pm(Some(1), 0, 1, &[1, 2]);
+        r.on_alter_result(&expand, Ok(accepted), 1_003, &f.events);
+        assert_eq!(r.hw, 3, "back at min.insync.replicas: HW moves");
+    }
+
+    /// Issue 8 item 2 (KAFKA-15021): HW waits for a caught-up follower about to rejoin.
+    #[test]
+    fn hw_waits_for_a_caught_up_follower_that_is_about_to_rejoin() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        r.min_insync_replicas = 1;
+        r.append_as_leader(values(4), Acks::One, 1_000).unwrap();
+        fetch(r, 2, 4, Some(0), 1_000).unwrap();
+        assert_eq!(r.hw, 4);
+        // 3 fetches at the leader's LEO (so it is caught up) but outside the ISR; its
+        // expansion is in the backoff after a refusal, so it stays outside for now.
+        r.leader_state.as_mut().unwrap().retry_after_ms = 10_000;
+        fetch(r, 3, 4, Some(0), 1_100).unwrap();
+        r.append_as_leader(values(2), Acks::One, 1_200).unwrap();
+        fetch(r, 2, 6, Some(0), 1_201).unwrap();
+        assert_eq!(r.hw, 4, "3 caught up within the lag time: HW waits for it");
+        fetch(r, 3, 5, Some(0), 1_202).unwrap();
+        assert_eq!(r.hw, 5);
+        // Once 3 has not caught up within the lag time, HW no longer waits for it.
+        r.append_as_leader(values(1), Acks::One, 2_000).unwrap();
+        fetch(r, 2, 7, Some(0), 2_000).unwrap();
+        assert_eq!(r.hw, 7);
+    }
+
+    /// Issue 8 item 3 (Replica.scala `isCaughtUp`): a follower at the leader's LEO is in sync
+    /// however long ago it fetched.
+    #[test]
+    fn a_follower_at_the_leaders_leo_stays_in_the_isr_of_an_idle_partition() {
+        let mut f = leader(&[1, 2, 3]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+        fetch(r, 2, 2, Some(0), 1_001).unwrap();
+        fetch(r, 3, 2, Some(0), 1_001).unwrap();
+        assert_eq!(r.maybe_shrink_isr(60_000), None, "idle: both at the LEO");
+        r.append_as_leader(values(1), Acks::All, 60_001).unwrap();
+        fetch(r, 2, 3, Some(0), 60_002).unwrap();
+        let proposal = r.maybe_shrink_isr(60_003).expect("3 is behind and silent");
+        assert_eq!(proposal.new_isr, vec![1, 2]);
+    }
+
+    /// Issue 8 item 4 (AlterPartitionManager, `handleAlterPartitionError`): a pending ISR change
+    /// survives a lost reply and is dropped only when the controller says it was not applied.
+    #[test]
+    fn a_pending_isr_change_survives_a_lost_reply() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        let (_, expand) = fetch(r, 3, 0, Some(0), 1_000).unwrap();
+        let expand = expand.unwrap();
+        let lost = ApiError::new(ErrorCode::RequestTimedOut, "no answer");
+        assert_eq!(
+            r.on_alter_result(&expand, Err(lost), 1_000, &f.events),
+            AlterOutcome::Retry
+        );
+        assert_eq!(r.maximal_isr(), vec![1, 2, 3], "still pending: HW waits for 3");
+        let stale = ApiError::new(ErrorCode::InvalidUpdateVersion, "applied already");
+        assert_eq!(
+            r.on_alter_result(&expand, Err(stale), 1_001, &f.events),
+            AlterOutcome::Done
+        );
+        assert_eq!(r.pending_isr(), Some(&[1, 2, 3][..]), "awaits new metadata");
+        r.apply_metadata(&pm(Some(1), 0, 1, &[1, 2, 3]), &CONFIGS, 1_002, &f.events)
+            .unwrap();
+        assert_eq!((r.pending_isr(), r.isr()), (None, &[1, 2, 3][..]));
+        // A refusal that proves the change was not applied drops it.
+        let (_, again) = fetch(r, 2, 0, Some(0), 1_003).unwrap();
+        assert_eq!(again, None);
+        r.append_as_leader(values(1), Acks::One, 4_000).unwrap();
+        let shrink = r.maybe_shrink_isr(5_000).unwrap();
+        let refused = ApiError::new(ErrorCode::IneligibleReplica, "no");
+        r.on_alter_result(&shrink, Err(refused), 5_000, &f.events);
+        assert_eq!(r.pending_isr(), None);
+    }
+
+    /// Issue 8 item 6 (DelayedFetch.tryComplete): a change of HW alone does not answer a
+    /// follower's long-poll.
+    #[test]
+    fn a_follower_long_poll_does_not_complete_on_an_hw_change() {
+        let mut f = leader(&[1, 2, 3]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+        fetch(r, 3, 2, Some(0), 1_001).unwrap();
+        assert!(!r.follower_fetch_ready(2, 0), "3 parks at the LEO");
+        fetch(r, 2, 2, Some(0), 1_002).unwrap();
+        assert_eq!(r.hw, 2, "HW moved");
+        assert!(!r.follower_fetch_ready(2, 0), "but 3's long-poll keeps waiting");
+        r.append_as_leader(values(1), Acks::All, 1_003).unwrap();
+        assert!(r.follower_fetch_ready(2, 0), "new records answer it");
+        r.apply_metadata(&pm(Some(2), 1, 1, &[2, 3]), &CONFIGS, 1_004, &f.events)
+            .unwrap();
+        assert!(r.follower_fetch_ready(3, 0), "so does losing the leadership");
+    }
+
+    /// Issue 8 item 8: a waiting acks=all request survives a re-election of the same broker
+    /// under a newer epoch (Partition.scala `checkEnoughReplicasReachOffset` only asks whether
+    /// this broker still leads), but not a spell as follower in between.
+    #[test]
+    fn acks_all_survives_a_reelection_of_the_same_leader() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        let (_, last) = r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+        let since = r.leader_since_epoch().unwrap();
+        r.apply_metadata(&pm(Some(1), 2, 2, &[1, 2]), &CONFIGS, 1_001, &f.events)
+            .unwrap();
+        assert!(r.acks_all_status(last, since).is_none(), "still waiting");
+        fetch(r, 2, 2, Some(0), 1_002).unwrap();
+        assert_eq!(r.acks_all_status(last, since), Some(Ok(())));
+        // Follower, then leader again: the request fails (its records may have been cut).
+        let (_, last) = r.append_as_leader(values(1), Acks::All, 1_003).unwrap();
+        r.apply_metadata(&pm(Some(2), 3, 3, &[1, 2]), &CONFIGS, 1_004, &f.events)
+            .unwrap();
+        r.apply_metadata(&pm(Some(1), 4, 4, &[1, 2]), &CONFIGS, 1_005, &f.events)
+            .unwrap();
+        assert!(r.acks_all_status(last, since).unwrap().is_err());
+    }
 }
