@@ -47,7 +47,10 @@ impl ErrorCode {
             NotLeaderOrFollower => StatusCode::MISDIRECTED_REQUEST,
             NotEnoughReplicas | NotEnoughReplicasAfterAppend => StatusCode::SERVICE_UNAVAILABLE,
             RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
-            FencedLeaderEpoch | UnknownLeaderEpoch | TopicAlreadyExists | InvalidUpdateVersion
+            FencedLeaderEpoch
+            | UnknownLeaderEpoch
+            | TopicAlreadyExists
+            | InvalidUpdateVersion
             | IneligibleReplica
             | DuplicateBrokerRegistration => StatusCode::CONFLICT,
             OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,

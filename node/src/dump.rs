@@ -109,7 +109,10 @@ mod tests {
         let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
         assert_eq!(lines.len(), 3);
         let first: DumpRecord = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!((first.offset, first.leader_epoch, first.value.as_str()), (0, 2, "17"));
+        assert_eq!(
+            (first.offset, first.leader_epoch, first.value.as_str()),
+            (0, 2, "17")
+        );
         let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(v["topic"], "t");
         assert_eq!(v["partition"], 0);
@@ -117,6 +120,12 @@ mod tests {
         let summary: DumpSummary = serde_json::from_str(lines[2]).unwrap();
         assert!(summary.summary);
         assert_eq!((summary.log_end_offset, summary.torn_bytes), (2, 0));
-        assert_eq!(summary.leader_epochs, vec![EpochEntry { epoch: 2, start_offset: 0 }]);
+        assert_eq!(
+            summary.leader_epochs,
+            vec![EpochEntry {
+                epoch: 2,
+                start_offset: 0
+            }]
+        );
     }
 }

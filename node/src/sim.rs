@@ -268,11 +268,12 @@ impl Sim {
             return;
         }
         let result = self.controller.alter_partition(req);
-        self.nodes[l]
-            .replica
-            .as_mut()
-            .unwrap()
-            .on_alter_result(&proposal, result, now, &self.events);
+        self.nodes[l].replica.as_mut().unwrap().on_alter_result(
+            &proposal,
+            result,
+            now,
+            &self.events,
+        );
         self.publish();
         // A step may change the ISR twice (a resend, then a shrink): check between the two.
         self.check_invariants();
@@ -390,7 +391,12 @@ impl Sim {
         self.resend_unanswered();
         let Some(l) = self.leader() else { return };
         let now = self.now_ms;
-        if let Some(p) = self.nodes[l].replica.as_mut().unwrap().maybe_shrink_isr(now) {
+        if let Some(p) = self.nodes[l]
+            .replica
+            .as_mut()
+            .unwrap()
+            .maybe_shrink_isr(now)
+        {
             self.alter(l, p);
         }
         self.note_commits(l);

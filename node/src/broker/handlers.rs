@@ -76,7 +76,9 @@ async fn produce(State(broker): State<Shared>, body: Body) -> ApiResult<ProduceR
     let (base, last, epoch, leader_since) = {
         let mut r = handle.lock();
         let (base, last) = r.append_as_leader(values, acks, now_ms())?;
-        let since = r.leader_since_epoch().expect("a replica that appended leads");
+        let since = r
+            .leader_since_epoch()
+            .expect("a replica that appended leads");
         (base, last, r.current_epoch(), since)
     };
     handle.notify();
@@ -232,7 +234,8 @@ async fn replica_fetch(
     let epoch = req.current_leader_epoch;
     let woke = handle
         .wait_for(deadline, |r| {
-            r.follower_fetch_ready(req.fetch_offset, epoch).then_some(())
+            r.follower_fetch_ready(req.fetch_offset, epoch)
+                .then_some(())
         })
         .await;
     if woke.is_none() {
@@ -277,4 +280,3 @@ pub fn router(broker: Shared) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(broker)
 }
-

@@ -845,7 +845,10 @@ impl Replica {
         if !current {
             return AlterOutcome::Done;
         }
-        let state = self.leader_state.as_mut().expect("a pending ISR implies a leader");
+        let state = self
+            .leader_state
+            .as_mut()
+            .expect("a pending ISR implies a leader");
         let pm = match result {
             Ok(pm) => pm,
             Err(e) => {
@@ -1243,9 +1246,7 @@ mod tests {
         l.replica
             .apply_metadata(&pm(Some(2), 2, 2, &[2, 3]), &CONFIGS, 0, &l.events)
             .unwrap();
-        l.replica
-            .append_as_leader(values(2), Acks::One, 0)
-            .unwrap();
+        l.replica.append_as_leader(values(2), Acks::One, 0).unwrap();
         // The old leader (broker 1) has 0..5 in epoch 0 and an uncommitted 5..9 in epoch 1.
         let mut old = fixture(1, Protocol::Current);
         old.replica
@@ -1488,7 +1489,11 @@ mod tests {
             r.on_alter_result(&expand, Err(lost), 1_000, &f.events),
             AlterOutcome::Retry
         );
-        assert_eq!(r.maximal_isr(), vec![1, 2, 3], "still pending: HW waits for 3");
+        assert_eq!(
+            r.maximal_isr(),
+            vec![1, 2, 3],
+            "still pending: HW waits for 3"
+        );
         let stale = ApiError::new(ErrorCode::InvalidUpdateVersion, "applied already");
         assert_eq!(
             r.on_alter_result(&expand, Err(stale), 1_001, &f.events),
@@ -1519,12 +1524,18 @@ mod tests {
         assert!(!r.follower_fetch_ready(2, 0), "3 parks at the LEO");
         fetch(r, 2, 2, Some(0), 1_002).unwrap();
         assert_eq!(r.hw, 2, "HW moved");
-        assert!(!r.follower_fetch_ready(2, 0), "but 3's long-poll keeps waiting");
+        assert!(
+            !r.follower_fetch_ready(2, 0),
+            "but 3's long-poll keeps waiting"
+        );
         r.append_as_leader(values(1), Acks::All, 1_003).unwrap();
         assert!(r.follower_fetch_ready(2, 0), "new records answer it");
         r.apply_metadata(&pm(Some(2), 1, 1, &[2, 3]), &CONFIGS, 1_004, &f.events)
             .unwrap();
-        assert!(r.follower_fetch_ready(3, 0), "so does losing the leadership");
+        assert!(
+            r.follower_fetch_ready(3, 0),
+            "so does losing the leadership"
+        );
     }
 
     /// Issue 8 item 8: a waiting acks=all request survives a re-election of the same broker

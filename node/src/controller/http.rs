@@ -71,7 +71,6 @@ pub async fn run(config: ControllerConfig, listen: std::net::SocketAddr) -> anyh
     crate::server::serve(listen, router(shared, 1 << 20)).await
 }
 
-
 /// Expires broker sessions for the life of the process. A tick that comes much later than
 /// planned means the controller itself was stalled: brokers' silence then is forgiven.
 async fn expiry_ticker(shared: Shared, session_timeout_ms: u64) {

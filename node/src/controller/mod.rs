@@ -24,6 +24,8 @@ use crate::storage::checkpoint::write_atomic;
 /// 9000). Kept below the brokers' default replica.lag.time.max.ms, in Kafka's proportion
 /// (9 s < 30 s), so a dead broker is fenced by the controller before its leader drops it.
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 750;
+// Kafka's proportion, checked when the node is compiled.
+const _: () = assert!(DEFAULT_SESSION_TIMEOUT_MS < crate::broker::DEFAULT_REPLICA_LAG_TIME_MAX_MS);
 /// Absurd sizes are refused rather than attempted.
 pub const MAX_PARTITIONS: i64 = 10_000;
 const METADATA_FILE: &str = "controller-metadata.json";
@@ -67,7 +69,6 @@ pub struct ControllerState {
     liveness: BTreeMap<u32, Liveness>,
     events: Arc<EventLog>,
 }
-
 
 impl ControllerState {
     /// Loads the metadata checkpoint (if any). Brokers known before a restart are given one
@@ -772,14 +773,11 @@ mod tests {
         assert!(!elect(&mut p, &[2, 3], false));
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 3, 5));
         let mut p = partition(&[1, 2, 3], &[1], 1);
-        assert!(elect(&mut p, &[2, 3], false), "losing the leader is a change");
+        assert!(
+            elect(&mut p, &[2, 3], false),
+            "losing the leader is a change"
+        );
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 4, 6));
-    }
-
-    #[test]
-    fn default_session_timeout_is_below_the_default_lag_time_as_in_kafka() {
-        // Kafka: broker.session.timeout.ms 9000 < replica.lag.time.max.ms 30000.
-        assert!(DEFAULT_SESSION_TIMEOUT_MS < crate::broker::DEFAULT_REPLICA_LAG_TIME_MAX_MS);
     }
 
     #[test]

@@ -532,12 +532,20 @@ async fn a_restarted_broker_registers_only_after_its_old_session_expires() {
     c.restart(follower);
     let restarted_at = Instant::now();
     let is_registered = |e: &Value| e["type"] == "broker_registered" && e["broker"] == follower;
-    let registered_before = c.events("controller").iter().filter(|e| is_registered(e)).count();
+    let registered_before = c
+        .events("controller")
+        .iter()
+        .filter(|e| is_registered(e))
+        .count();
     c.poll(
         "the restarted broker to register again",
         Duration::from_secs(15),
         || async {
-            let n = c.events("controller").iter().filter(|e| is_registered(e)).count();
+            let n = c
+                .events("controller")
+                .iter()
+                .filter(|e| is_registered(e))
+                .count();
             (n > registered_before).then_some(())
         },
     )
@@ -556,7 +564,7 @@ async fn a_restarted_broker_registers_only_after_its_old_session_expires() {
                 && e["reason"] == "session_timeout"
         })
         .expect("the old incarnation is fenced by its session expiry");
-    let registered = events.iter().rposition(|e| is_registered(e)).unwrap();
+    let registered = events.iter().rposition(is_registered).unwrap();
     assert!(fenced < registered, "fenced first, then registered");
     assert_eq!(events[registered]["fenced"], true);
     c.poll(
