@@ -21,7 +21,7 @@ use crate::network::LinkSelector;
 use crate::node::{Endpoint, Node};
 use crate::proxy::Delay;
 use crate::record::Recorder;
-use crate::schedule::{Action, LinkSpec, Member, NetworkPartitionSpec, Target};
+use crate::schedule::{Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition};
 use crate::supervisor::ProcState;
 
 /// The network faults in force (process faults are the supervisor's to know).
@@ -245,22 +245,33 @@ impl Nemesis {
                     .ok_or_else(|| format!("{tp} has no leader"))
             }
             Target::Follower(tp) => {
-                let tp = default_partition(&self.topics, tp);
-                let metadata = self.metadata().await?;
-                let p = metadata
-                    .partition(&tp.topic, tp.partition)
-                    .ok_or_else(|| format!("{tp} is not in the metadata"))?;
-                let followers: Vec<u32> = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .filter(|&r| Some(r) != p.leader && metadata.is_alive(r))
-                    .collect();
+                let (tp, followers) = self.followers(tp, true).await?;
                 self.rng(|r| followers.choose(r).copied())
                     .map(Node::Broker)
                     .ok_or_else(|| format!("{tp} has no live follower"))
             }
         }
+    }
+
+    /// The partition's replicas other than its leader (only the live ones with `live_only`),
+    /// from the controller's metadata now.
+    async fn followers(
+        &self,
+        tp: &Option<TopicPartition>,
+        live_only: bool,
+    ) -> Result<(TopicPartition, Vec<u32>), String> {
+        let tp = default_partition(&self.topics, tp);
+        let metadata = self.metadata().await?;
+        let p = metadata
+            .partition(&tp.topic, tp.partition)
+            .ok_or_else(|| format!("{tp} is not in the metadata"))?;
+        let followers = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&r| Some(r) != p.leader && (!live_only || metadata.is_alive(r)))
+            .collect();
+        Ok((tp, followers))
     }
 
     async fn metadata(&self) -> Result<Metadata, String> {
@@ -284,21 +295,11 @@ impl Nemesis {
                 .await?
                 .into()]),
             Member::Followers(tp) => {
-                let tp = default_partition(&self.topics, tp);
-                let metadata = self.metadata().await?;
-                let p = metadata
-                    .partition(&tp.topic, tp.partition)
-                    .ok_or_else(|| format!("{tp} is not in the metadata"))?;
-                let followers: Vec<Endpoint> = p
-                    .replicas
-                    .iter()
-                    .filter(|&&r| Some(r) != p.leader)
-                    .map(|&r| Endpoint::broker(r))
-                    .collect();
+                let (tp, followers) = self.followers(tp, false).await?;
                 if followers.is_empty() {
                     return Err(format!("{tp} has no followers"));
                 }
-                Ok(followers)
+                Ok(followers.into_iter().map(Endpoint::broker).collect())
             }
             Member::Others => Ok(Vec::new()),
         }
