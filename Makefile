@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STORE ?= store
 
-.PHONY: build release test gate run lint fmt bench bench-detection nightly soak clean
+.PHONY: build release test gate run lint fmt bench bench-detection repro-check nightly soak clean
 
 build:
 	$(CARGO) build --workspace --bins
@@ -35,6 +35,14 @@ bench:
 # How often random faults find each known loss (10 seeds x 60 s per configuration, ~45 min).
 bench-detection: release
 	target/release/faultline suite detection --seeds 10 --run-time 60s --store $(STORE)/detection
+
+# Every scenario 20 times with different seeds: each must reproduce 20 of 20.
+repro-check: build
+	@for s in $$(target/debug/faultline list | sed -n '/^scenarios/,$$p' | tail -n +2 | awk '{print $$1}'); do \
+	  ok=0; for seed in $$(seq 1 20); do \
+	    target/debug/faultline repro $$s --seed $$seed --store $(STORE)/repro-check >/dev/null 2>&1 && ok=$$((ok+1)); \
+	  done; echo "$$s: reproduced $$ok of 20"; \
+	done
 
 # Random chaos for DURATION (default 8h), as a nightly job would run it.
 DURATION ?= 8h
