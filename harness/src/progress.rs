@@ -180,7 +180,7 @@ fn tick(state: &mut State) {
         bar.tick();
     } else if state
         .last_plain
-        .map_or(true, |t| t.elapsed() >= PLAIN_INTERVAL)
+        .is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL)
     {
         state.last_plain = Some(Instant::now());
         eprintln!("faultline: {status}");

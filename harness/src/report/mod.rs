@@ -53,7 +53,7 @@ pub fn standing(results: &Results, kind: AnomalyKind, partition: Option<(&str, u
         .anomalies
         .iter()
         .filter(|a| a.kind == kind)
-        .filter(|a| partition.map_or(true, |(t, p)| a.topic == t && a.partition == p))
+        .filter(|a| partition.is_none_or(|(t, p)| a.topic == t && a.partition == p))
         .collect();
     if listed.iter().any(|a| a.breaks_guarantee()) {
         return Standing::Breaks;
