@@ -388,9 +388,10 @@ fn plot_section(
     let (latency, drawn, sampled) = plots::latency(data, windows)?;
     let note = if sampled {
         format!(
-            "{} of {} operations drawn: for each of {} time slices and each outcome, the fastest and the slowest.",
+            "{} of {} operations drawn: a uniform sample of {}, plus for each of {} time slices and each outcome the fastest and the slowest.",
             drawn,
             data.history.ops.len(),
+            plots::MAX_LATENCY_POINTS / 2,
             plots::TIME_BINS
         )
     } else {
