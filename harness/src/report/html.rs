@@ -86,6 +86,26 @@ pub fn page(data: &RunData) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// `2025-01-02 03:04:05.678` from the store's `20250102T030405.678Z`.
+fn readable_time(unix_ms: u64) -> String {
+    let stamp =
+        crate::store::timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms));
+    let b = stamp.as_bytes();
+    if b.len() < 19 {
+        return stamp;
+    }
+    let s = |r: std::ops::Range<usize>| &stamp[r];
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        s(0..4),
+        s(4..6),
+        s(6..8),
+        s(9..11),
+        s(11..13),
+        s(13..19)
+    )
+}
+
 fn verdict_class(valid: Valid) -> &'static str {
     match valid {
         Valid::True => "valid",
@@ -101,7 +121,7 @@ fn header(out: &mut String, data: &RunData) {
         "<h1>faultline run <code>{}</code></h1><p class=\"muted\">seed {} · started {} UTC · harness {}</p>",
         escape(&data.config.name),
         data.config.seed,
-        crate::store::timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(data.config.start_unix_ms)),
+        readable_time(data.config.start_unix_ms),
         escape(data.config.extra.get("harness_version").and_then(|v| v.as_str()).unwrap_or("?"))
     );
     let _ = write!(
@@ -222,7 +242,7 @@ fn anomalies(out: &mut String, data: &RunData) {
     }
     out.push_str("</table>");
     if !r.explanations.is_empty() {
-        out.push_str("<h3>Why: what removed the lost and moved records</h3>");
+        out.push_str("<h3>Why: what removed the lost and moved records (the checker's explanations; times since run start)</h3>");
         for e in &r.explanations {
             let allowed = matches!(
                 standing(r, e.kind, Some((&e.topic, e.partition))),
@@ -368,9 +388,10 @@ fn plot_section(
     let (latency, drawn, sampled) = plots::latency(data, windows)?;
     let note = if sampled {
         format!(
-            "{} of {} operations drawn: for each of {} time slices and each outcome, the fastest and the slowest.",
+            "{} of {} operations drawn: a uniform sample of {}, plus for each of {} time slices and each outcome the fastest and the slowest.",
             drawn,
             data.history.ops.len(),
+            plots::MAX_LATENCY_POINTS / 2,
             plots::TIME_BINS
         )
     } else {

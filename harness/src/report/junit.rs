@@ -139,3 +139,101 @@ fn run_suite(config: &TestConfig, results: &Results) -> TestSuite {
     suite.add_test_case(case);
     suite
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn results(excused_by: Option<&str>) -> Results {
+        let ops = json!({"invoke": 3, "ok": 3, "fail": 0, "info": 0});
+        let none = json!({"invoke": 0, "ok": 0, "fail": 0, "info": 0});
+        let mut anomaly = json!({"kind": "lost", "topic": "t", "partition": 0, "offsets": [1],
+            "values": ["7"], "indices": [2, 3], "detail": "value \"7\" of t/0 is not in the final log"});
+        let mut excused = json!({});
+        if let Some(by) = excused_by {
+            anomaly["excused_by"] = json!(by);
+            excused = json!({"lost": [by]});
+        }
+        serde_json::from_value(json!({
+            "valid": if excused_by.is_some() { json!(true) } else { json!(false) },
+            "guarantee": {"durable": excused_by.is_none(), "weakened_by": [], "excused": excused},
+            "counts": {"history_lines": 6, "send": ops, "poll": none, "polled_records": 0,
+                "nemesis": 0, "other_ops": 0, "final_records": 2, "dump_records": 6, "distinct_values": 3},
+            "partitions": [{"topic": "t", "partition": 0, "leader": 1, "leader_epoch": 2,
+                "high_watermark": 2, "isr": [1, 2, 3], "final_records": 2, "final_complete": true,
+                "unavailable": false, "send": ops, "write_availability": 1.0,
+                "longest_write_gap_ms": 0, "anomalies": {"lost": 1}}],
+            "anomaly_counts": {"lost": 1},
+            "anomalies": [anomaly],
+            "anomalies_truncated": false,
+            "explanations": [{"kind": "lost", "topic": "t", "partition": 0, "first_offset": 1,
+                "last_offset": 1, "count": 1, "acked_by": 1, "acked_leader_epoch": 1,
+                "explained": true, "sentence": "offset 1 of t/0 was lost: broker 3 was elected uncleanly"}],
+            "unknown_reasons": [], "warnings": [], "warnings_total": 0
+        }))
+        .unwrap()
+    }
+
+    fn config() -> TestConfig {
+        serde_json::from_value(
+            json!({"name": "n", "seed": 1, "start_unix_ms": 0, "nodes": 3,
+            "topics": ["t"], "partitions": 1, "replication_factor": 3, "acks": "all",
+            "min_insync_replicas": 2, "unclean_leader_election": false,
+            "replica_lag_time_max_ms": 1000, "replication_protocol": "current",
+            "workload": "produce", "nemesis": [], "nemesis_interval_ms": 1000, "max_faulty": 2,
+            "time_limit_ms": 1000, "rate": 1.0, "concurrency": 1}),
+        )
+        .unwrap()
+    }
+
+    fn case<'a>(report: &'a Report, name: &str) -> &'a TestCase {
+        report.test_suites[0]
+            .test_cases
+            .iter()
+            .find(|c| c.name.as_str().starts_with(name))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_loss_that_breaks_the_guarantee_fails_with_its_explanation() {
+        let report = junit(&config(), &results(None));
+        let xml = report.to_string().unwrap();
+        let parsed = Report::deserialize_from_str(&xml).unwrap();
+        assert_eq!(parsed.test_suites[0].test_cases.len(), CASES);
+        match &case(&parsed, "no lost").status {
+            TestCaseStatus::NonSuccess {
+                kind,
+                message,
+                description,
+                ..
+            } => {
+                assert_eq!(*kind, NonSuccessKind::Failure);
+                assert!(message.as_ref().unwrap().as_str().contains("1 lost in t/0"));
+                let text = description.as_ref().unwrap().as_str();
+                assert!(text.contains("elected uncleanly"), "{text}");
+                assert!(text.contains("not in the final log"), "{text}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        assert!(matches!(
+            case(&parsed, "no moved").status,
+            TestCaseStatus::Success { .. }
+        ));
+    }
+
+    #[test]
+    fn an_allowed_loss_passes_and_says_why() {
+        let report = junit(&config(), &results(Some("acks=1")));
+        let lost = case(&report, "no lost");
+        assert!(matches!(lost.status, TestCaseStatus::Success { .. }));
+        let out = lost.system_out.as_ref().unwrap().as_str();
+        assert!(
+            out.contains("allowed by this configuration (acks=1)"),
+            "{out}"
+        );
+    }
+
+    /// One case per anomaly kind and "final read complete".
+    const CASES: usize = AnomalyKind::ALL.len() + 1;
+}

@@ -4,8 +4,9 @@
 //! node events) and the ISR size over time. Fault windows are shaded behind every time plot.
 //!
 //! Plots stay bounded whatever the run's size: past [`MAX_LATENCY_POINTS`] operations the
-//! latency plot keeps, for each of [`TIME_BINS`] time slices and each outcome, only the fastest
-//! and the slowest operation (spikes stay visible); lines are cut into the same slices. It owns
+//! latency plot draws a uniform sample of half that many, plus for each of [`TIME_BINS`] time
+//! slices and each outcome the fastest and the slowest operation (spikes stay visible); offsets
+//! are cut into the same slices. It owns
 //! no data loading and no page layout.
 
 use std::collections::BTreeMap;
@@ -86,8 +87,9 @@ fn shade<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
-/// Which operations the latency plot draws: all of them, or per time slice and outcome the
-/// fastest and the slowest.
+/// Which operations the latency plot draws: all of them; or a uniform sample of at most half
+/// [`MAX_LATENCY_POINTS`] (to show where operations are dense) plus, per time slice and outcome,
+/// the fastest and the slowest (so spikes and rare outcomes are never sampled away).
 fn latency_points(ops: &[ClientOp], end: f64) -> (Vec<(f64, f64, Outcome)>, bool) {
     let point = |op: &ClientOp| {
         (
@@ -110,7 +112,8 @@ fn latency_points(ops: &[ClientOp], end: f64) -> (Vec<(f64, f64, Outcome)>, bool
             entry.1 = i;
         }
     }
-    let mut points = Vec::with_capacity(extremes.len() * 2);
+    let stride = ops.len().div_ceil(MAX_LATENCY_POINTS / 2);
+    let mut points: Vec<_> = ops.iter().step_by(stride).map(point).collect();
     for (min, max) in extremes.into_values() {
         points.push(point(&ops[min]));
         if max != min {
@@ -447,7 +450,8 @@ mod tests {
         let end = 1_000.0;
         let (points, sampled) = latency_points(&many, end);
         assert!(sampled);
-        assert!(points.len() <= TIME_BINS * 3 * 2, "{} points", points.len());
+        let bound = MAX_LATENCY_POINTS / 2 + TIME_BINS * 3 * 2;
+        assert!(points.len() <= bound, "{} points", points.len());
         let slowest = points.iter().map(|p| p.1).fold(0.0, f64::max);
         assert_eq!(slowest, 96.0, "the slowest operation is drawn");
     }

@@ -163,35 +163,35 @@ pub fn terminal(data: &RunData, report: &Path) -> String {
     for (i, line) in configuration(data).iter().enumerate() {
         let _ = writeln!(
             out,
-            "{:<14}{line}",
+            "{:<16}{line}",
             if i == 0 { "configuration" } else { "" }
         );
     }
-    let _ = writeln!(out, "{:<14}{}", "verdict", verdict(data));
-    let _ = writeln!(out, "{:<14}{}", "operations", operations(data));
+    let _ = writeln!(out, "{:<16}{}", "verdict", verdict(data));
+    let _ = writeln!(out, "{:<16}{}", "operations", operations(data));
     let (faults, elections) = happenings(data);
-    let _ = writeln!(out, "{:<14}{faults}", "faults");
-    let _ = writeln!(out, "{:<14}{elections}", "elections");
+    let _ = writeln!(out, "{:<16}{faults}", "faults");
+    let _ = writeln!(out, "{:<16}{elections}", "elections");
     let rows = anomaly_rows(data);
     if rows.is_empty() {
-        let _ = writeln!(out, "{:<14}none", "anomalies");
+        let _ = writeln!(out, "{:<16}none", "anomalies");
     }
     for (i, (kind, count, standing)) in rows.iter().enumerate() {
         let title = if i == 0 { "anomalies" } else { "" };
         let _ = writeln!(
             out,
-            "{title:<14}{:<20}{count:>8}  {standing}",
+            "{title:<16}{:<20}{count:>8}  {standing}",
             kind.as_str()
         );
     }
     for (i, e) in r.explanations.iter().take(FIRST).enumerate() {
         let title = if i == 0 { "why" } else { "" };
-        let _ = writeln!(out, "{title:<14}{}", e.sentence);
+        let _ = writeln!(out, "{title:<16}{}", e.sentence);
     }
     if r.explanations.len() > FIRST {
         let _ = writeln!(
             out,
-            "{:<14}... {} explanations in all (report.html)",
+            "{:<16}... {} explanations in all (report.html)",
             "",
             r.explanations.len()
         );
@@ -199,32 +199,32 @@ pub fn terminal(data: &RunData, report: &Path) -> String {
     if !r.explanations.is_empty() {
         let _ = writeln!(
             out,
-            "{:<14}(times in explanations are seconds since run start)",
+            "{:<16}(times in explanations are seconds since run start)",
             ""
         );
     }
     for (i, line) in availability(data).iter().enumerate() {
         let _ = writeln!(
             out,
-            "{:<14}{line}",
+            "{:<16}{line}",
             if i == 0 { "availability" } else { "" }
         );
     }
     for (i, reason) in r.unknown_reasons.iter().take(FIRST).enumerate() {
         let _ = writeln!(
             out,
-            "{:<14}{reason}",
+            "{:<16}{reason}",
             if i == 0 { "unknown because" } else { "" }
         );
     }
     if r.warnings_total > 0 {
         let _ = writeln!(
             out,
-            "{:<14}{} damaged input lines (see report.html)",
+            "{:<16}{} damaged input lines (see report.html)",
             "warnings", r.warnings_total
         );
     }
-    let _ = writeln!(out, "{:<14}{}", "report", report.display());
+    let _ = writeln!(out, "{:<16}{}", "report", report.display());
     out
 }
 

@@ -388,13 +388,21 @@ fn bar(svg: &mut String, w: &FaultWindow, x: &impl Fn(f64) -> f64, y: f64, end: 
         escape(&w.label),
         w.start_s
     );
-    if x1 - x0 > 60.0 {
+    // The label must stay inside its bar, or it runs into the next fault's: cut it to what fits
+    // at about 6.5 px a character (the tooltip has it whole).
+    let fits = ((x1 - x0 - 6.0) / 6.5).max(0.0) as usize;
+    if fits >= 4 {
+        let label: String = if w.label.chars().count() <= fits {
+            w.label.clone()
+        } else {
+            w.label.chars().take(fits - 1).chain(['…']).collect()
+        };
         let _ = write!(
             svg,
             r##"<text x="{:.1}" y="{:.1}" fill="#fff" font-size="11">{}</text>"##,
             x0 + 3.0,
             y + LANE_H / 2.0 + 2.0,
-            escape(&w.label)
+            escape(&label)
         );
     }
 }
