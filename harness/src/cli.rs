@@ -255,8 +255,9 @@ pub struct TestArgs {
     /// weighted), or none; `faultline list` describes each. `latency` is accepted for `delay`.
     #[arg(long, default_value = "all")]
     pub nemesis: String,
-    /// Time between nemesis decisions (500ms, 3s, 2m).
-    #[arg(long, default_value = "3s", value_parser = duration_arg, allow_hyphen_values = true)]
+    /// How often the random nemesis starts a fault or package (each then lasts and heals on
+    /// its own timers): 500ms, 2s, 1m.
+    #[arg(long, default_value = "2s", value_parser = duration_arg, allow_hyphen_values = true)]
     pub nemesis_interval: Duration,
     /// Whom faults aim at: random,leader,follower,controller.
     #[arg(long, default_value = "random,leader,follower,controller")]

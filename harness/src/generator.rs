@@ -209,6 +209,9 @@ impl PlanRunner {
                 PlanStep::WaitIsr { size, timeout } => {
                     self.wait_isr(&plan.partition, *size, *timeout).await
                 }
+                PlanStep::WaitNewLeader { timeout } => {
+                    self.wait_new_leader(&plan.partition, *timeout).await
+                }
                 PlanStep::HealMine => {
                     self.heal(&mut mine).await?;
                     true
@@ -296,6 +299,31 @@ impl PlanRunner {
         let cluster = self.nemesis.clone();
         let reached = cluster.cluster().wait_for(deadline, |m| {
             m.partition(&tp.topic, tp.partition).map(|p| p.isr.len()) == Some(size)
+        });
+        tokio::select! {
+            _ = reached => true,
+            _ = self.stop.wait_for(|s| *s) => false,
+        }
+    }
+}
+
+impl PlanRunner {
+    /// Waits (bounded) until the partition's leader differs from the one it has now; goes on
+    /// either way unless the chaos phase ended.
+    async fn wait_new_leader(&mut self, tp: &TopicPartition, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let nemesis = self.nemesis.clone();
+        let leader_of = |m: &faultline_workloads::client::Metadata| {
+            m.partition(&tp.topic, tp.partition).and_then(|p| p.leader)
+        };
+        let before = nemesis
+            .cluster()
+            .metadata()
+            .await
+            .as_ref()
+            .and_then(leader_of);
+        let reached = nemesis.cluster().wait_for(deadline, |m| {
+            leader_of(m).is_some() && leader_of(m) != before
         });
         tokio::select! {
             _ = reached => true,

@@ -86,7 +86,7 @@ impl FaultKind {
         match self {
             FaultKind::Kill | FaultKind::Pause | FaultKind::Delay | FaultKind::Partition => 1,
             FaultKind::IsrPressure => 2,
-            FaultKind::LeaderLoss => 4,
+            FaultKind::LeaderLoss => 6,
             FaultKind::RollingRestart => 2,
         }
     }
@@ -129,6 +129,11 @@ pub enum PlanStep {
     /// goes on either way (a timeout is recorded).
     WaitIsr {
         size: usize,
+        timeout: Duration,
+    },
+    /// Until the plan's partition has a leader other than the one it had when the step began,
+    /// at most `timeout`; the plan goes on either way.
+    WaitNewLeader {
         timeout: Duration,
     },
     /// Heals every fault this plan applied and has not healed yet.
@@ -301,11 +306,11 @@ fn leader_loss(
     tp: &TopicPartition,
 ) -> (&'static str, Vec<PlanStep>) {
     let down = Duration::from_millis(rng.gen_range(500..=3000));
-    match rng.gen_range(0..5) {
+    match rng.gen_range(0..8) {
         // The unclean-election window: followers fall out of the ISR while the leader keeps
         // acknowledging; then the leader dies and the network heals, so a lagging follower
         // is all that is left to elect.
-        0 | 1 => {
+        0..=2 => {
             let steps = vec![
                 PlanStep::Fault(cut_leader_from_followers(tp)),
                 PlanStep::WaitIsr {
@@ -321,7 +326,7 @@ fn leader_loss(
             ("after-isr-shrink", steps)
         }
         // The acks=1 window: followers behind (but still in the ISR) when the leader dies.
-        2 => {
+        3 | 4 => {
             let steps = vec![
                 PlanStep::Fault(cut_leader_from_followers(tp)),
                 PlanStep::Wait(ctx.lags(rng, 0.2, 0.7)),
@@ -332,8 +337,24 @@ fn leader_loss(
             ];
             ("followers-behind", steps)
         }
+        // Two leaders lost in a row: the first failover makes the other followers truncate
+        // (to their HW under legacy-hw: Kafka 0.10's makeFollower), and the new leader dies
+        // before they have fetched back what they cut.
+        5 => {
+            let steps = vec![
+                PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
+                PlanStep::WaitNewLeader {
+                    timeout: ctx.lags(rng, 4.0, 4.0) + Duration::from_secs(2),
+                },
+                PlanStep::Wait(Duration::from_millis(rng.gen_range(0..=300))),
+                PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
+                PlanStep::Wait(down),
+                PlanStep::HealMine,
+            ];
+            ("twice", steps)
+        }
         // The leader and the controller at once: the election waits for the controller.
-        3 => {
+        6 => {
             let steps = vec![
                 PlanStep::Fault(kill(leader(tp), ctx.kill_signal)),
                 PlanStep::Fault(kill(Target::Node(Node::Controller), KillSignal::Kill)),

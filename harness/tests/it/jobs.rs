@@ -29,7 +29,10 @@ fn repro_reproduces_an_acks1_loss_and_names_the_election() {
     ]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("REPRODUCED"), "{stdout}");
-    assert!(stdout.contains("was elected") || stdout.contains("were lost"), "{stdout}");
+    assert!(
+        stdout.contains("was elected") || stdout.contains("were lost"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -80,7 +83,10 @@ fn a_short_night_stores_its_run_and_shards_merge_into_one_index() {
             "--node-bin",
             node.to_str().unwrap(),
         ]);
-        assert!(matches!(code, 0 | 1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+        assert!(
+            matches!(code, 0 | 1),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
         let suite: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.join("suite.json")).unwrap()).unwrap();
         let entries = suite["entries"].as_array().unwrap();
