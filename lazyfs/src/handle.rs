@@ -251,6 +251,11 @@ impl LazyFs {
         &self.mount
     }
 
+    /// The control socket (`lose` / `status`, see the `control` module).
+    pub fn control_path(&self) -> &Path {
+        &self.control
+    }
+
     /// The pid of `faultline-lazyfs`, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -136,21 +136,25 @@ impl State {
         self.collect(ino);
     }
 
-    /// Drops a node nobody refers to any more. One with held writes stays while its path still
-    /// reaches it: a later fsync, loss or shutdown needs it.
+    /// Drops the held data of an unlinked, closed file, and a node nobody refers to any more.
+    /// One with held writes stays while its path still reaches it: a later fsync, loss or
+    /// shutdown needs it.
     fn collect(&mut self, ino: u64) {
         let Some(node) = self.nodes.get(&ino) else {
             return;
         };
+        // An unlinked file's data is unreachable once its last handle closes.
         let idle = ino != ROOT_INO && node.lookups == 0 && node.open_handles == 0;
-        if !idle || (self.held.contains_key(&ino) && !node.unlinked) {
+        if node.unlinked && node.open_handles == 0 {
+            self.drop_held(ino);
+        }
+        if !idle || self.held.contains_key(&ino) {
             return;
         }
         let node = self.nodes.remove(&ino).expect("checked above");
         if self.by_key.get(&node.key) == Some(&ino) {
             self.by_key.remove(&node.key);
         }
-        self.drop_held(ino);
     }
 
     /// The backing metadata of a node: through its open file (which also reaches an unlinked
