@@ -41,7 +41,10 @@ pub struct ControlReply {
 
 /// Drops all held data and tells the kernel to forget what it cached of those files.
 pub fn lose(state: &Mutex<State>, notifier: Option<&fuser::Notifier>) -> ControlReply {
-    let (dropped, inos) = state.lock().expect("lazyfs state lock poisoned").lose_unsynced();
+    let (dropped, inos) = state
+        .lock()
+        .expect("lazyfs state lock poisoned")
+        .lose_unsynced();
     // Outside the lock: the kernel may call back into the filesystem while invalidating.
     if let Some(notifier) = notifier {
         for ino in inos {
@@ -59,7 +62,10 @@ pub fn lose(state: &Mutex<State>, notifier: Option<&fuser::Notifier>) -> Control
 
 /// What is held now.
 pub fn status(state: &Mutex<State>) -> ControlReply {
-    let held = state.lock().expect("lazyfs state lock poisoned").held_totals();
+    let held = state
+        .lock()
+        .expect("lazyfs state lock poisoned")
+        .held_totals();
     ControlReply {
         ok: true,
         held_files: held.files,
@@ -86,7 +92,11 @@ pub fn serve(
         })
 }
 
-fn answer(stream: UnixStream, state: &Mutex<State>, notifier: &fuser::Notifier) -> std::io::Result<()> {
+fn answer(
+    stream: UnixStream,
+    state: &Mutex<State>,
+    notifier: &fuser::Notifier,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut line = String::new();
@@ -103,7 +113,9 @@ fn answer(stream: UnixStream, state: &Mutex<State>, notifier: &fuser::Notifier) 
         STATUS => status(state),
         other => ControlReply {
             ok: false,
-            error: Some(format!("unknown command {other:?}: expected \"{LOSE}\" or \"{STATUS}\"")),
+            error: Some(format!(
+                "unknown command {other:?}: expected \"{LOSE}\" or \"{STATUS}\""
+            )),
             ..ControlReply::default()
         },
     };
@@ -133,7 +145,6 @@ pub fn send(path: &Path, command: &str) -> std::io::Result<ControlReply> {
     (&stream).write_all(format!("{command}\n").as_bytes())?;
     let mut line = String::new();
     BufReader::new(&stream).take_line(&mut line)?;
-    serde_json::from_str(&line).map_err(|e| {
-        std::io::Error::other(format!("control answer {line:?} is not a reply: {e}"))
-    })
+    serde_json::from_str(&line)
+        .map_err(|e| std::io::Error::other(format!("control answer {line:?} is not a reply: {e}")))
 }

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::state::{errno, State};
@@ -299,7 +299,13 @@ impl Filesystem for LazyFilesystem {
         let result = state
             .write(ino.0, offset, data, append)
             // An O_SYNC/O_DSYNC write is durable when it returns, on a real disk too.
-            .and_then(|()| if sync { state.sync(ino.0, true) } else { Ok(()) });
+            .and_then(|()| {
+                if sync {
+                    state.sync(ino.0, true)
+                } else {
+                    Ok(())
+                }
+            });
         match result {
             Ok(()) => reply.written(data.len() as u32),
             Err(code) => reply.error(err(code)),
@@ -499,10 +505,7 @@ fn cstring(path: &Path) -> Result<std::ffi::CString, i32> {
 }
 
 /// A directory's entries: ".", "..", then the backing entries by name.
-fn list_dir(
-    state: &mut State,
-    ino: u64,
-) -> Result<Vec<(u64, FileType, std::ffi::OsString)>, i32> {
+fn list_dir(state: &mut State, ino: u64) -> Result<Vec<(u64, FileType, std::ffi::OsString)>, i32> {
     let rel = state.node(ino)?.path.clone();
     let mut entries = vec![
         (ino, FileType::Directory, ".".into()),

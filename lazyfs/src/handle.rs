@@ -83,7 +83,10 @@ pub fn probe() -> Result<(), ProbeError> {
         .open(DEV_FUSE)
         .map_err(|source| ProbeError::DevFuse { source })?;
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems.lines().any(|l| l.split_whitespace().last() == Some("fuse")) {
+    if !filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("fuse"))
+    {
         return Err(ProbeError::NoKernelFuse);
     }
     let uid = nix::unistd::geteuid();
@@ -146,7 +149,12 @@ impl LazyFs {
     ///
     /// The child gets the launcher's hygiene (own process group, a death signal when its
     /// parent thread ends — so call this from a thread that lives as long as the mount).
-    pub fn spawn(bin: &Path, backing: &Path, mount: &Path, log: &Path) -> Result<LazyFs, LazyFsError> {
+    pub fn spawn(
+        bin: &Path,
+        backing: &Path,
+        mount: &Path,
+        log: &Path,
+    ) -> Result<LazyFs, LazyFsError> {
         probe()?;
         let prepare = |path: &Path, source| LazyFsError::Prepare {
             path: path.to_path_buf(),
@@ -233,10 +241,11 @@ impl LazyFs {
     }
 
     fn command(&self, command: &str) -> Result<ControlReply, LazyFsError> {
-        let reply = control::send(&self.control, command).map_err(|source| LazyFsError::Control {
-            mount: self.mount.clone(),
-            source,
-        })?;
+        let reply =
+            control::send(&self.control, command).map_err(|source| LazyFsError::Control {
+                mount: self.mount.clone(),
+                source,
+            })?;
         if !reply.ok {
             return Err(LazyFsError::Refused {
                 mount: self.mount.clone(),

@@ -115,9 +115,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     wait_for_stop(&signals, &state, &session.notifier());
 
-    let written = state.lock().expect("lazyfs state lock poisoned").sync_everything();
+    let written = state
+        .lock()
+        .expect("lazyfs state lock poisoned")
+        .sync_everything();
     match &written {
-        Ok(w) => eprintln!("faultline-lazyfs: wrote back {} bytes in {} files", w.bytes, w.files),
+        Ok(w) => eprintln!(
+            "faultline-lazyfs: wrote back {} bytes in {} files",
+            w.bytes, w.files
+        ),
         Err(e) => eprintln!("faultline-lazyfs: write-back failed: {e}"),
     }
     unmount(session, &mount);
@@ -129,7 +135,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
 fn stop_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1] {
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         set.add(sig);
     }
     set

@@ -314,7 +314,9 @@ impl State {
                 }
                 Err(code) => failures.push(format!(
                     "{}: {}",
-                    self.node(ino).map(|n| n.path.display().to_string()).unwrap_or_default(),
+                    self.node(ino)
+                        .map(|n| n.path.display().to_string())
+                        .unwrap_or_default(),
                     io::Error::from_raw_os_error(code)
                 )),
             }
@@ -371,7 +373,12 @@ impl State {
 /// Opens a backing file for reading and writing (root may always), read-only when it must.
 fn open_backing(path: &Path) -> io::Result<File> {
     match OpenOptions::new().read(true).write(true).open(path) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS | libc::EISDIR)) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EACCES | libc::EROFS | libc::EISDIR)
+            ) =>
+        {
             File::open(path)
         }
         other => other,

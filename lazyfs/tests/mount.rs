@@ -87,7 +87,11 @@ fn unsynced_writes_are_read_back_then_lost() {
     fs::write(m.path("a"), b"hello").unwrap();
     assert_eq!(fs::read(m.path("a")).unwrap(), b"hello");
     assert_eq!(fs::metadata(m.path("a")).unwrap().len(), 5);
-    assert_eq!(fs::read(m.backing("a")).unwrap(), b"", "nothing durable yet");
+    assert_eq!(
+        fs::read(m.backing("a")).unwrap(),
+        b"",
+        "nothing durable yet"
+    );
     assert_eq!(m.fs().status().unwrap().held_bytes, 5);
 
     assert_eq!(m.lose(), 5);
@@ -137,11 +141,19 @@ fn truncates_are_held_like_writes() {
     file.set_len(20).unwrap();
     let mut want = data[..10].to_vec();
     want.resize(20, 0);
-    assert_eq!(fs::read(m.path("t")).unwrap(), want, "cut bytes read as zeros");
+    assert_eq!(
+        fs::read(m.path("t")).unwrap(),
+        want,
+        "cut bytes read as zeros"
+    );
     assert_eq!(fs::read(m.backing("t")).unwrap(), data);
 
     m.lose();
-    assert_eq!(fs::read(m.path("t")).unwrap(), data, "the truncate was lost too");
+    assert_eq!(
+        fs::read(m.path("t")).unwrap(),
+        data,
+        "the truncate was lost too"
+    );
 
     file.set_len(10).unwrap();
     file.sync_all().unwrap();
@@ -190,7 +202,10 @@ fn metadata_passes_through_and_survives_a_loss() {
     fs::create_dir(m.path("dir")).unwrap();
     // The node's checkpoint pattern: write a temporary file, fsync, rename, fsync the dir.
     fs::write(m.path("dir/cp.tmp"), b"42").unwrap();
-    File::open(m.path("dir/cp.tmp")).unwrap().sync_all().unwrap();
+    File::open(m.path("dir/cp.tmp"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
     fs::rename(m.path("dir/cp.tmp"), m.path("dir/cp")).unwrap();
     File::open(m.path("dir")).unwrap().sync_all().unwrap();
     // The same without the fsync before the rename: a rename on a real disk may reach it
@@ -224,7 +239,10 @@ fn sigusr1_is_a_power_cut_too() {
     // Signals arrive asynchronously: poll the status with a deadline.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while m.fs().status().unwrap().held_bytes != 0 {
-        assert!(std::time::Instant::now() < deadline, "SIGUSR1 dropped nothing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGUSR1 dropped nothing"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(fs::read(m.path("u")).unwrap(), b"");
@@ -232,7 +250,9 @@ fn sigusr1_is_a_power_cut_too() {
 
 #[test]
 fn a_clean_stop_writes_back_and_unmounts() {
-    let Some(mut m) = Mounted::start() else { return };
+    let Some(mut m) = Mounted::start() else {
+        return;
+    };
     fs::write(m.path("kept"), b"written back").unwrap();
     let mount = m.path("");
     m.stop().unwrap();
@@ -242,7 +262,9 @@ fn a_clean_stop_writes_back_and_unmounts() {
 
 #[test]
 fn a_killed_lazyfs_is_detached_by_its_handle() {
-    let Some(mut m) = Mounted::start() else { return };
+    let Some(mut m) = Mounted::start() else {
+        return;
+    };
     fs::write(m.path("x"), b"held").unwrap();
     let pid = m.fs().pid().unwrap();
     faultline_launch::signal_pid(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -252,7 +274,11 @@ fn a_killed_lazyfs_is_detached_by_its_handle() {
         other => panic!("expected LeftMounted, got {other:?}"),
     }
     assert!(!is_mounted(&mount));
-    assert_eq!(fs::read(m.backing("x")).unwrap(), b"", "a crash loses held data");
+    assert_eq!(
+        fs::read(m.backing("x")).unwrap(),
+        b"",
+        "a crash loses held data"
+    );
 }
 
 #[test]
@@ -275,7 +301,10 @@ fn bad_arguments_exit_254_naming_the_problem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(254));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--backing") && stderr.contains("not a directory"), "{stderr}");
+    assert!(
+        stderr.contains("--backing") && stderr.contains("not a directory"),
+        "{stderr}"
+    );
     let out = Command::new(BIN).arg("--mount").output().unwrap();
     assert_eq!(out.status.code(), Some(254));
 }
@@ -298,7 +327,7 @@ mod node {
     }
 
     /// The `faultline-node` binary beside this crate's binary (`make build` builds both).
-    fn node_bin() -> PathBuf {
+    pub fn node_bin() -> PathBuf {
         if let Some(path) = std::env::var_os("FAULTLINE_NODE_BIN") {
             return PathBuf::from(path);
         }
@@ -312,14 +341,18 @@ mod node {
     }
 
     /// `faultline-node dump --data DIR`: the record offsets it prints for partition t-0.
-    fn dumped_offsets(data: &Path) -> Vec<u64> {
+    pub fn dumped_offsets(data: &Path) -> Vec<u64> {
         let out = Command::new(node_bin())
             .arg("dump")
             .arg("--data")
             .arg(data)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
@@ -366,5 +399,178 @@ mod node {
         assert_eq!(dumped_offsets(&data), (0..120).collect::<Vec<_>>());
         log = Log::open(&dir, lazy, false).unwrap().0;
         assert_eq!(log.log_end_offset(), 120);
+    }
+}
+
+mod broker {
+    //! A real controller and broker process, the broker's data dir on the lazy mount: records
+    //! the broker acknowledged without fsync are gone after a power cut, and with `--fsync`
+    //! none are.
+
+    use super::*;
+    use std::io::BufRead;
+    use std::net::{SocketAddr, TcpStream};
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value};
+
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// One HTTP/1.1 request on a fresh connection; returns (status, JSON body).
+    fn http(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Value)> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let body = body.map(Value::to_string).unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut reader = std::io::BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line)?;
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest)?;
+        let body = rest.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    }
+
+    /// Polls `check` until it returns `Some`, at most `DEADLINE`.
+    fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    struct Node {
+        child: Child,
+    }
+
+    impl Node {
+        fn start(args: &[String], log: &Path) -> Node {
+            let log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap();
+            let mut command = Command::new(node::node_bin());
+            command.args(args).stdout(Stdio::null()).stderr(log);
+            faultline_launch::harden(&mut command);
+            Node {
+                child: command.spawn().unwrap(),
+            }
+        }
+    }
+
+    impl Drop for Node {
+        fn drop(&mut self) {
+            faultline_launch::kill_child(&mut self.child);
+        }
+    }
+
+    fn broker_args(
+        broker: SocketAddr,
+        controller: SocketAddr,
+        data: &Path,
+        fsync: bool,
+    ) -> Vec<String> {
+        let mut args: Vec<String> = ["broker", "--id", "1", "--listen"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(broker.to_string());
+        args.extend(["--data".into(), data.display().to_string()]);
+        args.extend(["--controller".into(), controller.to_string()]);
+        if fsync {
+            args.push("--fsync".into());
+        }
+        args
+    }
+
+    fn leo(broker: SocketAddr) -> Option<u64> {
+        let (status, state) = http(broker, "GET", "/v1/state", None).ok()?;
+        let p = state["partitions"].as_array()?.first()?.clone();
+        (status == 200 && p["role"] == "leader").then(|| p["log_end_offset"].as_u64())?
+    }
+
+    fn produce(broker: SocketAddr, count: usize) {
+        let records: Vec<Value> = (0..count)
+            .map(|i| json!({"value": i.to_string()}))
+            .collect();
+        let request = json!({"topic": "t", "partition": 0, "acks": "all", "timeout_ms": 5000,
+                             "records": records});
+        let (status, body) = http(broker, "POST", "/v1/produce", Some(&request)).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+
+    #[test]
+    fn acknowledged_unsynced_records_are_lost_and_fsynced_ones_kept() {
+        let Some(m) = Mounted::start() else { return };
+        let ports = faultline_launch::free_ports(2).unwrap();
+        let (controller_addr, broker_addr) = (ports[0], ports[1]);
+        let data = m.path("broker-1");
+        let controller_args: Vec<String> = vec![
+            "controller".into(),
+            "--listen".into(),
+            controller_addr.to_string(),
+            "--data".into(),
+            m.dir.path().join("controller").display().to_string(),
+        ];
+        let _controller = Node::start(&controller_args, &m.dir.path().join("controller.log"));
+        let broker_log = m.dir.path().join("broker.log");
+        let mut broker = Node::start(
+            &broker_args(broker_addr, controller_addr, &data, false),
+            &broker_log,
+        );
+        poll("the broker registered", || {
+            let (_, md) = http(controller_addr, "GET", "/v1/metadata", None).ok()?;
+            (md["brokers"][0]["alive"] == true).then_some(())
+        });
+        let topic = json!({"name": "t", "partitions": 1, "replication_factor": 1,
+                           "configs": {"min.insync.replicas": 1}});
+        let (status, body) = http(controller_addr, "POST", "/v1/topics", Some(&topic)).unwrap();
+        assert_eq!(status, 201, "{body}");
+        poll("the broker leads t-0", || leo(broker_addr));
+
+        produce(broker_addr, 50);
+        assert_eq!(leo(broker_addr), Some(50));
+        drop(broker); // SIGKILL: the page cache would keep the records; the power cut does not.
+        assert!(m.lose() > 0);
+        assert_eq!(
+            node::dumped_offsets(&data),
+            Vec::<u64>::new(),
+            "acknowledged records gone"
+        );
+
+        broker = Node::start(
+            &broker_args(broker_addr, controller_addr, &data, true),
+            &broker_log,
+        );
+        let start = poll("the restarted broker leads t-0", || leo(broker_addr));
+        assert_eq!(start, 0, "the restarted log is empty");
+        produce(broker_addr, 30);
+        drop(broker);
+        m.lose();
+        assert_eq!(
+            node::dumped_offsets(&data),
+            (0..30).collect::<Vec<_>>(),
+            "--fsync keeps all"
+        );
     }
 }
