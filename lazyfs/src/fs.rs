@@ -217,8 +217,11 @@ impl Filesystem for LazyFilesystem {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let mut state = self.lock();
         let result = state.child_path(parent.0, name).and_then(|rel| {
-            state.name_removed(&rel);
-            std::fs::remove_file(state.backing(&rel)).map_err(errno)
+            let path = state.backing(&rel);
+            let md = std::fs::symlink_metadata(&path).map_err(errno)?;
+            std::fs::remove_file(&path).map_err(errno)?;
+            state.name_removed(&md);
+            Ok(())
         });
         match result {
             Ok(()) => reply.ok(),
@@ -229,8 +232,10 @@ impl Filesystem for LazyFilesystem {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let mut state = self.lock();
         let result = state.child_path(parent.0, name).and_then(|rel| {
-            std::fs::remove_dir(state.backing(&rel)).map_err(errno)?;
-            state.name_removed(&rel);
+            let path = state.backing(&rel);
+            let md = std::fs::symlink_metadata(&path).map_err(errno)?;
+            std::fs::remove_dir(&path).map_err(errno)?;
+            state.name_removed(&md);
             Ok(())
         });
         match result {
@@ -479,9 +484,7 @@ fn rename(
     let to = state.child_path(newparent, newname)?;
     let c_from = cstring(&state.backing(&from))?;
     let c_to = cstring(&state.backing(&to))?;
-    if std::fs::symlink_metadata(state.backing(&to)).is_ok() && flags.is_empty() {
-        state.name_removed(&to);
-    }
+    let replaced = std::fs::symlink_metadata(state.backing(&to)).ok();
     // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
     let rc = unsafe {
         libc::renameat2(
@@ -494,6 +497,9 @@ fn rename(
     };
     if rc != 0 {
         return Err(errno(std::io::Error::last_os_error()));
+    }
+    if let Some(md) = replaced {
+        state.name_removed(&md);
     }
     state.renamed(&from, &to);
     Ok(())

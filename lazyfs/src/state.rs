@@ -336,18 +336,14 @@ impl State {
         }
     }
 
-    /// The name `rel` is about to stop reaching its file (unlink, or a rename over it). When
-    /// that was its last link, the file is gone on the backing disk: its node leaves the key
-    /// map and, once closed, its held data goes too.
-    pub fn name_removed(&mut self, rel: &Path) {
-        let Ok(md) = std::fs::symlink_metadata(self.backing(rel)) else {
-            return;
-        };
-        let key = (md.dev(), md.ino());
+    /// A name stopped reaching the backing file whose metadata (taken just before) is `md`
+    /// (unlink, rmdir, or a rename over it). When that was its last link, the file is gone on
+    /// the backing disk: its node leaves the key map and, once closed, its held data goes too.
+    pub fn name_removed(&mut self, md: &Metadata) {
         if md.nlink() > 1 && !md.is_dir() {
             return;
         }
-        let Some(ino) = self.by_key.remove(&key) else {
+        let Some(ino) = self.by_key.remove(&(md.dev(), md.ino())) else {
             return;
         };
         if let Some(node) = self.nodes.get_mut(&ino) {
