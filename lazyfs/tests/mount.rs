@@ -402,155 +402,26 @@ mod node {
     }
 }
 
+#[path = "support/single_broker.rs"]
+mod single_broker;
+
 mod broker {
     //! A real controller and broker process, the broker's data dir on the lazy mount: records
     //! the broker acknowledged without fsync are gone after a power cut, and with `--fsync`
     //! none are.
 
     use super::*;
-    use std::io::BufRead;
-    use std::net::{SocketAddr, TcpStream};
-    use std::process::{Child, Stdio};
-    use std::time::{Duration, Instant};
-
-    use serde_json::{json, Value};
-
-    const DEADLINE: Duration = Duration::from_secs(20);
-
-    /// One HTTP/1.1 request on a fresh connection; returns (status, JSON body).
-    fn http(
-        addr: SocketAddr,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> std::io::Result<(u16, Value)> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut reader = std::io::BufReader::new(stream);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line)?;
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut rest = String::new();
-        reader.read_to_string(&mut rest)?;
-        let body = rest.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
-    }
-
-    /// Polls `check` until it returns `Some`, at most `DEADLINE`.
-    fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = check() {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    struct Node {
-        child: Child,
-    }
-
-    impl Node {
-        fn start(args: &[String], log: &Path) -> Node {
-            let log = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap();
-            let mut command = Command::new(node::node_bin());
-            command.args(args).stdout(Stdio::null()).stderr(log);
-            faultline_launch::harden(&mut command);
-            Node {
-                child: command.spawn().unwrap(),
-            }
-        }
-    }
-
-    impl Drop for Node {
-        fn drop(&mut self) {
-            faultline_launch::kill_child(&mut self.child);
-        }
-    }
-
-    fn broker_args(
-        broker: SocketAddr,
-        controller: SocketAddr,
-        data: &Path,
-        fsync: bool,
-    ) -> Vec<String> {
-        let mut args: Vec<String> = ["broker", "--id", "1", "--listen"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.push(broker.to_string());
-        args.extend(["--data".into(), data.display().to_string()]);
-        args.extend(["--controller".into(), controller.to_string()]);
-        if fsync {
-            args.push("--fsync".into());
-        }
-        args
-    }
-
-    fn leo(broker: SocketAddr) -> Option<u64> {
-        let (status, state) = http(broker, "GET", "/v1/state", None).ok()?;
-        let p = state["partitions"].as_array()?.first()?.clone();
-        (status == 200 && p["role"] == "leader").then(|| p["log_end_offset"].as_u64())?
-    }
-
-    fn produce(broker: SocketAddr, count: usize) {
-        let records: Vec<Value> = (0..count)
-            .map(|i| json!({"value": i.to_string()}))
-            .collect();
-        let request = json!({"topic": "t", "partition": 0, "acks": "all", "timeout_ms": 5000,
-                             "records": records});
-        let (status, body) = http(broker, "POST", "/v1/produce", Some(&request)).unwrap();
-        assert_eq!(status, 200, "{body}");
-    }
+    use crate::single_broker::SingleBroker;
 
     #[test]
     fn acknowledged_unsynced_records_are_lost_and_fsynced_ones_kept() {
         let Some(m) = Mounted::start() else { return };
-        let ports = faultline_launch::free_ports(2).unwrap();
-        let (controller_addr, broker_addr) = (ports[0], ports[1]);
         let data = m.path("broker-1");
-        let controller_args: Vec<String> = vec![
-            "controller".into(),
-            "--listen".into(),
-            controller_addr.to_string(),
-            "--data".into(),
-            m.dir.path().join("controller").display().to_string(),
-        ];
-        let _controller = Node::start(&controller_args, &m.dir.path().join("controller.log"));
-        let broker_log = m.dir.path().join("broker.log");
-        let mut broker = Node::start(
-            &broker_args(broker_addr, controller_addr, &data, false),
-            &broker_log,
-        );
-        poll("the broker registered", || {
-            let (_, md) = http(controller_addr, "GET", "/v1/metadata", None).ok()?;
-            (md["brokers"][0]["alive"] == true).then_some(())
-        });
-        let topic = json!({"name": "t", "partitions": 1, "replication_factor": 1,
-                           "configs": {"min.insync.replicas": 1}});
-        let (status, body) = http(controller_addr, "POST", "/v1/topics", Some(&topic)).unwrap();
-        assert_eq!(status, 201, "{body}");
-        poll("the broker leads t-0", || leo(broker_addr));
-
-        produce(broker_addr, 50);
-        assert_eq!(leo(broker_addr), Some(50));
-        drop(broker); // SIGKILL: the page cache would keep the records; the power cut does not.
+        let mut cluster = SingleBroker::start(&node::node_bin(), m.dir.path(), &data, false);
+        cluster.produce(50);
+        assert_eq!(cluster.leo(), Some(50));
+        // SIGKILL: the page cache would keep the records; the power cut does not.
+        cluster.kill_broker();
         assert!(m.lose() > 0);
         assert_eq!(
             node::dumped_offsets(&data),
@@ -558,14 +429,10 @@ mod broker {
             "acknowledged records gone"
         );
 
-        broker = Node::start(
-            &broker_args(broker_addr, controller_addr, &data, true),
-            &broker_log,
-        );
-        let start = poll("the restarted broker leads t-0", || leo(broker_addr));
-        assert_eq!(start, 0, "the restarted log is empty");
-        produce(broker_addr, 30);
-        drop(broker);
+        cluster.start_broker(true);
+        assert_eq!(cluster.wait_leader(), 0, "the restarted log is empty");
+        cluster.produce(30);
+        cluster.kill_broker();
         m.lose();
         assert_eq!(
             node::dumped_offsets(&data),
