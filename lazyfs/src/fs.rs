@@ -53,6 +53,7 @@ impl LazyFilesystem {
     }
 }
 
+/// fuser's errno type for a raw errno.
 fn err(code: i32) -> Errno {
     Errno::from_i32(code)
 }

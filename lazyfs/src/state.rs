@@ -57,6 +57,7 @@ pub struct State {
     max_held_bytes: u64,
 }
 
+/// The errno to answer the kernel with for an I/O error (EIO when it carries none).
 pub fn errno(e: io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
