@@ -39,6 +39,18 @@ pub struct NodeEvent {
     pub role: Option<String>,
     #[serde(default)]
     pub dropped_bytes: Option<u64>,
+    /// The ISR after an `election` or `isr_change`, and before an `isr_change`.
+    #[serde(default)]
+    pub isr: Option<Vec<u32>>,
+    #[serde(default)]
+    pub isr_before: Option<Vec<u32>>,
+    #[serde(default)]
+    pub previous_leader: Option<u32>,
+    #[serde(default)]
+    pub high_watermark: Option<u64>,
+    /// The broker a controller event (`broker_fenced`, `broker_unfenced`) is about.
+    #[serde(default)]
+    pub broker: Option<u32>,
 }
 
 impl NodeEvent {

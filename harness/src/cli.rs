@@ -10,7 +10,7 @@ use faultline_checker::history::{Acks, TestConfig};
 use faultline_workloads::WorkloadKind;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::duration_arg;
+use crate::duration::{duration_arg, format_duration};
 use crate::generator::{FaultKind, RandomNemesis, TargetKind};
 use crate::schedule::{read_schedule, Step};
 use crate::supervisor::KillSignal;
@@ -29,6 +29,8 @@ fn bad(message: impl Into<String>) -> anyhow::Error {
     name = "faultline",
     version,
     about = "Fault-injection tests for Kafka-style replicated logs",
+    after_help = "Environment:\n  RUST_LOG             the harness's log level (tracing), e.g. RUST_LOG=debug; default: warn. \
+                  The nodes inherit it.\n  GITHUB_STEP_SUMMARY  when set, test, check and report append the run's Markdown summary to this file.",
     // A later flag overrides an earlier one, so scripts can append overrides.
     args_override_self = true
 )]
@@ -41,11 +43,173 @@ pub struct Cli {
 pub enum Command {
     /// Run one test: a real cluster under faults; exit code from the verdict.
     Test(Box<TestArgs>),
-    /// Re-analyse a stored run; no cluster needed.
+    /// Re-analyse a stored run (writes results.json and the report again); no cluster needed.
     Check {
-        /// The run's directory (store/<test-name>/<start-time>, or store/latest).
+        /// The run's directory (store/<test-name>/<start-time>, or store/latest); a store
+        /// directory means its latest run.
         run_dir: PathBuf,
     },
+    /// Regenerate report.html, junit.xml and summary.md of a stored run, and print its
+    /// summary (appended to $GITHUB_STEP_SUMMARY when set). Reads results.json, or checks the
+    /// run when it has none.
+    Report {
+        /// The run's directory (store/<test-name>/<start-time>, or store/latest); a store
+        /// directory means its latest run.
+        run_dir: PathBuf,
+    },
+    /// Run a built-in reproduction scenario; exit 0 when its expected outcome happened, 1 when
+    /// not (`faultline list` names them; docs/scenarios.md tells their stories).
+    Repro(ReproArgs),
+    /// Run a suite: `ci` (the correctness gate), `nightly` (random chaos), or `merge` (join
+    /// nightly shards).
+    Suite {
+        #[command(subcommand)]
+        suite: SuiteCommand,
+    },
+    /// List workloads, fault kinds and packages, and scenarios, one a line.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// The scenario: unclean-election, acks1-leader-failover, legacy-hw-truncation,
+    /// epoch-divergence, durable-under-n-1, ...
+    pub scenario: String,
+    /// Where runs are kept (as for `test`).
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Seeds the run's random choices (a scenario's steps are fixed either way).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The faultline-node binary; default: beside this binary.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuiteCommand {
+    /// The CI gate: a fixed matrix with fixed seeds (a few minutes); exit 0 only when every
+    /// entry showed what it must.
+    Ci(SuiteArgs),
+    /// Random configurations and seeds until --duration ends; exit 1 if any run broke its
+    /// guarantee.
+    Nightly(NightlyArgs),
+    /// How well random faults find the losses the weaker settings allow: each loss-prone
+    /// configuration and the durable one under --nemesis all, for seeds 1..=N (a benchmark).
+    Detection {
+        /// Seeds per configuration.
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// Each run's chaos phase.
+        #[arg(long, default_value = "60s", value_parser = duration_arg)]
+        run_time: Duration,
+        /// Where the runs and detection.md go.
+        #[arg(long, default_value = "store/detection")]
+        store: PathBuf,
+        /// The faultline-node binary; default: beside this binary.
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+    },
+    /// Merge the suite.json of nightly shards into one index.html, junit.xml and summary.
+    Merge {
+        /// The shards' store directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged index goes.
+        #[arg(long, default_value = "store/nightly-merged")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Where the suite's runs, suite.json, junit.xml, summary.md and index.html go.
+    #[arg(long, default_value = "store/suite-ci")]
+    pub store: PathBuf,
+    /// The faultline-node binary; default: beside this binary.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NightlyArgs {
+    /// How long to keep starting runs (8h, 30m).
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Each run's chaos phase.
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
+    pub run_time: Duration,
+    /// The first seed of the stream; default: random (printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run the I-th of N disjoint seed streams (0-based), for a CI matrix: --shard 2/8.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Keep passing runs whole (true) or only their test.json, results.json and schedule.txt.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub keep_passing: bool,
+    /// Where the night's runs and index go.
+    #[arg(long, default_value = "store/nightly")]
+    pub store: PathBuf,
+    /// The faultline-node binary; default: beside this binary.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+impl NightlyArgs {
+    pub fn validate(self) -> anyhow::Result<(crate::suite::Nightly, PathBuf, Option<PathBuf>)> {
+        let (index, count) = self
+            .shard
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
+            .filter(|(i, n)| *n > 0 && i < n)
+            .ok_or_else(|| {
+                bad(format!(
+                    "--shard must be I/N with 0 <= I < N, got {:?}",
+                    self.shard
+                ))
+            })?;
+        if self.run_time.is_zero() {
+            return Err(bad("--run-time must be more than 0"));
+        }
+        if let Some(bin) = &self.node_bin {
+            find_node_bin(Some(bin))?;
+        }
+        let nightly = crate::suite::Nightly {
+            duration: self.duration,
+            run_time: self.run_time,
+            seed: self.seed.unwrap_or_else(rand::random),
+            shard: (index, count),
+            keep_passing: self.keep_passing,
+        };
+        Ok((nightly, self.store, self.node_bin))
+    }
+}
+
+/// `faultline list`: one line each.
+pub fn list() -> String {
+    let mut out = String::from("workloads:\n");
+    for (name, what) in [
+        (
+            "produce",
+            "producers send unique values with the chosen acks",
+        ),
+        (
+            "produce-consume",
+            "producers, and consumers polling every partition from offset 0",
+        ),
+    ] {
+        out.push_str(&format!("  {name:<22} {what}\n"));
+    }
+    out.push_str("faults and fault packages (--nemesis; all = every one, weighted):\n");
+    for kind in FaultKind::ALL {
+        out.push_str(&format!("  {:<22} {}\n", kind.as_str(), kind.describe()));
+    }
+    out.push_str("scenarios (faultline repro NAME):\n");
+    for scenario in crate::scenarios::SCENARIOS {
+        out.push_str(&format!("  {:<22} {}\n", scenario.name, scenario.summary));
+    }
+    out
 }
 
 #[derive(Debug, Args)]
@@ -56,33 +220,43 @@ pub struct TestArgs {
     /// Number of brokers (one controller runs besides them).
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
+    /// The topic written and read.
     #[arg(long, default_value = "t")]
     pub topic: String,
+    /// Partitions of the topic.
     #[arg(long, default_value_t = 1)]
     pub partitions: u32,
-    /// Default: min(nodes, 3).
+    /// Replicas of each partition; default: min(nodes, 3).
     #[arg(long)]
     pub replication_factor: Option<u32>,
-    /// 0, 1 or all.
+    /// The producers' acks: 0, 1 or all.
     #[arg(long, default_value = "all")]
     pub acks: String,
-    /// Default: min(2, replication factor).
+    /// The topic's min.insync.replicas; default: min(2, replication factor).
     #[arg(long)]
     pub min_insync_replicas: Option<u32>,
+    /// Set the topic's unclean.leader.election.enable: an out-of-sync replica may become
+    /// leader, losing acknowledged writes (default: off).
     #[arg(long)]
     pub unclean_leader_election: bool,
+    /// The brokers' replica.lag.time.max.ms: how long a follower may lag before the leader
+    /// drops it from the ISR.
     #[arg(long, default_value_t = 1000)]
     pub replica_lag_time_max_ms: u64,
-    /// current or legacy-hw.
+    /// The brokers' replication protocol: current (KIP-101 leader epochs) or legacy-hw
+    /// (truncate to the HW checkpoint, Kafka before 0.11).
     #[arg(long, default_value = "current")]
     pub replication_protocol: String,
-    /// produce or produce-consume.
+    /// What clients do: produce or produce-consume.
     #[arg(long, default_value = "produce")]
     pub workload: String,
-    /// kill,pause,delay,partition | all | none (latency is accepted for delay).
+    /// Faults of the random nemesis: a list of single faults (kill, pause, delay, partition)
+    /// and fault packages (isr-pressure, leader-loss, rolling-restart), or all (every one,
+    /// weighted), or none; `faultline list` describes each. `latency` is accepted for `delay`.
     #[arg(long, default_value = "all")]
     pub nemesis: String,
-    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    /// Time between nemesis decisions (500ms, 3s, 2m).
+    #[arg(long, default_value = "3s", value_parser = duration_arg, allow_hyphen_values = true)]
     pub nemesis_interval: Duration,
     /// Whom faults aim at: random,leader,follower,controller.
     #[arg(long, default_value = "random,leader,follower,controller")]
@@ -94,7 +268,7 @@ pub struct TestArgs {
     #[arg(long, default_value = "kill")]
     pub kill_signal: String,
     /// Length of the chaos phase; default 30s, or 0 with --schedule (the schedule decides).
-    #[arg(long, value_parser = duration_arg)]
+    #[arg(long, value_parser = duration_arg, allow_hyphen_values = true)]
     pub time_limit: Option<Duration>,
     /// Sends per second over all producers.
     #[arg(long, default_value_t = 500.0)]
@@ -105,21 +279,23 @@ pub struct TestArgs {
     /// Seeds every random choice; default: random (printed and stored).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// A schedule file (docs/schedules.md) replacing the random nemesis.
+    /// A schedule file (docs/schedules.md) replacing the random nemesis; default: none.
     #[arg(long)]
     pub schedule: Option<PathBuf>,
+    /// Where runs are kept: each run in <store>/<name>/<start-time>/, with <store>/latest
+    /// pointing at the newest.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
     /// The faultline-node binary; default: beside this binary.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
     /// Deadline of every client call.
-    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    #[arg(long, default_value = "2s", value_parser = duration_arg, allow_hyphen_values = true)]
     pub request_timeout: Duration,
     /// How long to wait after healing for every partition to have a leader and a full ISR.
-    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    #[arg(long, default_value = "30s", value_parser = duration_arg, allow_hyphen_values = true)]
     pub recovery_timeout: Duration,
-    /// Extra flag passed to every broker (repeatable), e.g. --node-arg=--fsync.
+    /// Extra flag passed to every broker (repeatable), e.g. --node-arg=--fsync; default: none.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
 }
@@ -213,6 +389,48 @@ impl TestOptions {
     /// The first (today: the only) topic of the run.
     pub fn topic(&self) -> &str {
         &self.config.topics[0]
+    }
+
+    /// The `faultline test` arguments that run this test again with `schedule` in place of its
+    /// nemesis: every setting spelled out (none left to defaults that may change), no store or
+    /// node binary (the replayer's own), so replaying a replay prints the same line.
+    pub fn replay_args(&self, schedule: &Path) -> Vec<String> {
+        let c = &self.config;
+        let h = &self.harness;
+        let mut args: Vec<String> = vec!["test".into()];
+        let mut flag = |name: &str, value: String| {
+            args.push(format!("--{name}"));
+            args.push(value);
+        };
+        flag("name", c.name.clone());
+        flag("nodes", c.nodes.to_string());
+        flag("topic", self.topic().to_string());
+        flag("partitions", c.partitions.to_string());
+        flag("replication-factor", c.replication_factor.to_string());
+        flag("acks", c.acks.as_str().to_string());
+        flag("min-insync-replicas", c.min_insync_replicas.to_string());
+        flag(
+            "replica-lag-time-max-ms",
+            c.replica_lag_time_max_ms.to_string(),
+        );
+        flag("replication-protocol", c.replication_protocol.clone());
+        flag("workload", c.workload.clone());
+        flag("max-faulty", c.max_faulty.to_string());
+        flag("kill-signal", h.kill_signal.clone());
+        flag("time-limit", format_duration(self.time_limit()));
+        flag("rate", c.rate.to_string());
+        flag("concurrency", c.concurrency.to_string());
+        flag("seed", c.seed.to_string());
+        flag("request-timeout", format_duration(self.request_timeout()));
+        flag("recovery-timeout", format_duration(self.recovery_timeout()));
+        flag("schedule", schedule.display().to_string());
+        for arg in &h.node_args {
+            args.push(format!("--node-arg={arg}"));
+        }
+        if c.unclean_leader_election {
+            args.push("--unclean-leader-election".into());
+        }
+        args
     }
 
     /// What test.json holds: the configuration with the harness's settings in `extra`.
@@ -316,6 +534,8 @@ impl TestArgs {
         };
         let nemesis_name = if nemesis.is_empty() {
             "none".to_string()
+        } else if kinds.len() == FaultKind::ALL.len() {
+            "all".to_string()
         } else {
             nemesis.join("+")
         };

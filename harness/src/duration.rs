@@ -40,6 +40,11 @@ pub fn format_duration(duration: Duration) -> String {
 
 /// For clap: a duration argument.
 pub fn duration_arg(text: &str) -> Result<Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err(format!(
+            "bad duration {text:?}: a duration cannot be negative (examples: 500ms, 3s, 1.5s, 2m)"
+        ));
+    }
     parse_duration(text)
 }
 

@@ -1,77 +1,28 @@
 //! The generators: what happens next in the chaos phase. A schedule's steps in order (each
 //! `at` step not before its time), or the random nemesis: every `--nemesis-interval`, a seeded
-//! choice between a new fault that keeps at most `--max-faulty` brokers faulty and healing one
-//! in force. Fault steps go to the executor (`nemesis`), client steps to `ops`; the generator
-//! itself touches neither the cluster nor the history.
+//! weighted choice of a single fault or a fault package (`packages`), whose plan then runs on
+//! its own timers, overlapping others within `--max-faulty`. Fault steps go to the executor
+//! (`nemesis`), client steps to `ops`; the generator itself touches neither the proxies nor the
+//! processes.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::Rng;
+use serde_json::json;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use crate::cluster::TopicSpec;
 use crate::fault::Fault;
 use crate::nemesis::Nemesis;
-use crate::network::LinkSelector;
-use crate::node::Node;
 use crate::ops::ScheduleClient;
+use crate::packages::{self, Plan, PlanContext, PlanStep};
 use crate::proxy::Delay;
-use crate::schedule::{Action, NetworkPartitionSpec, Step, Target, TopicPartition};
+use crate::schedule::{Action, Step, TopicPartition};
 use crate::supervisor::{KillSignal, ProcState};
 
-/// The fault kinds of `--nemesis`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FaultKind {
-    Kill,
-    Pause,
-    Delay,
-    Partition,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Delay,
-        FaultKind::Partition,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Delay => "delay",
-            FaultKind::Partition => "partition",
-        }
-    }
-
-    /// Parses `kill,pause,delay,partition`, `all` or `none` (`latency` is accepted for `delay`).
-    pub fn parse_list(text: &str) -> Result<Vec<FaultKind>, String> {
-        match text.trim() {
-            "all" => return Ok(FaultKind::ALL.to_vec()),
-            "none" | "" => return Ok(Vec::new()),
-            _ => {}
-        }
-        let mut kinds = BTreeSet::new();
-        for word in text.split(',').map(str::trim) {
-            // `latency` is the word of the first releases; `delay` is the one used everywhere.
-            let word = if word == "latency" { "delay" } else { word };
-            let kind = FaultKind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == word)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown nemesis {word:?} (known: kill, pause, delay, partition, all, none)"
-                    )
-                })?;
-            kinds.insert(kind);
-        }
-        Ok(kinds.into_iter().collect())
-    }
-}
+pub use crate::packages::FaultKind;
 
 /// Whom the random nemesis aims at (`--nemesis-targets`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -162,134 +113,207 @@ pub async fn run_schedule(
     Ok(())
 }
 
-/// The random nemesis: every `interval`, a seeded weighted choice between a new fault (if it
-/// keeps at most `max_faulty` brokers faulty) and healing one fault in force.
+/// At most this many plans run at once; with `--max-faulty` it bounds how faults overlap.
+const MAX_CONCURRENT_PLANS: usize = 3;
+/// How long the runner waits for running plans to notice the end of the chaos phase.
+const PLAN_STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The random nemesis: every `interval`, a seeded weighted choice of a fault kind or package
+/// among `config.kinds`, whose plan then runs on its own timers — faults lasting and healing
+/// by themselves, overlapping up to `--max-faulty` brokers and [`MAX_CONCURRENT_PLANS`].
 pub async fn run_random(
-    nemesis: &Nemesis,
-    config: &RandomNemesis,
+    nemesis: Arc<Nemesis>,
+    config: RandomNemesis,
+    ctx: PlanContext,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     if config.kinds.is_empty() {
         return Ok(());
     }
+    let budget = Arc::new(tokio::sync::Mutex::new(()));
+    let mut plans: JoinSet<std::io::Result<()>> = JoinSet::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(config.interval) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = stop.wait_for(|s| *s) => break,
         }
-        let Some(fault) = choose(nemesis, config).await else {
+        while let Some(done) = plans.try_join_next() {
+            done.map_err(std::io::Error::other)??;
+        }
+        if plans.len() >= MAX_CONCURRENT_PLANS {
             continue;
+        }
+        let kind = nemesis.rng(|r| {
+            *config
+                .kinds
+                .choose_weighted(r, |k| k.weight())
+                .expect("kinds is not empty and weights are positive")
+        });
+        let plan = nemesis.rng(|r| packages::plan(kind, r, &ctx));
+        let runner = PlanRunner {
+            nemesis: nemesis.clone(),
+            budget: budget.clone(),
+            max_faulty: config.max_faulty,
+            stop: stop.clone(),
         };
-        nemesis.apply_and_record(&fault).await?;
+        plans.spawn(async move { runner.run(plan).await });
+    }
+    let finished = tokio::time::timeout(PLAN_STOP_DEADLINE, async {
+        while let Some(done) = plans.join_next().await {
+            done.map_err(std::io::Error::other)??;
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+    match finished {
+        Ok(result) => result,
+        Err(_) => {
+            // The heal after the chaos phase undoes whatever the aborted plans left in force.
+            plans.abort_all();
+            Ok(())
+        }
     }
 }
 
-/// How many random actions `choose` tries before it falls back to a heal: roles resolve to
-/// different nodes, so a second try may fit the budget where the first did not.
-const CHOOSE_TRIES: usize = 3;
+/// Runs one plan: applies its faults through the executor within the fault budget, remembers
+/// how to heal each, and heals them at `HealMine` (or when the plan cannot go on).
+struct PlanRunner {
+    nemesis: Arc<Nemesis>,
+    /// Held while a fault is checked against the budget and applied, so two plans cannot both
+    /// take the last faulty broker.
+    budget: Arc<tokio::sync::Mutex<()>>,
+    max_faulty: u32,
+    stop: watch::Receiver<bool>,
+}
 
-async fn choose(nemesis: &Nemesis, config: &RandomNemesis) -> Option<Fault> {
-    let heals = nemesis.heals_available().await;
-    let heal_now = !heals.is_empty() && nemesis.rng(|r| r.gen_bool(0.5));
-    if heal_now {
-        return nemesis.rng(|r| heals.choose(r).cloned());
-    }
-    let delayed = nemesis.delayed();
-    for _ in 0..CHOOSE_TRIES {
-        let action = nemesis.rng(|r| random_action(r, config, nemesis.topics()));
-        if delayed && matches!(action, Action::Delay { .. }) {
-            // Latency is already in force; piling more on teaches nothing new.
-            continue;
+impl PlanRunner {
+    async fn run(mut self, plan: Plan) -> std::io::Result<()> {
+        self.nemesis.recorder().record(
+            "package",
+            json!({
+                "kind": plan.kind.as_str(),
+                "variant": plan.variant,
+                "topic": plan.partition.topic,
+                "partition": plan.partition.partition,
+            }),
+            None,
+        )?;
+        let mut mine: Vec<Fault> = Vec::new();
+        for step in &plan.steps {
+            if *self.stop.borrow() {
+                return Ok(());
+            }
+            let go_on = match step {
+                PlanStep::Fault(action) => self.fault(action, &mut mine).await?,
+                PlanStep::Wait(d) => self.sleep(*d).await,
+                PlanStep::WaitIsr { size, timeout } => {
+                    self.wait_isr(&plan.partition, *size, *timeout).await
+                }
+                PlanStep::HealMine => {
+                    self.heal(&mut mine).await?;
+                    true
+                }
+            };
+            if !go_on {
+                if !*self.stop.borrow() {
+                    self.heal(&mut mine).await?;
+                }
+                return Ok(());
+            }
         }
-        let Ok(mut faults) = nemesis.resolve(&action).await else {
-            continue;
+        Ok(())
+    }
+
+    /// Applies a fault step; `false` when the plan cannot go on (the step could not be
+    /// resolved, it would exceed the budget, or another plan's network partition is in force).
+    async fn fault(&self, action: &Action, mine: &mut Vec<Fault>) -> std::io::Result<bool> {
+        let _budget = self.budget.lock().await;
+        let faults = match self.nemesis.resolve(action).await {
+            Ok(faults) => faults,
+            Err(error) => {
+                self.nemesis.record_skipped(action, &error)?;
+                return Ok(false);
+            }
         };
-        let fault = faults.pop()?;
-        if let Fault::Pause { node } | Fault::Kill { node, .. } = &fault {
-            // Pausing a paused node or killing a dead one would teach nothing.
+        for fault in faults {
+            if let Some(reason) = self.refuse(&fault, mine).await {
+                self.nemesis.record_skipped(&Action::from(fault), &reason)?;
+                return Ok(false);
+            }
+            if fault == Fault::Heal {
+                mine.retain(|f| *f != Fault::Heal);
+            }
+            self.nemesis.apply_and_record(&fault).await?;
+            mine.extend(heal_of(&fault));
+        }
+        Ok(true)
+    }
+
+    /// Why a fault must not be applied now, if it must not.
+    async fn refuse(&self, fault: &Fault, mine: &[Fault]) -> Option<String> {
+        let nemesis = &self.nemesis;
+        if let Fault::Pause { node } | Fault::Kill { node, .. } = fault {
             if nemesis.cluster().supervisor.state(*node).await != Some(ProcState::Running) {
-                continue;
+                return Some(format!("{node} is not running"));
             }
         }
-        if nemesis.faulty_after(&fault).await.len() <= config.max_faulty as usize {
-            return Some(fault);
+        if matches!(fault, Fault::NetworkPartition { .. })
+            && nemesis.partitioned()
+            && !mine.contains(&Fault::Heal)
+        {
+            return Some("another network partition is in force".to_string());
+        }
+        let faulty = nemesis.faulty_after(fault).await.len();
+        if faulty > self.max_faulty as usize {
+            return Some(format!(
+                "{faulty} brokers would be faulty, over --max-faulty {}",
+                self.max_faulty
+            ));
+        }
+        None
+    }
+
+    async fn heal(&self, mine: &mut Vec<Fault>) -> std::io::Result<()> {
+        // Heals in reverse: the last fault applied is the first undone.
+        while let Some(heal) = mine.pop() {
+            self.nemesis.apply_and_record(&heal).await?;
+        }
+        Ok(())
+    }
+
+    /// Sleeps; `false` if the chaos phase ended first.
+    async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.stop.wait_for(|s| *s) => false,
         }
     }
-    nemesis.rng(|r| heals.choose(r).cloned())
-}
 
-fn random_target(rng: &mut StdRng, config: &RandomNemesis, topics: &[TopicSpec]) -> Target {
-    let topic = &topics[rng.gen_range(0..topics.len())];
-    let tp = TopicPartition {
-        topic: topic.name.clone(),
-        partition: rng.gen_range(0..topic.partitions),
-    };
-    match config
-        .targets
-        .choose(rng)
-        .copied()
-        .unwrap_or(TargetKind::Random)
-    {
-        TargetKind::Random => Target::Random,
-        TargetKind::Leader => Target::Leader(Some(tp)),
-        TargetKind::Follower => Target::Follower(Some(tp)),
-        TargetKind::Controller => Target::Node(Node::Controller),
-    }
-}
-
-fn random_action(rng: &mut StdRng, config: &RandomNemesis, topics: &[TopicSpec]) -> Action {
-    let kind = *config.kinds.choose(rng).expect("kinds is not empty");
-    match kind {
-        FaultKind::Kill => Action::Kill {
-            target: random_target(rng, config, topics),
-            signal: config.kill_signal,
-        },
-        FaultKind::Pause => Action::Pause {
-            target: random_target(rng, config, topics),
-        },
-        FaultKind::Delay => {
-            let delay_ms = *[20u64, 50, 100, 200].choose(rng).expect("not empty");
-            let delay = Delay {
-                delay_ms,
-                jitter_ms: delay_ms / 4,
-            };
-            Action::Delay {
-                links: LinkSelector::All,
-                delay,
-            }
-        }
-        FaultKind::Partition => {
-            let spec = match rng.gen_range(0..4) {
-                0 => NetworkPartitionSpec::Isolate(random_target(rng, config, topics)),
-                1 => NetworkPartitionSpec::Halves,
-                2 => NetworkPartitionSpec::Bridge,
-                _ => NetworkPartitionSpec::OneWayRandom,
-            };
-            Action::NetworkPartition(spec)
+    /// Waits (bounded) for the partition's ISR to reach `size`; goes on either way unless the
+    /// chaos phase ended.
+    async fn wait_isr(&mut self, tp: &TopicPartition, size: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let cluster = self.nemesis.clone();
+        let reached = cluster.cluster().wait_for(deadline, |m| {
+            m.partition(&tp.topic, tp.partition).map(|p| p.isr.len()) == Some(size)
+        });
+        tokio::select! {
+            _ = reached => true,
+            _ = self.stop.wait_for(|s| *s) => false,
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nemesis_words_parse_with_latency_as_an_alias_of_delay() {
-        assert_eq!(
-            FaultKind::parse_list("all").unwrap(),
-            FaultKind::ALL.to_vec()
-        );
-        assert_eq!(
-            FaultKind::parse_list("latency,kill").unwrap(),
-            vec![FaultKind::Kill, FaultKind::Delay]
-        );
-        assert_eq!(
-            FaultKind::parse_list("delay").unwrap(),
-            vec![FaultKind::Delay]
-        );
-        assert!(FaultKind::parse_list("none").unwrap().is_empty());
-        let error = FaultKind::parse_list("flood").unwrap_err();
-        assert!(error.contains("unknown nemesis \"flood\""), "{error}");
+/// The fault that undoes `fault`, if it needs one.
+fn heal_of(fault: &Fault) -> Option<Fault> {
+    match fault {
+        Fault::Kill { node, .. } => Some(Fault::Start { node: *node }),
+        Fault::Pause { node } => Some(Fault::Resume { node: *node }),
+        Fault::Delay { links, .. } => Some(Fault::Delay {
+            links: *links,
+            delay: Delay::NONE,
+        }),
+        Fault::NetworkPartition { .. } => Some(Fault::Heal),
+        Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal => None,
     }
 }

@@ -21,7 +21,7 @@ use crate::network::LinkSelector;
 use crate::node::{Endpoint, Node};
 use crate::proxy::Delay;
 use crate::record::Recorder;
-use crate::schedule::{Action, NetworkPartitionSpec, Target};
+use crate::schedule::{Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition};
 use crate::supervisor::ProcState;
 
 /// The network faults in force (process faults are the supervisor's to know).
@@ -57,6 +57,33 @@ impl Nemesis {
 
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Records a fault step that was not applied, with the reason, in the history and in
+    /// `schedule.txt` (as a comment-marked failure).
+    pub fn record_skipped(&self, action: &Action, reason: &str) -> std::io::Result<()> {
+        let at = self.recorder.since_start();
+        let verb = action.to_string();
+        let f = verb
+            .split_whitespace()
+            .next()
+            .unwrap_or("fault")
+            .to_string();
+        self.recorder.log_step(at, action, Some(reason));
+        self.recorder.record(
+            &f,
+            json!({ "step": verb, "skipped": true }),
+            Some(reason.to_string()),
+        )
+    }
+
+    /// Whether a network partition is in force.
+    pub fn partitioned(&self) -> bool {
+        self.net.lock().unwrap().partition.is_some()
     }
 
     pub fn topics(&self) -> &[TopicSpec] {
@@ -166,10 +193,15 @@ impl Nemesis {
                 .into_iter()
                 .map(|node| Fault::Resume { node })
                 .collect(),
-            Action::Delay { links, delay } => vec![Fault::Delay {
-                links: *links,
-                delay: *delay,
-            }],
+            Action::Delay { links, delay } => self
+                .resolve_links(links)
+                .await?
+                .into_iter()
+                .map(|links| Fault::Delay {
+                    links,
+                    delay: *delay,
+                })
+                .collect(),
             Action::NetworkPartition(spec) => vec![self.resolve_partition(spec).await?],
             Action::Heal => vec![Fault::Heal],
             Action::Produce { .. }
@@ -213,17 +245,7 @@ impl Nemesis {
                     .ok_or_else(|| format!("{tp} has no leader"))
             }
             Target::Follower(tp) => {
-                let tp = default_partition(&self.topics, tp);
-                let metadata = self.metadata().await?;
-                let p = metadata
-                    .partition(&tp.topic, tp.partition)
-                    .ok_or_else(|| format!("{tp} is not in the metadata"))?;
-                let followers: Vec<u32> = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .filter(|&r| Some(r) != p.leader && metadata.is_alive(r))
-                    .collect();
+                let (tp, followers) = self.followers(tp, true).await?;
                 self.rng(|r| followers.choose(r).copied())
                     .map(Node::Broker)
                     .ok_or_else(|| format!("{tp} has no live follower"))
@@ -231,11 +253,115 @@ impl Nemesis {
         }
     }
 
+    /// The partition's replicas other than its leader (only the live ones with `live_only`),
+    /// from the controller's metadata now.
+    async fn followers(
+        &self,
+        tp: &Option<TopicPartition>,
+        live_only: bool,
+    ) -> Result<(TopicPartition, Vec<u32>), String> {
+        let tp = default_partition(&self.topics, tp);
+        let metadata = self.metadata().await?;
+        let p = metadata
+            .partition(&tp.topic, tp.partition)
+            .ok_or_else(|| format!("{tp} is not in the metadata"))?;
+        let followers = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&r| Some(r) != p.leader && (!live_only || metadata.is_alive(r)))
+            .collect();
+        Ok((tp, followers))
+    }
+
     async fn metadata(&self) -> Result<Metadata, String> {
         self.cluster
             .metadata()
             .await
             .ok_or_else(|| "the controller did not answer".to_string())
+    }
+
+    /// The endpoints a member names now. `others` is resolved by the caller, which knows the
+    /// whole step.
+    async fn resolve_member(&self, member: &Member) -> Result<Vec<Endpoint>, String> {
+        match member {
+            Member::Endpoint(e) => Ok(vec![*e]),
+            Member::Leader(tp) => Ok(vec![self
+                .resolve_target(&Target::Leader(tp.clone()))
+                .await?
+                .into()]),
+            Member::Follower(tp) => Ok(vec![self
+                .resolve_target(&Target::Follower(tp.clone()))
+                .await?
+                .into()]),
+            Member::Followers(tp) => {
+                let (tp, followers) = self.followers(tp, false).await?;
+                if followers.is_empty() {
+                    return Err(format!("{tp} has no followers"));
+                }
+                Ok(followers.into_iter().map(Endpoint::broker).collect())
+            }
+            Member::Others => Ok(Vec::new()),
+        }
+    }
+
+    /// Resolves every side of a step together, so `others` means the brokers no other member
+    /// names. A side that resolves to nothing is an error naming it.
+    async fn resolve_sides(&self, sides: &[Vec<Member>]) -> Result<Vec<Vec<Endpoint>>, String> {
+        let mut resolved = Vec::new();
+        for side in sides {
+            let mut endpoints = Vec::new();
+            for member in side {
+                for e in self.resolve_member(member).await? {
+                    if !endpoints.contains(&e) {
+                        endpoints.push(e);
+                    }
+                }
+            }
+            resolved.push(endpoints);
+        }
+        let named: Vec<Endpoint> = resolved.iter().flatten().copied().collect();
+        for (side, endpoints) in sides.iter().zip(resolved.iter_mut()) {
+            if side.contains(&Member::Others) {
+                endpoints.extend(
+                    self.cluster
+                        .brokers()
+                        .into_iter()
+                        .map(Endpoint::broker)
+                        .filter(|e| !named.contains(e)),
+                );
+            }
+        }
+        for (side, endpoints) in sides.iter().zip(&resolved) {
+            if endpoints.is_empty() {
+                let text: Vec<String> = side.iter().map(ToString::to_string).collect();
+                return Err(format!("`{}` names no endpoint now", text.join(",")));
+            }
+        }
+        Ok(resolved)
+    }
+
+    async fn resolve_links(&self, links: &LinkSpec) -> Result<Vec<LinkSelector>, String> {
+        Ok(match links {
+            LinkSpec::All => vec![LinkSelector::All],
+            LinkSpec::Touching(member) => {
+                let sides = self.resolve_sides(&[vec![member.clone()]]).await?;
+                sides[0]
+                    .iter()
+                    .map(|e| LinkSelector::Touching(*e))
+                    .collect()
+            }
+            LinkSpec::Link(a, b) => {
+                let sides = self
+                    .resolve_sides(&[vec![a.clone()], vec![b.clone()]])
+                    .await?;
+                let mut selectors = Vec::new();
+                for x in &sides[0] {
+                    selectors.extend(sides[1].iter().map(|y| LinkSelector::Link(*x, *y)));
+                }
+                selectors
+            }
+        })
     }
 
     async fn resolve_partition(&self, spec: &NetworkPartitionSpec) -> Result<Fault, String> {
@@ -246,12 +372,15 @@ impl Nemesis {
             .map(Endpoint::broker)
             .collect();
         let (kind, net) = match spec {
-            NetworkPartitionSpec::Exact(p) => {
-                let kind = match p {
-                    NetworkPartition::Groups(_) => "groups",
-                    NetworkPartition::OneWay { .. } => "one-way",
-                };
-                (kind, p.clone())
+            NetworkPartitionSpec::Groups(groups) => {
+                let groups = self.resolve_sides(groups).await?;
+                ("groups", NetworkPartition::Groups(groups))
+            }
+            NetworkPartitionSpec::OneWay { from, to } => {
+                let mut sides = self.resolve_sides(&[from.clone(), to.clone()]).await?;
+                let to = sides.pop().expect("two sides");
+                let from = sides.pop().expect("two sides");
+                ("one-way", NetworkPartition::OneWay { from, to })
             }
             NetworkPartitionSpec::Isolate(target) => {
                 let node = Endpoint::Node(self.resolve_target(target).await?);
@@ -270,14 +399,9 @@ impl Nemesis {
         })
     }
 
-    /// Whether some link has latency in force.
-    pub fn delayed(&self) -> bool {
-        self.net.lock().unwrap().delayed
-    }
-
     /// The heals that would undo every fault in force: resume paused nodes, start nodes that
     /// are down, remove latency, heal the network partition.
-    pub async fn heals_available(&self) -> Vec<Fault> {
+    async fn heals_available(&self) -> Vec<Fault> {
         let mut heals = Vec::new();
         for node in self.nodes_in(|s| *s == ProcState::Paused).await {
             heals.push(Fault::Resume { node });

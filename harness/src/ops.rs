@@ -90,10 +90,18 @@ impl ScheduleClient {
             }
             Action::WaitLeader { node, on, timeout } => {
                 let tp = default_partition(&self.topics, on);
+                let leader_of = |m: &faultline_workloads::client::Metadata| {
+                    m.partition(&tp.topic, tp.partition).and_then(|p| p.leader)
+                };
+                let before = match node {
+                    Some(_) => None,
+                    None => self.cluster.metadata().await.as_ref().and_then(leader_of),
+                };
                 let reached = self
                     .cluster
-                    .wait_for(started + *timeout, |m| {
-                        m.partition(&tp.topic, tp.partition).and_then(|p| p.leader) == Some(*node)
+                    .wait_for(started + *timeout, |m| match node {
+                        Some(node) => leader_of(m) == Some(*node),
+                        None => leader_of(m).is_some() && leader_of(m) != before,
                     })
                     .await;
                 let value = json!({ "until": "leader", "node": node, "topic": tp.topic, "partition": tp.partition });

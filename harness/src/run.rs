@@ -20,6 +20,7 @@ use crate::final_read::final_read;
 use crate::generator;
 use crate::nemesis::Nemesis;
 use crate::ops::ScheduleClient;
+use crate::packages::PlanContext;
 use crate::record::Recorder;
 use crate::store;
 
@@ -39,7 +40,7 @@ pub struct Interrupted(pub PathBuf);
 const FINAL_READ_DEADLINE: Duration = Duration::from_secs(30);
 
 fn say(message: impl AsRef<str>) {
-    eprintln!("faultline: {}", message.as_ref());
+    crate::progress::say(message);
 }
 
 /// Runs one test and returns the verdict's exit code.
@@ -57,6 +58,7 @@ pub async fn run_test(mut opts: TestOptions, interrupt: Interrupt) -> anyhow::Re
         opts.config.seed,
         run_dir.display()
     ));
+    crate::progress::start(&run_dir, opts.time_limit());
     let history = Arc::new(
         HistoryWriter::create(&run_dir.join("history.jsonl"), start).context("creating history")?,
     );
@@ -153,6 +155,7 @@ impl Run {
             self.cluster.network.client_endpoints(),
             self.history.clone(),
         ));
+        crate::progress::watch_clients(clients.clone());
         let spec = self.workload_spec();
         let recorder = Arc::new(Recorder::new(
             self.history.clone(),
@@ -184,6 +187,7 @@ impl Run {
             record_abort(&self.history, &format!("{error:#}"));
         }
         // Whatever happened: heal, stop every node, collect what they left.
+        crate::progress::phase(crate::progress::Phase::Stop);
         if let Err(e) = nemesis.heal_all().await {
             say(format!("recording the final heal failed: {e}"));
         }
@@ -218,14 +222,12 @@ impl Run {
         let path = self.run_dir.join("schedule.txt");
         let mut file =
             std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        let replay = self.opts.replay_args(&path).join(" ");
         writeln!(
             file,
-            "# The faults this run performed (seed {}), with times from the start of the chaos phase.\n\
-             # Replay: faultline {} --schedule {}",
+            "# The faults this run performed (seed {}), with times since the chaos phase started.\n\
+             # Replay: faultline {replay}",
             self.opts.config.seed,
-            args.join(" "),
-            path.display()
         )?;
         Ok(file)
     }
@@ -245,6 +247,7 @@ impl Run {
         if interrupted(&interrupt).is_some() {
             return Ok(());
         }
+        crate::progress::phase(crate::progress::Phase::Heal);
         nemesis.heal_all().await?;
         let topics = self.topics();
         let deadline = tokio::time::Instant::now() + self.opts.recovery_timeout();
@@ -267,6 +270,7 @@ impl Run {
                 ));
             }
         }
+        crate::progress::phase(crate::progress::Phase::FinalRead);
         let deadline = tokio::time::Instant::now() + FINAL_READ_DEADLINE;
         let reads = final_read(&self.cluster, &topics, deadline).await;
         let records: usize = reads.partitions.iter().map(|p| p.records.len()).sum();
@@ -289,19 +293,28 @@ impl Run {
         let (stop, stopped) = watch::channel(false);
         let (done_tx, mut done) = watch::channel(self.opts.steps.is_none());
         schedule_client.recorder.start_clock();
+        crate::progress::phase(crate::progress::Phase::Chaos);
         let workload = (self.opts.config.concurrency > 0)
             .then(|| faultline_workloads::workload::spawn(clients.clone(), &self.workload_spec()));
         let task = {
             let nemesis = nemesis.clone();
             let schedule_client = schedule_client.clone();
             let schedule = self.opts.steps.clone();
+            let plan_context = PlanContext {
+                topics: self.topics(),
+                brokers: self.cluster.brokers(),
+                replica_lag_time_max_ms: self.opts.config.replica_lag_time_max_ms,
+                interval: self.opts.nemesis.interval,
+                kill_signal: self.opts.nemesis.kill_signal,
+                targets: self.opts.nemesis.targets.clone(),
+            };
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {
                 let result = match schedule {
                     Some(steps) => {
                         generator::run_schedule(&nemesis, &schedule_client, &steps, stopped).await
                     }
-                    None => generator::run_random(&nemesis, &random, stopped).await,
+                    None => generator::run_random(nemesis, random, plan_context, stopped).await,
                 };
                 let _ = done_tx.send(true);
                 result
@@ -339,6 +352,7 @@ pub enum Failure {
 
 /// Analyses a stored run, writes `results.json`, prints the summary; returns the exit code.
 pub fn check(run_dir: &Path, failure: Failure) -> anyhow::Result<i32> {
+    crate::progress::phase(crate::progress::Phase::Check);
     let results = match faultline_checker::check_run(run_dir) {
         Ok(results) => results,
         Err(error) => {
@@ -350,6 +364,7 @@ pub fn check(run_dir: &Path, failure: Failure) -> anyhow::Result<i32> {
     };
     faultline_checker::write_results(run_dir, &results)
         .with_context(|| format!("writing results.json in {}", run_dir.display()))?;
-    println!("{}", results.summary());
+    crate::progress::finish();
+    crate::report::finish(run_dir, &results);
     Ok(results.exit_code())
 }

@@ -14,32 +14,25 @@ const NODE_BIN: &str = env!("CARGO_BIN_EXE_faultline-node");
 const PRODUCERS: usize = 8;
 const SECONDS: u64 = 5;
 
+/// Every node the bench started; stopped by pid (faultline-launch) when the bench ends.
 struct Children(Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
         for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
+            faultline_launch::kill_child(child);
         }
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(args: &[String]) -> Child {
-    Command::new(NODE_BIN)
+    let mut command = Command::new(NODE_BIN);
+    command
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::null());
+    faultline_launch::harden(&mut command);
+    command.spawn().unwrap()
 }
 
 /// `leaders[p]` is the address of partition p's leader.
@@ -86,10 +79,9 @@ async fn run(
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = format!("127.0.0.1:{}", free_port());
-    let brokers: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
+    let mut ports = faultline_launch::free_ports(4).unwrap().into_iter();
+    let controller = ports.next().unwrap().to_string();
+    let brokers: Vec<String> = ports.map(|a| a.to_string()).collect();
     let mut children = Children(Vec::new());
     children.0.push(spawn(&[
         "controller".into(),

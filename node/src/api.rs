@@ -29,6 +29,7 @@ pub enum ErrorCode {
     InvalidUpdateVersion,
     IneligibleReplica,
     MessageTooLarge,
+    DuplicateBrokerRegistration,
     NotFound,
     KafkaStorageError,
 }
@@ -46,8 +47,12 @@ impl ErrorCode {
             NotLeaderOrFollower => StatusCode::MISDIRECTED_REQUEST,
             NotEnoughReplicas | NotEnoughReplicasAfterAppend => StatusCode::SERVICE_UNAVAILABLE,
             RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
-            FencedLeaderEpoch | UnknownLeaderEpoch | TopicAlreadyExists | InvalidUpdateVersion
-            | IneligibleReplica => StatusCode::CONFLICT,
+            FencedLeaderEpoch
+            | UnknownLeaderEpoch
+            | TopicAlreadyExists
+            | InvalidUpdateVersion
+            | IneligibleReplica
+            | DuplicateBrokerRegistration => StatusCode::CONFLICT,
             OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             InconsistentClusterId => StatusCode::FORBIDDEN,
             MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -221,9 +226,10 @@ pub struct HeartbeatRequest {
     pub broker_id: u32,
     /// Random per broker process start. A new incarnation means the broker restarted.
     pub incarnation: u64,
-    /// KRaft fences a restarted broker's old incarnation at once (it leaves every ISR and its
-    /// leaderships move). ZooKeeper-era Kafka only noticed a restart when the session expired;
-    /// the legacy-hw protocol reproduces that and sends false.
+    /// True with the current protocol: a new incarnation is registered as KRaft does (refused
+    /// with DUPLICATE_BROKER_REGISTRATION while the previous incarnation's session is valid, then
+    /// fenced until it has caught up on metadata). The legacy-hw protocol sends false and is
+    /// accepted at once, keeping the old incarnation's ISR memberships.
     pub fence_previous_incarnation: bool,
     pub metadata_version: u64,
 }
@@ -268,8 +274,11 @@ pub struct ProduceRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acks {
-    None,
-    Leader,
+    /// acks=0: answered before the append.
+    Zero,
+    /// acks=1: answered after the leader's append.
+    One,
+    /// acks=all (-1): answered once HW passes the records.
     All,
 }
 
@@ -283,8 +292,8 @@ impl Acks {
         };
         match text.as_str() {
             "all" | "-1" => Ok(Acks::All),
-            "1" => Ok(Acks::Leader),
-            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::One),
+            "0" => Ok(Acks::Zero),
             _ => Err(ApiError::invalid(format!(
                 "acks must be 0, 1, -1 or \"all\" (got {text})"
             ))),
@@ -355,8 +364,9 @@ pub struct ReplicaFetchResponse {
     pub diverging_epoch: Option<DivergingEpoch>,
 }
 
+/// One partition's replica on this broker, as `/v1/state` shows it (one entry of `partitions`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PartitionState {
+pub struct ReplicaState {
     pub topic: String,
     pub partition: u32,
     pub role: String,
@@ -394,7 +404,7 @@ pub struct BrokerState {
     pub incarnation: u64,
     pub replication_protocol: String,
     pub registered: bool,
-    pub partitions: Vec<PartitionState>,
+    pub partitions: Vec<ReplicaState>,
 }
 
 #[cfg(test)]
@@ -406,8 +416,8 @@ mod tests {
         use serde_json::json;
         assert_eq!(Acks::parse(&json!("all")).unwrap(), Acks::All);
         assert_eq!(Acks::parse(&json!(-1)).unwrap(), Acks::All);
-        assert_eq!(Acks::parse(&json!("1")).unwrap(), Acks::Leader);
-        assert_eq!(Acks::parse(&json!(0)).unwrap(), Acks::None);
+        assert_eq!(Acks::parse(&json!("1")).unwrap(), Acks::One);
+        assert_eq!(Acks::parse(&json!(0)).unwrap(), Acks::Zero);
         assert!(Acks::parse(&json!(2)).is_err());
         assert!(Acks::parse(&json!("ALL")).is_err());
         assert!(Acks::parse(&json!(null)).is_err());

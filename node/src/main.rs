@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, default_value = "faultline")]
         cluster_id: String,
         /// Broker session timeout: a broker silent this long is fenced (Kafka: 9000 ms).
-        #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+        #[arg(long, default_value_t = faultline_node::controller::DEFAULT_SESSION_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(10..=600_000))]
         session_timeout_ms: u64,
     },
     /// Host partition replicas.
@@ -60,7 +60,7 @@ enum Command {
         #[arg(long, default_value = "faultline")]
         cluster_id: String,
         /// replica.lag.time.max.ms (Kafka: 30000).
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        #[arg(long, default_value_t = faultline_node::broker::DEFAULT_REPLICA_LAG_TIME_MAX_MS, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         replica_lag_time_max_ms: u64,
         /// replica.fetch.wait.max.ms (Kafka: 500).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=60_000))]
@@ -113,6 +113,8 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // node.log is a file: colour codes there are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

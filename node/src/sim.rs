@@ -5,6 +5,11 @@
 //! leader's HW) is never lost or changed, and after healing every replica's log is identical to
 //! the leader's. With unclean election the logs still converge; with legacy-hw only the
 //! per-step invariants (asserted inside the replica code) must hold.
+//!
+//! After every step, in every property, two of Kafka's rules are checked: a leader whose ISR is
+//! below min.insync.replicas does not move HW (KAFKA-15583), and a leader never counts a smaller
+//! ISR than the controller has: an AlterPartition whose reply was lost stays pending (and HW is
+//! computed over the maximal ISR) until the controller's answer or newer metadata comes.
 
 use proptest::prelude::*;
 use serde_json::json;
@@ -13,13 +18,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::api::*;
-use crate::broker::replica::{AlterProposal, IsrSettings, LeaderFetch, Protocol, Replica, Role};
+use crate::broker::replica::{
+    AlterOutcome, AlterProposal, IsrSettings, LeaderFetch, Protocol, Replica, Role,
+};
 use crate::controller::{ControllerConfig, ControllerState};
 use crate::events::EventLog;
 use crate::storage::{Log, LogConfig};
 
 const BROKERS: u32 = 3;
 const LAG_MS: u64 = 300;
+const SETTINGS: IsrSettings = IsrSettings {
+    lag_time_max_ms: LAG_MS,
+    lag_max_messages: 0,
+};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -28,6 +39,8 @@ enum Op {
     Tick,
     Crash(u8),
     Restart(u8),
+    /// The reply to the next AlterPartition is lost; `true`: the controller applied it first.
+    LoseAlterReply(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,8 +50,13 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Tick),
         1 => (0u8..3).prop_map(Op::Crash),
         1 => (0u8..3).prop_map(Op::Restart),
+        1 => any::<bool>().prop_map(Op::LoseAlterReply),
     ]
 }
+
+/// What the HW-freeze check remembers of the leader after a step: (broker, leader epoch, HW),
+/// when its ISR was below min.insync.replicas.
+type Frozen = Option<(u32, u32, u64)>;
 
 struct Node {
     id: u32,
@@ -59,10 +77,15 @@ struct Sim {
     next_value: u64,
     /// Clean elections and the current protocol: committed records must survive.
     durable: bool,
+    /// Set by `Op::LoseAlterReply`: what happens to the next AlterPartition.
+    lose_next_reply: Option<bool>,
+    /// An AlterPartition whose reply was lost, to be sent again by its leader at the next tick.
+    unanswered: Option<(usize, AlterProposal)>,
+    frozen: Frozen,
 }
 
 impl Sim {
-    fn new(protocol: Protocol, unclean: bool) -> Sim {
+    fn new(protocol: Protocol, unclean: bool, min_insync_replicas: u32) -> Sim {
         let tmp = tempfile::tempdir().unwrap();
         let cdir = tmp.path().join("controller");
         std::fs::create_dir_all(&cdir).unwrap();
@@ -93,6 +116,9 @@ impl Sim {
             committed: BTreeMap::new(),
             next_value: 0,
             durable: !unclean && protocol == Protocol::Current,
+            lose_next_reply: None,
+            unanswered: None,
+            frozen: None,
         };
         for i in 0..BROKERS as usize {
             sim.heartbeat(i);
@@ -100,6 +126,10 @@ impl Sim {
         }
         let mut configs = BTreeMap::new();
         configs.insert("unclean.leader.election.enable".to_string(), json!(unclean));
+        configs.insert(
+            "min.insync.replicas".to_string(),
+            json!(min_insync_replicas),
+        );
         let req = CreateTopicRequest {
             name: "t".into(),
             partitions: 1,
@@ -111,14 +141,26 @@ impl Sim {
         sim
     }
 
+    /// Registers broker `i` (again): KRaft refuses a new incarnation while the old session is
+    /// valid, so the sim lets that session expire (it does not wait in real time); then a second
+    /// heartbeat, showing the metadata the first one returned, unfences it.
     fn heartbeat(&mut self, i: usize) {
-        let req = HeartbeatRequest {
+        let id = self.nodes[i].id;
+        let mut req = HeartbeatRequest {
             cluster_id: "sim".into(),
-            broker_id: self.nodes[i].id,
+            broker_id: id,
             incarnation: self.nodes[i].incarnation,
             fence_previous_incarnation: self.protocol == Protocol::Current,
             metadata_version: 0,
         };
+        let resp = match self.controller.heartbeat(req.clone()) {
+            Err(e) if e.error == ErrorCode::DuplicateBrokerRegistration => {
+                self.controller.fence(id, "session_timeout").unwrap();
+                self.controller.heartbeat(req.clone()).unwrap()
+            }
+            other => other.unwrap(),
+        };
+        req.metadata_version = resp.metadata_version;
         self.controller.heartbeat(req).unwrap();
     }
 
@@ -130,6 +172,7 @@ impl Sim {
             0,
             node.id,
             self.protocol,
+            SETTINGS,
             log,
             node.hw_checkpoint,
         ));
@@ -143,8 +186,17 @@ impl Sim {
     /// Every live broker learns the controller's view (as its next heartbeat would).
     fn publish(&mut self) {
         let (pm, configs) = self.partition();
+        let fenced: Vec<u32> = self
+            .controller
+            .metadata()
+            .brokers
+            .iter()
+            .filter(|b| !b.alive)
+            .map(|b| b.id)
+            .collect();
         for node in &mut self.nodes {
             if let Some(r) = &mut node.replica {
+                r.set_fenced_brokers(fenced.clone());
                 r.apply_metadata(&pm, &configs, self.now_ms, &self.events)
                     .unwrap();
             }
@@ -159,12 +211,12 @@ impl Sim {
         let id = self.partition().0.leader?;
         let i = self.index_of(id);
         let r = self.nodes[i].replica.as_ref()?;
-        (r.role == Role::Leader).then_some(i)
+        (r.role() == Role::Leader).then_some(i)
     }
 
     fn log(&self, i: usize) -> Vec<(u64, String)> {
         let r = self.nodes[i].replica.as_ref().unwrap();
-        r.log
+        r.log()
             .read(0, u64::MAX, 100_000)
             .unwrap()
             .into_iter()
@@ -175,7 +227,7 @@ impl Sim {
     /// Records what the leader has committed; a committed offset must never change value.
     fn note_commits(&mut self, l: usize) {
         let r = self.nodes[l].replica.as_ref().unwrap();
-        for rec in r.log.read(0, r.hw, 100_000).unwrap() {
+        for rec in r.log().read(0, r.hw(), 100_000).unwrap() {
             match self.committed.get(&rec.offset) {
                 Some(v) if *v != rec.value && self.durable => {
                     panic!(
@@ -199,16 +251,82 @@ impl Sim {
             partition: 0,
             leader_epoch: proposal.leader_epoch,
             partition_epoch: proposal.partition_epoch,
-            new_isr: proposal.new_isr,
+            new_isr: proposal.new_isr.clone(),
         };
-        let result = self.controller.alter_partition(req);
         let now = self.now_ms;
-        self.nodes[l]
-            .replica
-            .as_mut()
-            .unwrap()
-            .on_alter_result(result, now, &self.events);
+        if let Some(applied) = self.lose_next_reply.take() {
+            if applied {
+                let _ = self.controller.alter_partition(req);
+            }
+            let lost = ApiError::new(ErrorCode::RequestTimedOut, "the reply was lost");
+            let replica = self.nodes[l].replica.as_mut().unwrap();
+            let outcome = replica.on_alter_result(&proposal, Err(lost), now, &self.events);
+            assert_eq!(outcome, AlterOutcome::Retry, "a lost reply is retried");
+            self.unanswered = Some((l, proposal));
+            // The brokers do not hear of the change yet: metadata travels with later steps.
+            self.check_invariants();
+            return;
+        }
+        let result = self.controller.alter_partition(req);
+        self.nodes[l].replica.as_mut().unwrap().on_alter_result(
+            &proposal,
+            result,
+            now,
+            &self.events,
+        );
         self.publish();
+        // A step may change the ISR twice (a resend, then a shrink): check between the two.
+        self.check_invariants();
+    }
+
+    /// The leader sends an unanswered AlterPartition again, if it is still pending there.
+    fn resend_unanswered(&mut self) {
+        let Some((l, proposal)) = self.unanswered.take() else {
+            return;
+        };
+        let pending = self.nodes[l]
+            .replica
+            .as_ref()
+            .and_then(|r| r.pending_isr().map(|p| p == proposal.new_isr.as_slice()));
+        if pending == Some(true) {
+            self.alter(l, proposal);
+        }
+    }
+
+    /// Kafka's rules checked after every step (see the module comment).
+    fn check_invariants(&mut self) {
+        let (pm, configs) = self.partition();
+        let Some(l) = self.leader() else {
+            self.frozen = None;
+            return;
+        };
+        let r = self.nodes[l].replica.as_ref().unwrap();
+        if r.leader_epoch() == Some(pm.leader_epoch) {
+            let maximal = r.maximal_isr();
+            assert!(
+                pm.isr.iter().all(|b| maximal.contains(b)),
+                "leader {} computes HW over {maximal:?} but the controller's ISR is {:?}",
+                self.nodes[l].id,
+                pm.isr
+            );
+        }
+        let me = (self.nodes[l].id, r.current_epoch());
+        if !r.is_under_min_isr() {
+            self.frozen = None;
+            return;
+        }
+        if let Some((id, epoch, hw)) = self.frozen {
+            if (id, epoch) == me {
+                assert_eq!(
+                    r.hw(),
+                    hw,
+                    "HW moved while the ISR {:?} is below min.insync.replicas={}",
+                    r.isr(),
+                    configs.min_insync_replicas
+                );
+            }
+        }
+        self.frozen = Some((me.0, me.1, r.hw()));
     }
 
     fn append(&mut self, n: u8) {
@@ -224,7 +342,7 @@ impl Sim {
             .replica
             .as_mut()
             .unwrap()
-            .append_as_leader(values, Acks::Leader, now);
+            .append_as_leader(values, Acks::One, now);
         self.note_commits(l);
     }
 
@@ -233,7 +351,7 @@ impl Sim {
         let Some(r) = self.nodes[f].replica.as_ref() else {
             return;
         };
-        let (Role::Follower, Some(leader_id)) = (r.role, r.leader) else {
+        let (Role::Follower, Some(leader_id)) = (r.role(), r.leader()) else {
             return;
         };
         let req = r.next_fetch("sim", 4, 0);
@@ -267,20 +385,17 @@ impl Sim {
         self.now_ms += 150;
         for node in &mut self.nodes {
             if let Some(r) = &node.replica {
-                node.hw_checkpoint = r.hw;
+                node.hw_checkpoint = r.hw();
             }
         }
+        self.resend_unanswered();
         let Some(l) = self.leader() else { return };
-        let settings = IsrSettings {
-            lag_time_max_ms: LAG_MS,
-            lag_max_messages: 0,
-        };
         let now = self.now_ms;
         if let Some(p) = self.nodes[l]
             .replica
             .as_mut()
             .unwrap()
-            .maybe_shrink_isr(now, settings)
+            .maybe_shrink_isr(now)
         {
             self.alter(l, p);
         }
@@ -311,12 +426,17 @@ impl Sim {
             Op::Tick => self.tick(),
             Op::Crash(i) => self.crash(i as usize),
             Op::Restart(i) => self.restart(i as usize),
+            Op::LoseAlterReply(applied) => self.lose_next_reply = Some(applied),
         }
+        self.check_invariants();
     }
 
     /// Restarts every crashed broker and lets followers fetch until the ISR is whole and every
     /// log has the leader's end.
     fn heal(&mut self) {
+        self.lose_next_reply = None;
+        self.resend_unanswered();
+        self.publish();
         for i in 0..self.nodes.len() {
             if self.nodes[i].replica.is_none() {
                 self.restart(i);
@@ -347,8 +467,8 @@ impl Sim {
     }
 }
 
-fn run(ops: &[Op], protocol: Protocol, unclean: bool) -> Sim {
-    let mut sim = Sim::new(protocol, unclean);
+fn run(ops: &[Op], protocol: Protocol, unclean: bool, min_insync_replicas: u32) -> Sim {
+    let mut sim = Sim::new(protocol, unclean, min_insync_replicas);
     for op in ops {
         sim.step(op);
     }
@@ -361,7 +481,7 @@ proptest! {
 
     #[test]
     fn clean_elections_never_lose_a_committed_record_and_replicas_converge(ops in prop::collection::vec(op(), 1..80)) {
-        let sim = run(&ops, Protocol::Current, false);
+        let sim = run(&ops, Protocol::Current, false, 1);
         let l = sim.leader().expect("a leader after healing");
         let leader_log = sim.log(l);
         let log: BTreeMap<u64, String> = leader_log.iter().cloned().collect();
@@ -375,7 +495,7 @@ proptest! {
 
     #[test]
     fn with_unclean_election_replicas_still_converge(ops in prop::collection::vec(op(), 1..80)) {
-        let sim = run(&ops, Protocol::Current, true);
+        let sim = run(&ops, Protocol::Current, true, 1);
         let l = sim.leader().expect("a leader after healing");
         let leader_log = sim.log(l);
         for i in 0..sim.nodes.len() {
@@ -385,7 +505,17 @@ proptest! {
 
     #[test]
     fn legacy_hw_keeps_its_per_step_invariants(ops in prop::collection::vec(op(), 1..80)) {
-        let sim = run(&ops, Protocol::LegacyHw, false);
+        let sim = run(&ops, Protocol::LegacyHw, false, 1);
         prop_assert!(sim.leader().is_some());
+    }
+
+    #[test]
+    fn with_min_insync_replicas_2_nothing_committed_is_lost(ops in prop::collection::vec(op(), 1..80)) {
+        let sim = run(&ops, Protocol::Current, false, 2);
+        let l = sim.leader().expect("a leader after healing");
+        let log: BTreeMap<u64, String> = sim.log(l).into_iter().collect();
+        for (offset, value) in &sim.committed {
+            prop_assert_eq!(log.get(offset), Some(value), "committed offset {} lost", offset);
+        }
     }
 }

@@ -13,7 +13,7 @@ use faultline_checker::history::Acks;
 use crate::duration::format_duration;
 use crate::fault::{Fault, NetworkPartition};
 use crate::network::LinkSelector;
-use crate::node::Node;
+use crate::node::{Endpoint, Node};
 use crate::proxy::Delay;
 use crate::supervisor::KillSignal;
 
@@ -74,10 +74,87 @@ impl fmt::Display for Target {
     }
 }
 
+/// One member of a network partition's side or one end of a delayed link, as a step names
+/// it: an endpoint, or a role resolved from the controller's metadata when the step runs, so a
+/// scenario does not depend on which broker happens to lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    Endpoint(Endpoint),
+    /// `leader [t/p]`: the partition's leader.
+    Leader(Option<TopicPartition>),
+    /// `follower [t/p]`: one live follower, chosen by the seeded random source.
+    Follower(Option<TopicPartition>),
+    /// `followers [t/p]`: every replica of the partition but its leader.
+    Followers(Option<TopicPartition>),
+    /// `others`: every broker that no other member of the step names.
+    Others,
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let with_tp = |f: &mut fmt::Formatter<'_>, word: &str, tp: &Option<TopicPartition>| match tp
+        {
+            Some(tp) => write!(f, "{word} {tp}"),
+            None => f.write_str(word),
+        };
+        match self {
+            Member::Endpoint(e) => e.fmt(f),
+            Member::Leader(tp) => with_tp(f, "leader", tp),
+            Member::Follower(tp) => with_tp(f, "follower", tp),
+            Member::Followers(tp) => with_tp(f, "followers", tp),
+            Member::Others => f.write_str("others"),
+        }
+    }
+}
+
+/// Which links a `delay` step slows, with roles allowed at either end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkSpec {
+    All,
+    /// Every link from or to the member(s).
+    Touching(Member),
+    /// The directed links from the first member(s) to the second.
+    Link(Member, Member),
+}
+
+impl fmt::Display for LinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkSpec::All => f.write_str("all"),
+            LinkSpec::Touching(m) => write!(f, "node {m}"),
+            LinkSpec::Link(a, b) => write!(f, "link {a}->{b}"),
+        }
+    }
+}
+
+impl From<LinkSelector> for LinkSpec {
+    fn from(links: LinkSelector) -> Self {
+        match links {
+            LinkSelector::All => LinkSpec::All,
+            LinkSelector::Touching(e) => LinkSpec::Touching(Member::Endpoint(e)),
+            LinkSelector::Link(a, b) => LinkSpec::Link(Member::Endpoint(a), Member::Endpoint(b)),
+        }
+    }
+}
+
+fn write_side(f: &mut fmt::Formatter<'_>, side: &[Member]) -> fmt::Result {
+    for (i, member) in side.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{member}")?;
+    }
+    Ok(())
+}
+
 /// How a step partitions the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkPartitionSpec {
-    Exact(NetworkPartition),
+    /// Links between members of different groups are cut both ways; endpoints in no group keep
+    /// every link (`groups leader | followers` leaves the controller and clients reaching all).
+    Groups(Vec<Vec<Member>>),
+    /// Connections from `from` to `to` are cut; `to` still reaches `from`.
+    OneWay { from: Vec<Member>, to: Vec<Member> },
     /// One node against every other node.
     Isolate(Target),
     /// A random minority of brokers against the majority; the controller on a random side.
@@ -91,7 +168,22 @@ pub enum NetworkPartitionSpec {
 impl fmt::Display for NetworkPartitionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetworkPartitionSpec::Exact(p) => p.fmt(f),
+            NetworkPartitionSpec::Groups(groups) => {
+                f.write_str("groups ")?;
+                for (i, side) in groups.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" | ")?;
+                    }
+                    write_side(f, side)?;
+                }
+                Ok(())
+            }
+            NetworkPartitionSpec::OneWay { from, to } => {
+                f.write_str("one-way ")?;
+                write_side(f, from)?;
+                f.write_str(" -> ")?;
+                write_side(f, to)
+            }
             NetworkPartitionSpec::Isolate(t) => write!(f, "isolate {t}"),
             NetworkPartitionSpec::Halves => f.write_str("halves"),
             NetworkPartitionSpec::Bridge => f.write_str("bridge"),
@@ -119,7 +211,7 @@ pub enum Action {
         node: Option<Node>,
     },
     Delay {
-        links: LinkSelector,
+        links: LinkSpec,
         delay: Delay,
     },
     NetworkPartition(NetworkPartitionSpec),
@@ -131,9 +223,10 @@ pub enum Action {
         to: Option<TopicPartition>,
     },
     Wait(Duration),
-    /// Wait until `node` leads the partition.
+    /// Wait until `node` leads the partition; with no node (`wait leader new`), until a leader
+    /// other than the one at the step's start leads it.
     WaitLeader {
-        node: u32,
+        node: Option<u32>,
         on: Option<TopicPartition>,
         timeout: Duration,
     },
@@ -159,9 +252,21 @@ impl From<Fault> for Action {
                 target: Target::Node(node),
             },
             Fault::Resume { node } => Action::Resume { node: Some(node) },
-            Fault::Delay { links, delay } => Action::Delay { links, delay },
+            Fault::Delay { links, delay } => Action::Delay {
+                links: links.into(),
+                delay,
+            },
             Fault::NetworkPartition { net, .. } => {
-                Action::NetworkPartition(NetworkPartitionSpec::Exact(net))
+                let side = |s: Vec<Endpoint>| s.into_iter().map(Member::Endpoint).collect();
+                Action::NetworkPartition(match net {
+                    NetworkPartition::Groups(groups) => {
+                        NetworkPartitionSpec::Groups(groups.into_iter().map(side).collect())
+                    }
+                    NetworkPartition::OneWay { from, to } => NetworkPartitionSpec::OneWay {
+                        from: side(from),
+                        to: side(to),
+                    },
+                })
             }
             Fault::Heal => Action::Heal,
         }
@@ -206,7 +311,8 @@ impl fmt::Display for Action {
             Action::Wait(d) => write!(f, "wait {}", format_duration(*d)),
             Action::WaitLeader { node, on, timeout } => write!(
                 f,
-                "wait leader {node}{} timeout {}",
+                "wait leader {}{} timeout {}",
+                node.map_or("new".to_string(), |n| n.to_string()),
                 opt_suffix("on ", on),
                 format_duration(*timeout)
             ),
@@ -226,7 +332,7 @@ impl fmt::Display for Fault {
     }
 }
 
-fn write_delay(f: &mut fmt::Formatter<'_>, links: &LinkSelector, delay: &Delay) -> fmt::Result {
+fn write_delay(f: &mut fmt::Formatter<'_>, links: &LinkSpec, delay: &Delay) -> fmt::Result {
     write!(f, "delay {links} {}ms", delay.delay_ms)?;
     if delay.jitter_ms > 0 {
         write!(f, " jitter {}ms", delay.jitter_ms)?;

@@ -13,7 +13,9 @@ use crate::duration::{format_duration, parse_duration};
 mod action;
 mod parse;
 
-pub use action::{Action, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT};
+pub use action::{
+    Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {

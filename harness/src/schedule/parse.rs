@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use crate::duration::parse_duration;
-use crate::fault::NetworkPartition;
-use crate::network::LinkSelector;
-use crate::node::{Endpoint, Node};
+use crate::node::Node;
 use crate::proxy::Delay;
 use crate::supervisor::KillSignal;
 
-use super::action::{Action, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT};
+use super::action::{
+    Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT,
+};
 
 /// Tokens of one step, consumed front to back.
 struct Tokens<'a> {
@@ -89,14 +89,25 @@ fn parse_ms(word: &str) -> Result<u64, String> {
 
 fn parse_delay(tokens: &mut Tokens) -> Result<Action, String> {
     let links = match tokens.next("all, node N or link A->B")? {
-        "all" => LinkSelector::All,
-        "node" => LinkSelector::Touching(tokens.next("an endpoint")?.parse()?),
+        "all" => LinkSpec::All,
+        "node" => {
+            let word = tokens.next("an endpoint or a role")?;
+            // A role may name its partition in the next word: `node leader t/1`.
+            let text = match tokens.peek() {
+                Some(tp) if tp.contains('/') && ROLE_WORDS.contains(&word) => {
+                    tokens.at += 1;
+                    format!("{word} {tp}")
+                }
+                _ => word.to_string(),
+            };
+            LinkSpec::Touching(parse_member(&text)?)
+        }
         "link" => {
             let text = tokens.next("a link A->B")?;
             let (a, b) = text
                 .split_once("->")
                 .ok_or_else(|| format!("expected a link A->B, got {text:?}"))?;
-            LinkSelector::Link(a.parse()?, b.parse()?)
+            LinkSpec::Link(parse_member(a)?, parse_member(b)?)
         }
         other => return Err(format!("expected all, node N or link A->B, got {other:?}")),
     };
@@ -115,12 +126,39 @@ fn parse_delay(tokens: &mut Tokens) -> Result<Action, String> {
     })
 }
 
-fn parse_side(text: &str) -> Result<Vec<Endpoint>, String> {
-    let side: Vec<Endpoint> = text
+/// The words that name a role rather than an endpoint.
+const ROLE_WORDS: [&str; 4] = ["leader", "follower", "followers", "others"];
+
+/// One member: `2`, `controller`, `client`, `leader`, `leader t/1`, `follower`, `followers`,
+/// `others`.
+fn parse_member(text: &str) -> Result<Member, String> {
+    let mut words = text.split_whitespace();
+    let word = words
+        .next()
+        .ok_or_else(|| "expected a broker id, controller, client or a role".to_string())?;
+    let tp: Option<TopicPartition> = words.next().map(str::parse).transpose()?;
+    if let Some(extra) = words.next() {
+        return Err(format!("unexpected {extra:?} in {text:?}"));
+    }
+    let member = match word {
+        "leader" => Member::Leader(tp),
+        "follower" => Member::Follower(tp),
+        "followers" => Member::Followers(tp),
+        "others" if tp.is_none() => Member::Others,
+        _ if tp.is_some() => return Err(format!("only a role takes a topic/partition: {text:?}")),
+        other => Member::Endpoint(other.parse().map_err(|e: String| {
+            format!("{e} (or a role: leader, follower, followers, others)")
+        })?),
+    };
+    Ok(member)
+}
+
+fn parse_side(text: &str) -> Result<Vec<Member>, String> {
+    let side: Vec<Member> = text
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(str::parse)
+        .map(parse_member)
         .collect::<Result<_, _>>()?;
     if side.is_empty() {
         return Err("a partition side is empty".to_string());
@@ -142,19 +180,19 @@ fn parse_partition(tokens: &mut Tokens) -> Result<Action, String> {
             let (from, to) = rest
                 .split_once("->")
                 .ok_or_else(|| format!("expected one-way A,B -> C,D, got {rest:?}"))?;
-            NetworkPartitionSpec::Exact(NetworkPartition::OneWay {
+            NetworkPartitionSpec::OneWay {
                 from: parse_side(from)?,
                 to: parse_side(to)?,
-            })
+            }
         }
         "groups" => {
             let rest = tokens.rest();
-            let groups: Vec<Vec<Endpoint>> =
+            let groups: Vec<Vec<Member>> =
                 rest.split('|').map(parse_side).collect::<Result<_, _>>()?;
             if groups.len() < 2 {
                 return Err("a partition needs at least two groups (A | B)".to_string());
             }
-            NetworkPartitionSpec::Exact(NetworkPartition::Groups(groups))
+            NetworkPartitionSpec::Groups(groups)
         }
         other => return Err(format!("unknown partition {other:?}")),
     };
@@ -179,10 +217,13 @@ fn parse_wait(tokens: &mut Tokens) -> Result<Action, String> {
     let word = tokens.next("a duration, `leader N` or `isr K`")?;
     match word {
         "leader" => {
-            let node = tokens.next("a broker id")?;
-            let node = node
-                .parse()
-                .map_err(|_| format!("expected a broker id, got {node:?}"))?;
+            let node = match tokens.next("a broker id or `new`")? {
+                "new" => None,
+                node => Some(
+                    node.parse()
+                        .map_err(|_| format!("expected a broker id or `new`, got {node:?}"))?,
+                ),
+            };
             let on = parse_on(tokens)?;
             let timeout = parse_timeout(tokens)?;
             Ok(Action::WaitLeader { node, on, timeout })
@@ -280,10 +321,17 @@ mod tests {
             "partition one-way random",
             "partition groups 1 | 2,3,controller",
             "partition one-way 1 -> 2,3,client",
+            "partition groups leader | followers",
+            "partition groups leader t/1 | followers t/1,controller",
+            "partition one-way leader -> others",
+            "partition groups 1,controller | others",
+            "delay node leader t/0 100ms",
+            "delay link leader->follower 50ms jitter 10ms",
             "heal",
             "produce 10 acks 1 to t/0",
             "wait 1500ms",
             "wait leader 2 on t/0 timeout 10s",
+            "wait leader new timeout 10s",
             "wait isr 3 timeout 30s",
         ];
         for line in lines {
@@ -300,6 +348,8 @@ mod tests {
             ("kill two", "broker id"),
             ("delay all fast", "bad duration"),
             ("partition groups 1", "two groups"),
+            ("partition groups leader | 9x", "or a role"),
+            ("partition groups 2 t/0 | 3", "only a role takes"),
             ("produce 3 acks 2", "acks must be"),
             ("heal now", "unexpected"),
         ] {

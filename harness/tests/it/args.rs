@@ -103,3 +103,78 @@ fn help_is_not_an_error() {
     let (code, stderr) = faultline(&[]);
     assert_eq!(code, 254, "{stderr}");
 }
+
+#[test]
+fn every_bad_argument_speaks_in_one_voice() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--time-limit", "10x"], "bad duration \"10x\""),
+        (&["--time-limit", "-1s"], "cannot be negative"),
+        (&["--no-such-flag"], "--no-such-flag"),
+        (&["--nodes", "many"], "invalid value 'many'"),
+    ];
+    for (args, needle) in cases {
+        let (code, stderr) = test_with(args);
+        assert_eq!(code, 254, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("faultline: bad arguments: "),
+            "{args:?}: not in the harness's voice: {stderr}"
+        );
+        assert!(
+            !stderr.contains("error: "),
+            "{args:?}: clap's own voice: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
+    }
+    let (code, stderr) = faultline(&["frobnicate"]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(stderr.starts_with("faultline: bad arguments: "), "{stderr}");
+}
+
+#[test]
+fn every_option_has_help_with_its_default() {
+    let output = Command::new(faultline_bin())
+        .args(["test", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    // Every option line is followed by text, not by the next option.
+    let lines: Vec<&str> = help.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let option = line.trim_start();
+        if !option.starts_with("--")
+            || option.starts_with("--help")
+            || option.starts_with("--version")
+        {
+            continue;
+        }
+        let described = option
+            .split_once("  ")
+            .is_some_and(|(_, text)| !text.trim().is_empty())
+            || lines.get(i + 1).is_some_and(|next| {
+                let next = next.trim_start();
+                !next.is_empty() && !next.starts_with("--") && !next.starts_with("-h")
+            });
+        assert!(described, "{option} has no help text:\n{help}");
+    }
+    for needle in [
+        "unclean.leader.election.enable",
+        "Where runs are kept",
+        "[default: store]",
+        "[default: 3s]",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+}
+
+#[test]
+fn check_of_a_store_without_runs_points_at_latest() {
+    let store = tempfile::tempdir().unwrap();
+    for command in ["check", "report"] {
+        let (code, stderr) = faultline(&[command, store.path().to_str().unwrap()]);
+        assert_eq!(code, 254, "{stderr}");
+        assert!(stderr.contains("store/latest"), "{command}: {stderr}");
+    }
+}

@@ -54,11 +54,7 @@ impl TestRun {
     /// Runs to completion; the store lives as long as the result.
     pub fn run(self) -> Finished {
         let output = self.command().output().expect("running faultline");
-        Finished {
-            output,
-            run_dir: self.run_dir(),
-            _store: self.store,
-        }
+        Finished::from_output(self, output)
     }
 
     /// The newest run's directory (through `store/latest`).
@@ -74,6 +70,15 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// The result of running `run`'s command yourself (e.g. with extra environment).
+    pub fn from_output(run: TestRun, output: Output) -> Self {
+        Finished {
+            output,
+            run_dir: run.run_dir(),
+            _store: run.store,
+        }
+    }
+
     pub fn code(&self) -> i32 {
         self.output.status.code().unwrap_or(-1)
     }

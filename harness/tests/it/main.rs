@@ -6,6 +6,8 @@ mod common;
 
 mod args;
 mod hygiene;
+mod jobs;
 mod proxy;
+mod report;
 mod runs;
 mod schedule;

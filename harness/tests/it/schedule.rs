@@ -82,4 +82,53 @@ fn a_written_scenario_runs_in_order_and_replays() {
     assert!(!recorded.contains("leader"), "{recorded}");
     let replay = run_schedule(&first.run_dir.join("schedule.txt"));
     assert_eq!(steps(&replay.history()), steps(&history));
+
+    // The replay line is a clean command: every setting once, and a replay of the replay
+    // prints the same line but for the schedule's path.
+    let line = |run: &Finished| -> String {
+        let text = std::fs::read_to_string(run.run_dir.join("schedule.txt")).unwrap();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# Replay: "))
+            .expect("a replay line")
+            .to_string();
+        let path = run.run_dir.join("schedule.txt");
+        line.replace(path.to_str().unwrap(), "SCHEDULE")
+    };
+    let (first_line, replay_line) = (line(&first), line(&replay));
+    assert_eq!(first_line, replay_line);
+    for flag in ["--schedule", "--seed", "--time-limit", "--acks"] {
+        assert_eq!(first_line.matches(flag).count(), 1, "{flag}: {first_line}");
+    }
+    assert!(!first_line.contains("--store"), "{first_line}");
+}
+
+#[test]
+fn roles_in_network_partitions_resolve_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.txt");
+    std::fs::write(
+        &path,
+        "partition groups leader | followers\n\
+         delay link leader->follower 10ms\n\
+         heal\n\
+         delay all 0ms\n",
+    )
+    .unwrap();
+    let finished = run_schedule(&path);
+    let history = finished.history();
+    let partition = nemesis_ops(&history)
+        .into_iter()
+        .find(|op| op.f == "partition")
+        .expect("a partition step");
+    assert_eq!(partition.error, None, "{partition:?}");
+    let groups = partition.value["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0].as_array().unwrap().len(), 1, "the leader alone");
+    assert_eq!(groups[1].as_array().unwrap().len(), 2, "its two followers");
+    let recorded = std::fs::read_to_string(finished.run_dir.join("schedule.txt")).unwrap();
+    assert!(
+        !recorded.lines().skip(2).any(|l| l.contains("leader")),
+        "schedule.txt names concrete brokers: {recorded}"
+    );
 }

@@ -79,6 +79,13 @@ impl FollowerState {
         self.last_fetch_leader_leo = leader_leo;
         self.last_fetch_ms = now_ms;
     }
+
+    /// Kafka's `ReplicaState.isCaughtUp` (Replica.scala): at the leader's LEO, however long ago
+    /// it last fetched, or caught up within the lag time.
+    pub fn is_caught_up(&self, leader_leo: u64, now_ms: u64, lag_time_max_ms: u64) -> bool {
+        self.leo == Some(leader_leo)
+            || now_ms.saturating_sub(self.last_caught_up_ms) <= lag_time_max_ms
+    }
 }
 
 /// State only a leader has.
@@ -96,6 +103,15 @@ pub struct LeaderState {
 
 /// How long a leader waits before proposing again after an AlterPartition failed.
 pub const ALTER_RETRY_BACKOFF_MS: u64 = 250;
+
+/// What the broker does after [`Replica::on_alter_result`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlterOutcome {
+    /// Nothing more to send for this proposal.
+    Done,
+    /// No answer came (a timeout, a reset connection): send the same proposal again.
+    Retry,
+}
 
 /// A proposed ISR change for the broker to send to the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,25 +139,36 @@ pub enum Transition {
     },
 }
 
+/// One partition's replica on this broker. Its fields are private so that every change of HW
+/// goes through `set_hw`, which asserts HW ≤ LEO and that HW never moves back on a leader.
 pub struct Replica {
-    pub topic: String,
-    pub partition: u32,
-    pub broker_id: u32,
-    pub protocol: Protocol,
-    pub log: Log,
-    pub hw: u64,
-    pub role: Role,
-    pub leader: Option<u32>,
+    topic: String,
+    partition: u32,
+    broker_id: u32,
+    protocol: Protocol,
+    settings: IsrSettings,
+    log: Log,
+    hw: u64,
+    role: Role,
+    leader: Option<u32>,
     /// None until the first metadata for this partition arrives after a start.
-    pub leader_epoch: Option<u32>,
-    pub partition_epoch: u32,
-    pub replicas: Vec<u32>,
-    pub isr: Vec<u32>,
-    pub min_insync_replicas: u32,
-    pub leader_state: Option<LeaderState>,
+    leader_epoch: Option<u32>,
+    /// The leader epoch in which this broker's current, unbroken leadership began. A produce
+    /// waiting for acks=all survives a re-election of the same broker under a newer epoch (Kafka's
+    /// `checkEnoughReplicasReachOffset` only asks "am I still the leader?"), but not a spell as
+    /// follower in between, which may have truncated the records it waits for.
+    leader_since_epoch: Option<u32>,
+    partition_epoch: u32,
+    replicas: Vec<u32>,
+    isr: Vec<u32>,
+    min_insync_replicas: u32,
+    /// Brokers the controller reports fenced: not eligible to join the ISR (Kafka's
+    /// `isReplicaIsrEligible`), so HW does not wait for them either.
+    fenced_brokers: Vec<u32>,
+    leader_state: Option<LeaderState>,
     /// True until the first time this replica starts following after a process start (the
     /// legacy-hw truncation then uses the HW checkpoint).
-    pub fresh_start: bool,
+    fresh_start: bool,
 }
 
 /// A follower's fetch as the leader answers it.
@@ -157,6 +184,7 @@ impl Replica {
         partition: u32,
         broker_id: u32,
         protocol: Protocol,
+        settings: IsrSettings,
         log: Log,
         hw_checkpoint: u64,
     ) -> Self {
@@ -166,15 +194,18 @@ impl Replica {
             partition,
             broker_id,
             protocol,
+            settings,
             log,
             hw,
             role: Role::Offline,
             leader: None,
             leader_epoch: None,
+            leader_since_epoch: None,
             partition_epoch: 0,
             replicas: Vec::new(),
             isr: Vec::new(),
             min_insync_replicas: 1,
+            fenced_brokers: Vec::new(),
             leader_state: None,
             fresh_start: true,
         }
@@ -186,6 +217,66 @@ impl Replica {
 
     pub fn current_epoch(&self) -> u32 {
         self.leader_epoch.unwrap_or(0)
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    pub fn hw(&self) -> u64 {
+        self.hw
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn leader(&self) -> Option<u32> {
+        self.leader
+    }
+
+    pub fn leader_epoch(&self) -> Option<u32> {
+        self.leader_epoch
+    }
+
+    /// See the field: the epoch in which this broker's unbroken leadership began.
+    pub fn leader_since_epoch(&self) -> Option<u32> {
+        self.leader_since_epoch
+    }
+
+    /// The committed ISR (as the controller last confirmed it).
+    pub fn isr(&self) -> &[u32] {
+        &self.isr
+    }
+
+    /// The log, read-only: appends and truncation go through the replication rules here.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Flushes the log (clean shutdown).
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.log.sync()
+    }
+
+    /// The ISR proposed in an AlterPartition that has not been answered yet, if any.
+    pub fn pending_isr(&self) -> Option<&[u32]> {
+        self.leader_state.as_ref()?.pending_isr.as_deref()
+    }
+
+    /// Kafka's `effectiveMinIsr`: min.insync.replicas, but never more than the replicas there are.
+    fn effective_min_isr(&self) -> usize {
+        (self.min_insync_replicas as usize).min(self.replicas.len().max(1))
+    }
+
+    /// Kafka's `isUnderMinIsr`: this broker leads and the committed ISR is smaller than
+    /// min.insync.replicas.
+    pub fn is_under_min_isr(&self) -> bool {
+        self.role == Role::Leader && self.isr.len() < self.effective_min_isr()
     }
 
     fn partition_fields(&self) -> serde_json::Value {
@@ -236,21 +327,38 @@ impl Replica {
         self.hw = hw;
     }
 
-    /// HW = min LEO over the maximal ISR; it only ever moves forward on a leader. Returns whether
-    /// it moved.
-    pub fn maybe_advance_hw(&mut self) -> bool {
+    /// Kafka's `maybeIncrementLeaderHW` (Partition.scala, 3.7): HW = min LEO over the maximal ISR
+    /// and over every follower outside it that is caught up and about to rejoin (KAFKA-15021:
+    /// otherwise, with steady traffic, HW runs at the leader's LEO and such a follower never
+    /// reaches HW to rejoin). It does not move at all while the committed ISR is below
+    /// min.insync.replicas (KAFKA-15583), and it only ever moves forward on a leader. Returns
+    /// whether it moved.
+    pub fn maybe_advance_hw(&mut self, now_ms: u64) -> bool {
+        if self.is_under_min_isr() {
+            return false;
+        }
         let Some(state) = &self.leader_state else {
             return false;
         };
-        let mut candidate = self.leo();
-        for id in self.maximal_isr() {
-            if id == self.broker_id {
-                continue;
+        let leo = self.leo();
+        let maximal = self.maximal_isr();
+        let mut candidate = leo;
+        for (&id, follower) in &state.followers {
+            let in_isr = maximal.contains(&id);
+            let about_to_join = !in_isr
+                && follower.is_caught_up(leo, now_ms, self.settings.lag_time_max_ms)
+                && !self.fenced_brokers.contains(&id);
+            match follower.leo {
+                Some(f) if in_isr || about_to_join => candidate = candidate.min(f),
+                None if in_isr => return false,
+                _ => {}
             }
-            match state.followers.get(&id).and_then(|f| f.leo) {
-                Some(leo) => candidate = candidate.min(leo),
-                None => return false,
-            }
+        }
+        if maximal
+            .iter()
+            .any(|id| *id != self.broker_id && !state.followers.contains_key(id))
+        {
+            return false;
         }
         if candidate > self.hw {
             self.set_hw(candidate);
@@ -275,10 +383,12 @@ impl Replica {
                 if pm.partition_epoch > self.partition_epoch {
                     self.isr = pm.isr.clone();
                     self.partition_epoch = pm.partition_epoch;
+                    // Newer metadata overrides an AlterPartition in flight; its answer, when it
+                    // comes, is then ignored (Partition.scala `submitAlterPartition`).
                     if let Some(state) = &mut self.leader_state {
                         state.pending_isr = None;
                     }
-                    self.maybe_advance_hw();
+                    self.maybe_advance_hw(now_ms);
                 }
                 return Ok(Transition::None);
             }
@@ -290,6 +400,9 @@ impl Replica {
         self.leader = pm.leader;
         match pm.leader {
             Some(id) if id == self.broker_id => {
+                if self.role != Role::Leader {
+                    self.leader_since_epoch = Some(pm.leader_epoch);
+                }
                 self.become_leader(pm, now_ms, events)?;
                 Ok(Transition::None)
             }
@@ -302,6 +415,7 @@ impl Replica {
             }
             None => {
                 self.role = Role::Offline;
+                self.leader_since_epoch = None;
                 self.leader_state = None;
                 self.emit_role(events);
                 Ok(Transition::None)
@@ -360,12 +474,18 @@ impl Replica {
                 json!({"leader": self.broker_id, "leader_epoch": pm.leader_epoch, "log_end_offset": leo}),
             );
         }
-        self.maybe_advance_hw();
+        self.maybe_advance_hw(now_ms);
         Ok(())
+    }
+
+    /// Brokers the controller reports fenced (from the metadata's broker list).
+    pub fn set_fenced_brokers(&mut self, fenced: Vec<u32>) {
+        self.fenced_brokers = fenced;
     }
 
     fn become_follower(&mut self, leader: u32, events: &EventLog) -> std::io::Result<()> {
         self.role = Role::Follower;
+        self.leader_since_epoch = None;
         self.leader_state = None;
         self.emit_role(events);
         if self.protocol == Protocol::LegacyHw {
@@ -390,6 +510,12 @@ impl Replica {
         leader: u32,
         events: &EventLog,
     ) -> std::io::Result<()> {
+        assert!(
+            self.role != Role::Leader,
+            "a leader never truncates its own log ({}/{})",
+            self.topic,
+            self.partition
+        );
         let from = self.leo();
         if to >= from {
             // No record to remove; the log still drops an empty epoch entry at its end.
@@ -397,7 +523,7 @@ impl Replica {
             return Ok(());
         }
         self.log.truncate_to(to)?;
-        self.hw = self.hw.min(to);
+        self.set_hw(self.hw.min(to));
         self.emit(
             events,
             "truncation",
@@ -431,7 +557,7 @@ impl Replica {
         if self.role != Role::Leader {
             return Err(self.not_leader());
         }
-        if acks == Acks::All && (self.isr.len() as u32) < self.min_insync_replicas {
+        if acks == Acks::All && self.isr.len() < self.effective_min_isr() {
             return Err(ApiError::new(
                 ErrorCode::NotEnoughReplicas,
                 format!(
@@ -457,14 +583,22 @@ impl Replica {
             })
             .collect();
         let leo = self.log.append(&records).map_err(ApiError::storage)?;
-        self.maybe_advance_hw();
+        self.maybe_advance_hw(now_ms);
         Ok((base, leo - 1))
     }
 
     /// Where an acks=all request stands: `None` while waiting, `Some(Ok)` once HW passed
     /// `last_offset` with enough replicas, `Some(Err)` when it can never succeed here.
-    pub fn acks_all_status(&self, last_offset: u64, epoch: u32) -> Option<Result<(), ApiError>> {
-        if self.role != Role::Leader || self.leader_epoch != Some(epoch) {
+    /// `leader_since_epoch` is [`Replica::leader_since_epoch`] at the append: a re-election of
+    /// this broker under a newer epoch keeps the request waiting, as Kafka's
+    /// `checkEnoughReplicasReachOffset` does; losing the leadership in between fails it.
+    pub fn acks_all_status(
+        &self,
+        last_offset: u64,
+        leader_since_epoch: u32,
+    ) -> Option<Result<(), ApiError>> {
+        let epoch = leader_since_epoch;
+        if self.role != Role::Leader || self.leader_since_epoch != Some(epoch) {
             let mut e = self.not_leader();
             e.message = format!(
                 "{}; the records were appended in epoch {epoch} and may or may not survive",
@@ -555,7 +689,7 @@ impl Replica {
             .entry(req.replica_id)
             .or_insert_with(|| FollowerState::new(false, 0))
             .on_fetch(req.fetch_offset, leo, now_ms);
-        self.maybe_advance_hw();
+        self.maybe_advance_hw(now_ms);
         let expand = self.expansion_for(req.replica_id, now_ms);
         let response = self.read_for_follower(req.fetch_offset, req.max_records)?;
         if response.records.is_empty() {
@@ -577,6 +711,15 @@ impl Replica {
             },
         };
         (end.epoch < last_fetched_epoch || end.end_offset < req.fetch_offset).then_some(end)
+    }
+
+    /// Whether a follower's long-poll fetch from `fetch_offset` in `epoch` may be answered now:
+    /// there are records past it, or this broker no longer leads in that epoch. As in Kafka's
+    /// `DelayedFetch.tryComplete` (cases A–H), a change of HW alone does not complete it; the
+    /// follower learns the new HW with its next fetch.
+    pub fn follower_fetch_ready(&self, fetch_offset: u64, epoch: u32) -> bool {
+        let deposed = self.role != Role::Leader || self.leader_epoch != Some(epoch);
+        self.leo() > fetch_offset || deposed
     }
 
     /// Reads records for a follower (which may see above HW) and the current HW.
@@ -612,6 +755,7 @@ impl Replica {
         if self.isr.contains(&follower)
             || state.pending_isr.is_some()
             || now_ms < state.retry_after_ms
+            || self.fenced_brokers.contains(&follower)
         {
             return None;
         }
@@ -635,13 +779,11 @@ impl Replica {
         })
     }
 
-    /// Followers in the ISR that have not caught up within replica.lag.time.max.ms (or, when the
-    /// legacy setting is on, are more than replica.lag.max.messages behind) are proposed out.
-    pub fn maybe_shrink_isr(
-        &mut self,
-        now_ms: u64,
-        settings: IsrSettings,
-    ) -> Option<AlterProposal> {
+    /// Followers in the ISR that are not caught up (Kafka's `getOutOfSyncReplicas`: neither at
+    /// the leader's LEO nor caught up within replica.lag.time.max.ms; or, when the legacy setting
+    /// is on, more than replica.lag.max.messages behind) are proposed out.
+    pub fn maybe_shrink_isr(&mut self, now_ms: u64) -> Option<AlterProposal> {
+        let settings = self.settings;
         let state = self.leader_state.as_ref()?;
         if state.pending_isr.is_some() || now_ms < state.retry_after_ms {
             return None;
@@ -655,8 +797,7 @@ impl Replica {
             .filter(|id| match state.followers.get(id) {
                 None => true,
                 Some(f) => {
-                    let lagging_time =
-                        now_ms.saturating_sub(f.last_caught_up_ms) > settings.lag_time_max_ms;
+                    let lagging_time = !f.is_caught_up(leo, now_ms, settings.lag_time_max_ms);
                     let lagging_messages = settings.lag_max_messages > 0
                         && f.leo
                             .is_some_and(|l| leo.saturating_sub(l) > settings.lag_max_messages);
@@ -676,47 +817,80 @@ impl Replica {
         self.propose(new_isr)
     }
 
-    /// The controller's answer to our AlterPartition.
+    /// The controller's answer to our AlterPartition `proposal`, or the transport's failure to
+    /// get one. As in Kafka (Partition.scala `submitAlterPartition`,
+    /// `handleAlterPartitionError`; AlterPartitionManager never times a request out):
+    /// - an answer to a proposal that is no longer the pending one (newer metadata replaced it)
+    ///   is ignored;
+    /// - success commits the new ISR;
+    /// - INELIGIBLE_REPLICA (and Kafka's OPERATION_NOT_ATTEMPTED) is the controller saying the
+    ///   change was not applied: the pending change is dropped, with a backoff;
+    /// - a stale epoch or an invalid request keeps the change pending until new metadata
+    ///   overrides it (the controller may have applied an earlier copy);
+    /// - anything else (a timeout, a reset connection) keeps it pending and asks to resend it.
+    ///
+    /// A pending change is never dropped on a failure that does not prove it was not applied:
+    /// HW is computed over the maximal ISR meanwhile, so it never runs ahead of a replica the
+    /// controller may already count as in sync.
     pub fn on_alter_result(
         &mut self,
+        proposal: &AlterProposal,
         result: Result<PartitionMetadata, ApiError>,
         now_ms: u64,
         events: &EventLog,
-    ) {
-        let Some(state) = self.leader_state.as_mut() else {
-            return;
+    ) -> AlterOutcome {
+        let current = self.leader_epoch == Some(proposal.leader_epoch)
+            && self.partition_epoch == proposal.partition_epoch
+            && self.pending_isr() == Some(proposal.new_isr.as_slice());
+        if !current {
+            return AlterOutcome::Done;
+        }
+        let state = self
+            .leader_state
+            .as_mut()
+            .expect("a pending ISR implies a leader");
+        let pm = match result {
+            Ok(pm) => pm,
+            Err(e) => {
+                tracing::warn!(
+                    "AlterPartition for {}/{} failed: {e}",
+                    self.topic,
+                    self.partition
+                );
+                return match e.error {
+                    ErrorCode::IneligibleReplica => {
+                        state.pending_isr = None;
+                        state.retry_after_ms = now_ms + ALTER_RETRY_BACKOFF_MS;
+                        AlterOutcome::Done
+                    }
+                    ErrorCode::FencedLeaderEpoch
+                    | ErrorCode::InvalidUpdateVersion
+                    | ErrorCode::UnknownTopicOrPartition
+                    | ErrorCode::NotLeaderOrFollower
+                    | ErrorCode::InvalidRequest => AlterOutcome::Done,
+                    _ => AlterOutcome::Retry,
+                };
+            }
         };
         state.pending_isr = None;
-        if result.is_err() {
-            state.retry_after_ms = now_ms + ALTER_RETRY_BACKOFF_MS;
+        if pm.leader_epoch != proposal.leader_epoch || pm.partition_epoch <= self.partition_epoch {
+            return AlterOutcome::Done;
         }
-        match result {
-            Ok(pm)
-                if Some(pm.leader_epoch) == self.leader_epoch
-                    && pm.partition_epoch > self.partition_epoch =>
-            {
-                let before = std::mem::replace(&mut self.isr, pm.isr.clone());
-                self.partition_epoch = pm.partition_epoch;
-                let reason = if pm.isr.len() < before.len() {
-                    "shrink"
-                } else {
-                    "expand"
-                };
-                self.emit(
-                    events,
-                    "isr_change",
-                    json!({"isr_before": before, "isr": pm.isr, "leader_epoch": pm.leader_epoch,
-                           "partition_epoch": pm.partition_epoch, "reason": reason}),
-                );
-                self.maybe_advance_hw();
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(
-                "AlterPartition for {}/{} refused: {e}",
-                self.topic,
-                self.partition
-            ),
-        }
+        let before = std::mem::replace(&mut self.isr, pm.isr.clone());
+        self.partition_epoch = pm.partition_epoch;
+        let reason = if pm.isr.len() < before.len() {
+            "shrink"
+        } else {
+            "expand"
+        };
+        self.emit(
+            events,
+            "isr_change",
+            json!({"isr_before": before, "isr": pm.isr, "leader_epoch": pm.leader_epoch,
+                   "partition_epoch": pm.partition_epoch, "reason": reason}),
+        );
+        self.maybe_advance_hw(now_ms);
+        AlterOutcome::Done
     }
 
     /// The follower's side of a fetch answer: truncate at a diverging epoch, or append the
@@ -750,8 +924,7 @@ impl Replica {
             )));
         }
         self.log.append(&records)?;
-        let hw = resp.high_watermark.min(self.leo());
-        self.hw = hw;
+        self.set_hw(resp.high_watermark.min(self.leo()));
         Ok(())
     }
 
@@ -801,8 +974,8 @@ impl Replica {
         }
     }
 
-    pub fn state(&self) -> PartitionState {
-        PartitionState {
+    pub fn state(&self) -> ReplicaState {
+        ReplicaState {
             topic: self.topic.clone(),
             partition: self.partition,
             role: self.role.as_str().to_string(),
@@ -856,7 +1029,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = Log::open(&dir.path().join("t-0"), LogConfig::default(), false).unwrap();
         let events = EventLog::open(dir.path(), json!(broker_id)).unwrap();
-        let replica = Replica::new("t", 0, broker_id, protocol, log, 0);
+        let replica = Replica::new("t", 0, broker_id, protocol, SETTINGS, log, 0);
         Fixture {
             _dir: dir,
             events,
@@ -880,6 +1053,12 @@ mod tests {
             unclean: false,
         }
     }
+
+    /// replica.lag.time.max.ms of 500 ms, no legacy message lag.
+    const SETTINGS: IsrSettings = IsrSettings {
+        lag_time_max_ms: 500,
+        lag_max_messages: 0,
+    };
 
     const CONFIGS: TopicConfigs = TopicConfigs {
         min_insync_replicas: 2,
@@ -971,7 +1150,7 @@ mod tests {
         assert_eq!(f.replica.leo(), 0, "nothing may be appended");
         assert!(f
             .replica
-            .append_as_leader(values(3), Acks::Leader, 1_000)
+            .append_as_leader(values(3), Acks::One, 1_000)
             .is_ok());
     }
 
@@ -995,18 +1174,8 @@ mod tests {
         r.append_as_leader(values(5), Acks::All, 1_000).unwrap();
         fetch(r, 2, 5, Some(0), 1_100).unwrap();
         fetch(r, 3, 0, Some(0), 1_100).unwrap();
-        let settings = IsrSettings {
-            lag_time_max_ms: 500,
-            lag_max_messages: 0,
-        };
-        assert_eq!(
-            r.maybe_shrink_isr(1_400, settings),
-            None,
-            "within the lag time"
-        );
-        let proposal = r
-            .maybe_shrink_isr(1_600, settings)
-            .expect("3 lags past 500 ms");
+        assert_eq!(r.maybe_shrink_isr(1_400), None, "within the lag time");
+        let proposal = r.maybe_shrink_isr(1_600).expect("3 lags past 500 ms");
         assert_eq!(proposal.new_isr, vec![1, 2]);
         assert_eq!(
             r.maximal_isr(),
@@ -1016,7 +1185,7 @@ mod tests {
         assert_eq!(r.hw, 0);
         let mut accepted = pm(Some(1), 0, 1, &[1, 2]);
         accepted.isr = proposal.new_isr.clone();
-        r.on_alter_result(Ok(accepted), 1_600, &f.events);
+        r.on_alter_result(&proposal, Ok(accepted), 1_600, &f.events);
         assert_eq!(r.isr, vec![1, 2]);
         assert_eq!(r.hw, 5, "once 3 is out, HW follows 1 and 2");
     }
@@ -1026,9 +1195,9 @@ mod tests {
         let mut f = leader(&[1, 2]);
         let r = &mut f.replica;
         let (_, expand) = fetch(r, 3, 0, Some(0), 1_000).unwrap();
-        assert!(expand.is_some(), "3 is at HW 0 and the epoch start");
+        let expand = expand.expect("3 is at HW 0 and the epoch start");
         let refused = ApiError::new(ErrorCode::IneligibleReplica, "3 is fenced");
-        r.on_alter_result(Err(refused), 1_000, &f.events);
+        r.on_alter_result(&expand, Err(refused), 1_000, &f.events);
         let (_, again) = fetch(r, 3, 0, Some(0), 1_000 + ALTER_RETRY_BACKOFF_MS - 1).unwrap();
         assert_eq!(again, None, "no new proposal during the backoff");
         let (_, later) = fetch(r, 3, 0, Some(0), 1_000 + ALTER_RETRY_BACKOFF_MS).unwrap();
@@ -1039,19 +1208,16 @@ mod tests {
     fn legacy_lag_max_messages_shrinks_a_follower_too_far_behind() {
         let mut f = leader(&[1, 2, 3]);
         let r = &mut f.replica;
-        r.append_as_leader(values(50), Acks::Leader, 1_000).unwrap();
+        r.append_as_leader(values(50), Acks::One, 1_000).unwrap();
         fetch(r, 2, 50, Some(0), 1_001).unwrap();
         fetch(r, 3, 10, Some(0), 1_001).unwrap();
-        let off = IsrSettings {
+        r.settings = IsrSettings {
             lag_time_max_ms: 10_000,
             lag_max_messages: 0,
         };
-        assert_eq!(r.maybe_shrink_isr(1_002, off), None);
-        let on = IsrSettings {
-            lag_time_max_ms: 10_000,
-            lag_max_messages: 20,
-        };
-        assert_eq!(r.maybe_shrink_isr(1_002, on).unwrap().new_isr, vec![1, 2]);
+        assert_eq!(r.maybe_shrink_isr(1_002), None);
+        r.settings.lag_max_messages = 20;
+        assert_eq!(r.maybe_shrink_isr(1_002).unwrap().new_isr, vec![1, 2]);
     }
 
     #[test]
@@ -1080,9 +1246,7 @@ mod tests {
         l.replica
             .apply_metadata(&pm(Some(2), 2, 2, &[2, 3]), &CONFIGS, 0, &l.events)
             .unwrap();
-        l.replica
-            .append_as_leader(values(2), Acks::Leader, 0)
-            .unwrap();
+        l.replica.append_as_leader(values(2), Acks::One, 0).unwrap();
         // The old leader (broker 1) has 0..5 in epoch 0 and an uncommitted 5..9 in epoch 1.
         let mut old = fixture(1, Protocol::Current);
         old.replica
@@ -1222,7 +1386,7 @@ mod tests {
         assert!(pending.appended);
         let refused = f
             .replica
-            .append_as_leader(values(1), Acks::Leader, 0)
+            .append_as_leader(values(1), Acks::One, 0)
             .unwrap_err();
         assert_eq!(
             (refused.error, refused.leader, refused.appended),
@@ -1251,5 +1415,149 @@ mod tests {
             (f.replica.role, f.replica.leader_epoch),
             (Role::Follower, Some(3))
         );
+    }
+
+    /// Issue 8 item 1 (KAFKA-15583): HW is frozen while the ISR is below min.insync.replicas.
+    #[test]
+    fn hw_does_not_advance_while_the_isr_is_below_min_insync_replicas() {
+        let mut f = leader(&[1]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(3), Acks::One, 1_000).unwrap();
+        assert!(r.is_under_min_isr());
+        assert_eq!(r.hw, 0, "acks=1 records under min ISR are not committed");
+        let (_, expand) = fetch(r, 2, 3, Some(0), 1_001).unwrap();
+        let expand = expand.expect("2 is at HW and the epoch start");
+        assert_eq!(
+            r.hw, 0,
+            "the committed ISR is still below min.insync.replicas while 2 joins"
+        );
+        let accepted = pm(Some(1), 0, 1, &[1, 2]);
+        r.on_alter_result(&expand, Ok(accepted), 1_003, &f.events);
+        assert_eq!(r.hw, 3, "back at min.insync.replicas: HW moves");
+    }
+
+    /// Issue 8 item 2 (KAFKA-15021): HW waits for a caught-up follower about to rejoin.
+    #[test]
+    fn hw_waits_for_a_caught_up_follower_that_is_about_to_rejoin() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        r.min_insync_replicas = 1;
+        r.append_as_leader(values(4), Acks::One, 1_000).unwrap();
+        fetch(r, 2, 4, Some(0), 1_000).unwrap();
+        assert_eq!(r.hw, 4);
+        // 3 fetches at the leader's LEO (so it is caught up) but outside the ISR; its
+        // expansion is in the backoff after a refusal, so it stays outside for now.
+        r.leader_state.as_mut().unwrap().retry_after_ms = 10_000;
+        fetch(r, 3, 4, Some(0), 1_100).unwrap();
+        r.append_as_leader(values(2), Acks::One, 1_200).unwrap();
+        fetch(r, 2, 6, Some(0), 1_201).unwrap();
+        assert_eq!(r.hw, 4, "3 caught up within the lag time: HW waits for it");
+        fetch(r, 3, 5, Some(0), 1_202).unwrap();
+        assert_eq!(r.hw, 5);
+        // Once 3 has not caught up within the lag time, HW no longer waits for it.
+        r.append_as_leader(values(1), Acks::One, 2_000).unwrap();
+        fetch(r, 2, 7, Some(0), 2_000).unwrap();
+        assert_eq!(r.hw, 7);
+    }
+
+    /// Issue 8 item 3 (Replica.scala `isCaughtUp`): a follower at the leader's LEO is in sync
+    /// however long ago it fetched.
+    #[test]
+    fn a_follower_at_the_leaders_leo_stays_in_the_isr_of_an_idle_partition() {
+        let mut f = leader(&[1, 2, 3]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+        fetch(r, 2, 2, Some(0), 1_001).unwrap();
+        fetch(r, 3, 2, Some(0), 1_001).unwrap();
+        assert_eq!(r.maybe_shrink_isr(60_000), None, "idle: both at the LEO");
+        r.append_as_leader(values(1), Acks::All, 60_001).unwrap();
+        fetch(r, 2, 3, Some(0), 60_002).unwrap();
+        let proposal = r.maybe_shrink_isr(60_003).expect("3 is behind and silent");
+        assert_eq!(proposal.new_isr, vec![1, 2]);
+    }
+
+    /// Issue 8 item 4 (AlterPartitionManager, `handleAlterPartitionError`): a pending ISR change
+    /// survives a lost reply and is dropped only when the controller says it was not applied.
+    #[test]
+    fn a_pending_isr_change_survives_a_lost_reply() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        let (_, expand) = fetch(r, 3, 0, Some(0), 1_000).unwrap();
+        let expand = expand.unwrap();
+        let lost = ApiError::new(ErrorCode::RequestTimedOut, "no answer");
+        assert_eq!(
+            r.on_alter_result(&expand, Err(lost), 1_000, &f.events),
+            AlterOutcome::Retry
+        );
+        assert_eq!(
+            r.maximal_isr(),
+            vec![1, 2, 3],
+            "still pending: HW waits for 3"
+        );
+        let stale = ApiError::new(ErrorCode::InvalidUpdateVersion, "applied already");
+        assert_eq!(
+            r.on_alter_result(&expand, Err(stale), 1_001, &f.events),
+            AlterOutcome::Done
+        );
+        assert_eq!(r.pending_isr(), Some(&[1, 2, 3][..]), "awaits new metadata");
+        r.apply_metadata(&pm(Some(1), 0, 1, &[1, 2, 3]), &CONFIGS, 1_002, &f.events)
+            .unwrap();
+        assert_eq!((r.pending_isr(), r.isr()), (None, &[1, 2, 3][..]));
+        // A refusal that proves the change was not applied drops it.
+        let (_, again) = fetch(r, 2, 0, Some(0), 1_003).unwrap();
+        assert_eq!(again, None);
+        r.append_as_leader(values(1), Acks::One, 4_000).unwrap();
+        let shrink = r.maybe_shrink_isr(5_000).unwrap();
+        let refused = ApiError::new(ErrorCode::IneligibleReplica, "no");
+        r.on_alter_result(&shrink, Err(refused), 5_000, &f.events);
+        assert_eq!(r.pending_isr(), None);
+    }
+
+    /// Issue 8 item 6 (DelayedFetch.tryComplete): a change of HW alone does not answer a
+    /// follower's long-poll.
+    #[test]
+    fn a_follower_long_poll_does_not_complete_on_an_hw_change() {
+        let mut f = leader(&[1, 2, 3]);
+        let r = &mut f.replica;
+        r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+        fetch(r, 3, 2, Some(0), 1_001).unwrap();
+        assert!(!r.follower_fetch_ready(2, 0), "3 parks at the LEO");
+        fetch(r, 2, 2, Some(0), 1_002).unwrap();
+        assert_eq!(r.hw, 2, "HW moved");
+        assert!(
+            !r.follower_fetch_ready(2, 0),
+            "but 3's long-poll keeps waiting"
+        );
+        r.append_as_leader(values(1), Acks::All, 1_003).unwrap();
+        assert!(r.follower_fetch_ready(2, 0), "new records answer it");
+        r.apply_metadata(&pm(Some(2), 1, 1, &[2, 3]), &CONFIGS, 1_004, &f.events)
+            .unwrap();
+        assert!(
+            r.follower_fetch_ready(3, 0),
+            "so does losing the leadership"
+        );
+    }
+
+    /// Issue 8 item 8: a waiting acks=all request survives a re-election of the same broker
+    /// under a newer epoch (Partition.scala `checkEnoughReplicasReachOffset` only asks whether
+    /// this broker still leads), but not a spell as follower in between.
+    #[test]
+    fn acks_all_survives_a_reelection_of_the_same_leader() {
+        let mut f = leader(&[1, 2]);
+        let r = &mut f.replica;
+        let (_, last) = r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+        let since = r.leader_since_epoch().unwrap();
+        r.apply_metadata(&pm(Some(1), 2, 2, &[1, 2]), &CONFIGS, 1_001, &f.events)
+            .unwrap();
+        assert!(r.acks_all_status(last, since).is_none(), "still waiting");
+        fetch(r, 2, 2, Some(0), 1_002).unwrap();
+        assert_eq!(r.acks_all_status(last, since), Some(Ok(())));
+        // Follower, then leader again: the request fails (its records may have been cut).
+        let (_, last) = r.append_as_leader(values(1), Acks::All, 1_003).unwrap();
+        r.apply_metadata(&pm(Some(2), 3, 3, &[1, 2]), &CONFIGS, 1_004, &f.events)
+            .unwrap();
+        r.apply_metadata(&pm(Some(1), 4, 4, &[1, 2]), &CONFIGS, 1_005, &f.events)
+            .unwrap();
+        assert!(r.acks_all_status(last, since).unwrap().is_err());
     }
 }

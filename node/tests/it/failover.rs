@@ -512,3 +512,65 @@ async fn restarted_controller_keeps_every_epoch() {
         "epoch {epoch_after} after {epoch_before}"
     );
 }
+
+/// Issue 8 item 5 (KRaft, ClusterControlManager `registerBroker`): a broker restarted faster
+/// than its session timeout cannot register until the previous incarnation's session expires;
+/// that incarnation is then fenced (it leaves the ISR), and the new one registers fenced and is
+/// unfenced once it has caught up on metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_broker_registers_only_after_its_old_session_expires() {
+    let session_timeout_ms = 3_000;
+    let settings = Settings {
+        session_timeout_ms,
+        replica_lag_time_max_ms: 30_000,
+        ..Settings::default()
+    };
+    let mut c = Cluster::start(settings).await;
+    c.create_topic("t", 1, 3, 1, false).await;
+    let leader = c.leader("t", 0).await.unwrap();
+    let follower = (1..=3).find(|&b| b != leader).unwrap();
+    c.restart(follower);
+    let restarted_at = Instant::now();
+    let is_registered = |e: &Value| e["type"] == "broker_registered" && e["broker"] == follower;
+    let registered_before = c
+        .events("controller")
+        .iter()
+        .filter(|e| is_registered(e))
+        .count();
+    c.poll(
+        "the restarted broker to register again",
+        Duration::from_secs(15),
+        || async {
+            let n = c
+                .events("controller")
+                .iter()
+                .filter(|e| is_registered(e))
+                .count();
+            (n > registered_before).then_some(())
+        },
+    )
+    .await;
+    let took = restarted_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(session_timeout_ms - 500),
+        "registered {took:?} after the restart, before the old session ({session_timeout_ms} ms) expired"
+    );
+    let events = c.events("controller");
+    let fenced = events
+        .iter()
+        .position(|e| {
+            e["type"] == "broker_fenced"
+                && e["broker"] == follower
+                && e["reason"] == "session_timeout"
+        })
+        .expect("the old incarnation is fenced by its session expiry");
+    let registered = events.iter().rposition(is_registered).unwrap();
+    assert!(fenced < registered, "fenced first, then registered");
+    assert_eq!(events[registered]["fenced"], true);
+    c.poll(
+        "the new incarnation to be unfenced and rejoin the ISR",
+        Duration::from_secs(15),
+        || async { c.isr("t", 0).await.contains(&follower).then_some(()) },
+    )
+    .await;
+}

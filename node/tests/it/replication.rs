@@ -53,7 +53,7 @@ async fn acks_all_offsets_are_held_by_every_replica() {
     }
 }
 
-/// (b) A paused follower leaves the ISR after replica.lag.time.max.ms; acks=all goes on with
+/// (b) A paused follower that falls behind leaves the ISR after replica.lag.time.max.ms; acks=all goes on with
 /// min.insync.replicas=2; a second paused follower makes acks=all fail before append; both
 /// rejoin once resumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +74,12 @@ async fn paused_followers_leave_and_rejoin_the_isr() {
 
     c.pause(followers[0]);
     let paused_at = Instant::now();
+    // A follower at the leader's LEO stays in sync however long it is silent (Kafka's
+    // `isCaughtUp`): a record the paused follower lacks is what starts its lag.
+    let (status, body) = c
+        .produce(leader, "t", 0, "1", &values("past-the-paused", 1), 5_000)
+        .await;
+    assert_eq!(status, 200, "{body}");
     c.poll(
         "the paused follower to leave the ISR",
         Duration::from_secs(10),

@@ -5,7 +5,6 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,12 +47,7 @@ impl Proc {
             .unwrap();
         let mut cmd = Command::new(NODE_BIN);
         cmd.args(&self.args).stdout(Stdio::null()).stderr(log);
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
+        faultline_launch::harden(&mut cmd);
         self.child = Some(cmd.spawn().expect("faultline-node starts"));
     }
 
@@ -65,30 +59,17 @@ impl Proc {
         nix::sys::signal::kill(self.pid(), sig).expect("signal delivered");
     }
 
-    /// SIGKILL, also of a stopped process: no SIGCONT first, which would let a paused node run
-    /// for a moment (answer a fetch, send a heartbeat) before it dies.
+    /// SIGKILL, also of a stopped process (faultline-launch's `kill_child`).
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            faultline_launch::kill_child(&mut child);
         }
     }
 
-    /// SIGTERM and wait (bounded) for a clean exit.
+    /// SIGTERM and wait (bounded) for a clean exit; SIGKILL after the deadline.
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            faultline_launch::stop_child(&mut child, Duration::from_secs(5));
         }
     }
 }
@@ -103,21 +84,18 @@ pub struct Cluster {
     pub http: reqwest::Client,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Cluster {
     pub async fn start(settings: Settings) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let cluster_id = format!("test-{}", free_port());
-        let controller_addr = format!("127.0.0.1:{}", free_port());
+        // Ports below the ephemeral range: no bind(0) elsewhere can take one before the node
+        // binds it, nor while a killed node waits to be restarted.
+        let mut ports = faultline_launch::free_ports(settings.brokers as usize + 1)
+            .expect("free loopback ports")
+            .into_iter();
+        let controller_addr = ports.next().expect("a port per node").to_string();
+        let cluster_id = format!("test-{}", controller_addr.replace([':', '.'], "-"));
         let broker_addrs: BTreeMap<u32, String> = (1..=settings.brokers)
-            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .zip(ports.map(|a| a.to_string()))
             .collect();
         let mut controller = Proc {
             args: vec![
@@ -438,23 +416,11 @@ impl Cluster {
     pub fn pause(&self, broker: u32) {
         let proc = &self.brokers[&broker];
         proc.signal(nix::sys::signal::Signal::SIGSTOP);
-        let stat = format!("/proc/{}/stat", proc.pid());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(&stat).unwrap_or_default();
-            // The state is the first field after the parenthesised command name.
-            let state = text
-                .rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next());
-            if state == Some('T') {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "broker {broker} did not stop: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let pid = proc.pid().as_raw() as u32;
+        assert!(
+            faultline_launch::wait_stopped(pid, true, Duration::from_secs(5)),
+            "broker {broker} did not stop"
+        );
     }
 
     pub fn resume(&self, broker: u32) {

@@ -3,22 +3,29 @@
 //! leader elections, clean from the ISR or unclean from any live replica when the topic allows
 //! it; and AlterPartition, the only way a leader may change its ISR, fenced by leader_epoch and
 //! partition_epoch. It never calls a broker: brokers heartbeat to it and learn metadata from the
-//! answers.
+//! answers. This module is the pure state machine ([`ControllerState`]); the HTTP server and the
+//! session-expiry ticker around it live in [`http`].
 
-use axum::extract::State;
-use axum::routing::{get, post};
-use axum::Router;
+pub mod http;
+pub use http::run;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::*;
 use crate::events::EventLog;
 use crate::storage::checkpoint::write_atomic;
 
+/// The broker session timeout unless told otherwise (Kafka's `broker.session.timeout.ms` is
+/// 9000). Kept below the brokers' default replica.lag.time.max.ms, in Kafka's proportion
+/// (9 s < 30 s), so a dead broker is fenced by the controller before its leader drops it.
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 750;
+// Kafka's proportion, checked when the node is compiled.
+const _: () = assert!(DEFAULT_SESSION_TIMEOUT_MS < crate::broker::DEFAULT_REPLICA_LAG_TIME_MAX_MS);
 /// Absurd sizes are refused rather than attempted.
 pub const MAX_PARTITIONS: i64 = 10_000;
 const METADATA_FILE: &str = "controller-metadata.json";
@@ -48,7 +55,12 @@ struct Durable {
 struct Liveness {
     incarnation: u64,
     last_heartbeat: Instant,
+    /// Unfenced: the broker may lead and be in an ISR.
     alive: bool,
+    /// The metadata version that holds this incarnation's registration. Like KRaft's
+    /// `registerBrokerRecordOffset`, a registered broker stays fenced until a heartbeat shows it
+    /// has caught up to it (BrokerHeartbeatManager `calculateNextBrokerState`).
+    registered_version: u64,
 }
 
 pub struct ControllerState {
@@ -56,12 +68,6 @@ pub struct ControllerState {
     durable: Durable,
     liveness: BTreeMap<u32, Liveness>,
     events: Arc<EventLog>,
-}
-
-pub type Shared = Arc<Mutex<ControllerState>>;
-
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, ControllerState> {
-    shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ControllerState {
@@ -98,6 +104,7 @@ impl ControllerState {
                     incarnation: durable.incarnations.get(&id).copied().unwrap_or(0),
                     last_heartbeat: now,
                     alive: true,
+                    registered_version: 0,
                 };
                 (id, l)
             })
@@ -227,40 +234,37 @@ impl ControllerState {
         Ok(topic)
     }
 
-    /// A heartbeat registers a broker, unfences it, and (for a new incarnation, when asked)
-    /// first fences the previous incarnation the way KRaft does on re-registration.
+    /// A heartbeat registers a broker, keeps its session and unfences it.
+    ///
+    /// With `fence_previous_incarnation` (the current protocol) a new incarnation registers as
+    /// KRaft does (ClusterControlManager `registerBroker`, Kafka 3.7): refused with
+    /// DUPLICATE_BROKER_REGISTRATION while the previous incarnation's session is still valid;
+    /// once it has expired the previous incarnation is fenced (it leaves every ISR, its
+    /// leaderships move) and the new one is registered fenced, to be unfenced by the first
+    /// heartbeat that shows it has caught up on metadata. Without it (legacy-hw) a new
+    /// incarnation is simply accepted, keeping the old one's ISR memberships.
     pub fn heartbeat(&mut self, req: HeartbeatRequest) -> Result<HeartbeatResponse, ApiError> {
         self.check_cluster(&req.cluster_id)?;
         let id = req.broker_id;
-        let now = Instant::now();
         if !self.durable.brokers.contains(&id) {
             self.durable.brokers.push(id);
             self.durable.brokers.sort_unstable();
             self.persist()?;
         }
-        let previous = self.liveness.get(&id).map(|l| (l.incarnation, l.alive));
-        match previous {
-            Some((inc, true))
-                if inc != req.incarnation && inc != 0 && req.fence_previous_incarnation =>
-            {
-                self.fence(id, "re_registration")?;
-            }
-            _ => {}
+        let kraft = req.fence_previous_incarnation;
+        let known = self.liveness.get(&id).map(|l| l.incarnation);
+        let registering = known.is_none_or(|inc| inc != req.incarnation && inc != 0);
+        if registering && kraft && known.is_some() {
+            self.end_previous_session(id)?;
         }
-        let entry = self.liveness.entry(id).or_insert(Liveness {
-            incarnation: req.incarnation,
-            last_heartbeat: now,
-            alive: false,
-        });
-        entry.incarnation = req.incarnation;
-        entry.last_heartbeat = now;
-        let unfence = !entry.alive;
-        entry.alive = true;
-        if self.durable.incarnations.get(&id) != Some(&req.incarnation) {
-            self.durable.incarnations.insert(id, req.incarnation);
-            self.persist()?;
+        if registering || known == Some(0) {
+            self.register(id, req.incarnation, kraft)?;
         }
+        let entry = self.liveness.get_mut(&id).expect("registered above");
+        entry.last_heartbeat = Instant::now();
+        let unfence = !entry.alive && req.metadata_version >= entry.registered_version;
         if unfence {
+            entry.alive = true;
             self.unfence(id)?;
         }
         let metadata =
@@ -269,6 +273,59 @@ impl ControllerState {
             metadata_version: self.durable.metadata_version,
             metadata,
         })
+    }
+
+    /// A new incarnation of `id` wants to register: refused while the previous incarnation's
+    /// session is valid; otherwise that incarnation is fenced (if it was not already).
+    fn end_previous_session(&mut self, id: u32) -> Result<(), ApiError> {
+        let timeout = Duration::from_millis(self.config.session_timeout_ms);
+        let (alive, silent_for) = {
+            let l = &self.liveness[&id];
+            (l.alive, l.last_heartbeat.elapsed())
+        };
+        if alive && silent_for <= timeout {
+            return Err(ApiError::new(
+                ErrorCode::DuplicateBrokerRegistration,
+                format!(
+                    "broker {id}'s previous incarnation has a valid session for {} ms more; \
+                     a new incarnation may register once it expires",
+                    (timeout - silent_for).as_millis()
+                ),
+            ));
+        }
+        if alive {
+            self.fence(id, "session_timeout")?;
+        }
+        Ok(())
+    }
+
+    /// Records a new incarnation of `id`. With KRaft's rules it starts fenced until a heartbeat
+    /// shows the metadata version that holds this registration.
+    fn register(&mut self, id: u32, incarnation: u64, kraft: bool) -> Result<(), ApiError> {
+        let was_alive = self.liveness.get(&id).is_some_and(|l| l.alive);
+        if self.durable.incarnations.get(&id) != Some(&incarnation) {
+            self.durable.incarnations.insert(id, incarnation);
+            self.persist()?;
+        }
+        self.events.emit(
+            "broker_registered",
+            json!({"broker": id, "incarnation": incarnation, "fenced": kraft || !was_alive}),
+        );
+        let registered_version = if kraft {
+            self.durable.metadata_version
+        } else {
+            0
+        };
+        self.liveness.insert(
+            id,
+            Liveness {
+                incarnation,
+                last_heartbeat: Instant::now(),
+                alive: !kraft && was_alive,
+                registered_version,
+            },
+        );
+        Ok(())
     }
 
     /// The controller itself was stopped (SIGSTOP, a long stall) for `stall`: heartbeats could not
@@ -350,16 +407,13 @@ impl ControllerState {
         for topic in &mut self.durable.topics {
             let unclean_ok = topic.configs.unclean_leader_election_enable;
             for p in &mut topic.partitions {
-                if p.leader.is_none() && p.replicas.contains(&id) {
-                    elect(p, &alive, unclean_ok);
-                    if p.leader.is_some() {
-                        changes.push(Change::Election(
-                            topic.name.clone(),
-                            p.clone(),
-                            None,
-                            "broker_unfenced",
-                        ));
-                    }
+                if p.leader.is_none() && p.replicas.contains(&id) && elect(p, &alive, unclean_ok) {
+                    changes.push(Change::Election(
+                        topic.name.clone(),
+                        p.clone(),
+                        None,
+                        "broker_unfenced",
+                    ));
                 }
             }
         }
@@ -509,14 +563,20 @@ pub fn assign_replicas(brokers: &[u32], first: usize, rf: usize) -> Vec<u32> {
 
 /// Elects a leader for `p` among `alive` brokers: the first replica (in assignment order) that
 /// is in the ISR; failing that, when `unclean_ok`, the first live replica, with the ISR reset to
-/// it alone. Otherwise the partition goes offline. Every outcome bumps both epochs.
-pub fn elect(p: &mut PartitionMetadata, alive: &[u32], unclean_ok: bool) {
+/// it alone. Otherwise the partition goes offline. As in KRaft (PartitionChangeBuilder
+/// `tryElection`, PartitionRegistration `merge`), both epochs are bumped only when the leader
+/// changes: a partition already offline that still finds no leader is left untouched. Returns
+/// whether anything changed.
+pub fn elect(p: &mut PartitionMetadata, alive: &[u32], unclean_ok: bool) -> bool {
     let clean = p
         .replicas
         .iter()
         .copied()
         .find(|b| p.isr.contains(b) && alive.contains(b));
     let unclean = || p.replicas.iter().copied().find(|b| alive.contains(b));
+    if clean.is_none() && (!unclean_ok || unclean().is_none()) && p.leader.is_none() {
+        return false;
+    }
     p.leader_epoch += 1;
     p.partition_epoch += 1;
     match (clean, unclean_ok) {
@@ -538,6 +598,7 @@ pub fn elect(p: &mut PartitionMetadata, alive: &[u32], unclean_ok: bool) {
             p.unclean = false;
         }
     }
+    true
 }
 
 fn parse_topic_configs(
@@ -581,77 +642,6 @@ fn parse_topic_configs(
         }
     }
     Ok(configs)
-}
-
-// ---- HTTP ----
-
-async fn create_topic(
-    State(shared): State<Shared>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(axum::http::StatusCode, axum::Json<TopicMetadata>), ApiError> {
-    let req: CreateTopicRequest = parse_body(body)?;
-    let topic = lock(&shared).create_topic(req)?;
-    Ok((axum::http::StatusCode::CREATED, axum::Json(topic)))
-}
-
-async fn metadata(State(shared): State<Shared>) -> ApiResult<Metadata> {
-    Ok(axum::Json(lock(&shared).metadata()))
-}
-
-async fn heartbeat(
-    State(shared): State<Shared>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<HeartbeatResponse> {
-    let req: HeartbeatRequest = parse_body(body)?;
-    lock(&shared).heartbeat(req).map(axum::Json)
-}
-
-async fn alter_partition(
-    State(shared): State<Shared>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<PartitionMetadata> {
-    let req: AlterPartitionRequest = parse_body(body)?;
-    lock(&shared).alter_partition(req).map(axum::Json)
-}
-
-pub fn router(shared: Shared, max_request_bytes: usize) -> Router {
-    Router::new()
-        .route("/v1/topics", post(create_topic))
-        .route("/v1/metadata", get(metadata))
-        .route("/v1/internal/heartbeat", post(heartbeat))
-        .route("/v1/internal/alter-partition", post(alter_partition))
-        .fallback(crate::server::not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
-        .with_state(shared)
-}
-
-/// Runs the controller until SIGTERM/SIGINT.
-pub async fn run(config: ControllerConfig, listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data)?;
-    let events = Arc::new(EventLog::open(&config.data, json!("controller"))?);
-    events.emit("started", json!({"incarnation": rand::random::<u32>()}));
-    let session_timeout_ms = config.session_timeout_ms;
-    let shared: Shared = Arc::new(Mutex::new(ControllerState::open(config, events)?));
-    let ticker = shared.clone();
-    tokio::spawn(async move {
-        let period = Duration::from_millis((session_timeout_ms / 10).clamp(10, 100));
-        let mut last_tick = Instant::now();
-        loop {
-            tokio::time::sleep(period).await;
-            let gap = last_tick.elapsed();
-            last_tick = Instant::now();
-            let mut state = lock(&ticker);
-            if gap > period * 2 + Duration::from_millis(200) {
-                state.forgive_stall(gap);
-            }
-            state.expire_sessions();
-        }
-    });
-    crate::server::serve(listen, router(shared, 1 << 20)).await
-}
-
-pub fn metadata_path(data: &Path) -> PathBuf {
-    data.join(METADATA_FILE)
 }
 
 #[cfg(test)]
@@ -716,15 +706,78 @@ mod tests {
         (dir, state)
     }
 
-    fn beat(c: &mut ControllerState, id: u32, incarnation: u64) {
+    fn try_beat(
+        c: &mut ControllerState,
+        id: u32,
+        incarnation: u64,
+        metadata_version: u64,
+    ) -> Result<HeartbeatResponse, ApiError> {
         c.heartbeat(HeartbeatRequest {
             cluster_id: "c".into(),
             broker_id: id,
             incarnation,
             fence_previous_incarnation: true,
-            metadata_version: 0,
+            metadata_version,
+        })
+    }
+
+    /// Registers (or renews) a broker and, with a second heartbeat that shows it caught up on
+    /// metadata, unfences it.
+    fn beat(c: &mut ControllerState, id: u32, incarnation: u64) {
+        let resp = try_beat(c, id, incarnation, 0).unwrap();
+        try_beat(c, id, incarnation, resp.metadata_version).unwrap();
+    }
+
+    /// Makes broker `id`'s session look silent for longer than the session timeout.
+    fn expire(c: &mut ControllerState, id: u32) {
+        c.liveness.get_mut(&id).unwrap().last_heartbeat -= Duration::from_secs(5);
+    }
+
+    #[test]
+    fn a_new_incarnation_waits_for_the_old_session_then_stays_fenced_until_caught_up() {
+        let (_dir, mut c) = controller();
+        for id in 1..=3 {
+            beat(&mut c, id, 7);
+        }
+        c.create_topic(CreateTopicRequest {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: 3,
+            configs: BTreeMap::new(),
         })
         .unwrap();
+        let leader = c.metadata().topics[0].partitions[0].leader.unwrap();
+        let refused = try_beat(&mut c, leader, 8, 0).unwrap_err();
+        assert_eq!(refused.error, ErrorCode::DuplicateBrokerRegistration);
+        assert_eq!(
+            c.metadata().topics[0].partitions[0].leader,
+            Some(leader),
+            "a refused registration changes nothing"
+        );
+        expire(&mut c, leader);
+        let registered = try_beat(&mut c, leader, 8, 0).unwrap();
+        let p = c.metadata().topics[0].partitions[0].clone();
+        assert_ne!(p.leader, Some(leader), "the old incarnation was fenced");
+        assert!(!p.isr.contains(&leader));
+        assert!(!c.is_alive(leader), "registered fenced");
+        try_beat(&mut c, leader, 8, registered.metadata_version - 1).unwrap();
+        assert!(!c.is_alive(leader), "not caught up on metadata yet");
+        try_beat(&mut c, leader, 8, registered.metadata_version).unwrap();
+        assert!(c.is_alive(leader), "caught up: unfenced");
+    }
+
+    #[test]
+    fn elect_leaves_an_offline_partition_untouched_when_no_leader_is_found() {
+        let mut p = partition(&[1, 2, 3], &[1], 1);
+        p.leader = None;
+        assert!(!elect(&mut p, &[2, 3], false));
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 3, 5));
+        let mut p = partition(&[1, 2, 3], &[1], 1);
+        assert!(
+            elect(&mut p, &[2, 3], false),
+            "losing the leader is a change"
+        );
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 4, 6));
     }
 
     #[test]
@@ -757,7 +810,8 @@ mod tests {
         assert_eq!(err.error, ErrorCode::InvalidUpdateVersion);
         let ok = c.alter_partition(req(0, 0, vec![leader])).unwrap();
         assert_eq!((ok.isr.clone(), ok.partition_epoch), (vec![leader], 1));
-        // A restarted broker's new incarnation fences the old one: leadership moves.
+        // A restarted broker's new incarnation fences the old one once its session is over.
+        expire(&mut c, leader);
         beat(&mut c, leader, 8);
         let after = c.metadata().topics[0].partitions[0].clone();
         assert_eq!(
@@ -807,6 +861,7 @@ mod tests {
             0,
             "same incarnation: nothing to fence"
         );
+        expire(&mut c, leader);
         beat(&mut c, leader, 8);
         let p = c.metadata().topics[0].partitions[0].clone();
         assert_ne!(

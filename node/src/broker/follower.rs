@@ -1,0 +1,95 @@
+//! The follower's fetch loop for one partition: long-poll fetches from the leader, handed to
+//! [`Replica::follower_apply`] (append, or truncate at a diverging epoch) under the partition's
+//! lock. One loop per (leader, leader_epoch); it ends when either changes and the new metadata
+//! starts another. The replication rules themselves live in `replica.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::client::post_json;
+use super::registry::PartitionHandle;
+use super::replica::{Replica, Role};
+use super::{Shared, REPLICA_FETCH_MAX_RECORDS};
+use crate::api::*;
+
+/// Backoffs after a failed fetch: the leader unreachable, and any other refusal.
+const UNREACHABLE_BACKOFF_MS: u64 = 100;
+const REFUSED_BACKOFF_MS: u64 = 25;
+/// After a fetch answer this broker could not apply (a storage error).
+const APPLY_FAILED_BACKOFF_MS: u64 = 500;
+
+/// The follower's fetch loop for one partition; it ends when the partition's leader or epoch
+/// changes (the new metadata starts another).
+pub async fn follow(broker: Shared, handle: Arc<PartitionHandle>, leader: u32, epoch: u32) {
+    let Some(addr) = broker.config.peers.get(&leader).cloned() else {
+        tracing::error!("no --peer address for broker {leader}; cannot follow it");
+        return;
+    };
+    let url = format!("http://{addr}/v1/internal/replica-fetch");
+    let wait_ms = broker.config.replica_fetch_wait_max_ms;
+    let timeout = Duration::from_millis(wait_ms + 2_000);
+    let still_following = |r: &Replica| {
+        r.role() == Role::Follower && r.leader() == Some(leader) && r.leader_epoch() == Some(epoch)
+    };
+    loop {
+        let req = {
+            let r = handle.lock();
+            if !still_following(&r) {
+                return;
+            }
+            r.next_fetch(
+                &broker.config.cluster_id,
+                REPLICA_FETCH_MAX_RECORDS,
+                wait_ms,
+            )
+        };
+        let answer: Result<ReplicaFetchResponse, ApiError> =
+            post_json(&broker.http, &url, &req, timeout).await;
+        let backoff = {
+            let mut r = handle.lock();
+            if !still_following(&r) || r.leo() != req.fetch_offset {
+                return;
+            }
+            let outcome = apply_answer(&mut r, leader, answer, &broker);
+            drop(r);
+            handle.notify();
+            outcome.unwrap_or_else(|e| {
+                tracing::error!(
+                    "follower {}/{} failed to apply a fetch: {e}",
+                    req.topic,
+                    req.partition
+                );
+                Some(APPLY_FAILED_BACKOFF_MS)
+            })
+        };
+        if let Some(ms) = backoff {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+}
+
+/// Applies one fetch answer; returns how long to back off before the next fetch, if at all.
+fn apply_answer(
+    r: &mut Replica,
+    leader: u32,
+    answer: Result<ReplicaFetchResponse, ApiError>,
+    broker: &Shared,
+) -> std::io::Result<Option<u64>> {
+    match answer {
+        Ok(resp) => r.follower_apply(leader, resp, &broker.events).map(|_| None),
+        Err(e) if e.error == ErrorCode::OffsetOutOfRange => match e.log_end_offset {
+            Some(leo) => r
+                .follower_out_of_range(leader, leo, &broker.events)
+                .map(|_| None),
+            None => Ok(Some(UNREACHABLE_BACKOFF_MS)),
+        },
+        Err(e) => {
+            tracing::debug!("fetch from {leader}: {e}");
+            Ok(Some(if e.error == ErrorCode::RequestTimedOut {
+                UNREACHABLE_BACKOFF_MS
+            } else {
+                REFUSED_BACKOFF_MS
+            }))
+        }
+    }
+}
