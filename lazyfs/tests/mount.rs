@@ -231,6 +231,51 @@ fn metadata_passes_through_and_survives_a_loss() {
 }
 
 #[test]
+fn concurrent_writers_keep_their_own_files() {
+    let Some(m) = Mounted::start() else { return };
+    const FILES: u8 = 4;
+    const RECORDS: usize = 200;
+    std::thread::scope(|scope| {
+        for f in 0..FILES {
+            let path = m.path(&format!("w{f}"));
+            scope.spawn(move || {
+                let mut file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
+                for _ in 0..RECORDS {
+                    file.write_all(&[b'a' + f; 10]).unwrap();
+                }
+                // Even-numbered files are fsynced, odd ones are not.
+                if f % 2 == 0 {
+                    file.sync_all().unwrap();
+                }
+            });
+        }
+    });
+    for f in 0..FILES {
+        assert_eq!(
+            fs::read(m.path(&format!("w{f}"))).unwrap(),
+            vec![b'a' + f; 10 * RECORDS]
+        );
+    }
+    m.lose();
+    for f in 0..FILES {
+        let want = if f % 2 == 0 {
+            vec![b'a' + f; 10 * RECORDS]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(
+            fs::read(m.path(&format!("w{f}"))).unwrap(),
+            want,
+            "file w{f}"
+        );
+    }
+}
+
+#[test]
 fn sigusr1_is_a_power_cut_too() {
     let Some(m) = Mounted::start() else { return };
     fs::write(m.path("u"), b"unsynced").unwrap();
