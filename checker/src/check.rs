@@ -34,6 +34,8 @@ struct Run {
     replicas: Vec<Replica>,
     events: Events,
     unknown: Vec<String>,
+    /// True when every broker of the run left a readable dump.
+    all_dumped: bool,
 }
 
 pub fn check(run_dir: &Path, config: TestConfig) -> Results {
@@ -47,6 +49,7 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         replicas: Vec::new(),
         events: Events::default(),
         unknown: Vec::new(),
+        all_dumped: false,
         config,
     };
     run.register_configured_partitions();
@@ -151,6 +154,9 @@ impl Run {
     }
 
     fn note_missing_dumps(&mut self, missing: &[u32]) {
+        self.all_dumped = missing.is_empty()
+            && !self.replicas.is_empty()
+            && self.replicas.len() as u64 >= u64::from(self.config.nodes);
         if !missing.is_empty() {
             let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
             self.unknown.push(format!(
@@ -205,6 +211,7 @@ impl Run {
             fin: &self.fin,
             replicas: &self.replicas,
             history_problem,
+            all_dumped: self.all_dumped,
         };
         let lost = findings::lost(&inputs, &mut self.found);
         findings::failed_present(&inputs, &mut self.found);

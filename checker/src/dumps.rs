@@ -10,7 +10,7 @@ use crate::intern::{Frozen, ValueId};
 use crate::jsonl::{for_each_line, problem, Damage, Outcome};
 use crate::logs::{Final, LogValues, Partitions, Replica, ReplicaPart};
 use crate::results::AnomalyKind;
-use crate::values::{Values, IN_FINAL};
+use crate::values::{Values, IN_DUMP, IN_FINAL};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -192,6 +192,7 @@ pub struct Merge<'a> {
 /// Resolves a dump's remaining records, registers its partitions, and reports values it holds
 /// at two offsets.
 pub fn merge(read: DumpRead, m: Merge) -> Replica {
+    let damaged = read.damage.total > 0;
     for w in read.damage.warnings {
         m.damage.push(&w.file, w.line, w.problem);
     }
@@ -212,6 +213,7 @@ pub fn merge(read: DumpRead, m: Merge) -> Replica {
             m.damage.push(&read.file, Some(u.line), problem);
             continue;
         }
+        m.values.state_mut(id).flags |= IN_DUMP;
         let st = m.values.state(id);
         let in_final = st.has(IN_FINAL) && st.final_offset != u.offset;
         let earlier = if in_final && log.get(st.final_offset) == Some(id) {
@@ -233,6 +235,7 @@ pub fn merge(read: DumpRead, m: Merge) -> Replica {
     let mut replica = Replica {
         broker: read.broker,
         parts: BTreeMap::new(),
+        damaged,
     };
     for ((topic, partition), mut part) in read.keys.into_iter().zip(parts) {
         part.log.finish();

@@ -374,4 +374,6 @@ pub struct ReplicaPart {
 pub struct Replica {
     pub broker: u32,
     pub parts: BTreeMap<PartIdx, ReplicaPart>,
+    /// True when some line of the dump was damaged: a record may be missing from it.
+    pub damaged: bool,
 }

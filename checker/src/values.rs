@@ -16,6 +16,9 @@ pub const FAIL: u8 = 4;
 pub const INFO: u8 = 8;
 pub const READ: u8 = 16;
 pub const IN_FINAL: u8 = 32;
+/// Some broker's dump holds the value at an offset where the final log does not hold it (a
+/// value the final log holds at the same offset is resolved without touching its state).
+pub const IN_DUMP: u8 = 64;
 /// `ack_node` / `ack_epoch` of a send that named no acknowledging broker or epoch.
 pub const NO_ACK_BY: u32 = u32::MAX;
 

@@ -531,3 +531,86 @@ fn acks_0_losses_without_offsets_are_one_range_explained_by_a_torn_tail() {
          were lost: broker 1 dropped a torn tail of 61 bytes on recovery at 2.5 s (LEO 2)."
     );
 }
+
+/// Run::happy(5) with the acknowledged record at offset 2 punched out of the final read and of
+/// the dumps of `brokers` (offsets are kept: the logs go on past the hole).
+fn hole_run(brokers: &[u32]) -> Run {
+    let mut run = Run::happy(5);
+    let mut holed = records(&["v0", "v1", "v2", "v3", "v4"]);
+    holed.remove(2);
+    run.final_part(0).records = holed.clone();
+    run.final_part(0).hw = Some(5);
+    for &broker in brokers {
+        run.set_dump(broker, 0, &holed, Some(5));
+    }
+    run
+}
+
+#[test]
+fn a_hole_in_every_surviving_log_is_a_definite_loss() {
+    let results = hole_run(&[1, 2, 3]).check();
+    assert_eq!(results.valid, Valid::False, "{:?}", results.unknown_reasons);
+    let lost = of_kind(&results, AnomalyKind::Lost);
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert_eq!(
+        (lost[0].offsets.clone(), lost[0].values.clone()),
+        (vec![2], vec!["v2".to_string()])
+    );
+    assert_eq!(lost[0].uncertain, None);
+    assert_eq!(lost[0].excused_by, None);
+    assert!(
+        lost[0].detail.contains("a hole in the log"),
+        "{}",
+        lost[0].detail
+    );
+    assert!(
+        lost[0].detail.contains("broker 3 up to 4"),
+        "{}",
+        lost[0].detail
+    );
+    let e = &results.explanations[0];
+    assert_eq!((e.first_offset, e.last_offset), (Some(2), Some(2)));
+    assert!(e.sentence.starts_with("offset 2 of t/0"), "{}", e.sentence);
+    assert!(
+        results.summary().contains("lost 1\n"),
+        "{}",
+        results.summary()
+    );
+}
+
+#[test]
+fn a_hole_some_replica_may_fill_stays_unknown() {
+    // Every broker still holds the record: the final read missed it, the log did not lose it.
+    let results = hole_run(&[]).check();
+    assert_eq!(results.valid, Valid::Unknown);
+    let lost = of_kind(&results, AnomalyKind::Lost);
+    assert!(lost[0].uncertain.is_some(), "{lost:#?}");
+    assert!(
+        results.summary().contains("lost 1 (uncertain)"),
+        "{}",
+        results.summary()
+    );
+    // A broker left no dump: its log may hold the record.
+    let mut run = hole_run(&[1, 2, 3]);
+    run.dumps.remove(&3);
+    assert_eq!(run.check().valid, Valid::Unknown);
+    // A damaged dump line may be the record.
+    let mut run = hole_run(&[1, 2, 3]);
+    run.dumps.get_mut(&2).unwrap().push(json!("not a record"));
+    assert_eq!(run.check().valid, Valid::Unknown);
+}
+
+#[test]
+fn a_read_that_stops_short_of_its_hw_stays_unknown() {
+    // Every log ends at the acknowledged offset: the replicas may simply be behind.
+    let mut run = Run::happy(5);
+    let short = records(&["v0", "v1", "v2", "v3"]);
+    run.final_part(0).records = short.clone();
+    run.final_part(0).hw = Some(5);
+    for broker in 1..=3 {
+        run.set_dump(broker, 0, &short, Some(4));
+    }
+    let results = run.check();
+    assert_eq!(results.valid, Valid::Unknown, "{:#?}", results.anomalies);
+    assert!(of_kind(&results, AnomalyKind::Lost)[0].uncertain.is_some());
+}
