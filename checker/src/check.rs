@@ -3,16 +3,17 @@
 //! whole-history findings, divergence and explanations, and last the verdict. It owns the
 //! verdict rule and the reasons a run is `unknown`; the analyses live in their own modules.
 
+use crate::broker_logs::{self, DumpRead, DumpView, Merge};
+use crate::config::TestConfig;
 use crate::divergence;
-use crate::dumps::{self, DumpRead, DumpView, Merge};
 use crate::events::Events;
 use crate::explain::{self, Context};
 use crate::findings::{self, Inputs};
 use crate::found::Found;
 use crate::guarantee::Rules;
-use crate::history::TestConfig;
+use crate::history::HISTORY_FILE;
 use crate::jsonl::{for_each_line, Damage, Outcome};
-use crate::logs::{self, Final, Partitions, Replica};
+use crate::logs::{self, BrokerLog, Final, Partitions};
 use crate::results::{Counts, PartitionSummary, Results, Valid};
 use crate::scan::{Scan, ScanStats, BUCKET_NS};
 use crate::values::Values;
@@ -21,7 +22,6 @@ use std::path::Path;
 /// Partitions registered from test.json before anything is read, so a partition nothing
 /// mentions is still reported; bounded so that a damaged count cannot exhaust memory.
 const MAX_CONFIGURED_PARTITIONS: u32 = 100_000;
-const HISTORY_FILE: &str = "history.jsonl";
 
 /// Everything the check builds up before the verdict.
 struct Run {
@@ -31,7 +31,7 @@ struct Run {
     values: Values,
     found: Found,
     fin: Final,
-    replicas: Vec<Replica>,
+    broker_logs: Vec<BrokerLog>,
     events: Events,
     unknown: Vec<String>,
     /// True when every broker of the run left a readable dump.
@@ -46,7 +46,7 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         values: Values::default(),
         found: Found::new(rules),
         fin: Final::default(),
-        replicas: Vec::new(),
+        broker_logs: Vec::new(),
         events: Events::default(),
         unknown: Vec::new(),
         all_dumped: false,
@@ -111,7 +111,7 @@ impl Run {
                 let read = |b: &u32| {
                     (
                         *b,
-                        dumps::read_dump(&nodes.join(format!("{b}/dump.jsonl")), *b, &view),
+                        broker_logs::read_dump(&nodes.join(format!("{b}/dump.jsonl")), *b, &view),
                     )
                 };
                 brokers
@@ -147,7 +147,7 @@ impl Run {
                 damage: &mut self.damage,
                 found: &mut self.found,
             };
-            self.replicas.push(dumps::merge(read, merge));
+            self.broker_logs.push(broker_logs::merge(read, merge));
         }
         self.note_missing_dumps(&missing);
         stats
@@ -155,18 +155,18 @@ impl Run {
 
     fn note_missing_dumps(&mut self, missing: &[u32]) {
         self.all_dumped = missing.is_empty()
-            && !self.replicas.is_empty()
-            && self.replicas.len() as u64 >= u64::from(self.config.nodes);
+            && !self.broker_logs.is_empty()
+            && self.broker_logs.len() as u64 >= u64::from(self.config.nodes);
         if !missing.is_empty() {
             let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
             self.unknown.push(format!(
                 "no dump.jsonl for broker {}: its log was not checked",
                 ids.join(", ")
             ));
-        } else if (self.replicas.len() as u64) < u64::from(self.config.nodes) {
+        } else if (self.broker_logs.len() as u64) < u64::from(self.config.nodes) {
             self.unknown.push(format!(
                 "dumps of {} brokers found, but the run had {}",
-                self.replicas.len(),
+                self.broker_logs.len(),
                 self.config.nodes
             ));
         }
@@ -209,7 +209,7 @@ impl Run {
             parts: &self.parts,
             values: &self.values,
             fin: &self.fin,
-            replicas: &self.replicas,
+            broker_logs: &self.broker_logs,
             history_problem,
             all_dumped: self.all_dumped,
         };
@@ -220,14 +220,14 @@ impl Run {
             &self.parts,
             &self.values,
             &self.fin,
-            &self.replicas,
+            &self.broker_logs,
             &mut self.found,
         );
         let ctx = Context {
             parts: &self.parts,
             values: &self.values,
             fin: &self.fin,
-            replicas: &self.replicas,
+            broker_logs: &self.broker_logs,
             events: &self.events,
             start_unix_ms: self.config.start_unix_ms,
         };
@@ -316,7 +316,7 @@ impl Run {
         let counts = Counts {
             final_records: self.fin.parts.values().map(|p| p.log.records).sum(),
             dump_records: self
-                .replicas
+                .broker_logs
                 .iter()
                 .flat_map(|r| r.parts.values())
                 .map(|p| p.log.records)

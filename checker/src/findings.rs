@@ -5,7 +5,7 @@
 
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
-use crate::logs::{Final, LogValues, PartIdx, Partitions, Replica};
+use crate::logs::{BrokerLog, Final, LogValues, PartIdx, Partitions};
 use crate::results::AnomalyKind;
 use crate::values::{
     ValueState, Values, FAIL, INFO, INVOKED, IN_DUMP, IN_FINAL, NONE, NO_PART, OK, READ,
@@ -27,7 +27,7 @@ pub struct Inputs<'a> {
     pub parts: &'a Partitions,
     pub values: &'a Values,
     pub fin: &'a Final,
-    pub replicas: &'a [Replica],
+    pub broker_logs: &'a [BrokerLog],
     /// Why the history may be missing sends (damaged lines, an abort): phantoms are then
     /// uncertain rather than proven.
     pub history_problem: Option<String>,
@@ -114,7 +114,7 @@ fn hole_proof(inputs: &Inputs, st: &ValueState, item: &LostItem) -> Option<Vec<(
         return None;
     }
     let mut ends = Vec::new();
-    for broker in inputs.replicas {
+    for broker in inputs.broker_logs {
         let Some(replica) = broker.parts.get(&item.part) else {
             continue;
         };
@@ -173,7 +173,7 @@ pub fn phantoms(inputs: &Inputs, found: &mut Found) {
     for (&part, fp) in &inputs.fin.parts {
         logs.push((part, &fp.log, None));
     }
-    for r in inputs.replicas {
+    for r in inputs.broker_logs {
         for (&part, rp) in &r.parts {
             logs.push((part, &rp.log, Some(r.broker)));
         }

@@ -1,15 +1,16 @@
 //! The logs at the end of a run: the final read (`final.json`, the leader's committed log) and
 //! every broker's surviving on-disk log (`nodes/<id>/dump.jsonl`), held as offset → value id
-//! with run-length leader epochs. It owns loading them and the partition registry; it reports
-//! duplicates inside one log as it loads, and nothing else.
+//! with run-length leader epochs. It owns these structures, loading the final read into them,
+//! and the partition registry; it reports duplicates inside one log as it loads, and nothing
+//! else. The files' formats are [`crate::final_reads`] and [`crate::dump`].
 
+use crate::final_reads::{FinalPartition, FinalReads, FINAL_FILE};
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
 use crate::jsonl::{problem, Damage};
 use crate::results::AnomalyKind;
+use crate::text::Text;
 use crate::values::{Values, IN_FINAL};
-use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -204,40 +205,6 @@ impl Final {
     }
 }
 
-#[derive(Deserialize)]
-struct FinalRaw<'a> {
-    complete: bool,
-    #[serde(borrow)]
-    partitions: Vec<FinalPartRaw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FinalPartRaw<'a> {
-    #[serde(borrow)]
-    topic: Cow<'a, str>,
-    partition: u32,
-    leader: Option<u32>,
-    leader_epoch: Option<u32>,
-    high_watermark: Option<u64>,
-    #[serde(default)]
-    isr: Vec<u32>,
-    #[serde(borrow, default)]
-    records: Vec<RecordRaw<'a>>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RecordRaw<'a> {
-    offset: u64,
-    #[serde(borrow)]
-    value: Cow<'a, str>,
-    #[serde(default)]
-    leader_epoch: Option<u32>,
-}
-
-const FINAL_FILE: &str = "final.json";
-
 /// Loads `final.json`. Values are interned and marked [`IN_FINAL`]; a value at two offsets is
 /// reported as a duplicate.
 pub fn load_final(
@@ -257,7 +224,7 @@ pub fn load_final(
             };
         }
     };
-    let raw: FinalRaw = match serde_json::from_slice(&text) {
+    let raw = match FinalReads::parse(&text) {
         Ok(raw) => raw,
         Err(e) => {
             damage.push(FINAL_FILE, Some(e.line() as u64), problem(&e));
@@ -284,7 +251,7 @@ pub fn load_final(
 }
 
 fn load_final_part(
-    p: FinalPartRaw,
+    p: FinalPartition<Text>,
     values: &mut Values,
     found: &mut Found,
     damage: &mut Damage,
@@ -296,14 +263,14 @@ fn load_final_part(
             damage.push(FINAL_FILE, None, "more than 4 billion distinct values");
             break;
         };
-        if let Some(old) = log.insert(r.offset, id, r.leader_epoch) {
+        if let Some(old) = log.insert(r.offset, id, Some(r.leader_epoch)) {
             let what = format!(
                 "{}/{} offset {} appears twice ({:?} and {:?})",
                 p.topic,
                 p.partition,
                 r.offset,
                 values.interner.get(old),
-                r.value
+                &*r.value
             );
             damage.push(FINAL_FILE, None, what);
             continue;
@@ -313,7 +280,7 @@ fn load_final_part(
             let first = state.final_offset;
             let detail = format!(
                 "value {:?} is in the final log of {}/{} at offsets {first} and {}",
-                r.value, p.topic, p.partition, r.offset
+                &*r.value, p.topic, p.partition, r.offset
             );
             let mut a = anomaly(AnomalyKind::Duplicate, &p.topic, p.partition, detail);
             a.offsets = vec![first, r.offset];
@@ -336,7 +303,7 @@ fn load_final_part(
     }
 }
 
-fn final_part_problem(p: &FinalPartRaw, log: &LogValues) -> Option<String> {
+fn final_part_problem(p: &FinalPartition<Text>, log: &LogValues) -> Option<String> {
     let name = format!("{}/{}", p.topic, p.partition);
     if let Some(error) = &p.error {
         return Some(format!("final read of {name} failed: {error}"));
@@ -360,20 +327,20 @@ fn final_part_problem(p: &FinalPartRaw, log: &LogValues) -> Option<String> {
     }
 }
 
-/// One broker's surviving log of one partition (read by [`crate::dumps`]).
+/// A replica: one broker's surviving log of one partition (read by [`crate::broker_logs`]).
 #[derive(Debug, Default)]
-pub struct ReplicaPart {
+pub struct ReplicaLog {
     pub log: LogValues,
     /// From the dump's summary line, when it has one.
     pub high_watermark: Option<u64>,
     pub log_end_offset: Option<u64>,
 }
 
-/// One broker's dump.
+/// One broker's dump: its replica of every partition it holds.
 #[derive(Debug)]
-pub struct Replica {
+pub struct BrokerLog {
     pub broker: u32,
-    pub parts: BTreeMap<PartIdx, ReplicaPart>,
+    pub parts: BTreeMap<PartIdx, ReplicaLog>,
     /// True when some line of the dump was damaged: a record may be missing from it.
     pub damaged: bool,
 }

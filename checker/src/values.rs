@@ -3,7 +3,6 @@
 //! [`ValueState`] per value keeps memory in proportion to distinct values, not to operations.
 
 use crate::intern::{Interner, ValueId};
-use crate::logs::LogValues;
 
 /// "No offset / no index" in the `u64` fields of [`ValueState`].
 pub const NONE: u64 = u64::MAX;
@@ -24,7 +23,7 @@ pub const NO_ACK_BY: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ValueState {
-    /// The partition the value was sent to (index into [`crate::logs::Partitions`]).
+    /// The partition the value was sent to (a `PartIdx` of the partition registry).
     pub part: u32,
     pub flags: u8,
     /// The broker and leader epoch an `ok` send names (NO_ACK_BY when it names none).
@@ -87,11 +86,11 @@ impl Values {
         self.states.reserve(more);
     }
 
-    /// The id of `value`, found at `offset` of `log`: most records sit where the final log
-    /// holds them, and comparing with that one string is much cheaper than a hash-table probe
-    /// into millions of values.
-    pub fn id_at(&mut self, log: Option<&LogValues>, offset: u64, value: &str) -> Option<ValueId> {
-        if let Some(id) = log.and_then(|l| l.get(offset)) {
+    /// The id of `value`, which a log holds where `held` is: most records sit where the final
+    /// log holds them, and comparing with that one string is much cheaper than a hash-table
+    /// probe into millions of values.
+    pub fn id_at(&mut self, held: Option<ValueId>, value: &str) -> Option<ValueId> {
+        if let Some(id) = held {
             if self.interner.get(id) == value {
                 return Some(id);
             }

@@ -100,8 +100,14 @@ impl Finished {
 
 pub fn read_history(run_dir: &Path) -> Vec<Op> {
     let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap_or_default();
+    // A line that does not parse fails the test: dropping it could hide the very operation a
+    // test looks for.
     text.lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("history.jsonl:{} does not parse: {e}: {line}", i + 1))
+        })
         .collect()
 }
 
