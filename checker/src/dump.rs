@@ -95,6 +95,15 @@ impl<'a> DumpLine<Text<'a>> {
     /// with a field of the wrong type, or a record without its epoch is an error; an object
     /// with other keys is [`DumpLine::Other`].
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+        // Record lines as the node writes them take the fast path; serde defines the format.
+        if let Some(record) = crate::fastpath::dump_record(bytes) {
+            return Ok(DumpLine::Record(record));
+        }
+        Self::parse_with_serde(bytes)
+    }
+
+    /// [`DumpLine::parse`] without the fast path: the definition of the format.
+    pub fn parse_with_serde(bytes: &'a [u8]) -> Result<Self, String> {
         match serde_json::from_slice::<AnyLine<Text<'a>>>(bytes) {
             Ok(line) => line.classify(),
             Err(e) => match serde_json::from_slice::<serde_json::Value>(bytes) {

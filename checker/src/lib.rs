@@ -19,6 +19,7 @@ mod check;
 mod divergence;
 mod error;
 mod explain;
+mod fastpath;
 mod findings;
 mod found;
 mod guarantee;

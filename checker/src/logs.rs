@@ -10,7 +10,7 @@ use crate::intern::ValueId;
 use crate::jsonl::{problem, Damage};
 use crate::results::AnomalyKind;
 use crate::text::Text;
-use crate::values::{Values, IN_FINAL};
+use crate::values::{Values, IN_FINAL, NO_ID};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -235,13 +235,26 @@ pub fn load_final(
             };
         }
     };
+    // Every value of every partition is interned at once, on two threads: the final log holds
+    // most of the run's values, and this is the one step nothing else can overlap.
+    let all: Vec<&str> = raw
+        .partitions
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| &*r.value))
+        .collect();
+    values.reserve(all.len(), all.iter().map(|v| v.len()).sum());
+    let ids = values.ids(&all);
+    drop(all);
     let mut out = Final {
         problem: (!raw.complete).then(|| format!("{FINAL_FILE} says complete: false")),
         parts: HashMap::new(),
     };
+    let mut first = 0;
     for p in raw.partitions {
         let idx = parts.get_or_add(&p.topic, p.partition);
-        let part = load_final_part(p, values, found, damage);
+        let part_ids = &ids[first..first + p.records.len()];
+        first += p.records.len();
+        let part = load_final_part(p, part_ids, values, found, damage);
         if out.parts.insert(idx, part).is_some() {
             let (t, n) = parts.key(idx);
             damage.push(FINAL_FILE, None, format!("partition {t}/{n} appears twice"));
@@ -252,17 +265,17 @@ pub fn load_final(
 
 fn load_final_part(
     p: FinalPartition<Text>,
+    ids: &[ValueId],
     values: &mut Values,
     found: &mut Found,
     damage: &mut Damage,
 ) -> FinalPart {
     let mut log = LogValues::default();
-    values.reserve(p.records.len());
-    for r in &p.records {
-        let Some(id) = values.id(&r.value) else {
+    for (r, &id) in p.records.iter().zip(ids) {
+        if id == NO_ID {
             damage.push(FINAL_FILE, None, "more than 4 billion distinct values");
             break;
-        };
+        }
         if let Some(old) = log.insert(r.offset, id, Some(r.leader_epoch)) {
             let what = format!(
                 "{}/{} offset {} appears twice ({:?} and {:?})",

@@ -2,6 +2,7 @@
 //! ended, where it was acknowledged, first read and found in the final log. One fixed-size
 //! [`ValueState`] per value keeps memory in proportion to distinct values, not to operations.
 
+pub use crate::intern::NO_ID;
 use crate::intern::{Interner, ValueId};
 
 /// "No offset / no index" in the `u64` fields of [`ValueState`].
@@ -75,14 +76,31 @@ impl Values {
     pub fn id(&mut self, value: &str) -> Option<ValueId> {
         let (id, new) = self.interner.intern(value)?;
         if new {
-            self.states.push(ValueState::default());
+            self.grow_states();
         }
         Some(id)
     }
 
-    /// Makes room for `more` values.
-    pub fn reserve(&mut self, more: usize) {
-        self.interner.reserve(more);
+    /// [`Values::id`] of every value in order, interned on two threads.
+    /// An id is [`NO_ID`] past 4 billion values.
+    pub fn ids(&mut self, values: &[&str]) -> Vec<ValueId> {
+        let ids = self.interner.intern_all(values);
+        self.grow_states();
+        ids
+    }
+
+    /// Gives every id handed out a state (ids of the two shards interleave, so a new id may
+    /// lie a few places past the last state).
+    fn grow_states(&mut self) {
+        let bound = self.interner.id_bound();
+        if self.states.len() < bound {
+            self.states.resize(bound, ValueState::default());
+        }
+    }
+
+    /// Makes room for `more` values of `bytes` bytes in all.
+    pub fn reserve(&mut self, more: usize, bytes: usize) {
+        self.interner.reserve(more, bytes);
         self.states.reserve(more);
     }
 
@@ -110,8 +128,9 @@ impl Values {
         self.interner.get(id).to_string()
     }
 
+    /// Distinct values.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.interner.len()
     }
 }
