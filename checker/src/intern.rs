@@ -131,12 +131,18 @@ impl Interner {
 
     /// The ids [`Interner::intern`] would give every value, in order, interned on one thread
     /// per shard; [`NO_ID`] past 4 billion values.
-    pub fn intern_all(&mut self, values: &[&str]) -> Vec<ValueId> {
-        let hashes: Vec<u32> = values.iter().map(|v| hash32(v)).collect();
+    pub fn intern_all<'v, I>(&mut self, values: I) -> Vec<ValueId>
+    where
+        I: Iterator<Item = &'v str> + Clone + Send + Sync,
+    {
+        let hashes: Vec<u32> = values.clone().map(hash32).collect();
         let (first, second) = self.shards.split_at_mut(1);
         // Each thread keeps the ids of its own shard's values, in order.
         let work = |s: usize, shard: &mut Shard| -> Vec<ValueId> {
-            let mine = hashes.iter().zip(values).filter(|(&h, _)| shard_of(h) == s);
+            let mine = hashes
+                .iter()
+                .zip(values.clone())
+                .filter(|(&h, _)| shard_of(h) == s);
             mine.map(|(&h, v)| {
                 shard
                     .intern(v, h)
@@ -296,7 +302,7 @@ mod tests {
         let expected: Vec<_> = refs.iter().map(|v| one.intern(v)).collect();
         let expected: Vec<ValueId> = expected.iter().map(|got| got.unwrap().0).collect();
         let mut two = Interner::default();
-        assert_eq!(two.intern_all(&refs), expected);
+        assert_eq!(two.intern_all(refs.iter().copied()), expected);
         let frozen = two.freeze();
         for (v, id) in refs.iter().zip(&expected) {
             assert_eq!(frozen.get(*id), Some(*v));

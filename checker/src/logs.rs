@@ -237,14 +237,12 @@ pub fn load_final(
     };
     // Every value of every partition is interned at once, on two threads: the final log holds
     // most of the run's values, and this is the one step nothing else can overlap.
-    let all: Vec<&str> = raw
+    let all = raw
         .partitions
         .iter()
-        .flat_map(|p| p.records.iter().map(|r| &*r.value))
-        .collect();
-    values.reserve(all.len(), all.iter().map(|v| v.len()).sum());
-    let ids = values.ids(&all);
-    drop(all);
+        .flat_map(|p| p.records.iter().map(|r| &*r.value));
+    values.reserve(all.clone().count(), all.clone().map(str::len).sum());
+    let ids = values.ids(all);
     let mut out = Final {
         problem: (!raw.complete).then(|| format!("{FINAL_FILE} says complete: false")),
         parts: HashMap::new(),

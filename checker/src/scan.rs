@@ -59,6 +59,9 @@ pub struct Scan<'a> {
     /// Values seen by acks and polls at offsets the final log does not hold.
     beyond_final: FastMap<(PartIdx, u64), (ValueId, u64)>,
     pending: FastMap<Process, Vec<PendingSend>>,
+    /// Strings of completed invokes, reused for the next ones: a send's invoke and completion
+    /// are millions of short-lived strings otherwise.
+    spare: Vec<String>,
 }
 
 impl<'a> Scan<'a> {
@@ -77,6 +80,7 @@ impl<'a> Scan<'a> {
             consumers: FastMap::default(),
             beyond_final: FastMap::default(),
             pending: FastMap::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -138,6 +142,7 @@ impl<'a> Scan<'a> {
         let id = id.ok_or("too many distinct values")?;
         if let Some(invoke) = self.take_invoke(&op.process, &v.value) {
             self.apply_invoke(id, invoke.index, invoke.part);
+            self.recycle(invoke.value);
         }
         let st = self.values.state_mut(id);
         if st.part == NO_PART {
@@ -170,10 +175,13 @@ impl<'a> Scan<'a> {
         v: &SendValue<Text>,
         part: PartIdx,
     ) -> Result<(), String> {
+        let mut value = self.spare.pop().unwrap_or_default();
+        value.clear();
+        value.push_str(&v.value);
         let list = self.pending.entry(op.process.clone()).or_default();
         let evicted = (list.len() >= MAX_PENDING_PER_PROCESS).then(|| list.remove(0));
         list.push(PendingSend {
-            value: v.value.to_string(),
+            value,
             index: op.index,
             part,
         });
@@ -195,7 +203,16 @@ impl<'a> Scan<'a> {
             .id(&invoke.value)
             .ok_or("too many distinct values")?;
         self.apply_invoke(id, invoke.index, invoke.part);
+        self.recycle(invoke.value);
         Ok(())
+    }
+
+    /// Keeps a string for the next invoke, up to a bound.
+    fn recycle(&mut self, value: String) {
+        const MAX_SPARE: usize = 1024;
+        if self.spare.len() < MAX_SPARE {
+            self.spare.push(value);
+        }
     }
 
     fn apply_invoke(&mut self, id: ValueId, index: u64, part: PartIdx) {

@@ -83,7 +83,10 @@ impl Values {
 
     /// [`Values::id`] of every value in order, interned on two threads.
     /// An id is [`NO_ID`] past 4 billion values.
-    pub fn ids(&mut self, values: &[&str]) -> Vec<ValueId> {
+    pub fn ids<'v>(
+        &mut self,
+        values: impl Iterator<Item = &'v str> + Clone + Send + Sync,
+    ) -> Vec<ValueId> {
         let ids = self.interner.intern_all(values);
         self.grow_states();
         ids
