@@ -4,7 +4,7 @@
 //! and the partition registry; it reports duplicates inside one log as it loads, and nothing
 //! else. The files' formats are [`crate::final_reads`] and [`crate::dump`].
 
-use crate::final_reads::{FinalPartition, FinalReads, FINAL_FILE};
+use crate::final_reads::{FinalPartition, FinalReads, FinalRecord, FINAL_FILE};
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
 use crate::jsonl::{problem, Damage};
@@ -243,16 +243,37 @@ pub fn load_final(
         .flat_map(|p| p.records.iter().map(|r| &*r.value));
     values.reserve(all.clone().count(), all.clone().map(str::len).sum());
     let ids = values.ids(all);
+    // The text and its parsed records are the largest things alive here: keep only each
+    // partition's head and (offset, value id, epoch) records, and free them before every
+    // value's state is allocated.
+    let complete = raw.complete;
+    let mut ids = ids.into_iter();
+    let partitions: Vec<(FinalPartition, Vec<FinalRecord<ValueId>>)> = raw
+        .partitions
+        .into_iter()
+        .map(|p| {
+            let records = p
+                .records
+                .iter()
+                .zip(ids.by_ref())
+                .map(|(r, id)| FinalRecord {
+                    offset: r.offset,
+                    value: id,
+                    leader_epoch: r.leader_epoch,
+                })
+                .collect();
+            (head(p), records)
+        })
+        .collect();
+    drop(text);
+    values.grow_states();
     let mut out = Final {
-        problem: (!raw.complete).then(|| format!("{FINAL_FILE} says complete: false")),
+        problem: (!complete).then(|| format!("{FINAL_FILE} says complete: false")),
         parts: HashMap::new(),
     };
-    let mut first = 0;
-    for p in raw.partitions {
+    for (p, records) in partitions {
         let idx = parts.get_or_add(&p.topic, p.partition);
-        let part_ids = &ids[first..first + p.records.len()];
-        first += p.records.len();
-        let part = load_final_part(p, part_ids, values, found, damage);
+        let part = load_final_part(p, &records, values, found, damage);
         if out.parts.insert(idx, part).is_some() {
             let (t, n) = parts.key(idx);
             damage.push(FINAL_FILE, None, format!("partition {t}/{n} appears twice"));
@@ -261,15 +282,30 @@ pub fn load_final(
     out
 }
 
+/// A partition's read without its records, its strings owned.
+fn head(p: FinalPartition<Text>) -> FinalPartition {
+    FinalPartition {
+        topic: p.topic.to_string(),
+        partition: p.partition,
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        high_watermark: p.high_watermark,
+        isr: p.isr,
+        records: Vec::new(),
+        error: p.error,
+    }
+}
+
 fn load_final_part(
-    p: FinalPartition<Text>,
-    ids: &[ValueId],
+    p: FinalPartition,
+    records: &[FinalRecord<ValueId>],
     values: &mut Values,
     found: &mut Found,
     damage: &mut Damage,
 ) -> FinalPart {
     let mut log = LogValues::default();
-    for (r, &id) in p.records.iter().zip(ids) {
+    for r in records {
+        let id = r.value;
         if id == NO_ID {
             damage.push(FINAL_FILE, None, "more than 4 billion distinct values");
             break;
@@ -281,7 +317,7 @@ fn load_final_part(
                 p.partition,
                 r.offset,
                 values.interner.get(old),
-                &*r.value
+                values.interner.get(id)
             );
             damage.push(FINAL_FILE, None, what);
             continue;
@@ -289,13 +325,14 @@ fn load_final_part(
         let state = values.state_mut(id);
         if state.has(IN_FINAL) {
             let first = state.final_offset;
+            let value = values.name(id);
             let detail = format!(
-                "value {:?} is in the final log of {}/{} at offsets {first} and {}",
-                &*r.value, p.topic, p.partition, r.offset
+                "value {value:?} is in the final log of {}/{} at offsets {first} and {}",
+                p.topic, p.partition, r.offset
             );
             let mut a = anomaly(AnomalyKind::Duplicate, &p.topic, p.partition, detail);
             a.offsets = vec![first, r.offset];
-            a.values = vec![r.value.to_string()];
+            a.values = vec![value];
             found.push(a);
             continue;
         }
@@ -314,7 +351,7 @@ fn load_final_part(
     }
 }
 
-fn final_part_problem(p: &FinalPartition<Text>, log: &LogValues) -> Option<String> {
+fn final_part_problem(p: &FinalPartition, log: &LogValues) -> Option<String> {
     let name = format!("{}/{}", p.topic, p.partition);
     if let Some(error) = &p.error {
         return Some(format!("final read of {name} failed: {error}"));

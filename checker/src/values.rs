@@ -81,20 +81,19 @@ impl Values {
         Some(id)
     }
 
-    /// [`Values::id`] of every value in order, interned on two threads.
-    /// An id is [`NO_ID`] past 4 billion values.
+    /// [`Values::id`] of every value in order, interned on two threads; an id is [`NO_ID`]
+    /// past 4 billion values. The new values get their states from [`Values::grow_states`],
+    /// which the caller calls once it has freed what it can.
     pub fn ids<'v>(
         &mut self,
         values: impl Iterator<Item = &'v str> + Clone + Send + Sync,
     ) -> Vec<ValueId> {
-        let ids = self.interner.intern_all(values);
-        self.grow_states();
-        ids
+        self.interner.intern_all(values)
     }
 
     /// Gives every id handed out a state (ids of the two shards interleave, so a new id may
     /// lie a few places past the last state).
-    fn grow_states(&mut self) {
+    pub fn grow_states(&mut self) {
         let bound = self.interner.id_bound();
         if self.states.len() < bound {
             self.states.resize(bound, ValueState::default());
@@ -104,7 +103,9 @@ impl Values {
     /// Makes room for `more` values of `bytes` bytes in all.
     pub fn reserve(&mut self, more: usize, bytes: usize) {
         self.interner.reserve(more, bytes);
-        self.states.reserve(more);
+        // Ids of the two shards interleave, so `more` values reach a little past `more` ids;
+        // room for that spares a reallocation that would copy (and double) every state.
+        self.states.reserve(more + more / 16 + 64);
     }
 
     /// The id of `value`, which a log holds where `held` is: most records sit where the final
