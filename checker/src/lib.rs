@@ -4,6 +4,11 @@
 //!
 //! The harness calls [`check_run`] on a run directory, then [`write_results`], prints
 //! [`Results::summary`] and exits with [`Results::exit_code`].
+//!
+//! Each file of a run has one module here that owns its types, used by writers and readers
+//! alike: [`config`] (test.json), [`history`] (history.jsonl), [`final_reads`] (final.json),
+//! [`dump`] (a broker's dump.jsonl) and [`events`] (a node's events.jsonl); [`text`] is the
+//! string type they are read with. The analysis modules are private.
 
 // The run's files, one module each (writers and readers use these types).
 pub mod config;
