@@ -1,6 +1,6 @@
 //! `test.json`: the whole configuration of a run ([`TestConfig`]), written first by the harness
 //! so the run can be re-checked or replayed, and read first by the checker, which derives the
-//! run's guarantee from it ([`crate::guarantee`]). It owns this file's shape and reading it; the
+//! run's guarantee from it (the `guarantee` module). It owns this file's shape and reading it; the
 //! harness's command-line options are the harness's.
 
 use crate::error::CheckError;

@@ -2,7 +2,7 @@
 //! then a [`DumpSummary`] per partition; other objects are allowed. The node writes it by hand
 //! (it depends on no other crate); the harness's contract test parses a real node's output with
 //! these types, and the checker reads dumps with them ([`DumpLine::parse`]). It owns the line
-//! format only; loading dumps into logs is [`crate::broker_logs`].
+//! format only; loading dumps into logs is the `broker_logs` module.
 
 use crate::text::Text;
 use serde::{Deserialize, Serialize};

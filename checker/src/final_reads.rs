@@ -1,7 +1,7 @@
 //! `final.json`: what a fresh consumer read from every partition after healing
 //! ([`FinalReads`]). The harness writes it with `String` fields; the checker reads the same
 //! types with borrowed [`Text`] fields ([`FinalReads::parse`]) and turns them into its logs
-//! ([`crate::logs`]). It owns this file's shape only, not what the checker concludes from it.
+//! (the `logs` module). It owns this file's shape only, not what the checker concludes from it.
 
 use crate::text::Text;
 use serde::{Deserialize, Serialize};

@@ -131,7 +131,7 @@ impl OpValue<'_> {
 
 impl<'a> OpLine<'a> {
     /// Parses one line; an `Err` says what is wrong with it. Client lines as the harness
-    /// writes them take [`crate::fastpath`]; serde reads the rest and defines the format.
+    /// writes them take the `fastpath` module; serde reads the rest and defines the format.
     pub fn parse(bytes: &'a [u8]) -> Result<OpLine<'a>, String> {
         if let Some(op) = crate::fastpath::op_line(bytes) {
             return Ok(op);
