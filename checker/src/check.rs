@@ -3,16 +3,17 @@
 //! whole-history findings, divergence and explanations, and last the verdict. It owns the
 //! verdict rule and the reasons a run is `unknown`; the analyses live in their own modules.
 
+use crate::broker_logs::{self, DumpRead, DumpView, Merge};
+use crate::config::TestConfig;
 use crate::divergence;
-use crate::dumps::{self, DumpRead, DumpView, Merge};
 use crate::events::Events;
 use crate::explain::{self, Context};
 use crate::findings::{self, Inputs};
 use crate::found::Found;
 use crate::guarantee::Rules;
-use crate::history::TestConfig;
+use crate::history::HISTORY_FILE;
 use crate::jsonl::{for_each_line, Damage, Outcome};
-use crate::logs::{self, Final, Partitions, Replica};
+use crate::logs::{self, BrokerLog, Final, Partitions};
 use crate::results::{Counts, PartitionSummary, Results, Valid};
 use crate::scan::{Scan, ScanStats, BUCKET_NS};
 use crate::values::Values;
@@ -21,7 +22,6 @@ use std::path::Path;
 /// Partitions registered from test.json before anything is read, so a partition nothing
 /// mentions is still reported; bounded so that a damaged count cannot exhaust memory.
 const MAX_CONFIGURED_PARTITIONS: u32 = 100_000;
-const HISTORY_FILE: &str = "history.jsonl";
 
 /// Everything the check builds up before the verdict.
 struct Run {
@@ -31,9 +31,11 @@ struct Run {
     values: Values,
     found: Found,
     fin: Final,
-    replicas: Vec<Replica>,
+    broker_logs: Vec<BrokerLog>,
     events: Events,
     unknown: Vec<String>,
+    /// True when every broker of the run left a readable dump.
+    all_dumped: bool,
 }
 
 pub fn check(run_dir: &Path, config: TestConfig) -> Results {
@@ -44,9 +46,10 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         values: Values::default(),
         found: Found::new(rules),
         fin: Final::default(),
-        replicas: Vec::new(),
+        broker_logs: Vec::new(),
         events: Events::default(),
         unknown: Vec::new(),
+        all_dumped: false,
         config,
     };
     run.register_configured_partitions();
@@ -108,7 +111,7 @@ impl Run {
                 let read = |b: &u32| {
                     (
                         *b,
-                        dumps::read_dump(&nodes.join(format!("{b}/dump.jsonl")), *b, &view),
+                        broker_logs::read_dump(&nodes.join(format!("{b}/dump.jsonl")), *b, &view),
                     )
                 };
                 brokers
@@ -144,23 +147,26 @@ impl Run {
                 damage: &mut self.damage,
                 found: &mut self.found,
             };
-            self.replicas.push(dumps::merge(read, merge));
+            self.broker_logs.push(broker_logs::merge(read, merge));
         }
         self.note_missing_dumps(&missing);
         stats
     }
 
     fn note_missing_dumps(&mut self, missing: &[u32]) {
+        self.all_dumped = missing.is_empty()
+            && !self.broker_logs.is_empty()
+            && self.broker_logs.len() as u64 >= u64::from(self.config.nodes);
         if !missing.is_empty() {
             let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
             self.unknown.push(format!(
                 "no dump.jsonl for broker {}: its log was not checked",
                 ids.join(", ")
             ));
-        } else if (self.replicas.len() as u64) < u64::from(self.config.nodes) {
+        } else if (self.broker_logs.len() as u64) < u64::from(self.config.nodes) {
             self.unknown.push(format!(
                 "dumps of {} brokers found, but the run had {}",
-                self.replicas.len(),
+                self.broker_logs.len(),
                 self.config.nodes
             ));
         }
@@ -172,7 +178,14 @@ impl Run {
         if let Some(reason) = &stats.abort {
             return Some(format!("the run was aborted: {reason}"));
         }
-        let limit_ns = self.config.time_limit_ms.saturating_mul(1_000_000);
+        // Without workload clients (`--concurrency 0`, a schedule's own `produce` steps only)
+        // the schedule decides when client operations end: an early last operation is the
+        // schedule's shape, not a lost tail.
+        let limit_ns = if self.config.concurrency == 0 {
+            0
+        } else {
+            self.config.time_limit_ms.saturating_mul(1_000_000)
+        };
         // The last client operation may end a little before the limit: workers stop
         // between operations. A second, or a tenth of the limit, is allowed.
         let slack_ns = (limit_ns / 10).max(1_000_000_000);
@@ -203,8 +216,9 @@ impl Run {
             parts: &self.parts,
             values: &self.values,
             fin: &self.fin,
-            replicas: &self.replicas,
+            broker_logs: &self.broker_logs,
             history_problem,
+            all_dumped: self.all_dumped,
         };
         let lost = findings::lost(&inputs, &mut self.found);
         findings::failed_present(&inputs, &mut self.found);
@@ -213,14 +227,14 @@ impl Run {
             &self.parts,
             &self.values,
             &self.fin,
-            &self.replicas,
+            &self.broker_logs,
             &mut self.found,
         );
         let ctx = Context {
             parts: &self.parts,
             values: &self.values,
             fin: &self.fin,
-            replicas: &self.replicas,
+            broker_logs: &self.broker_logs,
             events: &self.events,
             start_unix_ms: self.config.start_unix_ms,
         };
@@ -309,7 +323,7 @@ impl Run {
         let counts = Counts {
             final_records: self.fin.parts.values().map(|p| p.log.records).sum(),
             dump_records: self
-                .replicas
+                .broker_logs
                 .iter()
                 .flat_map(|r| r.parts.values())
                 .map(|p| p.log.records)

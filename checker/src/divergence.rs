@@ -1,4 +1,4 @@
-//! Replica divergence: where two surviving logs of one partition disagree below an offset both
+//! BrokerLog divergence: where two surviving logs of one partition disagree below an offset both
 //! have committed. Each broker's dump is compared with the final log below the final HW when
 //! the broker is in the final ISR (an ISR member must hold every committed record), or below
 //! the lower of its own HW checkpoint (the dump's summary line) and the final HW otherwise;
@@ -6,7 +6,7 @@
 //! their HWs. Above HW, replicas may hold different uncommitted data: that is not compared.
 
 use crate::found::{anomaly, Found};
-use crate::logs::{Final, FinalPart, LogValues, PartIdx, Partitions, Replica, ReplicaPart};
+use crate::logs::{BrokerLog, Final, FinalPart, LogValues, PartIdx, Partitions, ReplicaLog};
 use crate::results::AnomalyKind;
 use crate::values::Values;
 use std::collections::BTreeSet;
@@ -23,11 +23,11 @@ pub fn check(
     parts: &Partitions,
     values: &Values,
     fin: &Final,
-    replicas: &[Replica],
+    broker_logs: &[BrokerLog],
     found: &mut Found,
 ) {
     let mut all: BTreeSet<PartIdx> = fin.parts.keys().copied().collect();
-    for r in replicas {
+    for r in broker_logs {
         all.extend(r.parts.keys().copied());
     }
     for part in all {
@@ -38,7 +38,7 @@ pub fn check(
             part,
             found: &mut *found,
         };
-        cmp.partition(fp, replicas);
+        cmp.partition(fp, broker_logs);
     }
 }
 
@@ -50,8 +50,8 @@ struct Compare<'a> {
 }
 
 impl Compare<'_> {
-    fn partition(mut self, fp: Option<&FinalPart>, replicas: &[Replica]) {
-        let here: Vec<(&Replica, &ReplicaPart)> = replicas
+    fn partition(mut self, fp: Option<&FinalPart>, broker_logs: &[BrokerLog]) {
+        let here: Vec<(&BrokerLog, &ReplicaLog)> = broker_logs
             .iter()
             .filter_map(|r| r.parts.get(&self.part).map(|rp| (r, rp)))
             .collect();
@@ -75,7 +75,7 @@ impl Compare<'_> {
                 }
             }
         }
-        let hw_of = |r: &Replica, rp: &ReplicaPart| {
+        let hw_of = |r: &BrokerLog, rp: &ReplicaLog| {
             let in_isr = fp.is_some_and(|fp| fp.isr.contains(&r.broker));
             rp.high_watermark.or(if in_isr { final_hw } else { None })
         };
@@ -140,7 +140,7 @@ impl Compare<'_> {
     }
 }
 
-fn side<'a>(r: &Replica, rp: &'a ReplicaPart) -> Side<'a> {
+fn side<'a>(r: &BrokerLog, rp: &'a ReplicaLog) -> Side<'a> {
     Side {
         log: &rp.log,
         name: format!("broker {}'s log", r.broker),

@@ -6,7 +6,7 @@
 use crate::events::{Election, Events, NodeEvent};
 use crate::findings::LostItem;
 use crate::intern::ValueId;
-use crate::logs::{Final, PartIdx, Partitions, Replica};
+use crate::logs::{BrokerLog, Final, PartIdx, Partitions};
 use crate::results::{AnomalyKind, Explanation};
 use crate::values::{Values, NONE, NO_ACK_BY};
 
@@ -18,7 +18,7 @@ pub struct Context<'a> {
     pub parts: &'a Partitions,
     pub values: &'a Values,
     pub fin: &'a Final,
-    pub replicas: &'a [Replica],
+    pub broker_logs: &'a [BrokerLog],
     pub events: &'a Events,
     pub start_unix_ms: u64,
 }
@@ -115,7 +115,7 @@ fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 /// appended in).
 fn acked_epoch(ctx: &Context, part: PartIdx, offset: u64, value: ValueId) -> Option<u32> {
     let dumps = ctx
-        .replicas
+        .broker_logs
         .iter()
         .filter_map(|r| r.parts.get(&part))
         .map(|rp| &rp.log);

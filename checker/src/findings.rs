@@ -5,9 +5,11 @@
 
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
-use crate::logs::{Final, LogValues, PartIdx, Partitions, Replica};
+use crate::logs::{BrokerLog, Final, LogValues, PartIdx, Partitions};
 use crate::results::AnomalyKind;
-use crate::values::{ValueState, Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_PART, OK, READ};
+use crate::values::{
+    ValueState, Values, FAIL, INFO, INVOKED, IN_DUMP, IN_FINAL, NONE, NO_PART, OK, READ,
+};
 use std::collections::HashSet;
 
 /// A lost value, for the explanations: its partition, the offset it was acknowledged at (or
@@ -25,10 +27,13 @@ pub struct Inputs<'a> {
     pub parts: &'a Partitions,
     pub values: &'a Values,
     pub fin: &'a Final,
-    pub replicas: &'a [Replica],
+    pub broker_logs: &'a [BrokerLog],
     /// Why the history may be missing sends (damaged lines, an abort): phantoms are then
     /// uncertain rather than proven.
     pub history_problem: Option<String>,
+    /// True when every broker of the run left a dump: only then can the dumps prove that no
+    /// surviving replica holds a record.
+    pub all_dumped: bool,
 }
 
 /// Finds lost writes; returns them for the explanations.
@@ -70,7 +75,20 @@ fn lost_anomaly(inputs: &Inputs, st: &ValueState, item: &LostItem) -> crate::Ano
         (true, Some(o)) => format!("sent with an unknown outcome and read at offset {o}"),
         (true, None) => "sent with an unknown outcome and read".to_string(),
     };
-    let detail = format!("value {value:?} of {topic}/{partition}, {how}, is not in the final log");
+    let mut detail =
+        format!("value {value:?} of {topic}/{partition}, {how}, is not in the final log");
+    let hole = hole_proof(inputs, st, item);
+    if let Some(ends) = &hole {
+        detail += &format!(
+            " nor in any surviving replica, though every one holds records past offset {} \
+             ({}): a hole in the log",
+            item.offset.unwrap_or(0),
+            ends.iter()
+                .map(|(b, end)| format!("broker {b} up to {}", end - 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut a = anomaly(AnomalyKind::Lost, topic, partition, detail);
     a.offsets = item.offset.into_iter().collect();
     a.values = vec![value];
@@ -78,11 +96,35 @@ fn lost_anomaly(inputs: &Inputs, st: &ValueState, item: &LostItem) -> crate::Ano
         .into_iter()
         .filter(|&i| i != NONE)
         .collect();
-    if inputs.fin.complete_part(item.part).is_none() {
+    if inputs.fin.complete_part(item.part).is_none() && hole.is_none() {
         let why = format!("the final read of {topic}/{partition} is incomplete");
         a.uncertain = Some(inputs.fin.problem.clone().unwrap_or(why));
     }
     a
+}
+
+/// When the final read of the partition is incomplete, the surviving replicas can still prove
+/// a loss: every broker left an undamaged dump, at least one holds the partition, none holds
+/// the value anywhere, and each holds records past the acknowledged offset (so it is not just
+/// behind). Returns (broker, end offset) of each replica that proves it; `None` when the dumps
+/// leave room for the record to exist somewhere the final read did not look.
+fn hole_proof(inputs: &Inputs, st: &ValueState, item: &LostItem) -> Option<Vec<(u32, u64)>> {
+    let offset = item.offset?;
+    if item.read_only || !inputs.all_dumped || st.has(IN_DUMP) {
+        return None;
+    }
+    let mut ends = Vec::new();
+    for broker in inputs.broker_logs {
+        let Some(replica) = broker.parts.get(&item.part) else {
+            continue;
+        };
+        let end = replica.log.end();
+        if broker.damaged || end <= offset {
+            return None;
+        }
+        ends.push((broker.broker, end));
+    }
+    (!ends.is_empty()).then_some(ends)
 }
 
 /// A send that definitely failed must not be in the final log nor read.
@@ -131,7 +173,7 @@ pub fn phantoms(inputs: &Inputs, found: &mut Found) {
     for (&part, fp) in &inputs.fin.parts {
         logs.push((part, &fp.log, None));
     }
-    for r in inputs.replicas {
+    for r in inputs.broker_logs {
         for (&part, rp) in &r.parts {
             logs.push((part, &rp.log, Some(r.broker)));
         }

@@ -1,15 +1,29 @@
-//! The history model: the on-disk contract between the harness (which writes a run) and the
-//! checker (which reads it back). It owns the shape of `history.jsonl`, `final.json`, each
-//! broker's `dump.jsonl` and the run's `test.json`; docs/history.md documents every field.
-//!
-//! It does not own the node's `events.jsonl`: that is the node's format, read loosely by
-//! [`crate::events`].
+//! `history.jsonl`: the operations of a run, one [`Op`] a line — client sends and polls, nemesis
+//! faults, the harness's abort marker. The harness writes `Op<String, Value>` lines (with
+//! [`SendValue`], [`PollValue`] and [`FaultValue`] as values); the checker reads the same types
+//! as [`OpLine`], borrowed from the line's bytes, with the `value` parsed straight into the
+//! shape its `f` names. docs/history.md documents every field. It owns this file's shape and
+//! parsing; the other files of a run are owned by [`crate::config`] (test.json),
+//! [`crate::final_reads`] (final.json), [`crate::dump`] (dump.jsonl) and [`crate::events`]
+//! (the nodes' events.jsonl).
 
+use crate::text::Text;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Kept at their old paths for the harness and workloads, which import them from here.
+pub use crate::config::TestConfig;
+pub use crate::final_reads::{FinalPartition, FinalReads, FinalRecord};
+
+/// The file's name inside a run directory.
+pub const HISTORY_FILE: &str = "history.jsonl";
 
 /// Who performed an operation: a numbered client process, or a named actor such as `"nemesis"`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Process {
     Client(u64),
@@ -19,6 +33,38 @@ pub enum Process {
 impl Process {
     pub fn nemesis() -> Self {
         Process::Named("nemesis".to_string())
+    }
+
+    pub fn is_nemesis(&self) -> bool {
+        matches!(self, Process::Named(name) if name == "nemesis")
+    }
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Process::Client(n) => write!(f, "process {n}"),
+            Process::Named(name) => write!(f, "process {name:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a process number or name")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Process, E> {
+                Ok(Process::Client(n))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Process, E> {
+                Ok(Process::Named(s.to_string()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -41,9 +87,11 @@ pub enum OpType {
 ///
 /// `f` names the function: `send` and `poll` for clients; for the nemesis the fault vocabulary
 /// `kill`, `start`, `pause`, `resume`, `delay`, `partition`, `heal` (and `wait` for scheduled
-/// waits). `value` depends on `f`: see [`SendValue`], [`PollValue`] and [`FaultValue`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Op {
+/// waits); `abort` for the harness. `value` depends on `f`: see [`SendValue`], [`PollValue`]
+/// and [`FaultValue`]. Writers use the defaults (`String`, a JSON value); the checker reads
+/// [`OpLine`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Op<S = String, V = Value> {
     pub index: u64,
     /// Nanoseconds since the run's start (monotonic clock); `test.json` holds the wall-clock
     /// start time so node events can be placed on the same axis.
@@ -51,13 +99,153 @@ pub struct Op {
     pub process: Process,
     #[serde(rename = "type")]
     pub kind: OpType,
-    pub f: String,
-    #[serde(default)]
-    pub value: Value,
+    pub f: S,
+    pub value: V,
     /// The error code or message of a `fail` or `info` completion (`NOT_ENOUGH_REPLICAS`,
     /// `REQUEST_TIMED_OUT`, `connection refused`, ...). For the nemesis: why an action failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<S>,
+}
+
+/// A history line as the checker reads it: strings borrowed from the line, the value typed.
+pub type OpLine<'a> = Op<Text<'a>, OpValue<'a>>;
+
+/// The `value` of a line, parsed for `send` and `poll`, kept raw for anything else (a nemesis
+/// value is parsed as a [`FaultValue`] by who needs it).
+#[derive(Debug)]
+pub enum OpValue<'a> {
+    Missing,
+    Send(SendValue<Text<'a>>),
+    Poll(PollValue<Text<'a>>),
+    Raw(&'a RawValue),
+}
+
+impl OpValue<'_> {
+    pub fn raw(&self) -> Option<&str> {
+        match self {
+            OpValue::Raw(raw) => Some(raw.get()),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> OpLine<'a> {
+    /// Parses one line; an `Err` says what is wrong with it. Client lines as the harness
+    /// writes them take the `fastpath` module; serde reads the rest and defines the format.
+    pub fn parse(bytes: &'a [u8]) -> Result<OpLine<'a>, String> {
+        if let Some(op) = crate::fastpath::op_line(bytes) {
+            return Ok(op);
+        }
+        serde_json::from_slice(bytes).map_err(|e| crate::jsonl::problem(&e))
+    }
+}
+
+/// How an [`Op`]'s `value` is read: a plain JSON value, or typed by `f`.
+pub trait OpBody<'de>: Sized {
+    /// The value of a line without one.
+    fn missing() -> Self;
+    /// Reads the value; `f` is known when it came earlier in the line.
+    fn next<M: MapAccess<'de>>(map: &mut M, f: Option<&str>) -> Result<Self, M::Error>;
+    /// Types a value read before `f` was known.
+    fn typed(self, f: &str) -> Result<Self, String>;
+}
+
+impl<'de> OpBody<'de> for Value {
+    fn missing() -> Self {
+        Value::Null
+    }
+    fn next<M: MapAccess<'de>>(map: &mut M, _: Option<&str>) -> Result<Self, M::Error> {
+        map.next_value()
+    }
+    fn typed(self, _: &str) -> Result<Self, String> {
+        Ok(self)
+    }
+}
+
+impl<'de> OpBody<'de> for OpValue<'de> {
+    fn missing() -> Self {
+        OpValue::Missing
+    }
+
+    fn next<M: MapAccess<'de>>(map: &mut M, f: Option<&str>) -> Result<Self, M::Error> {
+        Ok(match f {
+            Some("send") => OpValue::Send(map.next_value()?),
+            Some("poll") => OpValue::Poll(map.next_value()?),
+            _ => match map.next_value::<Option<&'de RawValue>>()? {
+                Some(raw) => OpValue::Raw(raw),
+                None => OpValue::Missing,
+            },
+        })
+    }
+
+    fn typed(self, f: &str) -> Result<Self, String> {
+        let OpValue::Raw(raw) = self else {
+            return Ok(self);
+        };
+        let bad = |e: serde_json::Error| format!("bad {f} value: {e}");
+        Ok(match f {
+            "send" => OpValue::Send(serde_json::from_str(raw.get()).map_err(bad)?),
+            "poll" => OpValue::Poll(serde_json::from_str(raw.get()).map_err(bad)?),
+            _ => OpValue::Raw(raw),
+        })
+    }
+}
+
+impl<'de, S, V> Deserialize<'de> for Op<S, V>
+where
+    S: Deserialize<'de> + AsRef<str>,
+    V: OpBody<'de>,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(OpVisitor(PhantomData))
+    }
+}
+
+struct OpVisitor<S, V>(PhantomData<(S, V)>);
+
+impl<'de, S, V> Visitor<'de> for OpVisitor<S, V>
+where
+    S: Deserialize<'de> + AsRef<str>,
+    V: OpBody<'de>,
+{
+    type Value = Op<S, V>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a history operation object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Op<S, V>, M::Error> {
+        let (mut index, mut time_ns, mut process, mut kind) = (None, None, None, None);
+        let (mut f, mut value, mut error) = (None::<S>, None, None);
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match key.as_ref() {
+                "index" => index = Some(map.next_value()?),
+                "time_ns" => time_ns = Some(map.next_value()?),
+                "process" => process = Some(map.next_value()?),
+                "type" => kind = Some(map.next_value()?),
+                "f" => f = Some(map.next_value()?),
+                "value" => value = Some(V::next(&mut map, f.as_ref().map(AsRef::as_ref))?),
+                "error" => error = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let f = f.ok_or_else(|| de::Error::missing_field("f"))?;
+        let value = value
+            .unwrap_or_else(V::missing)
+            .typed(f.as_ref())
+            .map_err(de::Error::custom)?;
+        Ok(Op {
+            index: index.ok_or_else(|| de::Error::missing_field("index"))?,
+            time_ns: time_ns.ok_or_else(|| de::Error::missing_field("time_ns"))?,
+            process: process.ok_or_else(|| de::Error::missing_field("process"))?,
+            kind: kind.ok_or_else(|| de::Error::missing_field("type"))?,
+            f,
+            value,
+            error,
+        })
+    }
 }
 
 /// The acks level a send was made with, in Kafka's words.
@@ -96,10 +284,10 @@ impl std::str::FromStr for Acks {
 /// `value` of a `send`: the invoke carries topic, partition, value and acks; an `ok` completion
 /// repeats them and adds the acknowledged `offset` (absent for acks=0, which returns none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SendValue {
-    pub topic: String,
+pub struct SendValue<S = String> {
+    pub topic: S,
     pub partition: u32,
-    pub value: String,
+    pub value: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acks: Option<Acks>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,119 +302,39 @@ pub struct SendValue {
 
 /// One record a consumer saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolledRecord {
+pub struct PolledRecord<S = String> {
     pub offset: u64,
-    pub value: String,
+    pub value: S,
 }
 
 /// `value` of a `poll`: the invoke carries topic, partition and the `offset` it reads from; an
 /// `ok` completion adds exactly the records returned and the broker's `high_watermark`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PollValue {
-    pub topic: String,
+pub struct PollValue<S = String> {
+    pub topic: S,
     pub partition: u32,
     pub offset: u64,
-    #[serde(default)]
-    pub records: Vec<PolledRecord>,
+    #[serde(default = "Vec::new")]
+    pub records: Vec<PolledRecord<S>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub high_watermark: Option<u64>,
 }
 
-/// `value` of a nemesis operation. `node` is a broker id (the controller is `"controller"`);
-/// other fields depend on the fault (`delay_ms`, `jitter_ms`, `groups`, `from`, `to`, ...).
+/// `value` of a nemesis operation. `node` is a broker id or `"controller"`; other fields depend
+/// on the fault (`signal`, `links`, `delay_ms`, `jitter_ms`, `kind`, `groups`, ...) and belong
+/// to the harness's fault vocabulary. A `heal` names no node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<Value>,
+    pub node: Option<NodeRef>,
     #[serde(flatten)]
     pub detail: serde_json::Map<String, Value>,
 }
 
-/// `final.json`: what a fresh consumer read from every partition after healing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinalReads {
-    /// True when every partition was read from 0 to its HW. False when any read failed or a
-    /// partition had no leader: the checker's verdict is then at best `unknown`.
-    pub complete: bool,
-    pub partitions: Vec<FinalPartition>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinalPartition {
-    pub topic: String,
-    pub partition: u32,
-    /// The leader the final read used; `None` when the partition never got one back.
-    pub leader: Option<u32>,
-    pub leader_epoch: Option<u32>,
-    pub high_watermark: Option<u64>,
-    pub isr: Vec<u32>,
-    pub records: Vec<FinalRecord>,
-    /// Why the read is incomplete, when it is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FinalRecord {
-    pub offset: u64,
-    pub value: String,
-    #[serde(default)]
-    pub leader_epoch: u32,
-}
-
-/// One record line of `nodes/<id>/dump.jsonl` (`faultline-node dump`). Lines with other keys
-/// (the dump's summary lines) are not records and are skipped by readers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DumpRecord {
-    pub topic: String,
-    pub partition: u32,
-    pub offset: u64,
-    pub leader_epoch: u32,
-    pub value: String,
-}
-
-/// `test.json`: the whole configuration of a run, written first so the run can be re-checked
-/// or replayed. The checker derives the run's guarantee from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestConfig {
-    pub name: String,
-    pub seed: u64,
-    /// Wall-clock time (Unix milliseconds) at which `time_ns` = 0.
-    pub start_unix_ms: u64,
-    pub nodes: u32,
-    pub topics: Vec<String>,
-    pub partitions: u32,
-    pub replication_factor: u32,
-    pub acks: Acks,
-    pub min_insync_replicas: u32,
-    pub unclean_leader_election: bool,
-    pub replica_lag_time_max_ms: u64,
-    /// `current` or `legacy-hw`.
-    pub replication_protocol: String,
-    pub workload: String,
-    pub nemesis: Vec<String>,
-    pub nemesis_interval_ms: u64,
-    pub max_faulty: u32,
-    pub time_limit_ms: u64,
-    pub rate: f64,
-    pub concurrency: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<String>,
-    /// Everything else the harness knows (node binary, ports, settings not listed above).
-    #[serde(default)]
-    pub extra: serde_json::Map<String, Value>,
-}
-
-/// A summary line of `nodes/<id>/dump.jsonl`: what the broker's log of one partition looked
-/// like on disk. Optional; the checker uses `high_watermark` to decide below which offset two
-/// replicas must agree. Other keys are allowed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DumpSummary {
-    /// Always `true`: what tells a summary line from a record line.
-    pub summary: bool,
-    pub topic: String,
-    pub partition: u32,
-    pub log_end_offset: u64,
-    /// The broker's HW checkpoint for the partition.
-    pub high_watermark: u64,
+/// A node as the history names it: a broker id, or a named node such as `"controller"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NodeRef {
+    Broker(u32),
+    Named(String),
 }

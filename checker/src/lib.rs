@@ -4,21 +4,33 @@
 //!
 //! The harness calls [`check_run`] on a run directory, then [`write_results`], prints
 //! [`Results::summary`] and exits with [`Results::exit_code`].
+//!
+//! Each file of a run has one module here that owns its types, used by writers and readers
+//! alike: [`config`] (test.json), [`history`] (history.jsonl), [`final_reads`] (final.json),
+//! [`dump`] (a broker's dump.jsonl) and [`events`] (a node's events.jsonl); [`text`] is the
+//! string type they are read with. The analysis modules are private.
 
+// The run's files, one module each (writers and readers use these types).
+pub mod config;
+pub mod dump;
+pub mod events;
+pub mod final_reads;
+pub mod history;
+pub mod text;
+
+// The analysis.
+mod broker_logs;
 mod check;
 mod divergence;
-mod dumps;
 mod error;
-pub mod events;
 mod explain;
+mod fastpath;
 mod findings;
 mod found;
 mod guarantee;
-pub mod history;
 mod intern;
 mod jsonl;
 mod logs;
-mod oplines;
 mod results;
 mod scan;
 mod values;
@@ -29,8 +41,8 @@ pub use results::{
     Valid, Warning, MAX_ANOMALIES_PER_KIND, MAX_WARNINGS,
 };
 
-use history::TestConfig;
-use std::path::{Path, PathBuf};
+use config::TestConfig;
+use std::path::Path;
 
 /// Reads and analyses the run stored in `run_dir`; writes nothing. Fails only when the run
 /// directory or its `test.json` cannot be read; damage anywhere else is reported in
@@ -50,13 +62,5 @@ pub fn write_results(run_dir: &Path, results: &Results) -> std::io::Result<()> {
 
 /// Reads `test.json`, the one file without which a run cannot be checked.
 pub fn read_test_config(run_dir: &Path) -> Result<TestConfig, CheckError> {
-    if !run_dir.is_dir() {
-        return Err(CheckError::NoRunDir(run_dir.to_path_buf()));
-    }
-    let path: PathBuf = run_dir.join("test.json");
-    let text = std::fs::read(&path).map_err(|source| CheckError::TestConfigUnreadable {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&text).map_err(|source| CheckError::TestConfigInvalid { path, source })
+    TestConfig::read(run_dir)
 }

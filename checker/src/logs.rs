@@ -1,15 +1,16 @@
 //! The logs at the end of a run: the final read (`final.json`, the leader's committed log) and
 //! every broker's surviving on-disk log (`nodes/<id>/dump.jsonl`), held as offset → value id
-//! with run-length leader epochs. It owns loading them and the partition registry; it reports
-//! duplicates inside one log as it loads, and nothing else.
+//! with run-length leader epochs. It owns these structures, loading the final read into them,
+//! and the partition registry; it reports duplicates inside one log as it loads, and nothing
+//! else. The files' formats are [`crate::final_reads`] and [`crate::dump`].
 
+use crate::final_reads::{FinalPartition, FinalReads, FinalRecord, FINAL_FILE};
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
 use crate::jsonl::{problem, Damage};
 use crate::results::AnomalyKind;
-use crate::values::{Values, IN_FINAL};
-use serde::Deserialize;
-use std::borrow::Cow;
+use crate::text::Text;
+use crate::values::{Values, IN_FINAL, NO_ID};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -204,40 +205,6 @@ impl Final {
     }
 }
 
-#[derive(Deserialize)]
-struct FinalRaw<'a> {
-    complete: bool,
-    #[serde(borrow)]
-    partitions: Vec<FinalPartRaw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FinalPartRaw<'a> {
-    #[serde(borrow)]
-    topic: Cow<'a, str>,
-    partition: u32,
-    leader: Option<u32>,
-    leader_epoch: Option<u32>,
-    high_watermark: Option<u64>,
-    #[serde(default)]
-    isr: Vec<u32>,
-    #[serde(borrow, default)]
-    records: Vec<RecordRaw<'a>>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RecordRaw<'a> {
-    offset: u64,
-    #[serde(borrow)]
-    value: Cow<'a, str>,
-    #[serde(default)]
-    leader_epoch: Option<u32>,
-}
-
-const FINAL_FILE: &str = "final.json";
-
 /// Loads `final.json`. Values are interned and marked [`IN_FINAL`]; a value at two offsets is
 /// reported as a duplicate.
 pub fn load_final(
@@ -257,7 +224,7 @@ pub fn load_final(
             };
         }
     };
-    let raw: FinalRaw = match serde_json::from_slice(&text) {
+    let raw = match FinalReads::parse(&text) {
         Ok(raw) => raw,
         Err(e) => {
             damage.push(FINAL_FILE, Some(e.line() as u64), problem(&e));
@@ -268,13 +235,45 @@ pub fn load_final(
             };
         }
     };
+    // Every value of every partition is interned at once, on two threads: the final log holds
+    // most of the run's values, and this is the one step nothing else can overlap.
+    let all = raw
+        .partitions
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| &*r.value));
+    values.reserve(all.clone().count(), all.clone().map(str::len).sum());
+    let ids = values.ids(all);
+    // The text and its parsed records are the largest things alive here: keep only each
+    // partition's head and (offset, value id, epoch) records, and free them before every
+    // value's state is allocated.
+    let complete = raw.complete;
+    let mut ids = ids.into_iter();
+    let partitions: Vec<(FinalPartition, Vec<FinalRecord<ValueId>>)> = raw
+        .partitions
+        .into_iter()
+        .map(|p| {
+            let records = p
+                .records
+                .iter()
+                .zip(ids.by_ref())
+                .map(|(r, id)| FinalRecord {
+                    offset: r.offset,
+                    value: id,
+                    leader_epoch: r.leader_epoch,
+                })
+                .collect();
+            (head(p), records)
+        })
+        .collect();
+    drop(text);
+    values.grow_states();
     let mut out = Final {
-        problem: (!raw.complete).then(|| format!("{FINAL_FILE} says complete: false")),
+        problem: (!complete).then(|| format!("{FINAL_FILE} says complete: false")),
         parts: HashMap::new(),
     };
-    for p in raw.partitions {
+    for (p, records) in partitions {
         let idx = parts.get_or_add(&p.topic, p.partition);
-        let part = load_final_part(p, values, found, damage);
+        let part = load_final_part(p, &records, values, found, damage);
         if out.parts.insert(idx, part).is_some() {
             let (t, n) = parts.key(idx);
             damage.push(FINAL_FILE, None, format!("partition {t}/{n} appears twice"));
@@ -283,27 +282,42 @@ pub fn load_final(
     out
 }
 
+/// A partition's read without its records, its strings owned.
+fn head(p: FinalPartition<Text>) -> FinalPartition {
+    FinalPartition {
+        topic: p.topic.to_string(),
+        partition: p.partition,
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        high_watermark: p.high_watermark,
+        isr: p.isr,
+        records: Vec::new(),
+        error: p.error,
+    }
+}
+
 fn load_final_part(
-    p: FinalPartRaw,
+    p: FinalPartition,
+    records: &[FinalRecord<ValueId>],
     values: &mut Values,
     found: &mut Found,
     damage: &mut Damage,
 ) -> FinalPart {
     let mut log = LogValues::default();
-    values.reserve(p.records.len());
-    for r in &p.records {
-        let Some(id) = values.id(&r.value) else {
+    for r in records {
+        let id = r.value;
+        if id == NO_ID {
             damage.push(FINAL_FILE, None, "more than 4 billion distinct values");
             break;
-        };
-        if let Some(old) = log.insert(r.offset, id, r.leader_epoch) {
+        }
+        if let Some(old) = log.insert(r.offset, id, Some(r.leader_epoch)) {
             let what = format!(
                 "{}/{} offset {} appears twice ({:?} and {:?})",
                 p.topic,
                 p.partition,
                 r.offset,
                 values.interner.get(old),
-                r.value
+                values.interner.get(id)
             );
             damage.push(FINAL_FILE, None, what);
             continue;
@@ -311,13 +325,14 @@ fn load_final_part(
         let state = values.state_mut(id);
         if state.has(IN_FINAL) {
             let first = state.final_offset;
+            let value = values.name(id);
             let detail = format!(
-                "value {:?} is in the final log of {}/{} at offsets {first} and {}",
-                r.value, p.topic, p.partition, r.offset
+                "value {value:?} is in the final log of {}/{} at offsets {first} and {}",
+                p.topic, p.partition, r.offset
             );
             let mut a = anomaly(AnomalyKind::Duplicate, &p.topic, p.partition, detail);
             a.offsets = vec![first, r.offset];
-            a.values = vec![r.value.to_string()];
+            a.values = vec![value];
             found.push(a);
             continue;
         }
@@ -336,7 +351,7 @@ fn load_final_part(
     }
 }
 
-fn final_part_problem(p: &FinalPartRaw, log: &LogValues) -> Option<String> {
+fn final_part_problem(p: &FinalPartition, log: &LogValues) -> Option<String> {
     let name = format!("{}/{}", p.topic, p.partition);
     if let Some(error) = &p.error {
         return Some(format!("final read of {name} failed: {error}"));
@@ -360,18 +375,20 @@ fn final_part_problem(p: &FinalPartRaw, log: &LogValues) -> Option<String> {
     }
 }
 
-/// One broker's surviving log of one partition (read by [`crate::dumps`]).
+/// A replica: one broker's surviving log of one partition (read by [`crate::broker_logs`]).
 #[derive(Debug, Default)]
-pub struct ReplicaPart {
+pub struct ReplicaLog {
     pub log: LogValues,
     /// From the dump's summary line, when it has one.
     pub high_watermark: Option<u64>,
     pub log_end_offset: Option<u64>,
 }
 
-/// One broker's dump.
+/// One broker's dump: its replica of every partition it holds.
 #[derive(Debug)]
-pub struct Replica {
+pub struct BrokerLog {
     pub broker: u32,
-    pub parts: BTreeMap<PartIdx, ReplicaPart>,
+    pub parts: BTreeMap<PartIdx, ReplicaLog>,
+    /// True when some line of the dump was damaged: a record may be missing from it.
+    pub damaged: bool,
 }

@@ -305,13 +305,18 @@ impl Results {
             .iter()
             .filter(|(_, n)| **n > 0)
             .map(|(kind, n)| {
-                let excused = self.anomalies.iter().any(|a| a.kind == *kind)
-                    && self
-                        .anomalies
-                        .iter()
-                        .filter(|a| a.kind == *kind)
-                        .all(|a| !a.breaks_guarantee());
-                let note = if excused { " (allowed)" } else { "" };
+                let listed: Vec<&Anomaly> =
+                    self.anomalies.iter().filter(|a| a.kind == *kind).collect();
+                let none_breaks =
+                    !listed.is_empty() && listed.iter().all(|a| !a.breaks_guarantee());
+                // An uncertain anomaly is not allowed: it makes the run unknown, and says so.
+                let note = if none_breaks && listed.iter().all(|a| a.excused_by.is_some()) {
+                    " (allowed)"
+                } else if none_breaks {
+                    " (uncertain)"
+                } else {
+                    ""
+                };
                 format!("{} {n}{note}", kind.as_str())
             })
             .collect();

@@ -7,11 +7,13 @@
 //! [`crate::findings`].
 
 use crate::found::{anomaly, Found};
-use crate::history::OpType;
+use crate::history::{
+    FaultValue, OpLine, OpType, OpValue, PollValue, PolledRecord, Process, SendValue,
+};
 use crate::intern::{FastMap, ValueId};
 use crate::logs::{Final, PartIdx, Partitions};
-use crate::oplines::{OpLine, OpValue, PollLine, PolledLine, ProcKey, SendLine};
 use crate::results::{AnomalyKind, Counts, OpCounts};
+use crate::text::Text;
 use crate::values::{Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_ACK_BY, NO_PART, OK, READ};
 
 /// Width of the time buckets used to measure write availability.
@@ -53,10 +55,13 @@ pub struct Scan<'a> {
     pub found: &'a mut Found,
     pub stats: ScanStats,
     /// Each consumer's position: the last offset it read of a partition.
-    consumers: FastMap<(ProcKey, PartIdx), u64>,
+    consumers: FastMap<(Process, PartIdx), u64>,
     /// Values seen by acks and polls at offsets the final log does not hold.
     beyond_final: FastMap<(PartIdx, u64), (ValueId, u64)>,
-    pending: FastMap<ProcKey, Vec<PendingSend>>,
+    pending: FastMap<Process, Vec<PendingSend>>,
+    /// Strings of completed invokes, reused for the next ones: a send's invoke and completion
+    /// are millions of short-lived strings otherwise.
+    spare: Vec<String>,
 }
 
 impl<'a> Scan<'a> {
@@ -75,6 +80,7 @@ impl<'a> Scan<'a> {
             consumers: FastMap::default(),
             beyond_final: FastMap::default(),
             pending: FastMap::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -91,7 +97,13 @@ impl<'a> Scan<'a> {
                 self.stats.abort = Some(reason.unwrap_or_else(|| "no reason given".into()));
                 Ok(())
             }
-            _ if op.process == ProcKey::Named("nemesis".into()) => {
+            _ if op.process.is_nemesis() => {
+                // The checker does not interpret faults (node events explain losses), but a
+                // nemesis line must still hold a fault value.
+                if let Some(raw) = op.value.raw() {
+                    serde_json::from_str::<FaultValue>(raw)
+                        .map_err(|e| format!("bad {} value: {e}", op.f))?;
+                }
                 self.stats.counts.nemesis += 1;
                 Ok(())
             }
@@ -122,12 +134,15 @@ impl<'a> Scan<'a> {
         }
         let final_log = self.fin.parts.get(&part).map(|p| &p.log);
         let id = match (op.kind, v.offset) {
-            (OpType::Ok, Some(offset)) => self.values.id_at(final_log, offset, &v.value),
+            (OpType::Ok, Some(offset)) => self
+                .values
+                .id_at(final_log.and_then(|l| l.get(offset)), &v.value),
             _ => self.values.id(&v.value),
         };
         let id = id.ok_or("too many distinct values")?;
         if let Some(invoke) = self.take_invoke(&op.process, &v.value) {
             self.apply_invoke(id, invoke.index, invoke.part);
+            self.recycle(invoke.value);
         }
         let st = self.values.state_mut(id);
         if st.part == NO_PART {
@@ -154,11 +169,19 @@ impl<'a> Scan<'a> {
 
     /// Keeps an invoke until its completion names the value again: the completion usually
     /// finds the value by its offset in the final log, which spares a hash-table probe.
-    fn hold_invoke(&mut self, op: &OpLine, v: &SendLine, part: PartIdx) -> Result<(), String> {
+    fn hold_invoke(
+        &mut self,
+        op: &OpLine,
+        v: &SendValue<Text>,
+        part: PartIdx,
+    ) -> Result<(), String> {
+        let mut value = self.spare.pop().unwrap_or_default();
+        value.clear();
+        value.push_str(&v.value);
         let list = self.pending.entry(op.process.clone()).or_default();
         let evicted = (list.len() >= MAX_PENDING_PER_PROCESS).then(|| list.remove(0));
         list.push(PendingSend {
-            value: v.value.to_string(),
+            value,
             index: op.index,
             part,
         });
@@ -168,7 +191,7 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn take_invoke(&mut self, process: &ProcKey, value: &str) -> Option<PendingSend> {
+    fn take_invoke(&mut self, process: &Process, value: &str) -> Option<PendingSend> {
         let list = self.pending.get_mut(process)?;
         let at = list.iter().position(|p| p.value == value)?;
         Some(list.remove(at))
@@ -180,7 +203,16 @@ impl<'a> Scan<'a> {
             .id(&invoke.value)
             .ok_or("too many distinct values")?;
         self.apply_invoke(id, invoke.index, invoke.part);
+        self.recycle(invoke.value);
         Ok(())
+    }
+
+    /// Keeps a string for the next invoke, up to a bound.
+    fn recycle(&mut self, value: String) {
+        const MAX_SPARE: usize = 1024;
+        if self.spare.len() < MAX_SPARE {
+            self.spare.push(value);
+        }
     }
 
     fn apply_invoke(&mut self, id: ValueId, index: u64, part: PartIdx) {
@@ -300,7 +332,9 @@ impl<'a> Scan<'a> {
         };
         for r in &v.records {
             let final_log = self.fin.parts.get(&part).map(|p| &p.log);
-            let id = self.values.id_at(final_log, r.offset, &r.value);
+            let id = self
+                .values
+                .id_at(final_log.and_then(|l| l.get(r.offset)), &r.value);
             let id = id.ok_or("too many distinct values")?;
             let st = self.values.state_mut(id);
             if st.part == NO_PART {
@@ -327,7 +361,13 @@ impl<'a> Scan<'a> {
         Ok(())
     }
 
-    fn nonmonotonic(&mut self, op: &OpLine, v: &PollLine, r: &PolledLine, next: u64) {
+    fn nonmonotonic(
+        &mut self,
+        op: &OpLine,
+        v: &PollValue<Text>,
+        r: &PolledRecord<Text>,
+        next: u64,
+    ) {
         let detail = format!(
             "{} read offset {} of {}/{} after offset {} (the poll asked from offset {}, index {})",
             op.process,
@@ -347,7 +387,7 @@ impl<'a> Scan<'a> {
 
     /// A consumer jumped from `next` to `to`: the offsets in between that the final log holds
     /// were skipped.
-    fn check_skip(&mut self, op: &OpLine, v: &PollLine, part: PartIdx, next: u64, to: u64) {
+    fn check_skip(&mut self, op: &OpLine, v: &PollValue<Text>, part: PartIdx, next: u64, to: u64) {
         let Some(fp) = self.fin.parts.get(&part) else {
             return;
         };

@@ -2,8 +2,8 @@
 //! ended, where it was acknowledged, first read and found in the final log. One fixed-size
 //! [`ValueState`] per value keeps memory in proportion to distinct values, not to operations.
 
+pub use crate::intern::NO_ID;
 use crate::intern::{Interner, ValueId};
-use crate::logs::LogValues;
 
 /// "No offset / no index" in the `u64` fields of [`ValueState`].
 pub const NONE: u64 = u64::MAX;
@@ -16,12 +16,15 @@ pub const FAIL: u8 = 4;
 pub const INFO: u8 = 8;
 pub const READ: u8 = 16;
 pub const IN_FINAL: u8 = 32;
+/// Some broker's dump holds the value at an offset where the final log does not hold it (a
+/// value the final log holds at the same offset is resolved without touching its state).
+pub const IN_DUMP: u8 = 64;
 /// `ack_node` / `ack_epoch` of a send that named no acknowledging broker or epoch.
 pub const NO_ACK_BY: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ValueState {
-    /// The partition the value was sent to (index into [`crate::logs::Partitions`]).
+    /// The partition the value was sent to (a `PartIdx` of the partition registry).
     pub part: u32,
     pub flags: u8,
     /// The broker and leader epoch an `ok` send names (NO_ACK_BY when it names none).
@@ -73,22 +76,43 @@ impl Values {
     pub fn id(&mut self, value: &str) -> Option<ValueId> {
         let (id, new) = self.interner.intern(value)?;
         if new {
-            self.states.push(ValueState::default());
+            self.grow_states();
         }
         Some(id)
     }
 
-    /// Makes room for `more` values.
-    pub fn reserve(&mut self, more: usize) {
-        self.interner.reserve(more);
-        self.states.reserve(more);
+    /// [`Values::id`] of every value in order, interned on two threads; an id is [`NO_ID`]
+    /// past 4 billion values. The new values get their states from [`Values::grow_states`],
+    /// which the caller calls once it has freed what it can.
+    pub fn ids<'v>(
+        &mut self,
+        values: impl Iterator<Item = &'v str> + Clone + Send + Sync,
+    ) -> Vec<ValueId> {
+        self.interner.intern_all(values)
     }
 
-    /// The id of `value`, found at `offset` of `log`: most records sit where the final log
-    /// holds them, and comparing with that one string is much cheaper than a hash-table probe
-    /// into millions of values.
-    pub fn id_at(&mut self, log: Option<&LogValues>, offset: u64, value: &str) -> Option<ValueId> {
-        if let Some(id) = log.and_then(|l| l.get(offset)) {
+    /// Gives every id handed out a state (ids of the two shards interleave, so a new id may
+    /// lie a few places past the last state).
+    pub fn grow_states(&mut self) {
+        let bound = self.interner.id_bound();
+        if self.states.len() < bound {
+            self.states.resize(bound, ValueState::default());
+        }
+    }
+
+    /// Makes room for `more` values of `bytes` bytes in all.
+    pub fn reserve(&mut self, more: usize, bytes: usize) {
+        self.interner.reserve(more, bytes);
+        // Ids of the two shards interleave, so `more` values reach a little past `more` ids;
+        // room for that spares a reallocation that would copy (and double) every state.
+        self.states.reserve(more + more / 16 + 64);
+    }
+
+    /// The id of `value`, which a log holds where `held` is: most records sit where the final
+    /// log holds them, and comparing with that one string is much cheaper than a hash-table
+    /// probe into millions of values.
+    pub fn id_at(&mut self, held: Option<ValueId>, value: &str) -> Option<ValueId> {
+        if let Some(id) = held {
             if self.interner.get(id) == value {
                 return Some(id);
             }
@@ -108,8 +132,9 @@ impl Values {
         self.interner.get(id).to_string()
     }
 
+    /// Distinct values.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.interner.len()
     }
 }

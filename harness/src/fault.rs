@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use faultline_checker::history::{FaultValue, NodeRef};
 use serde_json::{json, Map, Value};
 
 use crate::network::LinkSelector;
@@ -163,32 +164,42 @@ impl Fault {
         }
     }
 
-    /// The history's `value` (a FaultValue: `node` plus details).
+    /// The history's `value`: the checker's `FaultValue`, the node it hits plus details.
     pub fn value(&self) -> Value {
-        let mut value = Map::new();
-        match self {
+        let mut detail = Map::new();
+        let node = match self {
             Fault::Kill { node, signal } => {
-                value.insert("node".into(), node.to_value());
-                value.insert("signal".into(), json!(signal));
+                detail.insert("signal".into(), json!(signal));
+                Some(node_ref(*node))
             }
             Fault::Start { node } | Fault::Pause { node } | Fault::Resume { node } => {
-                value.insert("node".into(), node.to_value());
+                Some(node_ref(*node))
             }
             Fault::Delay { links, delay } => {
-                value.insert("links".into(), Value::from(links.to_string()));
-                if let LinkSelector::Touching(Endpoint::Node(node)) = links {
-                    value.insert("node".into(), node.to_value());
+                detail.insert("links".into(), Value::from(links.to_string()));
+                detail.insert("delay_ms".into(), Value::from(delay.delay_ms));
+                detail.insert("jitter_ms".into(), Value::from(delay.jitter_ms));
+                match links {
+                    LinkSelector::Touching(Endpoint::Node(node)) => Some(node_ref(*node)),
+                    _ => None,
                 }
-                value.insert("delay_ms".into(), Value::from(delay.delay_ms));
-                value.insert("jitter_ms".into(), Value::from(delay.jitter_ms));
             }
             Fault::NetworkPartition { kind, net } => {
-                value.insert("kind".into(), Value::from(kind.clone()));
-                value.extend(net.detail());
+                detail.insert("kind".into(), Value::from(kind.clone()));
+                detail.extend(net.detail());
+                None
             }
-            Fault::Heal => {}
-        }
-        Value::Object(value)
+            Fault::Heal => None,
+        };
+        serde_json::to_value(FaultValue { node, detail }).expect("a fault value serializes")
+    }
+}
+
+/// A node as the history names it.
+fn node_ref(node: Node) -> NodeRef {
+    match node {
+        Node::Broker(id) => NodeRef::Broker(id),
+        Node::Controller => NodeRef::Named("controller".into()),
     }
 }
 

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use faultline_checker::history::DumpRecord;
+use faultline_checker::dump::DumpRecord;
 use faultline_checker::{AnomalyKind, Results, Valid};
 
 /// What a run of a scenario must show.

@@ -1,15 +1,16 @@
 //! One small hand-written run per anomaly: found, with the right offsets, values and indices.
 
 use crate::support::*;
+use faultline_checker::events::NodeEvent;
+use faultline_checker::history::{OpType, Process};
 use faultline_checker::{AnomalyKind, Valid};
-use serde_json::json;
 
 #[test]
 fn a_correct_run_is_valid() {
     let mut run = Run::happy(10);
     run.poll(5, 0, &[(0, "v0"), (1, "v1"), (2, "v2")]);
     run.poll(5, 3, &[(3, "v3")]);
-    run.nemesis("kill", json!({"node": 2}));
+    run.nemesis("kill", 2);
     let results = run.check();
     assert_eq!(kinds(&results), vec![], "{:#?}", results.anomalies);
     assert_eq!(results.valid, Valid::True, "{:?}", results.unknown_reasons);
@@ -58,11 +59,17 @@ fn unclean_loss_run() -> Run {
         &records(&["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"]),
         Some(8),
     );
-    run.event("controller", json!({"type":"election","topic":"t","partition":0,"leader":1,"previous_leader":null,"leader_epoch":3,"partition_epoch":5,"isr":[1],"unclean":false,"reason":"broker_unfenced"}), 500);
-    run.event("controller", json!({"type":"election","topic":"t","partition":0,"leader":3,"previous_leader":1,"leader_epoch":4,"partition_epoch":9,"isr":[3],"unclean":true,"reason":"broker_fenced"}), 12_400);
-    run.event("3", json!({"type":"unclean_election","topic":"t","partition":0,"leader":3,"leader_epoch":4,"log_end_offset":8}), 12_410);
-    run.event("2", json!({"type":"truncation","topic":"t","partition":0,"from":9,"to":8,"reason":"diverging_epoch","leader":3,"leader_epoch":4}), 14_000);
-    run.event("1", json!({"type":"truncation","topic":"t","partition":0,"from":10,"to":8,"reason":"diverging_epoch","leader":3,"leader_epoch":4}), 15_000);
+    run.event("controller", election(1, 3, false, "broker_unfenced"), 500);
+    run.event("controller", election(3, 4, true, "broker_fenced"), 12_400);
+    let unclean = NodeEvent {
+        leader: Some(3),
+        leader_epoch: Some(4),
+        log_end_offset: Some(8),
+        ..event("unclean_election")
+    };
+    run.event("3", unclean, 12_410);
+    run.event("2", truncation(9, 8, "diverging_epoch", 3, 4), 14_000);
+    run.event("1", truncation(10, 8, "diverging_epoch", 3, 4), 15_000);
     run
 }
 
@@ -460,11 +467,16 @@ fn a_send_without_completion_is_indefinite_in_the_log_and_lost_only_if_read() {
     let mut run = Run::happy(3);
     // Process 1 invokes "open" and the history ends before its completion; process 2 invokes
     // "gone", a consumer reads it at offset 4, and it is not in the final log.
-    let invoke = |v: &str| json!({"topic":"t","partition":0,"value":v,"acks":"all"});
-    run.ops
-        .push((json!(1), "invoke", "send", invoke("open"), None));
-    run.ops
-        .push((json!(2), "invoke", "send", invoke("gone"), None));
+    for (process, value) in [(1, "open"), (2, "gone")] {
+        let invoke = send_value(0, value);
+        run.ops.push(op(
+            Process::Client(process),
+            OpType::Invoke,
+            "send",
+            &invoke,
+            None,
+        ));
+    }
     run.poll(3, 3, &[(3, "open"), (4, "gone")]);
     let log = records(&["v0", "v1", "v2", "open"]);
     run.set_final(0, log.clone());
@@ -494,9 +506,16 @@ fn a_legacy_hw_loss_names_the_clean_election_and_the_hw_checkpoint_truncation() 
     for broker in 1..=3 {
         run.set_dump(broker, 0, &kept, Some(4));
     }
-    run.event("2", json!({"type":"truncation","topic":"t","partition":0,"from":6,"to":4,"reason":"hw_checkpoint","leader":1,"leader_epoch":0}), 3_000);
-    run.event("controller", json!({"type":"election","topic":"t","partition":0,"leader":2,"previous_leader":1,"leader_epoch":1,"partition_epoch":3,"isr":[2],"unclean":false,"reason":"broker_fenced"}), 3_500);
-    run.event("2", json!({"type":"role_change","topic":"t","partition":0,"role":"leader","leader":2,"leader_epoch":1,"log_end_offset":4,"high_watermark":4}), 3_520);
+    run.event("2", truncation(6, 4, "hw_checkpoint", 1, 0), 3_000);
+    run.event("controller", election(2, 1, false, "broker_fenced"), 3_500);
+    let role = NodeEvent {
+        role: Some("leader".into()),
+        leader: Some(2),
+        leader_epoch: Some(1),
+        log_end_offset: Some(4),
+        ..event("role_change")
+    };
+    run.event("2", role, 3_520);
     let results = run.check();
     assert_eq!(results.valid, Valid::True, "legacy-hw excuses the loss");
     let lost = of_kind(&results, AnomalyKind::Lost);
@@ -518,7 +537,13 @@ fn acks_0_losses_without_offsets_are_one_range_explained_by_a_torn_tail() {
     run.config.acks = faultline_checker::history::Acks::Zero;
     run.send(1, "a", "ok", None);
     run.send(1, "b", "ok", None);
-    run.event("1", json!({"type":"recovery","topic":"t","partition":0,"log_end_offset":2,"high_watermark":2,"leader_epoch":0,"dropped_bytes":61,"segments":1}), 2_500);
+    let recovery = NodeEvent {
+        log_end_offset: Some(2),
+        leader_epoch: Some(0),
+        dropped_bytes: Some(61),
+        ..event("recovery")
+    };
+    run.event("1", recovery, 2_500);
     let results = run.check();
     assert_eq!(results.anomaly_counts[&AnomalyKind::Lost], 2);
     assert_eq!(results.valid, Valid::True);
@@ -530,4 +555,88 @@ fn acks_0_losses_without_offsets_are_one_range_explained_by_a_torn_tail() {
         "2 values of t/0 without offsets, acknowledged by an unknown broker in an unknown epoch, \
          were lost: broker 1 dropped a torn tail of 61 bytes on recovery at 2.5 s (LEO 2)."
     );
+}
+
+/// Run::happy(5) with the acknowledged record at offset 2 punched out of the final read and of
+/// the dumps of `brokers` (offsets are kept: the logs go on past the hole).
+fn hole_run(brokers: &[u32]) -> Run {
+    let mut run = Run::happy(5);
+    let mut holed = records(&["v0", "v1", "v2", "v3", "v4"]);
+    holed.remove(2);
+    run.final_part(0).records = holed.clone();
+    run.final_part(0).hw = Some(5);
+    for &broker in brokers {
+        run.set_dump(broker, 0, &holed, Some(5));
+    }
+    run
+}
+
+#[test]
+fn a_hole_in_every_surviving_log_is_a_definite_loss() {
+    let results = hole_run(&[1, 2, 3]).check();
+    assert_eq!(results.valid, Valid::False, "{:?}", results.unknown_reasons);
+    let lost = of_kind(&results, AnomalyKind::Lost);
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert_eq!(
+        (lost[0].offsets.clone(), lost[0].values.clone()),
+        (vec![2], vec!["v2".to_string()])
+    );
+    assert_eq!(lost[0].uncertain, None);
+    assert_eq!(lost[0].excused_by, None);
+    assert!(
+        lost[0].detail.contains("a hole in the log"),
+        "{}",
+        lost[0].detail
+    );
+    assert!(
+        lost[0].detail.contains("broker 3 up to 4"),
+        "{}",
+        lost[0].detail
+    );
+    let e = &results.explanations[0];
+    assert_eq!((e.first_offset, e.last_offset), (Some(2), Some(2)));
+    assert!(e.sentence.starts_with("offset 2 of t/0"), "{}", e.sentence);
+    assert!(
+        results.summary().contains("lost 1\n"),
+        "{}",
+        results.summary()
+    );
+}
+
+#[test]
+fn a_hole_some_replica_may_fill_stays_unknown() {
+    // Every broker still holds the record: the final read missed it, the log did not lose it.
+    let results = hole_run(&[]).check();
+    assert_eq!(results.valid, Valid::Unknown);
+    let lost = of_kind(&results, AnomalyKind::Lost);
+    assert!(lost[0].uncertain.is_some(), "{lost:#?}");
+    assert!(
+        results.summary().contains("lost 1 (uncertain)"),
+        "{}",
+        results.summary()
+    );
+    // A broker left no dump: its log may hold the record.
+    let mut run = hole_run(&[1, 2, 3]);
+    run.dumps.remove(&3);
+    assert_eq!(run.check().valid, Valid::Unknown);
+    // A damaged dump line may be the record.
+    let mut run = hole_run(&[1, 2, 3]);
+    let damaged = DumpLine::Raw("\"not a record\"".into());
+    run.dumps.get_mut(&2).unwrap().push(damaged);
+    assert_eq!(run.check().valid, Valid::Unknown);
+}
+
+#[test]
+fn a_read_that_stops_short_of_its_hw_stays_unknown() {
+    // Every log ends at the acknowledged offset: the replicas may simply be behind.
+    let mut run = Run::happy(5);
+    let short = records(&["v0", "v1", "v2", "v3"]);
+    run.final_part(0).records = short.clone();
+    run.final_part(0).hw = Some(5);
+    for broker in 1..=3 {
+        run.set_dump(broker, 0, &short, Some(4));
+    }
+    let results = run.check();
+    assert_eq!(results.valid, Valid::Unknown, "{:#?}", results.anomalies);
+    assert!(of_kind(&results, AnomalyKind::Lost)[0].uncertain.is_some());
 }

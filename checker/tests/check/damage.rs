@@ -2,6 +2,7 @@
 //! the verdict at best unknown, and never a panic.
 
 use crate::support::*;
+use faultline_checker::history::{OpType, Process};
 use faultline_checker::{check_run, write_results, AnomalyKind, CheckError, Valid};
 use std::io::Write;
 
@@ -139,10 +140,9 @@ fn damaged_dump_events_and_final_lines_are_named() {
 #[test]
 fn a_dump_summary_of_another_shape_is_not_damage() {
     let mut run = Run::happy(3);
-    run.dumps
-        .get_mut(&1)
-        .unwrap()
-        .push(serde_json::json!({"summary":true,"segments":3,"broker":1}));
+    run.dumps.get_mut(&1).unwrap().push(DumpLine::Raw(
+        r#"{"summary":true,"segments":3,"broker":1}"#.into(),
+    ));
     let results = run.check();
     assert_eq!(results.warnings, vec![]);
     assert_eq!(results.valid, Valid::True);
@@ -193,15 +193,29 @@ fn a_run_that_ended_early_is_unknown() {
 }
 
 #[test]
+fn a_scheduled_run_without_workload_clients_may_end_its_sends_early() {
+    // `--schedule ... --concurrency 0`: the schedule's own sends end when its steps do.
+    let mut run = Run::happy(3);
+    run.config.time_limit_ms = 60_000;
+    run.config.concurrency = 0;
+    run.config.schedule = Some("scenario.txt".into());
+    run.end_fraction = 0.1;
+    let results = run.check();
+    assert_eq!(results.valid, Valid::True, "{:?}", results.unknown_reasons);
+}
+
+#[test]
 fn an_abort_marker_makes_the_run_unknown() {
     let mut run = Run::happy(3);
-    run.ops.push((
-        serde_json::json!("harness"),
-        "info",
+    let harness = Process::Named("harness".into());
+    let abort = op(
+        harness,
+        OpType::Info,
         "abort",
-        serde_json::json!({}),
-        Some("node 2 never started".into()),
-    ));
+        serde_json::Map::new(),
+        Some("node 2 never started"),
+    );
+    run.ops.push(abort);
     let results = run.check();
     assert_eq!(results.valid, Valid::Unknown);
     assert_eq!(

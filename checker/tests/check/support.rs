@@ -1,9 +1,14 @@
 //! A small builder for stored runs: a configuration, a history, a final read, dumps and node
 //! events, written into a temp dir and checked with the real `check_run`.
 
-use faultline_checker::history::{Acks, TestConfig};
+use faultline_checker::dump::{DumpRecord, DumpSummary};
+use faultline_checker::events::NodeEvent;
+use faultline_checker::final_reads::{FinalPartition, FinalReads, FinalRecord};
+use faultline_checker::history::{
+    Acks, FaultValue, NodeRef, Op, OpType, PollValue, PolledRecord, Process, SendValue, TestConfig,
+};
 use faultline_checker::{check_run, Anomaly, AnomalyKind, Results};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -47,19 +52,130 @@ pub struct FinalPart {
     pub error: Option<String>,
 }
 
+/// One line of a fixture's dump: the dump's own types, or raw text for damaged and foreign
+/// lines.
+#[derive(Clone)]
+pub enum DumpLine {
+    Record(DumpRecord),
+    Summary(DumpSummary),
+    Raw(String),
+}
+
+impl DumpLine {
+    fn partition(&self) -> Option<u32> {
+        match self {
+            DumpLine::Record(r) => Some(r.partition),
+            DumpLine::Summary(s) => Some(s.partition),
+            DumpLine::Raw(_) => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            DumpLine::Record(r) => to_line(r),
+            DumpLine::Summary(s) => to_line(s),
+            DumpLine::Raw(text) => text.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Run {
     pub config: TestConfig,
-    /// (process, type, f, value, error); times and indices are assigned when written.
-    pub ops: Vec<(Value, &'static str, &'static str, Value, Option<String>)>,
+    /// The history; `index` and `time_ns` are assigned when written.
+    pub ops: Vec<Op>,
     pub final_complete: Option<bool>,
     pub finals: Vec<FinalPart>,
     /// broker → lines of its dump.
-    pub dumps: BTreeMap<u32, Vec<Value>>,
-    /// node dir name → lines of its events.jsonl.
-    pub events: BTreeMap<String, Vec<Value>>,
+    pub dumps: BTreeMap<u32, Vec<DumpLine>>,
+    /// node dir name → its events (`time_ms` is an offset from the run's start until written).
+    pub events: BTreeMap<String, Vec<NodeEvent>>,
     /// Put the last client operation at this fraction of the time limit (1.0 by default).
     pub end_fraction: f64,
+}
+
+/// A history operation; `index` and `time_ns` are filled in by [`Run::history_lines`].
+pub fn op(
+    process: Process,
+    kind: OpType,
+    f: &str,
+    value: impl Serialize,
+    error: Option<&str>,
+) -> Op {
+    Op {
+        index: 0,
+        time_ns: 0,
+        process,
+        kind,
+        f: f.to_string(),
+        value: serde_json::to_value(value).expect("a serializable value"),
+        error: error.map(str::to_string),
+    }
+}
+
+/// A node event of `kind` about t/0, every optional field empty.
+pub fn event(kind: &str) -> NodeEvent {
+    NodeEvent {
+        time_ms: 0,
+        node: None,
+        kind: kind.to_string(),
+        topic: Some(TOPIC.to_string()),
+        partition: Some(0),
+        leader: None,
+        leader_epoch: None,
+        log_end_offset: None,
+        from: None,
+        to: None,
+        reason: None,
+        unclean: None,
+        role: None,
+        dropped_bytes: None,
+        isr: None,
+        isr_before: None,
+        previous_leader: None,
+        high_watermark: None,
+        broker: None,
+        extra: Default::default(),
+    }
+}
+
+/// A controller's `election` event.
+pub fn election(leader: u32, leader_epoch: u32, unclean: bool, reason: &str) -> NodeEvent {
+    NodeEvent {
+        leader: Some(leader),
+        leader_epoch: Some(leader_epoch),
+        unclean: Some(unclean),
+        reason: Some(reason.to_string()),
+        ..event("election")
+    }
+}
+
+/// A broker's `truncation` event: its log went from `from` to `to`.
+pub fn truncation(from: u64, to: u64, reason: &str, leader: u32, leader_epoch: u32) -> NodeEvent {
+    NodeEvent {
+        from: Some(from),
+        to: Some(to),
+        reason: Some(reason.to_string()),
+        leader: Some(leader),
+        leader_epoch: Some(leader_epoch),
+        ..event("truncation")
+    }
+}
+
+pub fn send_value(partition: u32, value: &str) -> SendValue {
+    SendValue {
+        topic: TOPIC.to_string(),
+        partition,
+        value: value.to_string(),
+        acks: Some(Acks::All),
+        offset: None,
+        node: None,
+        leader_epoch: None,
+    }
+}
+
+fn to_line(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("a serializable line")
 }
 
 impl Run {
@@ -87,7 +203,7 @@ impl Run {
         for broker in 1..=3 {
             run.set_dump(broker, 0, &records, Some(n));
         }
-        run.event("controller", json!({"type":"election","topic":TOPIC,"partition":0,"leader":1,"previous_leader":null,"leader_epoch":0,"partition_epoch":0,"isr":[1,2,3],"unclean":false,"reason":"topic_created"}), 0);
+        run.event("controller", election(1, 0, false, "topic_created"), 0);
         run
     }
 
@@ -103,29 +219,35 @@ impl Run {
         outcome: &'static str,
         offset: Option<u64>,
     ) {
-        let invoke = json!({"topic":TOPIC,"partition":partition,"value":value,"acks":"all"});
+        let invoke = send_value(partition, value);
+        let mut done = invoke.clone();
+        done.offset = offset;
+        let (kind, error) = match outcome {
+            "ok" => (OpType::Ok, None),
+            "fail" => (OpType::Fail, Some("REQUEST_TIMED_OUT")),
+            "info" => (OpType::Info, Some("REQUEST_TIMED_OUT")),
+            other => panic!("unknown outcome {other}"),
+        };
+        let p = Process::Client(process);
         self.ops
-            .push((json!(process), "invoke", "send", invoke.clone(), None));
-        let mut done = invoke;
-        if let Some(o) = offset {
-            done["offset"] = json!(o);
-        }
-        let error = (outcome != "ok").then(|| "REQUEST_TIMED_OUT".to_string());
-        self.ops
-            .push((json!(process), outcome, "send", done, error));
+            .push(op(p.clone(), OpType::Invoke, "send", &invoke, None));
+        self.ops.push(op(p, kind, "send", &done, error));
     }
 
     /// An acknowledged send whose answer names the broker and leader epoch (as the harness
     /// records them).
     pub fn send_acked_by(&mut self, process: u64, value: &str, offset: u64, node: u32, epoch: u32) {
-        let invoke = json!({"topic":TOPIC,"partition":0,"value":value,"acks":"all"});
+        let invoke = send_value(0, value);
+        let done = SendValue {
+            offset: Some(offset),
+            node: Some(node),
+            leader_epoch: Some(epoch),
+            ..invoke.clone()
+        };
+        let p = Process::Client(process);
         self.ops
-            .push((json!(process), "invoke", "send", invoke.clone(), None));
-        let mut done = invoke;
-        done["offset"] = json!(offset);
-        done["node"] = json!(node);
-        done["leader_epoch"] = json!(epoch);
-        self.ops.push((json!(process), "ok", "send", done, None));
+            .push(op(p.clone(), OpType::Invoke, "send", &invoke, None));
+        self.ops.push(op(p, OpType::Ok, "send", &done, None));
     }
 
     pub fn poll(&mut self, process: u64, from: u64, records: &[(u64, &str)]) {
@@ -133,20 +255,38 @@ impl Run {
     }
 
     pub fn poll_at(&mut self, process: u64, partition: u32, from: u64, records: &[(u64, &str)]) {
-        let invoke = json!({"topic":TOPIC,"partition":partition,"offset":from});
+        let invoke = PollValue {
+            topic: TOPIC.to_string(),
+            partition,
+            offset: from,
+            records: Vec::new(),
+            high_watermark: None,
+        };
+        let done = PollValue {
+            records: records
+                .iter()
+                .map(|(offset, value)| PolledRecord {
+                    offset: *offset,
+                    value: value.to_string(),
+                })
+                .collect(),
+            high_watermark: Some(records.last().map_or(from, |r| r.0 + 1)),
+            ..invoke.clone()
+        };
+        let p = Process::Client(process);
         self.ops
-            .push((json!(process), "invoke", "poll", invoke.clone(), None));
-        let mut done = invoke;
-        done["records"] = records
-            .iter()
-            .map(|(o, v)| json!({"offset":o,"value":v}))
-            .collect();
-        done["high_watermark"] = json!(records.last().map_or(from, |r| r.0 + 1));
-        self.ops.push((json!(process), "ok", "poll", done, None));
+            .push(op(p.clone(), OpType::Invoke, "poll", &invoke, None));
+        self.ops.push(op(p, OpType::Ok, "poll", &done, None));
     }
 
-    pub fn nemesis(&mut self, f: &'static str, value: Value) {
-        self.ops.push((json!("nemesis"), "info", f, value, None));
+    /// A fault against broker `node`.
+    pub fn nemesis(&mut self, f: &'static str, node: u32) {
+        let value = FaultValue {
+            node: Some(NodeRef::Broker(node)),
+            detail: Default::default(),
+        };
+        self.ops
+            .push(op(Process::nemesis(), OpType::Info, f, &value, None));
     }
 
     pub fn set_final(&mut self, partition: u32, records: Vec<(u64, String, u32)>) {
@@ -177,22 +317,38 @@ impl Run {
         hw: Option<u64>,
     ) {
         let lines = self.dumps.entry(broker).or_default();
-        lines.retain(|l| l["partition"] != json!(partition));
-        for (o, v, e) in records {
-            lines.push(
-                json!({"topic":TOPIC,"partition":partition,"offset":o,"leader_epoch":e,"value":v}),
-            );
+        lines.retain(|l| l.partition() != Some(partition));
+        for (offset, value, epoch) in records {
+            lines.push(DumpLine::Record(DumpRecord {
+                topic: TOPIC.to_string(),
+                partition,
+                offset: *offset,
+                leader_epoch: *epoch,
+                timestamp_ms: None,
+                value: value.clone(),
+            }));
         }
         if let Some(hw) = hw {
-            let leo = records.last().map_or(0, |r| r.0 + 1);
-            lines.push(json!({"summary":true,"topic":TOPIC,"partition":partition,"log_end_offset":leo,"high_watermark":hw}));
+            lines.push(DumpLine::Summary(DumpSummary {
+                summary: true,
+                topic: TOPIC.to_string(),
+                partition,
+                log_end_offset: records.last().map_or(0, |r| r.0 + 1),
+                high_watermark: Some(hw),
+                leader_epochs: Vec::new(),
+                torn_bytes: 0,
+                torn_reason: None,
+            }));
         }
     }
 
-    /// Adds an event at `at_ms` after the run's start.
-    pub fn event(&mut self, node: &str, mut event: Value, at_ms: u64) {
-        event["time_ms"] = json!(START_MS + at_ms);
-        event["node"] = node.parse::<u64>().map(|n| json!(n)).unwrap_or(json!(node));
+    /// Adds an event by `node` (a broker id or "controller") at `at_ms` after the run's start.
+    pub fn event(&mut self, node: &str, mut event: NodeEvent, at_ms: u64) {
+        event.time_ms = START_MS + at_ms;
+        event.node = Some(match node.parse::<u32>() {
+            Ok(id) => NodeRef::Broker(id),
+            Err(_) => NodeRef::Named(node.to_string()),
+        });
         self.events.entry(node.to_string()).or_default().push(event);
     }
 
@@ -203,58 +359,64 @@ impl Run {
         self.ops
             .iter()
             .enumerate()
-            .map(|(i, (process, kind, f, value, error))| {
-                let mut op = json!({"index":i,"time_ns":end_ns * (i as u64 + 1) / n,"process":process,"type":kind,"f":f,"value":value});
-                if let Some(e) = error {
-                    op["error"] = json!(e);
-                }
-                op.to_string()
+            .map(|(i, op)| {
+                let op = Op {
+                    index: i as u64,
+                    time_ns: end_ns * (i as u64 + 1) / n,
+                    ..op.clone()
+                };
+                to_line(&op)
             })
             .collect()
     }
 
     pub fn write(&self, dir: &Path) {
-        std::fs::write(
-            dir.join("test.json"),
-            serde_json::to_vec(&self.config).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(dir.join("test.json"), to_line(&self.config)).unwrap();
         let mut history = self.history_lines().join("\n");
         history.push('\n');
         std::fs::write(dir.join("history.jsonl"), history).unwrap();
         if let Some(complete) = self.final_complete {
-            std::fs::write(
-                dir.join("final.json"),
-                self.final_json(complete).to_string(),
-            )
-            .unwrap();
+            std::fs::write(dir.join("final.json"), to_line(&self.final_reads(complete))).unwrap();
         }
         for (broker, lines) in &self.dumps {
-            write_lines(&dir.join(format!("nodes/{broker}/dump.jsonl")), lines);
+            let lines: Vec<String> = lines.iter().map(DumpLine::text).collect();
+            write_lines(&dir.join(format!("nodes/{broker}/dump.jsonl")), &lines);
         }
-        for (node, lines) in &self.events {
-            write_lines(&dir.join(format!("nodes/{node}/events.jsonl")), lines);
+        for (node, events) in &self.events {
+            let lines: Vec<String> = events.iter().map(to_line).collect();
+            write_lines(&dir.join(format!("nodes/{node}/events.jsonl")), &lines);
         }
     }
 
-    fn final_json(&self, complete: bool) -> Value {
-        let parts: Vec<Value> = self
+    fn final_reads(&self, complete: bool) -> FinalReads {
+        let partitions = self
             .finals
             .iter()
-            .map(|p| {
-                let records: Vec<Value> = p
+            .map(|p| FinalPartition {
+                topic: TOPIC.to_string(),
+                partition: p.partition,
+                leader: p.leader,
+                leader_epoch: Some(0),
+                high_watermark: p.hw,
+                isr: p.isr.clone(),
+                records: p
                     .records
                     .iter()
-                    .map(|(o, v, e)| json!({"offset":o,"value":v,"leader_epoch":e}))
-                    .collect();
-                json!({"topic":TOPIC,"partition":p.partition,"leader":p.leader,"leader_epoch":0,
-                       "high_watermark":p.hw,"isr":p.isr,"records":records,"error":p.error})
+                    .map(|(offset, value, epoch)| FinalRecord {
+                        offset: *offset,
+                        value: value.clone(),
+                        leader_epoch: *epoch,
+                    })
+                    .collect(),
+                error: p.error.clone(),
             })
             .collect();
-        json!({"complete":complete,"partitions":parts})
+        FinalReads {
+            complete,
+            partitions,
+        }
     }
 
-    /// Writes the run into a fresh temp dir and checks it.
     pub fn check(&self) -> Results {
         let dir = tempfile::tempdir().unwrap();
         self.write(dir.path());
@@ -262,12 +424,9 @@ impl Run {
     }
 }
 
-pub fn write_lines(path: &Path, lines: &[Value]) {
+pub fn write_lines(path: &Path, lines: &[String]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    if lines.is_empty() {
-        text.clear();
-    }
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(path, text).unwrap();
 }
 

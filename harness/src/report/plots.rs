@@ -358,7 +358,7 @@ pub fn isr_size(
     let end = data.end_s();
     let mut steps: Vec<(f64, f64)> = Vec::new();
     for e in data.partition_events(topic, partition) {
-        let by_controller = e.event.node.as_str() == Some("controller");
+        let by_controller = e.event.is_controller();
         if by_controller && matches!(e.event.kind.as_str(), "election" | "isr_change") {
             if let Some(isr) = &e.event.isr {
                 if let Some(last) = steps.last() {

@@ -194,11 +194,8 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 /// role changes are not marks (they appear in the event table only).
 pub fn describe(e: &TimedEvent) -> (Option<Mark>, String) {
     let ev = &e.event;
-    let node = match &ev.node {
-        Value::String(s) => s.clone(),
-        other => format!("broker {other}"),
-    };
-    let by_controller = ev.node.as_str() == Some("controller");
+    let node = ev.node_name();
+    let by_controller = ev.is_controller();
     match ev.kind.as_str() {
         "election" if ev.leader.is_none() => (
             Some(Mark::Offline),

@@ -5,6 +5,7 @@
 mod common;
 
 mod args;
+mod contract;
 mod hygiene;
 mod jobs;
 mod proxy;

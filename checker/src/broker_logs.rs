@@ -3,16 +3,16 @@
 //! one the final log holds at that offset (nearly all of them) is resolved against a frozen
 //! copy of the final log's strings; any other record is kept aside with its line number and
 //! resolved on the main thread afterwards by [`merge`], which also reports a value held at two
-//! offsets of one dump. It owns the dump line format; the logs themselves are [`crate::logs`].
+//! offsets of one dump. The result is one [`BrokerLog`] per broker: its replica of every
+//! partition. The line format is [`crate::dump`]; the log structures are [`crate::logs`].
 
+use crate::dump::DumpLine;
 use crate::found::{anomaly, Found};
 use crate::intern::{Frozen, ValueId};
-use crate::jsonl::{for_each_line, problem, Damage, Outcome};
-use crate::logs::{Final, LogValues, Partitions, Replica, ReplicaPart};
+use crate::jsonl::{for_each_line, Damage, Outcome};
+use crate::logs::{BrokerLog, Final, LogValues, Partitions, ReplicaLog};
 use crate::results::AnomalyKind;
-use crate::values::{Values, IN_FINAL};
-use serde::Deserialize;
-use std::borrow::Cow;
+use crate::values::{Values, IN_DUMP, IN_FINAL};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -70,29 +70,9 @@ pub struct DumpRead {
     broker: u32,
     file: String,
     keys: Vec<Key>,
-    parts: Vec<ReplicaPart>,
+    parts: Vec<ReplicaLog>,
     unresolved: Vec<Unresolved>,
     damage: Damage,
-}
-
-#[derive(Deserialize)]
-struct DumpLine<'a> {
-    #[serde(default)]
-    summary: Option<bool>,
-    #[serde(borrow, default)]
-    topic: Option<Cow<'a, str>>,
-    #[serde(default)]
-    partition: Option<u32>,
-    #[serde(default)]
-    offset: Option<u64>,
-    #[serde(default)]
-    leader_epoch: Option<u32>,
-    #[serde(borrow, default)]
-    value: Option<Cow<'a, str>>,
-    #[serde(default)]
-    log_end_offset: Option<u64>,
-    #[serde(default)]
-    high_watermark: Option<u64>,
 }
 
 impl DumpRead {
@@ -106,44 +86,40 @@ impl DumpRead {
             return i;
         }
         self.keys.push((topic.to_string(), partition));
-        self.parts.push(ReplicaPart::default());
+        self.parts.push(ReplicaLog::default());
         self.keys.len() - 1
     }
 
     fn line(&mut self, view: &DumpView, line_no: u64, bytes: &[u8]) -> Result<(), String> {
-        let line: DumpLine = match serde_json::from_slice(bytes) {
-            Ok(line) => line,
-            Err(e) => return other_object_or_damage(bytes, &e),
-        };
-        let (Some(topic), Some(partition)) = (&line.topic, line.partition) else {
-            return Ok(());
-        };
-        let i = self.part(topic, partition);
-        let part = &mut self.parts[i];
-        if line.summary == Some(true) {
-            part.high_watermark = line.high_watermark.or(part.high_watermark);
-            part.log_end_offset = line.log_end_offset.or(part.log_end_offset);
-            return Ok(());
-        }
-        let (Some(offset), Some(value)) = (line.offset, &line.value) else {
-            return Ok(());
-        };
-        if let Some(epoch) = line.leader_epoch {
-            part.log.note_epoch(offset, epoch);
-        }
-        match view.resolve(&self.keys[i], offset, value) {
-            Some(id) => match part.log.insert(offset, id, None) {
-                Some(_) => Err(format!("offset {offset} appears twice")),
-                None => Ok(()),
-            },
-            None => {
-                self.unresolved.push(Unresolved {
-                    part: i,
-                    offset,
-                    value: value.to_string(),
-                    line: line_no,
-                });
+        match DumpLine::parse(bytes)? {
+            DumpLine::Other => Ok(()),
+            DumpLine::Summary(summary) => {
+                let i = self.part(&summary.topic, summary.partition);
+                let part = &mut self.parts[i];
+                part.high_watermark = summary.high_watermark.or(part.high_watermark);
+                part.log_end_offset = Some(summary.log_end_offset);
                 Ok(())
+            }
+            DumpLine::Record(record) => {
+                let i = self.part(&record.topic, record.partition);
+                let (offset, value) = (record.offset, &*record.value);
+                let part = &mut self.parts[i];
+                part.log.note_epoch(offset, record.leader_epoch);
+                match view.resolve(&self.keys[i], offset, value) {
+                    Some(id) => match part.log.insert(offset, id, None) {
+                        Some(_) => Err(format!("offset {offset} appears twice")),
+                        None => Ok(()),
+                    },
+                    None => {
+                        self.unresolved.push(Unresolved {
+                            part: i,
+                            offset,
+                            value: value.to_string(),
+                            line: line_no,
+                        });
+                        Ok(())
+                    }
+                }
             }
         }
     }
@@ -168,19 +144,6 @@ pub fn read_dump(path: &Path, broker: u32, view: &DumpView) -> Option<DumpRead> 
     (outcome != Outcome::Missing).then_some(read)
 }
 
-/// A line that is valid JSON but not a record (a summary of another shape) is allowed; a line
-/// that is not JSON, or a record with fields of the wrong type, is damage.
-fn other_object_or_damage(bytes: &[u8], e: &serde_json::Error) -> Result<(), String> {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(serde_json::Value::Object(map))
-            if !(map.contains_key("offset") && map.contains_key("value")) =>
-        {
-            Ok(())
-        }
-        _ => Err(problem(e)),
-    }
-}
-
 /// What merging a dump needs on the main thread.
 pub struct Merge<'a> {
     pub parts: &'a mut Partitions,
@@ -191,11 +154,12 @@ pub struct Merge<'a> {
 
 /// Resolves a dump's remaining records, registers its partitions, and reports values it holds
 /// at two offsets.
-pub fn merge(read: DumpRead, m: Merge) -> Replica {
+pub fn merge(read: DumpRead, m: Merge) -> BrokerLog {
+    let damaged = read.damage.total > 0;
     for w in read.damage.warnings {
         m.damage.push(&w.file, w.line, w.problem);
     }
-    let mut parts: Vec<ReplicaPart> = read.parts;
+    let mut parts: Vec<ReplicaLog> = read.parts;
     let mut seen: HashMap<ValueId, u64> = HashMap::new();
     for u in read.unresolved {
         let Some(id) = m.values.id(&u.value) else {
@@ -212,6 +176,7 @@ pub fn merge(read: DumpRead, m: Merge) -> Replica {
             m.damage.push(&read.file, Some(u.line), problem);
             continue;
         }
+        m.values.state_mut(id).flags |= IN_DUMP;
         let st = m.values.state(id);
         let in_final = st.has(IN_FINAL) && st.final_offset != u.offset;
         let earlier = if in_final && log.get(st.final_offset) == Some(id) {
@@ -230,9 +195,10 @@ pub fn merge(read: DumpRead, m: Merge) -> Replica {
             );
         }
     }
-    let mut replica = Replica {
+    let mut replica = BrokerLog {
         broker: read.broker,
         parts: BTreeMap::new(),
+        damaged,
     };
     for ((topic, partition), mut part) in read.keys.into_iter().zip(parts) {
         part.log.finish();
