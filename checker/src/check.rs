@@ -178,27 +178,32 @@ impl Run {
         if let Some(reason) = &stats.abort {
             return Some(format!("the run was aborted: {reason}"));
         }
-        // Without workload clients (`--concurrency 0`, a schedule's own `produce` steps only)
-        // the schedule decides when client operations end: an early last operation is the
-        // schedule's shape, not a lost tail.
+        // A history that stops short of the time limit lost its tail (a harness killed
+        // mid-run). How far it reaches is its last operation of any process: clients may stop
+        // early for a reason that is itself a finding (no leader known at the end of the chaos
+        // phase), or have none (`--concurrency 0`, a schedule's own sends), but the nemesis
+        // records its heals after the chaos phase, and the chaos phase lasts the time limit.
+        // (Times count from the run's start, which precedes the chaos phase: the comparison
+        // errs towards "whole".) A second, or a tenth of the limit, is allowed.
+        // Without workload clients the schedule alone decides what happens when, and nothing
+        // need happen near the time limit.
         let limit_ns = if self.config.concurrency == 0 {
             0
         } else {
             self.config.time_limit_ms.saturating_mul(1_000_000)
         };
-        // The last client operation may end a little before the limit: workers stop
-        // between operations. A second, or a tenth of the limit, is allowed.
         let slack_ns = (limit_ns / 10).max(1_000_000_000);
-        match stats.last_client_ns {
-            None if limit_ns > 0 => return Some(format!("{HISTORY_FILE} holds no client operation")),
-            Some(t) if t.saturating_add(slack_ns) < limit_ns => {
+        if stats.last_client_ns.is_none() && limit_ns > 0 {
+            return Some(format!("{HISTORY_FILE} holds no client operation"));
+        }
+        if let Some(t) = stats.last_op_ns {
+            if t.saturating_add(slack_ns) < limit_ns {
                 return Some(format!(
-                    "the run ended early: the last client operation is at {:.1} s of a {:.1} s time limit",
+                    "the run ended early: the history's last operation is at {:.1} s of a {:.1} s time limit",
                     t as f64 / 1e9,
                     limit_ns as f64 / 1e9
-                ))
+                ));
             }
-            _ => {}
         }
         let damaged = self
             .damage

@@ -30,6 +30,9 @@ pub struct ScanStats {
     pub ok_buckets: FastMap<PartIdx, Vec<u64>>,
     pub first_client_ns: Option<u64>,
     pub last_client_ns: Option<u64>,
+    /// The time of the history's last operation of any process (the nemesis's heals come after
+    /// the chaos phase): how far the history reaches.
+    pub last_op_ns: Option<u64>,
     /// The reason given by an `abort` marker, when the history has one.
     pub abort: Option<String>,
     /// Moved acknowledgements: (partition, acknowledged offset, value), for explanations.
@@ -88,6 +91,8 @@ impl<'a> Scan<'a> {
     pub fn line(&mut self, bytes: &[u8]) -> Result<(), String> {
         let op = OpLine::parse(bytes)?;
         self.stats.counts.history_lines += 1;
+        let last = &mut self.stats.last_op_ns;
+        *last = Some(last.map_or(op.time_ns, |t| t.max(op.time_ns)));
         match op.f.as_ref() {
             "send" => self.send(&op),
             "poll" => self.poll(&op),
