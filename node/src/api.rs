@@ -226,11 +226,14 @@ pub struct HeartbeatRequest {
     pub broker_id: u32,
     /// Random per broker process start. A new incarnation means the broker restarted.
     pub incarnation: u64,
-    /// True with the current protocol: a new incarnation is registered as KRaft does (refused
-    /// with DUPLICATE_BROKER_REGISTRATION while the previous incarnation's session is valid, then
-    /// fenced until it has caught up on metadata). The legacy-hw protocol sends false and is
-    /// accepted at once, keeping the old incarnation's ISR memberships.
-    pub fence_previous_incarnation: bool,
+    /// In both protocols a new incarnation is refused with DUPLICATE_BROKER_REGISTRATION while
+    /// the previous incarnation's session is valid, and once that session has expired the
+    /// previous incarnation is fenced (it leaves every ISR). True (the current protocol): the new
+    /// incarnation then registers fenced, as KRaft does, until a heartbeat shows it has caught
+    /// up on metadata. False (legacy-hw, ZooKeeper-era): it is live as soon as it registers.
+    /// (Called `fence_previous_incarnation` before; that name is still accepted.)
+    #[serde(alias = "fence_previous_incarnation")]
+    pub registers_fenced: bool,
     pub metadata_version: u64,
 }
 

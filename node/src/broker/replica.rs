@@ -162,6 +162,9 @@ pub struct Replica {
     replicas: Vec<u32>,
     isr: Vec<u32>,
     min_insync_replicas: u32,
+    /// The topic's unclean.leader.election.enable, from the metadata: a legacy-hw follower ahead
+    /// of its leader may only truncate when it is set.
+    unclean_leader_election_enable: bool,
     /// Brokers the controller reports fenced: not eligible to join the ISR (Kafka's
     /// `isReplicaIsrEligible`), so HW does not wait for them either.
     fenced_brokers: Vec<u32>,
@@ -169,6 +172,16 @@ pub struct Replica {
     /// True until the first time this replica starts following after a process start (the
     /// legacy-hw truncation then uses the HW checkpoint).
     fresh_start: bool,
+}
+
+/// What a follower did about OFFSET_OUT_OF_RANGE ([`Replica::follower_out_of_range`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfRange {
+    /// It truncated to the leader's LEO and fetches on.
+    Truncated,
+    /// Legacy-hw with unclean election off: truncating is not allowed, and the broker process
+    /// must exit, as Kafka 0.10.2 does.
+    Exit,
 }
 
 /// A follower's fetch as the leader answers it.
@@ -205,6 +218,7 @@ impl Replica {
             replicas: Vec::new(),
             isr: Vec::new(),
             min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
             fenced_brokers: Vec::new(),
             leader_state: None,
             fresh_start: true,
@@ -376,6 +390,7 @@ impl Replica {
         events: &EventLog,
     ) -> std::io::Result<Transition> {
         self.min_insync_replicas = configs.min_insync_replicas;
+        self.unclean_leader_election_enable = configs.unclean_leader_election_enable;
         self.replicas = pm.replicas.clone();
         match self.leader_epoch {
             Some(epoch) if pm.leader_epoch < epoch => return Ok(Transition::None),
@@ -940,14 +955,35 @@ impl Replica {
         }
     }
 
-    /// OFFSET_OUT_OF_RANGE from the leader (only possible without epochs): cut to its LEO.
+    /// OFFSET_OUT_OF_RANGE from the leader (only possible without epochs): this follower's LEO is
+    /// past the leader's. The current protocol cuts to the leader's LEO (Kafka 3.7
+    /// AbstractFetcherThread `fetchOffsetAndTruncate`). Legacy-hw does what Kafka 0.10.2 does
+    /// (ReplicaFetcherThread `handleOffsetOutOfRange`): with unclean.leader.election.enable off
+    /// it refuses to truncate, records a `truncation_refused` event and tells the broker to
+    /// exit ("Exiting because log truncation is not allowed", `System.exit(1)`), because such a
+    /// truncation would silently drop records a clean election should have kept.
     pub fn follower_out_of_range(
         &mut self,
         leader: u32,
         leader_leo: u64,
         events: &EventLog,
-    ) -> std::io::Result<()> {
-        self.truncate(leader_leo, "offset_out_of_range", leader, events)
+    ) -> std::io::Result<OutOfRange> {
+        let leo = self.leo();
+        let refuse = self.protocol == Protocol::LegacyHw
+            && leader_leo < leo
+            && !self.unclean_leader_election_enable;
+        if refuse {
+            self.emit(
+                events,
+                "truncation_refused",
+                json!({"leader": leader, "leader_epoch": self.leader_epoch,
+                       "leader_log_end_offset": leader_leo, "log_end_offset": leo,
+                       "high_watermark": self.hw, "action": "exit"}),
+            );
+            return Ok(OutOfRange::Exit);
+        }
+        self.truncate(leader_leo, "offset_out_of_range", leader, events)?;
+        Ok(OutOfRange::Truncated)
     }
 
     /// The fetch a follower sends next.
@@ -1372,6 +1408,55 @@ mod tests {
             "legacy-hw drops everything above its HW"
         );
         assert_eq!(f.replica.next_fetch("c", 1, 0).last_fetched_epoch, None);
+    }
+
+    /// Legacy item L2 (Kafka 0.10.2 ReplicaFetcherThread `handleOffsetOutOfRange`): a follower
+    /// whose LEO is past its leader's does not truncate when unclean election is off; it records
+    /// `truncation_refused` and asks the broker to exit. With unclean election on (and always
+    /// in the current protocol) it truncates to the leader's LEO.
+    #[test]
+    fn a_legacy_follower_ahead_of_its_leader_stops_instead_of_truncating() {
+        let ahead = |protocol, unclean| {
+            let mut f = fixture(2, protocol);
+            let configs = TopicConfigs {
+                unclean_leader_election_enable: unclean,
+                ..CONFIGS
+            };
+            f.replica
+                .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &configs, 0, &f.events)
+                .unwrap();
+            f.replica
+                .follower_apply(1, answer(0..6, 0, 6), &f.events)
+                .unwrap();
+            f.replica
+                .apply_metadata(&pm(Some(3), 1, 1, &[2, 3]), &configs, 0, &f.events)
+                .unwrap();
+            let action = f.replica.follower_out_of_range(3, 4, &f.events).unwrap();
+            let text = std::fs::read_to_string(f._dir.path().join("events.jsonl")).unwrap();
+            let events: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (action, f.replica.leo(), events)
+        };
+        let (action, leo, events) = ahead(Protocol::LegacyHw, false);
+        assert_eq!(action, OutOfRange::Exit);
+        assert_eq!(leo, 6, "nothing truncated");
+        let refused = events
+            .iter()
+            .find(|e| e["type"] == "truncation_refused")
+            .expect("a truncation_refused event");
+        assert_eq!(
+            (
+                &refused["leader_log_end_offset"],
+                &refused["log_end_offset"]
+            ),
+            (&json!(4), &json!(6))
+        );
+        let (action, leo, _) = ahead(Protocol::LegacyHw, true);
+        assert_eq!((action, leo), (OutOfRange::Truncated, 4));
+        let (action, leo, _) = ahead(Protocol::Current, false);
+        assert_eq!((action, leo), (OutOfRange::Truncated, 4));
     }
 
     #[test]
