@@ -60,7 +60,6 @@ const EPOCHS: &str = include_str!("../scenarios/epoch-divergence.txt");
 const DURABLE: &str = include_str!("../scenarios/durable-under-n-1.txt");
 const LEGACY_HW: &str = include_str!("../scenarios/legacy-hw-truncation.txt");
 
-
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "unclean-election",

@@ -512,8 +512,13 @@ async fn legacy_hw_diverges_or_stops_when_the_old_leader_returns_ahead() {
     );
 
     // Broker 3 takes new writes (acks=1: its ISR is below min.insync.replicas) past offset 10.
-    let (status, body) = c.produce(3, "t", 0, "1", &values("newer", 12), 5_000).await;
-    assert_eq!(status, 200, "{body}");
+    // Two batches whose boundary is at 10, as broker 1's is: broker 1 fetches from 10 and
+    // appends the batch there. (A batch straddling its end would be taken whole, from its base.)
+    for (i, n) in [10usize, 2].into_iter().enumerate() {
+        let newer = values(&format!("newer{i}"), n);
+        let (status, body) = c.produce(3, "t", 0, "1", &newer, 5_000).await;
+        assert_eq!(status, 200, "{body}");
+    }
     c.restart(1);
     c.poll(
         "broker 1 to catch up with broker 3",
@@ -532,7 +537,7 @@ async fn legacy_hw_diverges_or_stops_when_the_old_leader_returns_ahead() {
         "acked-0",
         "broker 1 kept its own records below 10"
     );
-    assert_eq!(at(&three, 0), "newer-0");
+    assert_eq!(at(&three, 0), "newer0-0");
     assert_eq!(
         at(&one, 11),
         at(&three, 11),
