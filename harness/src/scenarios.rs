@@ -58,6 +58,7 @@ const UNCLEAN: &str = include_str!("../scenarios/unclean-election.txt");
 const ACKS1: &str = include_str!("../scenarios/acks1-leader-failover.txt");
 const EPOCHS: &str = include_str!("../scenarios/epoch-divergence.txt");
 const DURABLE: &str = include_str!("../scenarios/durable-under-n-1.txt");
+const LEGACY_HW: &str = include_str!("../scenarios/legacy-hw-truncation.txt");
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -117,6 +118,50 @@ pub const SCENARIOS: &[Scenario] = &[
             schedule: DURABLE,
             expect: Expect::NoLoss,
         }],
+    },
+    Scenario {
+        name: "legacy-hw-truncation",
+        summary: "KIP-101: a follower truncates to its HW when the leader changes and is elected \
+                  before it fetched again; legacy-hw loses acknowledged writes, the current \
+                  protocol nothing",
+        runs: &[
+            ScenarioRun {
+                label: "legacy-hw",
+                // The settings are explained at the top of the schedule file.
+                args: &[
+                    "--replication-protocol",
+                    "legacy-hw",
+                    "--acks",
+                    "all",
+                    "--min-insync-replicas",
+                    "2",
+                    "--replica-lag-time-max-ms",
+                    "5000",
+                    "--node-arg=--replica-fetch-wait-max-ms=5000",
+                    "--node-arg=--hw-checkpoint-interval-ms=600000",
+                ],
+                schedule: LEGACY_HW,
+                expect: Expect::Loss,
+            },
+            ScenarioRun {
+                label: "current",
+                // The settings are explained at the top of the schedule file.
+                args: &[
+                    "--replication-protocol",
+                    "current",
+                    "--acks",
+                    "all",
+                    "--min-insync-replicas",
+                    "2",
+                    "--replica-lag-time-max-ms",
+                    "5000",
+                    "--node-arg=--replica-fetch-wait-max-ms=5000",
+                    "--node-arg=--hw-checkpoint-interval-ms=600000",
+                ],
+                schedule: LEGACY_HW,
+                expect: Expect::NoLoss,
+            },
+        ],
     },
 ];
 

@@ -226,11 +226,14 @@ pub struct HeartbeatRequest {
     pub broker_id: u32,
     /// Random per broker process start. A new incarnation means the broker restarted.
     pub incarnation: u64,
-    /// True with the current protocol: a new incarnation is registered as KRaft does (refused
-    /// with DUPLICATE_BROKER_REGISTRATION while the previous incarnation's session is valid, then
-    /// fenced until it has caught up on metadata). The legacy-hw protocol sends false and is
-    /// accepted at once, keeping the old incarnation's ISR memberships.
-    pub fence_previous_incarnation: bool,
+    /// In both protocols a new incarnation is refused with DUPLICATE_BROKER_REGISTRATION while
+    /// the previous incarnation's session is valid, and once that session has expired the
+    /// previous incarnation is fenced (it leaves every ISR). True (the current protocol): the new
+    /// incarnation then registers fenced, as KRaft does, until a heartbeat shows it has caught
+    /// up on metadata. False (legacy-hw, ZooKeeper-era): it is live as soon as it registers.
+    /// (Called `fence_previous_incarnation` before; that name is still accepted.)
+    #[serde(alias = "fence_previous_incarnation")]
+    pub registers_fenced: bool,
     pub metadata_version: u64,
 }
 
@@ -340,12 +343,52 @@ pub struct ReplicaFetchRequest {
     pub max_wait_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReplicaRecord {
-    pub offset: u64,
+/// One record batch as a fetch carries it to a follower: whole, with the CRC the leader
+/// computed, which the follower checks before appending (`storage::batch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaBatch {
+    pub base_offset: u64,
+    pub last_offset_delta: u32,
     pub leader_epoch: u32,
     pub timestamp_ms: u64,
-    pub value: String,
+    pub crc: u32,
+    pub values: Vec<String>,
+}
+
+impl From<crate::storage::RecordBatch> for ReplicaBatch {
+    fn from(b: crate::storage::RecordBatch) -> Self {
+        ReplicaBatch {
+            base_offset: b.base_offset,
+            last_offset_delta: b.last_offset_delta(),
+            leader_epoch: b.leader_epoch,
+            timestamp_ms: b.timestamp_ms,
+            crc: b.crc(),
+            values: b.values,
+        }
+    }
+}
+
+impl ReplicaBatch {
+    /// The batch to append, once its record count and CRC match what the leader sent.
+    pub fn checked(self) -> Result<crate::storage::RecordBatch, String> {
+        let (base_offset, crc, delta) = (self.base_offset, self.crc, self.last_offset_delta);
+        let batch = crate::storage::RecordBatch {
+            base_offset,
+            leader_epoch: self.leader_epoch,
+            timestamp_ms: self.timestamp_ms,
+            values: self.values,
+        };
+        if batch.values.is_empty() || batch.last_offset_delta() != delta {
+            return Err(format!(
+                "batch at {base_offset}: last offset delta {delta} but {} records",
+                batch.values.len()
+            ));
+        }
+        if batch.crc() != crc {
+            return Err(format!("batch at {base_offset}: CRC mismatch"));
+        }
+        Ok(batch)
+    }
 }
 
 /// Where the follower's log diverged: the largest epoch ≤ its last fetched epoch the leader knows,
@@ -358,7 +401,8 @@ pub struct DivergingEpoch {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicaFetchResponse {
-    pub records: Vec<ReplicaRecord>,
+    /// Whole batches: a fetch never splits one.
+    pub batches: Vec<ReplicaBatch>,
     pub high_watermark: u64,
     pub log_end_offset: u64,
     pub diverging_epoch: Option<DivergingEpoch>,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::api::*;
 use crate::broker::replica::{
-    AlterOutcome, AlterProposal, IsrSettings, LeaderFetch, Protocol, Replica, Role,
+    AlterOutcome, AlterProposal, IsrSettings, LeaderFetch, OutOfRange, Protocol, Replica, Role,
 };
 use crate::controller::{ControllerConfig, ControllerState};
 use crate::events::EventLog;
@@ -150,7 +150,7 @@ impl Sim {
             cluster_id: "sim".into(),
             broker_id: id,
             incarnation: self.nodes[i].incarnation,
-            fence_previous_incarnation: self.protocol == Protocol::Current,
+            registers_fenced: self.protocol == Protocol::Current,
             metadata_version: 0,
         };
         let resp = match self.controller.heartbeat(req.clone()) {
@@ -373,9 +373,13 @@ impl Sim {
                 self.note_commits(l);
             }
             Err(e) if e.error == ErrorCode::OffsetOutOfRange => {
-                follower
+                let action = follower
                     .follower_out_of_range(leader_id, e.log_end_offset.unwrap(), &self.events)
                     .unwrap();
+                // A legacy-hw broker that may not truncate exits, as Kafka 0.10.2 does.
+                if action == OutOfRange::Exit {
+                    self.crash(f);
+                }
             }
             Err(_) => {}
         }

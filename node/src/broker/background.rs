@@ -48,7 +48,7 @@ async fn heartbeat_once(broker: &Shared) -> Result<(), String> {
         cluster_id: broker.config.cluster_id.clone(),
         broker_id: broker.config.id,
         incarnation: broker.incarnation,
-        fence_previous_incarnation: broker.config.protocol == Protocol::Current,
+        registers_fenced: broker.config.protocol == Protocol::Current,
         metadata_version: broker.metadata_version(),
     };
     let timeout = Duration::from_millis((broker.config.heartbeat_interval_ms * 5).max(500));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::client::post_json;
 use super::registry::PartitionHandle;
-use super::replica::{Replica, Role};
+use super::replica::{OutOfRange, Replica, Role};
 use super::{Shared, REPLICA_FETCH_MAX_RECORDS};
 use crate::api::*;
 
@@ -78,9 +78,10 @@ fn apply_answer(
     match answer {
         Ok(resp) => r.follower_apply(leader, resp, &broker.events).map(|_| None),
         Err(e) if e.error == ErrorCode::OffsetOutOfRange => match e.log_end_offset {
-            Some(leo) => r
-                .follower_out_of_range(leader, leo, &broker.events)
-                .map(|_| None),
+            Some(leo) => match r.follower_out_of_range(leader, leo, &broker.events)? {
+                OutOfRange::Truncated => Ok(None),
+                OutOfRange::Exit => exit_truncation_not_allowed(r, leader, leo),
+            },
             None => Ok(Some(UNREACHABLE_BACKOFF_MS)),
         },
         Err(e) => {
@@ -92,4 +93,19 @@ fn apply_answer(
             }))
         }
     }
+}
+
+/// Kafka 0.10.2's answer to a follower ahead of its leader when unclean election is off
+/// (ReplicaFetcherThread `handleOffsetOutOfRange`): log a fatal error and exit the process with
+/// status 1, so that no data is lost unnoticed. The event is already written (events.jsonl is
+/// unbuffered); a supervisor, or the harness's heal, may start the broker again.
+fn exit_truncation_not_allowed(r: &Replica, leader: u32, leader_leo: u64) -> ! {
+    tracing::error!(
+        "exiting because log truncation is not allowed for {}/{}: leader {leader}'s log end \
+         offset {leader_leo} is less than this replica's {} (legacy-hw, as Kafka 0.10.2)",
+        r.topic(),
+        r.partition(),
+        r.leo()
+    );
+    std::process::exit(1)
 }

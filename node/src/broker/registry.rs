@@ -151,7 +151,11 @@ impl Broker {
             json!({"topic": topic, "partition": partition, "log_end_offset": report.log_end_offset,
                    "high_watermark": hw_checkpoint.unwrap_or(0), "leader_epoch": log.latest_epoch(),
                    "dropped_bytes": report.dropped_bytes, "segments": report.segments,
-                   "reason": report.reason}),
+                   "reason": report.reason, "recovery_point": report.recovery_point,
+                   "clean_shutdown": report.clean_shutdown,
+                   "segments_recovered": report.segments_recovered,
+                   "segments_skipped": report.segments_skipped,
+                   "skipped_bytes": report.skipped_bytes}),
         );
         let replica = Replica::new(
             topic,
@@ -211,7 +215,7 @@ impl Broker {
     pub fn shutdown(&self) {
         self.write_hw_checkpoints();
         for handle in self.handles() {
-            if let Err(e) = handle.lock().sync() {
+            if let Err(e) = handle.lock().close_clean() {
                 tracing::error!("sync at shutdown: {e}");
             }
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::api::*;
 use crate::events::EventLog;
-use crate::storage::{Log, Record};
+use crate::storage::{Log, RecordBatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -162,6 +162,9 @@ pub struct Replica {
     replicas: Vec<u32>,
     isr: Vec<u32>,
     min_insync_replicas: u32,
+    /// The topic's unclean.leader.election.enable, from the metadata: a legacy-hw follower ahead
+    /// of its leader may only truncate when it is set.
+    unclean_leader_election_enable: bool,
     /// Brokers the controller reports fenced: not eligible to join the ISR (Kafka's
     /// `isReplicaIsrEligible`), so HW does not wait for them either.
     fenced_brokers: Vec<u32>,
@@ -169,6 +172,16 @@ pub struct Replica {
     /// True until the first time this replica starts following after a process start (the
     /// legacy-hw truncation then uses the HW checkpoint).
     fresh_start: bool,
+}
+
+/// What a follower did about OFFSET_OUT_OF_RANGE ([`Replica::follower_out_of_range`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfRange {
+    /// It truncated to the leader's LEO and fetches on.
+    Truncated,
+    /// Legacy-hw with unclean election off: truncating is not allowed, and the broker process
+    /// must exit, as Kafka 0.10.2 does.
+    Exit,
 }
 
 /// A follower's fetch as the leader answers it.
@@ -205,6 +218,7 @@ impl Replica {
             replicas: Vec::new(),
             isr: Vec::new(),
             min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
             fenced_brokers: Vec::new(),
             leader_state: None,
             fresh_start: true,
@@ -258,9 +272,9 @@ impl Replica {
         &self.log
     }
 
-    /// Flushes the log (clean shutdown).
-    pub fn sync(&self) -> std::io::Result<()> {
-        self.log.sync()
+    /// A clean shutdown of the log: flushed, recovery point at the LEO, marked clean.
+    pub fn close_clean(&mut self) -> std::io::Result<()> {
+        self.log.close_clean()
     }
 
     /// The ISR proposed in an AlterPartition that has not been answered yet, if any.
@@ -376,6 +390,7 @@ impl Replica {
         events: &EventLog,
     ) -> std::io::Result<Transition> {
         self.min_insync_replicas = configs.min_insync_replicas;
+        self.unclean_leader_election_enable = configs.unclean_leader_election_enable;
         self.replicas = pm.replicas.clone();
         match self.leader_epoch {
             Some(epoch) if pm.leader_epoch < epoch => return Ok(Transition::None),
@@ -522,7 +537,10 @@ impl Replica {
             self.log.truncate_to(from)?;
             return Ok(());
         }
+        // Like Kafka's LogSegment.truncateTo, an offset inside a batch removes the whole batch,
+        // so the log may end below `to`: `to` is reported as the LEO reached.
         self.log.truncate_to(to)?;
+        let to = self.leo();
         self.set_hw(self.hw.min(to));
         self.emit(
             events,
@@ -570,19 +588,15 @@ impl Replica {
                 ),
             ));
         }
-        let base = self.leo();
-        let epoch = self.current_epoch();
-        let records: Vec<Record> = values
-            .into_iter()
-            .enumerate()
-            .map(|(i, value)| Record {
-                offset: base + i as u64,
-                leader_epoch: epoch,
-                timestamp_ms: now_ms,
-                value,
-            })
-            .collect();
-        let leo = self.log.append(&records).map_err(ApiError::storage)?;
+        // One produce request is one batch: it survives or vanishes whole on every replica.
+        let batch = RecordBatch {
+            base_offset: self.leo(),
+            leader_epoch: self.current_epoch(),
+            timestamp_ms: now_ms,
+            values,
+        };
+        let base = batch.base_offset;
+        let leo = self.log.append_batch(&batch).map_err(ApiError::storage)?;
         self.maybe_advance_hw(now_ms);
         Ok((base, leo - 1))
     }
@@ -662,7 +676,7 @@ impl Replica {
         let leo = self.leo();
         if let Some(diverging) = self.diverging_epoch(req) {
             let response = ReplicaFetchResponse {
-                records: Vec::new(),
+                batches: Vec::new(),
                 high_watermark: self.hw,
                 log_end_offset: leo,
                 diverging_epoch: Some(diverging),
@@ -692,7 +706,7 @@ impl Replica {
         self.maybe_advance_hw(now_ms);
         let expand = self.expansion_for(req.replica_id, now_ms);
         let response = self.read_for_follower(req.fetch_offset, req.max_records)?;
-        if response.records.is_empty() {
+        if response.batches.is_empty() {
             Ok((LeaderFetch::Empty(response), expand))
         } else {
             Ok((LeaderFetch::Records(response), expand))
@@ -728,20 +742,15 @@ impl Replica {
         from: u64,
         max_records: usize,
     ) -> Result<ReplicaFetchResponse, ApiError> {
-        let records = self
+        let batches = self
             .log
-            .read(from, u64::MAX, max_records)
+            .read_batches(from, max_records)
             .map_err(ApiError::storage)?
             .into_iter()
-            .map(|r| ReplicaRecord {
-                offset: r.offset,
-                leader_epoch: r.leader_epoch,
-                timestamp_ms: r.timestamp_ms,
-                value: r.value,
-            })
+            .map(ReplicaBatch::from)
             .collect();
         Ok(ReplicaFetchResponse {
-            records,
+            batches,
             high_watermark: self.hw,
             log_end_offset: self.leo(),
             diverging_epoch: None,
@@ -905,25 +914,26 @@ impl Replica {
             let to = self.truncation_offset(diverging);
             return self.truncate(to, "diverging_epoch", leader, events);
         }
-        let leo = self.leo();
-        let records: Vec<Record> = resp
-            .records
-            .into_iter()
-            .skip_while(|r| r.offset < leo)
-            .map(|r| Record {
-                offset: r.offset,
-                leader_epoch: r.leader_epoch,
-                timestamp_ms: r.timestamp_ms,
-                value: r.value,
-            })
-            .collect();
-        if records.first().is_some_and(|r| r.offset != leo) {
-            return Err(std::io::Error::other(format!(
-                "leader sent offset {} but LEO is {leo}",
-                records[0].offset
-            )));
+        for sent in resp.batches {
+            let batch = sent.checked().map_err(std::io::Error::other)?;
+            let leo = self.leo();
+            if batch.next_offset() <= leo {
+                continue;
+            }
+            if batch.base_offset < leo {
+                // The leader's batch straddles this log's end (only without leader epochs, after
+                // logs diverged): a batch is never split, so drop ours from its base and take it.
+                self.truncate(batch.base_offset, "batch_boundary", leader, events)?;
+            }
+            if batch.base_offset != self.leo() {
+                return Err(std::io::Error::other(format!(
+                    "leader sent a batch at offset {} but LEO is {}",
+                    batch.base_offset,
+                    self.leo()
+                )));
+            }
+            self.log.append_batch(&batch)?;
         }
-        self.log.append(&records)?;
         self.set_hw(resp.high_watermark.min(self.leo()));
         Ok(())
     }
@@ -940,14 +950,35 @@ impl Replica {
         }
     }
 
-    /// OFFSET_OUT_OF_RANGE from the leader (only possible without epochs): cut to its LEO.
+    /// OFFSET_OUT_OF_RANGE from the leader (only possible without epochs): this follower's LEO is
+    /// past the leader's. The current protocol cuts to the leader's LEO (Kafka 3.7
+    /// AbstractFetcherThread `fetchOffsetAndTruncate`). Legacy-hw does what Kafka 0.10.2 does
+    /// (ReplicaFetcherThread `handleOffsetOutOfRange`): with unclean.leader.election.enable off
+    /// it refuses to truncate, records a `truncation_refused` event and tells the broker to
+    /// exit ("Exiting because log truncation is not allowed", `System.exit(1)`), because such a
+    /// truncation would silently drop records a clean election should have kept.
     pub fn follower_out_of_range(
         &mut self,
         leader: u32,
         leader_leo: u64,
         events: &EventLog,
-    ) -> std::io::Result<()> {
-        self.truncate(leader_leo, "offset_out_of_range", leader, events)
+    ) -> std::io::Result<OutOfRange> {
+        let leo = self.leo();
+        let refuse = self.protocol == Protocol::LegacyHw
+            && leader_leo < leo
+            && !self.unclean_leader_election_enable;
+        if refuse {
+            self.emit(
+                events,
+                "truncation_refused",
+                json!({"leader": leader, "leader_epoch": self.leader_epoch,
+                       "leader_log_end_offset": leader_leo, "log_end_offset": leo,
+                       "high_watermark": self.hw, "action": "exit"}),
+            );
+            return Ok(OutOfRange::Exit);
+        }
+        self.truncate(leader_leo, "offset_out_of_range", leader, events)?;
+        Ok(OutOfRange::Truncated)
     }
 
     /// The fetch a follower sends next.
@@ -1017,7 +1048,7 @@ impl From<crate::storage::epoch::EpochEnd> for DivergingEpoch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::LogConfig;
+    use crate::storage::{LogConfig, Record};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -1094,19 +1125,22 @@ mod tests {
         r.leader_fetch(&req, now)
     }
 
-    /// A fetch answer carrying records `offsets` of `epoch` with values `v<offset>`.
+    /// A fetch answer carrying records `offsets` of `epoch` with values `v<offset>`, as one batch.
     fn answer(offsets: std::ops::Range<u64>, epoch: u32, hw: u64) -> ReplicaFetchResponse {
         let log_end_offset = offsets.end;
-        let records = offsets
-            .map(|o| ReplicaRecord {
-                offset: o,
-                leader_epoch: epoch,
-                timestamp_ms: 0,
-                value: format!("v{o}"),
-            })
-            .collect();
+        let batch = RecordBatch {
+            base_offset: offsets.start,
+            leader_epoch: epoch,
+            timestamp_ms: 0,
+            values: offsets.map(|o| format!("v{o}")).collect(),
+        };
+        let batches = if batch.values.is_empty() {
+            Vec::new()
+        } else {
+            vec![batch.into()]
+        };
         ReplicaFetchResponse {
-            records,
+            batches,
             high_watermark: hw,
             log_end_offset,
             diverging_epoch: None,
@@ -1360,7 +1394,10 @@ mod tests {
             .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
             .unwrap();
         f.replica
-            .follower_apply(1, answer(0..6, 0, 2), &f.events)
+            .follower_apply(1, answer(0..2, 0, 0), &f.events)
+            .unwrap();
+        f.replica
+            .follower_apply(1, answer(2..6, 0, 2), &f.events)
             .unwrap();
         assert_eq!((f.replica.leo(), f.replica.hw), (6, 2));
         f.replica
@@ -1372,6 +1409,94 @@ mod tests {
             "legacy-hw drops everything above its HW"
         );
         assert_eq!(f.replica.next_fetch("c", 1, 0).last_fetched_epoch, None);
+    }
+
+    /// Legacy item L2 (Kafka 0.10.2 ReplicaFetcherThread `handleOffsetOutOfRange`): a follower
+    /// whose LEO is past its leader's does not truncate when unclean election is off; it records
+    /// `truncation_refused` and asks the broker to exit. With unclean election on (and always
+    /// in the current protocol) it truncates to the leader's LEO.
+    #[test]
+    fn a_legacy_follower_ahead_of_its_leader_stops_instead_of_truncating() {
+        let ahead = |protocol, unclean| {
+            let mut f = fixture(2, protocol);
+            let configs = TopicConfigs {
+                unclean_leader_election_enable: unclean,
+                ..CONFIGS
+            };
+            f.replica
+                .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &configs, 0, &f.events)
+                .unwrap();
+            f.replica
+                .follower_apply(1, answer(0..4, 0, 4), &f.events)
+                .unwrap();
+            f.replica
+                .follower_apply(1, answer(4..6, 0, 6), &f.events)
+                .unwrap();
+            f.replica
+                .apply_metadata(&pm(Some(3), 1, 1, &[2, 3]), &configs, 0, &f.events)
+                .unwrap();
+            let action = f.replica.follower_out_of_range(3, 4, &f.events).unwrap();
+            let text = std::fs::read_to_string(f._dir.path().join("events.jsonl")).unwrap();
+            let events: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (action, f.replica.leo(), events)
+        };
+        let (action, leo, events) = ahead(Protocol::LegacyHw, false);
+        assert_eq!(action, OutOfRange::Exit);
+        assert_eq!(leo, 6, "nothing truncated");
+        let refused = events
+            .iter()
+            .find(|e| e["type"] == "truncation_refused")
+            .expect("a truncation_refused event");
+        assert_eq!(
+            (
+                &refused["leader_log_end_offset"],
+                &refused["log_end_offset"]
+            ),
+            (&json!(4), &json!(6))
+        );
+        let (action, leo, _) = ahead(Protocol::LegacyHw, true);
+        assert_eq!((action, leo), (OutOfRange::Truncated, 4));
+        let (action, leo, _) = ahead(Protocol::Current, false);
+        assert_eq!((action, leo), (OutOfRange::Truncated, 4));
+    }
+
+    /// Issue 8 item 7: one produce request is one batch, and a fetch never splits it — asked
+    /// for one record from the middle of a batch, the leader sends the whole batch, and the
+    /// follower appends it whole.
+    #[test]
+    fn a_produce_is_one_batch_and_a_fetch_never_splits_it() {
+        let mut l = leader(&[1, 2]);
+        l.replica.append_as_leader(values(5), Acks::One, 0).unwrap();
+        let resp = l.replica.read_for_follower(2, 1).unwrap();
+        assert_eq!(resp.batches.len(), 1);
+        assert_eq!(
+            (
+                resp.batches[0].base_offset,
+                resp.batches[0].last_offset_delta
+            ),
+            (0, 4)
+        );
+        let mut f = fixture(2, Protocol::Current);
+        f.replica
+            .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
+            .unwrap();
+        f.replica.follower_apply(1, resp, &f.events).unwrap();
+        assert_eq!(f.replica.leo(), 5, "the whole batch, from its base");
+        let mut tampered = l.replica.read_for_follower(0, 1).unwrap();
+        tampered.batches[0].values[1] = "changed".into();
+        let mut g = fixture(3, Protocol::Current);
+        g.replica
+            .apply_metadata(&pm(Some(1), 0, 0, &[1, 3]), &CONFIGS, 0, &g.events)
+            .unwrap();
+        let err = g
+            .replica
+            .follower_apply(1, tampered, &g.events)
+            .unwrap_err();
+        assert!(err.to_string().contains("CRC"), "{err}");
+        assert_eq!(g.replica.leo(), 0, "nothing of a batch that fails its CRC");
     }
 
     #[test]

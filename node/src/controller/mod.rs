@@ -236,13 +236,17 @@ impl ControllerState {
 
     /// A heartbeat registers a broker, keeps its session and unfences it.
     ///
-    /// With `fence_previous_incarnation` (the current protocol) a new incarnation registers as
-    /// KRaft does (ClusterControlManager `registerBroker`, Kafka 3.7): refused with
-    /// DUPLICATE_BROKER_REGISTRATION while the previous incarnation's session is still valid;
-    /// once it has expired the previous incarnation is fenced (it leaves every ISR, its
-    /// leaderships move) and the new one is registered fenced, to be unfenced by the first
-    /// heartbeat that shows it has caught up on metadata. Without it (legacy-hw) a new
-    /// incarnation is simply accepted, keeping the old one's ISR memberships.
+    /// A new incarnation (a restarted broker) is refused with DUPLICATE_BROKER_REGISTRATION while
+    /// the previous incarnation's session is still valid; once it has expired the previous
+    /// incarnation is fenced (it leaves every ISR, its leaderships move). Both protocols do this:
+    /// KRaft's ClusterControlManager `registerBroker` (Kafka 3.7) refuses the registration, and
+    /// ZooKeeper-era Kafka (0.10.2 `ZkUtils.registerBrokerInZk`) finds the old ephemeral
+    /// registration still there and fails the broker's startup until the old session expires,
+    /// whose expiry the controller handles as a broker failure (`onBrokerFailure`: every replica
+    /// on it goes to OfflineReplica, which removes it from every ISR). With `registers_fenced`
+    /// (the current protocol) the new incarnation is then registered fenced, as KRaft does, to be
+    /// unfenced by the first heartbeat that shows it has caught up on metadata; without it
+    /// (legacy-hw) it is live at once, as a 0.10 broker is once its registration is written.
     pub fn heartbeat(&mut self, req: HeartbeatRequest) -> Result<HeartbeatResponse, ApiError> {
         self.check_cluster(&req.cluster_id)?;
         let id = req.broker_id;
@@ -251,10 +255,10 @@ impl ControllerState {
             self.durable.brokers.sort_unstable();
             self.persist()?;
         }
-        let kraft = req.fence_previous_incarnation;
+        let kraft = req.registers_fenced;
         let known = self.liveness.get(&id).map(|l| l.incarnation);
         let registering = known.is_none_or(|inc| inc != req.incarnation && inc != 0);
-        if registering && kraft && known.is_some() {
+        if registering && known.is_some() {
             self.end_previous_session(id)?;
         }
         if registering || known == Some(0) {
@@ -716,7 +720,7 @@ mod tests {
             cluster_id: "c".into(),
             broker_id: id,
             incarnation,
-            fence_previous_incarnation: true,
+            registers_fenced: true,
             metadata_version,
         })
     }
@@ -764,6 +768,51 @@ mod tests {
         assert!(!c.is_alive(leader), "not caught up on metadata yet");
         try_beat(&mut c, leader, 8, registered.metadata_version).unwrap();
         assert!(c.is_alive(leader), "caught up: unfenced");
+    }
+
+    /// Legacy-hw (Kafka 0.10.2, ZooKeeper): a broker restarted faster than its session cannot
+    /// register (`ZkUtils.registerBrokerInZk`: "restarted it faster than the zookeeper
+    /// timeout"); when the old session expires the controller takes it out of every ISR
+    /// (`onBrokerFailure` → OfflineReplica → `removeReplicaFromIsr`), and the new incarnation
+    /// is live as soon as it registers. It never keeps the old incarnation's ISR memberships.
+    #[test]
+    fn a_restarted_legacy_broker_waits_for_its_old_session_and_leaves_every_isr() {
+        let (_dir, mut c) = controller();
+        let legacy_beat = |c: &mut ControllerState, id: u32, incarnation: u64| {
+            c.heartbeat(HeartbeatRequest {
+                cluster_id: "c".into(),
+                broker_id: id,
+                incarnation,
+                registers_fenced: false,
+                metadata_version: 0,
+            })
+        };
+        for id in 1..=3 {
+            legacy_beat(&mut c, id, 7).unwrap();
+        }
+        c.create_topic(CreateTopicRequest {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: 3,
+            configs: BTreeMap::new(),
+        })
+        .unwrap();
+        let follower = 3;
+        let refused = legacy_beat(&mut c, follower, 8).unwrap_err();
+        assert_eq!(refused.error, ErrorCode::DuplicateBrokerRegistration);
+        assert!(
+            c.metadata().topics[0].partitions[0].isr.contains(&follower),
+            "a refused registration changes nothing"
+        );
+        expire(&mut c, follower);
+        legacy_beat(&mut c, follower, 8).unwrap();
+        let p = c.metadata().topics[0].partitions[0].clone();
+        assert!(
+            !p.isr.contains(&follower),
+            "the old session's expiry took it out of the ISR: {:?}",
+            p.isr
+        );
+        assert!(c.is_alive(follower), "live at once after registering");
     }
 
     #[test]

@@ -1,29 +1,43 @@
 //! The record log of one partition replica: append-only segment files named by their base
-//! offset, each a sequence of frames
+//! offset, each a format header followed by record batches (`batch.rs`: one CRC per batch).
 //!
 //! ```text
-//! len: u32 LE | crc32c(body): u32 LE | body = offset: u64 LE | leader_epoch: u32 LE | timestamp_ms: u64 LE | value bytes
+//! segment = magic "flseg" 0 0 | LOG_FORMAT_VERSION: u8 | batch frames…
 //! ```
 //!
-//! Every frame is checked on write and again on read (CRC, length, offset continuity). Opening a
-//! log scans every segment, keeps the longest valid prefix and truncates a torn or corrupt tail,
-//! reporting how much it dropped. fsync per append is a setting; by default, like Kafka, the log
-//! relies on replication and the page cache rather than an fsync per write.
+//! The batch is the unit: it is appended, read for a follower, dropped by recovery and removed by
+//! truncation whole, as in Kafka. Every batch is CRC-checked on write (encoded here) and again on
+//! read. Opening a log recovers it from the recovery point (Kafka's
+//! recovery-point-offset-checkpoint: everything below it was flushed): segments wholly below it
+//! are only indexed from their batch headers, the rest is scanned with CRCs and a torn or
+//! corrupt tail is truncated, reporting what was dropped; after a clean shutdown nothing is
+//! scanned. fsync per append is a setting; by default, like Kafka, the log relies on replication
+//! and the page cache rather than an fsync per write, and flushes when a segment rolls and at a
+//! clean shutdown. It does not decide what to append or where to truncate (the replica does).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::batch::{self, RecordBatch, HEADER_PEEK_BYTES};
+use super::checkpoint::{read_u64, write_atomic};
 use super::epoch::LeaderEpochCache;
 
-const FRAME_HEADER_BYTES: usize = 8;
-const BODY_FIXED_BYTES: usize = 20;
-/// The largest value a record may carry; larger frames on disk are corruption.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
+pub use super::batch::MAX_VALUE_BYTES;
+
+/// The on-disk format this build writes and reads. Format 1 (no header, one CRC per record) is
+/// refused with a message saying so.
+pub const LOG_FORMAT_VERSION: u8 = 2;
+const SEGMENT_MAGIC: [u8; 8] = [b'f', b'l', b's', b'e', b'g', 0, 0, LOG_FORMAT_VERSION];
 const SEGMENT_SUFFIX: &str = ".log";
 pub const EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+/// Kafka's recovery-point-offset-checkpoint, per partition: every batch below it was flushed.
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Written at a clean shutdown, removed when the log is opened (Kafka's `.kafka_cleanshutdown`).
+pub const CLEAN_SHUTDOWN_MARKER: &str = "clean-shutdown";
 
+/// One record, as consumers and the dump see it (a batch's record with its own offset).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub offset: u64,
@@ -56,6 +70,16 @@ pub struct RecoveryReport {
     pub dropped_bytes: u64,
     /// Why the scan stopped early, when it did.
     pub reason: Option<String>,
+    /// The recovery point the log was opened with (0 when none was checkpointed).
+    pub recovery_point: u64,
+    /// Whether the previous run shut down cleanly (nothing needed scanning).
+    pub clean_shutdown: bool,
+    /// Segments scanned with CRCs (recovered).
+    pub segments_recovered: usize,
+    /// Segments only indexed from batch headers: recovery skipped them.
+    pub segments_skipped: usize,
+    /// Bytes in the skipped segments.
+    pub skipped_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -63,14 +87,20 @@ struct Segment {
     base_offset: u64,
     path: PathBuf,
     file: File,
-    /// Byte position of each record in the file; record `base_offset + i` is at `positions[i]`.
-    positions: Vec<u64>,
+    /// Each batch's base offset and byte position, in order.
+    batches: Vec<(u64, u64)>,
+    end_offset: u64,
     size_bytes: u64,
 }
 
 impl Segment {
-    fn end_offset(&self) -> u64 {
-        self.base_offset + self.positions.len() as u64
+    /// The index of the batch holding `offset` (which must be in this segment).
+    fn batch_index(&self, offset: u64) -> usize {
+        self.batches.partition_point(|&(base, _)| base <= offset) - 1
+    }
+
+    fn batch_end_pos(&self, i: usize) -> u64 {
+        self.batches.get(i + 1).map_or(self.size_bytes, |&(_, p)| p)
     }
 }
 
@@ -81,96 +111,98 @@ pub struct Log {
     segments: Vec<Segment>,
     pub epochs: LeaderEpochCache,
     read_only: bool,
+    /// Everything below this offset has been flushed to disk.
+    recovery_point: u64,
 }
 
 fn segment_path(dir: &Path, base_offset: u64) -> PathBuf {
     dir.join(format!("{base_offset:020}{SEGMENT_SUFFIX}"))
 }
 
-/// Encodes one frame onto `out`.
-pub fn encode_frame(out: &mut Vec<u8>, record: &Record) {
-    let body_len = BODY_FIXED_BYTES + record.value.len();
-    let start = out.len();
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&record.offset.to_le_bytes());
-    out.extend_from_slice(&record.leader_epoch.to_le_bytes());
-    out.extend_from_slice(&record.timestamp_ms.to_le_bytes());
-    out.extend_from_slice(record.value.as_bytes());
-    let crc = crc32c::crc32c(&out[start + FRAME_HEADER_BYTES..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Decodes the frame at the start of `buf`. `Ok(None)`: `buf` ends before the frame does.
-fn decode_frame(buf: &[u8]) -> Result<Option<(Record, usize)>, String> {
-    if buf.len() < FRAME_HEADER_BYTES {
-        return Ok(None);
-    }
-    let body_len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
-    if !(BODY_FIXED_BYTES..=BODY_FIXED_BYTES + MAX_VALUE_BYTES).contains(&body_len) {
-        return Err(format!("frame length {body_len} out of range"));
-    }
-    let frame_len = FRAME_HEADER_BYTES + body_len;
-    if buf.len() < frame_len {
-        return Ok(None);
-    }
-    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
-    let body = &buf[FRAME_HEADER_BYTES..frame_len];
-    if crc32c::crc32c(body) != crc {
-        return Err("CRC mismatch".to_string());
-    }
-    let value = std::str::from_utf8(&body[BODY_FIXED_BYTES..])
-        .map_err(|_| "value is not UTF-8".to_string())?;
-    let record = Record {
-        offset: u64::from_le_bytes(body[0..8].try_into().unwrap()),
-        leader_epoch: u32::from_le_bytes(body[8..12].try_into().unwrap()),
-        timestamp_ms: u64::from_le_bytes(body[12..20].try_into().unwrap()),
-        value: value.to_string(),
-    };
-    Ok(Some((record, frame_len)))
-}
-
-/// What scanning a segment found: the positions of the valid frames, where each leader epoch
-/// starts, the valid length, and why the scan stopped early (a torn or corrupt frame, or an
+/// What scanning a segment found: its batches (base offset, position), where each leader epoch
+/// starts, the valid length, and why the scan stopped early (a torn or corrupt batch, or an
 /// offset out of sequence).
-type Scan = (Vec<u64>, Vec<(u32, u64)>, usize, Option<String>);
+struct Scan {
+    batches: Vec<(u64, u64)>,
+    end_offset: u64,
+    epoch_starts: Vec<(u32, u64)>,
+    valid_len: usize,
+    stopped: Option<String>,
+}
 
+/// Scans a segment's batches with their CRCs (`bytes` after the header).
 fn scan(bytes: &[u8], base_offset: u64) -> Scan {
-    let mut positions = Vec::new();
-    let mut epoch_starts: Vec<(u32, u64)> = Vec::new();
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let expected = base_offset + positions.len() as u64;
-        match decode_frame(&bytes[pos..]) {
-            Ok(Some((record, len))) if record.offset == expected => {
-                if epoch_starts
-                    .last()
-                    .is_none_or(|&(e, _)| record.leader_epoch > e)
-                {
-                    epoch_starts.push((record.leader_epoch, record.offset));
-                }
-                positions.push(pos as u64);
-                pos += len;
-            }
-            Ok(Some((record, _))) => {
-                let why = format!("offset {} where {expected} was expected", record.offset);
-                return (positions, epoch_starts, pos, Some(why));
-            }
-            Ok(None) => {
-                let why = format!("torn frame at byte {pos}");
-                return (positions, epoch_starts, pos, Some(why));
-            }
-            Err(why) => {
-                return (
-                    positions,
-                    epoch_starts,
-                    pos,
-                    Some(format!("{why} at byte {pos}")),
+    let mut s = Scan {
+        batches: Vec::new(),
+        end_offset: base_offset,
+        epoch_starts: Vec::new(),
+        valid_len: 0,
+        stopped: None,
+    };
+    while s.valid_len < bytes.len() {
+        let pos = s.valid_len;
+        let why = match batch::decode(&bytes[pos..]) {
+            Ok(Some((b, _))) if b.base_offset != s.end_offset => {
+                format!(
+                    "offset {} where {} was expected",
+                    b.base_offset, s.end_offset
                 )
             }
-        }
+            Ok(Some((b, len))) => {
+                if s.epoch_starts
+                    .last()
+                    .is_none_or(|&(e, _)| b.leader_epoch > e)
+                {
+                    s.epoch_starts.push((b.leader_epoch, b.base_offset));
+                }
+                s.batches
+                    .push((b.base_offset, (SEGMENT_MAGIC.len() + pos) as u64));
+                s.end_offset = b.next_offset();
+                s.valid_len += len;
+                continue;
+            }
+            Ok(None) => format!("torn batch at byte {}", SEGMENT_MAGIC.len() + pos),
+            Err(why) => format!("{why} at byte {}", SEGMENT_MAGIC.len() + pos),
+        };
+        s.stopped = Some(why);
+        break;
     }
-    (positions, epoch_starts, pos, None)
+    s
+}
+
+/// Indexes a flushed segment from its batch headers alone (no CRC): recovery skips it. `None`
+/// when the headers do not line up, and the segment must be scanned after all.
+fn index_headers(file: &File, base_offset: u64, size: u64) -> std::io::Result<Option<Scan>> {
+    let mut s = Scan {
+        batches: Vec::new(),
+        end_offset: base_offset,
+        epoch_starts: Vec::new(),
+        valid_len: 0,
+        stopped: None,
+    };
+    let mut pos = SEGMENT_MAGIC.len() as u64;
+    let mut buf = [0u8; HEADER_PEEK_BYTES + 4];
+    while pos < size {
+        if size - pos < buf.len() as u64 {
+            return Ok(None);
+        }
+        file.read_exact_at(&mut buf, pos)?;
+        let Ok(Some(header)) = batch::peek_header(&buf) else {
+            return Ok(None);
+        };
+        if header.base_offset != s.end_offset || pos + header.frame_len as u64 > size {
+            return Ok(None);
+        }
+        let epoch = u32::from_le_bytes(buf[HEADER_PEEK_BYTES..].try_into().unwrap());
+        if s.epoch_starts.last().is_none_or(|&(e, _)| epoch > e) {
+            s.epoch_starts.push((epoch, header.base_offset));
+        }
+        s.batches.push((header.base_offset, pos));
+        s.end_offset = header.base_offset + header.last_offset_delta as u64 + 1;
+        pos += header.frame_len as u64;
+    }
+    s.valid_len = (pos - SEGMENT_MAGIC.len() as u64) as usize;
+    Ok(Some(s))
 }
 
 fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
@@ -188,9 +220,32 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
+/// Checks a segment's format header. `Ok(false)`: the file is shorter than the header and holds
+/// a prefix of it (a torn new segment, empty).
+fn check_header(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    let n = bytes.len().min(SEGMENT_MAGIC.len());
+    if bytes[..n] == SEGMENT_MAGIC[..n] {
+        return Ok(n == SEGMENT_MAGIC.len());
+    }
+    let version = if bytes[..n.min(7)] == SEGMENT_MAGIC[..n.min(7)] && n == 8 {
+        format!("format {}", bytes[7])
+    } else {
+        "format 1 (no header: one CRC per record)".to_string()
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{}: segment in {version}; this faultline-node reads and writes only log format \
+             {LOG_FORMAT_VERSION} (record batches). Start the broker on a fresh data dir",
+            path.display()
+        ),
+    ))
+}
+
 impl Log {
-    /// Opens (creating if needed) the log in `dir`, recovering it: the longest valid prefix is
-    /// kept, anything after it is truncated (or, when `read_only`, only reported).
+    /// Opens (creating if needed) the log in `dir`, recovering it from its recovery point: the
+    /// longest valid prefix is kept, anything after it is truncated (or, when `read_only`, only
+    /// reported; a read-only open scans every segment, as the dump wants the whole truth).
     pub fn open(
         dir: &Path,
         config: LogConfig,
@@ -200,63 +255,37 @@ impl Log {
             fs::create_dir_all(dir)?;
         }
         let epoch_path = dir.join(EPOCH_CHECKPOINT);
-        let mut epochs = if read_only {
-            let mut c = LeaderEpochCache::load(&epoch_path)?;
-            c.detach();
-            c
-        } else {
-            LeaderEpochCache::load(&epoch_path)?
-        };
+        let mut epochs = LeaderEpochCache::load(&epoch_path)?;
+        if read_only {
+            epochs.detach();
+        }
+        let mut report = RecoveryReport::default();
+        if !read_only {
+            // An unreadable checkpoint only costs a full scan.
+            report.recovery_point = read_u64(&dir.join(RECOVERY_POINT_CHECKPOINT))
+                .unwrap_or_else(|e| {
+                    tracing::warn!("{e}; recovering every segment");
+                    None
+                })
+                .unwrap_or(0);
+            let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+            report.clean_shutdown = marker.exists();
+            if report.clean_shutdown {
+                // A crash from here on is not a clean shutdown.
+                fs::remove_file(&marker)?;
+            }
+        }
         let mut log = Log {
             dir: dir.to_path_buf(),
             config,
             segments: Vec::new(),
             epochs: LeaderEpochCache::new(None),
             read_only,
+            recovery_point: 0,
         };
-        let mut report = RecoveryReport::default();
-        let mut derived_epochs = Vec::new();
-        let mut stopped = false;
-        for (base, path) in list_segments(dir)? {
-            if stopped || base != log.log_end_offset() {
-                // Everything after the first damage (or a gap) is unreachable: drop it.
-                let size = fs::metadata(&path)?.len();
-                report.dropped_bytes += size;
-                report
-                    .reason
-                    .get_or_insert_with(|| format!("segment {base} out of sequence"));
-                stopped = true;
-                if !read_only {
-                    fs::remove_file(&path)?;
-                }
-                continue;
-            }
-            let bytes = fs::read(&path)?;
-            let (positions, epoch_starts, valid_len, why) = scan(&bytes, base);
-            derived_epochs.extend(epoch_starts);
-            if let Some(why) = why {
-                report.dropped_bytes += (bytes.len() - valid_len) as u64;
-                report.reason = Some(format!("segment {base}: {why}"));
-                stopped = true;
-            }
-            let file = OpenOptions::new()
-                .read(true)
-                .append(!read_only)
-                .open(&path)?;
-            if !read_only && valid_len < bytes.len() {
-                file.set_len(valid_len as u64)?;
-                file.sync_all()?;
-            }
-            log.segments.push(Segment {
-                base_offset: base,
-                path,
-                file,
-                positions,
-                size_bytes: valid_len as u64,
-            });
-        }
+        let derived_epochs = log.load_segments(&mut report)?;
         // The checkpoint may lag the log (an epoch first seen through replication just before a
-        // crash): rebuild what the records themselves prove, then drop entries past the end.
+        // crash): rebuild what the batches themselves prove, then drop entries past the end.
         for (epoch, start) in derived_epochs {
             if epochs.latest_epoch().is_none_or(|latest| epoch > latest) {
                 epochs.assign(epoch, start)?;
@@ -267,9 +296,117 @@ impl Log {
         let leo = log.log_end_offset();
         epochs.truncate_from_end(leo)?;
         log.epochs = epochs;
+        log.recovery_point = if report.clean_shutdown {
+            leo
+        } else {
+            report.recovery_point.min(leo)
+        };
         report.log_end_offset = leo;
         report.segments = log.segments.len();
         Ok((log, report))
+    }
+
+    /// Loads every segment in order, recovering those that need it; returns the epoch starts the
+    /// batches show.
+    fn load_segments(&mut self, report: &mut RecoveryReport) -> std::io::Result<Vec<(u32, u64)>> {
+        let listed = list_segments(&self.dir)?;
+        let mut derived_epochs = Vec::new();
+        let mut stopped = false;
+        for (i, (base, path)) in listed.iter().enumerate() {
+            let (base, path) = (*base, path.clone());
+            if stopped || base != self.log_end_offset() {
+                // Everything after the first damage (or a gap) is unreachable: drop it.
+                report.dropped_bytes += fs::metadata(&path)?.len();
+                report
+                    .reason
+                    .get_or_insert_with(|| format!("segment {base} out of sequence"));
+                stopped = true;
+                if !self.read_only {
+                    fs::remove_file(&path)?;
+                }
+                continue;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .append(!self.read_only)
+                .open(&path)?;
+            let size = file.metadata()?.len();
+            // Kafka's LogLoader recovers the segments from the one holding the recovery point on;
+            // those wholly below it (the next one starts at or below it) were flushed.
+            let flushed = listed
+                .get(i + 1)
+                .is_some_and(|&(next, _)| next <= report.recovery_point);
+            let skip = !self.read_only && (report.clean_shutdown || flushed);
+            let indexed = if skip && size >= SEGMENT_MAGIC.len() as u64 {
+                let mut magic = [0u8; 8];
+                file.read_exact_at(&mut magic, 0)?;
+                check_header(&path, &magic)?;
+                index_headers(&file, base, size)?
+            } else {
+                None
+            };
+            let scan = match indexed {
+                Some(scan) => {
+                    report.segments_skipped += 1;
+                    report.skipped_bytes += size;
+                    scan
+                }
+                None => {
+                    report.segments_recovered += 1;
+                    self.recover_segment(&path, &file, base, report)?
+                }
+            };
+            derived_epochs.extend(scan.epoch_starts.iter().copied());
+            stopped = scan.stopped.is_some();
+            self.segments.push(Segment {
+                base_offset: base,
+                path,
+                file,
+                batches: scan.batches,
+                end_offset: scan.end_offset,
+                size_bytes: (SEGMENT_MAGIC.len() + scan.valid_len) as u64,
+            });
+        }
+        Ok(derived_epochs)
+    }
+
+    /// Scans one segment with CRCs and truncates its torn or corrupt tail (a torn header is an
+    /// empty segment: the header is written again).
+    fn recover_segment(
+        &self,
+        path: &Path,
+        file: &File,
+        base: u64,
+        report: &mut RecoveryReport,
+    ) -> std::io::Result<Scan> {
+        let bytes = fs::read(path)?;
+        if !check_header(path, &bytes)? {
+            if !self.read_only {
+                file.set_len(0)?;
+                file.write_all_at(&SEGMENT_MAGIC, 0)?;
+                file.sync_all()?;
+            }
+            report.dropped_bytes += bytes.len() as u64;
+            report.reason = Some(format!("segment {base}: torn header"));
+            return Ok(Scan {
+                batches: Vec::new(),
+                end_offset: base,
+                epoch_starts: Vec::new(),
+                valid_len: 0,
+                stopped: Some("torn header".into()),
+            });
+        }
+        let scan = scan(&bytes[SEGMENT_MAGIC.len()..], base);
+        if let Some(why) = &scan.stopped {
+            let valid = SEGMENT_MAGIC.len() + scan.valid_len;
+            report.dropped_bytes += (bytes.len() - valid) as u64;
+            report.reason = Some(format!("segment {base}: {why}"));
+            if !self.read_only {
+                file.set_len(valid as u64)?;
+                file.sync_all()?;
+            }
+        }
+        Ok(scan)
     }
 
     pub fn dir(&self) -> &Path {
@@ -278,7 +415,12 @@ impl Log {
 
     /// The log end offset (LEO): the offset the next record will get.
     pub fn log_end_offset(&self) -> u64 {
-        self.segments.last().map_or(0, Segment::end_offset)
+        self.segments.last().map_or(0, |s| s.end_offset)
+    }
+
+    /// Every batch below this offset has been flushed to disk.
+    pub fn recovery_point(&self) -> u64 {
+        self.recovery_point
     }
 
     /// The epoch of the last record or the latest epoch assigned, whichever is newer (what a
@@ -287,6 +429,8 @@ impl Log {
         self.epochs.latest_epoch()
     }
 
+    /// The segment to append to, rolling a new one when the last is full. A rolled segment is
+    /// flushed and the recovery point moves past it, as Kafka flushes a segment when it rolls.
     fn active_segment(&mut self) -> std::io::Result<&mut Segment> {
         let leo = self.log_end_offset();
         let roll = match self.segments.last() {
@@ -294,109 +438,149 @@ impl Log {
             Some(s) => s.size_bytes >= self.config.segment_bytes,
         };
         if roll {
+            if let Some(full) = self.segments.last() {
+                full.file.sync_data()?;
+                self.set_recovery_point(leo)?;
+            }
             let path = segment_path(&self.dir, leo);
-            let file = OpenOptions::new()
+            let mut file = OpenOptions::new()
                 .create(true)
                 .read(true)
                 .append(true)
                 .open(&path)?;
+            file.write_all(&SEGMENT_MAGIC)?;
             self.segments.push(Segment {
                 base_offset: leo,
                 path,
                 file,
-                positions: Vec::new(),
-                size_bytes: 0,
+                batches: Vec::new(),
+                end_offset: leo,
+                size_bytes: SEGMENT_MAGIC.len() as u64,
             });
         }
         Ok(self.segments.last_mut().expect("a segment exists"))
     }
 
-    /// Appends records whose offsets must continue the log exactly. Leader-epoch starts they
-    /// introduce go into the epoch cache. Returns the new LEO.
-    pub fn append(&mut self, records: &[Record]) -> std::io::Result<u64> {
+    fn set_recovery_point(&mut self, offset: u64) -> std::io::Result<()> {
+        if offset != self.recovery_point {
+            self.recovery_point = offset;
+            let path = self.dir.join(RECOVERY_POINT_CHECKPOINT);
+            write_atomic(&path, format!("{offset}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Appends one batch, whose base offset must continue the log exactly, in one write. A
+    /// leader-epoch start it introduces goes into the epoch cache. Returns the new LEO.
+    pub fn append_batch(&mut self, batch: &RecordBatch) -> std::io::Result<u64> {
         assert!(!self.read_only, "append to a read-only log");
-        let Some(first) = records.first() else {
-            return Ok(self.log_end_offset());
-        };
         assert_eq!(
-            first.offset,
+            batch.base_offset,
             self.log_end_offset(),
             "append must continue the log"
         );
-        for record in records {
-            if self
-                .epochs
-                .latest_epoch()
-                .is_none_or(|e| record.leader_epoch > e)
-            {
-                self.epochs.assign(record.leader_epoch, record.offset)?;
-            }
+        if self
+            .epochs
+            .latest_epoch()
+            .is_none_or(|e| batch.leader_epoch > e)
+        {
+            self.epochs.assign(batch.leader_epoch, batch.base_offset)?;
         }
+        let mut frame = Vec::with_capacity(64 + batch.values.len() * 16);
+        batch.encode(&mut frame);
         let fsync = self.config.fsync;
         let segment = self.active_segment()?;
-        let mut buf = Vec::with_capacity(records.len() * 48);
-        for (i, record) in records.iter().enumerate() {
-            assert_eq!(
-                record.offset,
-                first.offset + i as u64,
-                "offsets must be contiguous"
-            );
-            segment
-                .positions
-                .push(segment.size_bytes + buf.len() as u64);
-            encode_frame(&mut buf, record);
-        }
-        segment.file.write_all(&buf)?;
+        segment.file.write_all(&frame)?;
         if fsync {
             segment.file.sync_data()?;
         }
-        segment.size_bytes += buf.len() as u64;
+        segment
+            .batches
+            .push((batch.base_offset, segment.size_bytes));
+        segment.size_bytes += frame.len() as u64;
+        segment.end_offset = batch.next_offset();
+        if fsync {
+            // In memory only, as Kafka's `flush` does; the checkpoint is written on a roll and at
+            // a clean shutdown.
+            self.recovery_point = batch.next_offset();
+        }
         Ok(self.log_end_offset())
     }
 
-    /// Reads records from `from` up to (not including) `until`, at most `max_records`. Every
-    /// frame is CRC-checked again on the way out.
-    pub fn read(&self, from: u64, until: u64, max_records: usize) -> std::io::Result<Vec<Record>> {
-        let until = until
-            .min(self.log_end_offset())
-            .min(from.saturating_add(max_records as u64));
+    /// Appends `records` (consecutive offsets continuing the log) as one batch per run of equal
+    /// leader epochs; with one epoch, that is one batch. Returns the new LEO.
+    pub fn append(&mut self, records: &[Record]) -> std::io::Result<u64> {
+        for run in records.chunk_by(|a, b| a.leader_epoch == b.leader_epoch) {
+            for (i, r) in run.iter().enumerate() {
+                assert_eq!(
+                    r.offset,
+                    run[0].offset + i as u64,
+                    "offsets must be contiguous"
+                );
+            }
+            self.append_batch(&RecordBatch {
+                base_offset: run[0].offset,
+                leader_epoch: run[0].leader_epoch,
+                timestamp_ms: run[0].timestamp_ms,
+                values: run.iter().map(|r| r.value.clone()).collect(),
+            })?;
+        }
+        Ok(self.log_end_offset())
+    }
+
+    /// Whole batches from the one holding `from` on, until at least `max_records` records or
+    /// the end; always at least one batch when `from` is below the LEO (a fetch never splits a
+    /// batch, however large). Every batch is CRC-checked again on the way out.
+    pub fn read_batches(&self, from: u64, max_records: usize) -> std::io::Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         let mut next = from;
-        while next < until {
+        let mut records = 0usize;
+        while next < self.log_end_offset() && (out.is_empty() || records < max_records) {
             let idx = self.segments.partition_point(|s| s.base_offset <= next);
             let Some(segment) = idx.checked_sub(1).map(|i| &self.segments[i]) else {
                 break;
             };
-            let end = until.min(segment.end_offset());
-            if end <= next {
+            if next >= segment.end_offset {
                 break;
             }
-            let start_pos = segment.positions[(next - segment.base_offset) as usize];
-            let end_pos = if end == segment.end_offset() {
-                segment.size_bytes
-            } else {
-                segment.positions[(end - segment.base_offset) as usize]
-            };
+            let i = segment.batch_index(next);
+            let (base, start_pos) = segment.batches[i];
+            let end_pos = segment.batch_end_pos(i);
             let mut buf = vec![0u8; (end_pos - start_pos) as usize];
             segment.file.read_exact_at(&mut buf, start_pos)?;
-            let mut pos = 0;
-            while pos < buf.len() {
-                let (record, len) = decode_frame(&buf[pos..])
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| corrupt(&segment.path, next))?;
-                if record.offset != next {
-                    return Err(corrupt(&segment.path, next));
-                }
-                out.push(record);
-                pos += len;
-                next += 1;
-            }
+            let (batch, _) = batch::decode(&buf)
+                .ok()
+                .flatten()
+                .filter(|(b, _)| b.base_offset == base)
+                .ok_or_else(|| corrupt(&segment.path, base))?;
+            records += batch.values.len();
+            next = batch.next_offset();
+            out.push(batch);
         }
         Ok(out)
     }
 
-    /// Removes every record at or after `offset`. Returns the LEO before truncation.
+    /// Reads records from `from` up to (not including) `until`, at most `max_records` (for
+    /// consumers and the dump, which see records; the batches are CRC-checked on the way).
+    pub fn read(&self, from: u64, until: u64, max_records: usize) -> std::io::Result<Vec<Record>> {
+        let until = until
+            .min(self.log_end_offset())
+            .min(from.saturating_add(max_records as u64));
+        if from >= until {
+            return Ok(Vec::new());
+        }
+        let batches = self.read_batches(from, (until - from) as usize)?;
+        Ok(batches
+            .iter()
+            .flat_map(RecordBatch::records)
+            .filter(|r| (from..until).contains(&r.offset))
+            .collect())
+    }
+
+    /// Removes every batch that holds an offset at or after `offset`: like Kafka's
+    /// `LogSegment.truncateTo` (which cuts at the first batch whose last offset is at or past
+    /// the target), an offset inside a batch removes that whole batch, so the log may end below
+    /// `offset`. Returns the LEO before truncation; [`Log::log_end_offset`] says where it ends.
     pub fn truncate_to(&mut self, offset: u64) -> std::io::Result<u64> {
         assert!(!self.read_only, "truncate of a read-only log");
         let before = self.log_end_offset();
@@ -416,18 +600,24 @@ impl Log {
             fs::remove_file(&last.path)?;
         }
         if let Some(segment) = self.segments.last_mut() {
-            let keep = (offset - segment.base_offset) as usize;
-            let size = segment
-                .positions
-                .get(keep)
-                .copied()
-                .unwrap_or(segment.size_bytes);
-            segment.positions.truncate(keep);
-            segment.file.set_len(size)?;
-            segment.size_bytes = size;
+            if offset < segment.end_offset {
+                // The batch holding `offset` goes, and every batch after it.
+                let keep = if offset <= segment.base_offset {
+                    0
+                } else {
+                    segment.batch_index(offset)
+                };
+                let (first_cut, size) = segment.batches[keep];
+                segment.end_offset = first_cut;
+                segment.batches.truncate(keep);
+                segment.file.set_len(size)?;
+                segment.size_bytes = size;
+            }
         }
-        self.epochs.truncate_from_end(offset)?;
-        debug_assert_eq!(self.log_end_offset(), offset);
+        let leo = self.log_end_offset();
+        self.epochs.truncate_from_end(leo)?;
+        self.recovery_point = self.recovery_point.min(leo);
+        debug_assert!(leo <= offset);
         Ok(before)
     }
 
@@ -438,13 +628,23 @@ impl Log {
         }
         Ok(())
     }
+
+    /// A clean shutdown: flush everything, checkpoint the recovery point at the LEO and leave the
+    /// marker that lets the next open skip recovery.
+    pub fn close_clean(&mut self) -> std::io::Result<()> {
+        self.sync()?;
+        let leo = self.log_end_offset();
+        self.set_recovery_point(leo)?;
+        write_atomic(&self.dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
+        Ok(())
+    }
 }
 
 fn corrupt(path: &Path, offset: u64) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!(
-            "{}: record {offset} failed its check on read",
+            "{}: batch at offset {offset} failed its check on read",
             path.display()
         ),
     )
@@ -475,7 +675,7 @@ mod tests {
 
     fn small() -> LogConfig {
         LogConfig {
-            segment_bytes: 200,
+            segment_bytes: 100,
             fsync: false,
         }
     }
@@ -566,40 +766,113 @@ mod tests {
         let (mut log, _) = Log::open(dir.path(), LogConfig::default(), false).unwrap();
         fill(&mut log, 0, 10, 0);
         let path = log.segments[0].path.clone();
-        let pos = log.segments[0].positions[6] as usize;
+        // The second batch (offsets 5..10): its CRC fails, the first survives whole.
+        let pos = log.segments[0].batches[1].1 as usize;
         drop(log);
         let mut bytes = fs::read(&path).unwrap();
-        bytes[pos + 12] ^= 0x40;
+        bytes[pos + 30] ^= 0x40;
         fs::write(&path, &bytes).unwrap();
         let (_, report) = Log::open(dir.path(), LogConfig::default(), true).unwrap();
         assert_eq!(
-            report.log_end_offset, 6,
+            report.log_end_offset, 5,
             "read-only open reports without truncating"
         );
         assert_eq!(fs::read(&path).unwrap().len(), bytes.len());
         let (log, report) = Log::open(dir.path(), LogConfig::default(), false).unwrap();
-        assert_eq!(report.log_end_offset, 6);
-        assert_eq!(log.log_end_offset(), 6);
+        assert_eq!(report.log_end_offset, 5);
+        assert_eq!(log.log_end_offset(), 5);
         assert!(report.reason.unwrap().contains("CRC"));
     }
 
+    /// Issue 8 item 7: the batch is the unit of truncation. Truncating inside a batch removes
+    /// the whole batch (Kafka's `LogSegment.truncateTo`), so the log ends at its base.
+    #[test]
+    fn truncation_inside_a_batch_removes_the_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), LogConfig::default(), false).unwrap();
+        fill(&mut log, 0, 10, 0);
+        log.truncate_to(7).unwrap();
+        assert_eq!(log.log_end_offset(), 5, "the batch 5..10 went whole");
+        log.truncate_to(5).unwrap();
+        assert_eq!(log.log_end_offset(), 5, "a batch boundary is kept as it is");
+        fill(&mut log, 5, 3, 1);
+        assert_eq!(log.read_batches(6, 1).unwrap().len(), 1);
+        assert_eq!(
+            log.read_batches(6, 1).unwrap()[0].base_offset,
+            5,
+            "a read from inside a batch returns the whole batch"
+        );
+    }
+
+    /// Issue 8 item 7: recovery starts at the recovery point. After a clean shutdown no segment
+    /// is scanned; after a crash only the segments from the one holding the recovery point on are
+    /// (a rolled segment was flushed), and a flipped bit below the recovery point is not looked
+    /// for (Kafka's LogLoader trusts flushed segments the same way).
+    #[test]
+    fn recovery_scans_only_from_the_recovery_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), small(), false).unwrap();
+        fill(&mut log, 0, 40, 0);
+        let segments = log.segments.len();
+        assert!(segments >= 4);
+        assert_eq!(
+            log.recovery_point(),
+            log.segments.last().unwrap().base_offset
+        );
+        log.close_clean().unwrap();
+        drop(log);
+        let (log, report) = Log::open(dir.path(), small(), false).unwrap();
+        assert!(report.clean_shutdown);
+        assert_eq!(
+            (report.segments_recovered, report.segments_skipped),
+            (0, segments)
+        );
+        assert_eq!(log.log_end_offset(), 40);
+        assert_eq!(log.read(0, 40, 100).unwrap().len(), 40);
+        drop(log);
+        // Now a crash: the marker is gone, so the last segment is scanned, the others not.
+        let (log, report) = Log::open(dir.path(), small(), false).unwrap();
+        assert!(!report.clean_shutdown);
+        assert_eq!(report.recovery_point, 40);
+        assert_eq!(report.segments_recovered, 1);
+        assert_eq!(report.segments_skipped, segments - 1);
+        assert_eq!(log.log_end_offset(), 40);
+    }
+
+    #[test]
+    fn a_format_1_segment_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        // A format 1 frame: length, CRC, then the record's offset — no segment header.
+        let mut old = vec![24u8, 0, 0, 0, 1, 2, 3, 4];
+        old.extend_from_slice(&[0u8; 24]);
+        fs::write(segment_path(dir.path(), 0), &old).unwrap();
+        let err = Log::open(dir.path(), LogConfig::default(), false).unwrap_err();
+        assert!(err.to_string().contains("format 1"), "{err}");
+        assert!(err.to_string().contains("log format 2"), "{err}");
+    }
+
     proptest::proptest! {
+        /// Issue 8 item 7: any torn prefix of a segment recovers to whole batches only — the
+        /// LEO is the end of the last batch wholly inside the prefix, never inside a batch.
         #[test]
-        fn any_prefix_of_a_log_file_recovers_to_whole_records(cut in 0usize..2000) {
+        fn any_torn_prefix_of_a_segment_recovers_to_whole_batches(cut in 0usize..2000) {
             let dir = tempfile::tempdir().unwrap();
             let (mut log, _) = Log::open(dir.path(), LogConfig::default(), false).unwrap();
             fill(&mut log, 0, 60, 1);
             let path = log.segments[0].path.clone();
-            let positions = log.segments[0].positions.clone();
+            let batch_ends: Vec<(u64, u64)> = (0..log.segments[0].batches.len())
+                .map(|i| (log.segments[0].batch_end_pos(i), 5 * (i as u64 + 1)))
+                .collect();
             drop(log);
             let bytes = fs::read(&path).unwrap();
             let cut = cut.min(bytes.len());
             fs::write(&path, &bytes[..cut]).unwrap();
             let (log, report) = Log::open(dir.path(), LogConfig::default(), false).unwrap();
-            let whole = positions.iter().skip(1).chain(std::iter::once(&(bytes.len() as u64)))
-                .filter(|&&end| end <= cut as u64).count() as u64;
+            let whole = batch_ends.iter().filter(|(end, _)| *end <= cut as u64).map(|&(_, leo)| leo).max().unwrap_or(0);
             proptest::prop_assert_eq!(log.log_end_offset(), whole);
             proptest::prop_assert_eq!(report.log_end_offset, whole);
+            proptest::prop_assert_eq!(whole % 5, 0, "whole batches of 5 only");
+            proptest::prop_assert_eq!(log.read(0, u64::MAX, 100).unwrap().len() as u64, whole);
         }
     }
 }

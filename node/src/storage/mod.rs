@@ -2,9 +2,11 @@
 //! the HW checkpoint. Nothing here knows about replication roles or the network; the broker
 //! decides what to append and where to truncate, and this module makes it durable and checks it.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod epoch;
 pub mod log;
 
+pub use batch::RecordBatch;
 pub use epoch::{EpochEntry, LeaderEpochCache};
 pub use log::{Log, LogConfig, Record, RecoveryReport};

@@ -150,7 +150,7 @@ async fn malformed_requests_get_4xx_and_the_node_keeps_serving() {
         (
             "heartbeat from another cluster",
             format!("http://{}/v1/internal/heartbeat", c.controller_addr),
-            json!({"cluster_id":"other","broker_id":9,"incarnation":1,"fence_previous_incarnation":true,"metadata_version":0}),
+            json!({"cluster_id":"other","broker_id":9,"incarnation":1,"registers_fenced":true,"metadata_version":0}),
             403,
             "INCONSISTENT_CLUSTER_ID",
         ),

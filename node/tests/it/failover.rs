@@ -1,7 +1,9 @@
 //! Crashes and elections: a killed leader is replaced from the ISR without losing acknowledged
 //! records; a restarted former leader truncates its uncommitted tail by leader epoch; unclean
 //! election happens only when enabled and says what it cost; a corrupt tail is dropped on
-//! restart; and the legacy-hw protocol loses an acknowledged write that the current one keeps.
+//! restart; the legacy-hw protocol loses acknowledged writes in KIP-101's double failover that
+//! the current one keeps, diverges in its second scenario, and stops a follower that is ahead of
+//! its leader.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -365,84 +367,99 @@ async fn garbage_tail_is_dropped_on_restart() {
     assert_eq!(dump[12]["value"], "after-2");
 }
 
-/// The scripted sequence of KIP-101's first scenario: the leader is paused, both followers
-/// restart (their HW checkpoints lag), the leader dies and a restarted follower takes over.
-/// Returns the acknowledged values and what survived.
-async fn kip101_sequence(protocol: &'static str) -> (Vec<String>, Vec<(u64, String)>, Cluster) {
+/// KIP-101's first scenario as Kafka 0.10 really loses data in it: truncation to HW when a
+/// replica becomes a follower, then an election before it has fetched again — no restart (a
+/// restarted 0.10 broker leaves the ISR when its old session expires, so restarts cannot play
+/// it). Brokers 1 (leader), 2, 3; broker 3 cannot reach broker 2 (a one-way partition).
+/// Followers learn HW only with their next fetch answer, and a long replica.fetch.wait.max.ms
+/// keeps that answer away: the leader acknowledges acks=all writes and is killed at once, so
+/// both followers hold the records above their HW. Broker 2 is elected; broker 3 follows it
+/// (legacy-hw truncates to its HW here) but cannot fetch from it; broker 2 is killed and broker
+/// 3, still in the ISR, leads with what it kept. Returns the cluster with broker 3 leading and
+/// brokers 1 and 2 down.
+async fn double_failover(protocol: &'static str, hw_checkpoint_interval_ms: u64) -> Cluster {
     let settings = Settings {
         protocol,
-        session_timeout_ms: 2_000,
+        // No ISR shrink during the sequence: only the controller's fencing changes the ISR.
         replica_lag_time_max_ms: 30_000,
-        // Kafka checkpoints HW every 5 s; a long interval makes "the checkpoint lags the acks"
-        // certain instead of likely.
-        hw_checkpoint_interval_ms: 600_000,
+        replica_fetch_wait_max_ms: 5_000,
+        hw_checkpoint_interval_ms,
+        unreachable: vec![(3, 2)],
         ..Settings::default()
     };
     let mut c = Cluster::start(settings).await;
     c.create_topic("t", 1, 3, 2, false).await;
-    let a = c.leader("t", 0).await.unwrap();
-    let followers: Vec<u32> = (1..=3).filter(|&b| b != a).collect();
-    let acked = values("acked", 10);
-    let (status, body) = c.produce(a, "t", 0, "all", &acked, 5_000).await;
+    assert_eq!(c.leader("t", 0).await, Some(1), "replicas [1,2,3]: 1 leads");
+    let (status, body) = c
+        .produce(1, "t", 0, "all", &values("acked", 10), 5_000)
+        .await;
     assert_eq!(status, 200, "{body}");
-    c.pause(a);
-    for &f in &followers {
-        c.restart(f);
+    if hw_checkpoint_interval_ms < 1_000 {
+        // Let broker 1 checkpoint its HW (10) before it dies; the followers still do not know it.
+        tokio::time::sleep(Duration::from_millis(hw_checkpoint_interval_ms * 4)).await;
     }
-    // A is silent: its session expires and the controller elects from what it thinks is the ISR.
+    c.kill(1);
     c.poll(
-        "a new leader (or none)",
-        Duration::from_secs(10),
-        || async { (c.leader("t", 0).await != Some(a)).then_some(()) },
-    )
-    .await;
-    c.kill(a);
-    c.restart(a);
-    c.poll(
-        "every partition led with a full ISR",
-        Duration::from_secs(20),
+        "broker 3 to follow broker 2",
+        Duration::from_secs(15),
         || async {
-            let leader = c.leader("t", 0).await?;
-            let role = c.replica_state(leader, "t", 0).await?["role"].clone();
-            (c.isr("t", 0).await.len() == 3 && role == "leader").then_some(())
+            let s = c.replica_state(3, "t", 0).await?;
+            (s["role"] == "follower" && s["leader"] == 2).then_some(())
         },
     )
     .await;
-    let leader = c.leader("t", 0).await.unwrap();
-    let (_, survived) = c.read_all(leader, "t", 0).await;
-    (acked, survived, c)
+    c.kill(2);
+    c.poll("broker 3 to lead", Duration::from_secs(15), || async {
+        let s = c.replica_state(3, "t", 0).await?;
+        (s["role"] == "leader").then_some(())
+    })
+    .await;
+    c
 }
 
-/// (i) legacy-hw loses an acknowledged write in KIP-101's sequence; the current protocol keeps
-/// every one.
+/// Restarts brokers 1 and 2 and waits until broker 3 leads a full ISR.
+async fn restart_the_old_leaders(c: &mut Cluster) {
+    c.restart(1);
+    c.restart(2);
+    c.poll(
+        "a full ISR under broker 3",
+        Duration::from_secs(20),
+        || async {
+            let s = c.replica_state(3, "t", 0).await?;
+            (s["role"] == "leader" && s["isr"].as_array()?.len() == 3).then_some(())
+        },
+    )
+    .await;
+}
+
+/// (i) KIP-101 scenario 1: legacy-hw loses acknowledged acks=all writes (min.insync.replicas=2,
+/// unclean election off) in a double failover with no restart; the current protocol keeps every
+/// one in the same sequence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn legacy_hw_loses_an_acked_write_that_the_current_protocol_keeps() {
-    let (acked, survived, c) = kip101_sequence("legacy-hw").await;
-    let kept: Vec<&String> = survived.iter().map(|(_, v)| v).collect();
-    let lost: Vec<&String> = acked.iter().filter(|v| !kept.contains(v)).collect();
-    if lost.is_empty() {
-        let events: Vec<String> = ["controller", "1", "2", "3"]
-            .iter()
-            .flat_map(|n| c.events(n))
-            .map(|e| e.to_string())
-            .collect();
-        panic!(
-            "legacy-hw was expected to lose acknowledged writes; survived: {survived:?}\nevents:\n{}",
-            events.join("\n")
-        );
-    }
-    let truncations: Vec<Value> = (1..=3u32)
-        .flat_map(|b| c.events(&b.to_string()))
-        .filter(|e| e["type"] == "truncation" && e["reason"] == "hw_checkpoint")
-        .collect();
+async fn legacy_hw_loses_acked_writes_in_a_double_failover_that_the_current_protocol_keeps() {
+    let mut c = double_failover("legacy-hw", 600_000).await;
+    restart_the_old_leaders(&mut c).await;
+    let (_, survived) = c.read_all(3, "t", 0).await;
     assert!(
-        !truncations.is_empty(),
-        "the loss must come from HW-checkpoint truncation"
+        survived.is_empty(),
+        "legacy-hw was expected to lose the acknowledged writes; survived: {survived:?}\n{}",
+        c.diagnostics()
+    );
+    let truncated = c
+        .events("3")
+        .into_iter()
+        .find(|e| e["type"] == "truncation" && e["reason"] == "high_watermark")
+        .expect("broker 3 truncated to its HW on following broker 2");
+    assert_eq!(
+        (&truncated["from"], &truncated["to"], &truncated["leader"]),
+        (&Value::from(10), &Value::from(0), &Value::from(2))
     );
     drop(c);
 
-    let (acked, survived, _c) = kip101_sequence("current").await;
-    let expected: Vec<(u64, String)> = acked
+    let mut c = double_failover("current", 600_000).await;
+    restart_the_old_leaders(&mut c).await;
+    let (_, survived) = c.read_all(3, "t", 0).await;
+    let expected: Vec<(u64, String)> = values("acked", 10)
         .into_iter()
         .enumerate()
         .map(|(i, v)| (i as u64, v))
@@ -450,6 +467,81 @@ async fn legacy_hw_loses_an_acked_write_that_the_current_protocol_keeps() {
     assert_eq!(
         survived, expected,
         "the current protocol must keep every acknowledged write"
+    );
+}
+
+/// Waits (bounded) until broker `id` has exited on its own, and returns its status.
+async fn wait_exit(c: &mut Cluster, id: u32, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = c.exited(id) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker {id} still runs after {timeout:?}\n{}",
+            c.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// KIP-101 scenario 2 (replica divergence) and legacy item L2. After the double failover broker
+/// 1 returns with its HW checkpoint (10) past what broker 3 kept. While broker 3 has nothing past
+/// offset 10, broker 1 is ahead of its leader and, with unclean election off, exits as Kafka
+/// 0.10.2 does (ReplicaFetcherThread `handleOffsetOutOfRange`) after a `truncation_refused`
+/// event. Once broker 3 has taken new writes past offset 10, broker 1 keeps its own records
+/// below 10 and appends broker 3's after them: the replicas diverge below HW, silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_hw_diverges_or_stops_when_the_old_leader_returns_ahead() {
+    let mut c = double_failover("legacy-hw", 50).await;
+    c.restart(1);
+    let status = wait_exit(&mut c, 1, Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(1), "0.10.2 exits with status 1");
+    let refused = c
+        .events("1")
+        .into_iter()
+        .find(|e| e["type"] == "truncation_refused")
+        .expect("a truncation_refused event before the exit");
+    assert_eq!(
+        (
+            &refused["log_end_offset"],
+            &refused["leader_log_end_offset"]
+        ),
+        (&Value::from(10), &Value::from(0))
+    );
+
+    // Broker 3 takes new writes (acks=1: its ISR is below min.insync.replicas) past offset 10.
+    // Two batches whose boundary is at 10, as broker 1's is: broker 1 fetches from 10 and
+    // appends the batch there. (A batch straddling its end would be taken whole, from its base.)
+    for (i, n) in [10usize, 2].into_iter().enumerate() {
+        let newer = values(&format!("newer{i}"), n);
+        let (status, body) = c.produce(3, "t", 0, "1", &newer, 5_000).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    c.restart(1);
+    c.poll(
+        "broker 1 to catch up with broker 3",
+        Duration::from_secs(15),
+        || async {
+            let s = c.replica_state(1, "t", 0).await?;
+            (s["log_end_offset"] == 12).then_some(())
+        },
+    )
+    .await;
+    c.stop_all();
+    let at = |dump: &[Value], offset: usize| dump[offset]["value"].as_str().unwrap().to_string();
+    let (one, three) = (c.dump(1), c.dump(3));
+    assert_eq!(
+        at(&one, 0),
+        "acked-0",
+        "broker 1 kept its own records below 10"
+    );
+    assert_eq!(at(&three, 0), "newer0-0");
+    assert_eq!(
+        at(&one, 11),
+        at(&three, 11),
+        "and took broker 3's after them"
     );
 }
 

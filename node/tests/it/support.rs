@@ -17,7 +17,12 @@ pub struct Settings {
     pub session_timeout_ms: u64,
     pub replica_lag_time_max_ms: u64,
     pub hw_checkpoint_interval_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
     pub protocol: &'static str,
+    /// `(from, to)`: broker `from` is given a dead address for broker `to`, so it can never open
+    /// a connection to it (a one-way network partition for the whole run; `to` still reaches
+    /// `from`). Real sockets: the connection is refused.
+    pub unreachable: Vec<(u32, u32)>,
 }
 
 impl Default for Settings {
@@ -27,7 +32,9 @@ impl Default for Settings {
             session_timeout_ms: 1500,
             replica_lag_time_max_ms: 1000,
             hw_checkpoint_interval_ms: 500,
+            replica_fetch_wait_max_ms: 100,
             protocol: "current",
+            unreachable: Vec::new(),
         }
     }
 }
@@ -134,14 +141,23 @@ impl Cluster {
                 settings.replica_lag_time_max_ms.to_string(),
                 "--hw-checkpoint-interval-ms".into(),
                 settings.hw_checkpoint_interval_ms.to_string(),
+                "--replica-fetch-wait-max-ms".into(),
+                settings.replica_fetch_wait_max_ms.to_string(),
                 "--replication-protocol".into(),
                 settings.protocol.into(),
             ];
             for (&peer, peer_addr) in &broker_addrs {
-                if peer != id {
-                    args.push("--peer".into());
-                    args.push(format!("{peer}={peer_addr}"));
+                if peer == id {
+                    continue;
                 }
+                let addr = if settings.unreachable.contains(&(id, peer)) {
+                    // A port nothing listens on: every connection is refused.
+                    format!("127.0.0.1:{}", free_port())
+                } else {
+                    peer_addr.clone()
+                };
+                args.push("--peer".into());
+                args.push(format!("{peer}={addr}"));
             }
             let mut proc = Proc {
                 args,
@@ -421,6 +437,12 @@ impl Cluster {
             faultline_launch::wait_stopped(pid, true, Duration::from_secs(5)),
             "broker {broker} did not stop"
         );
+    }
+
+    /// The exit status of a broker that ended on its own, if it has (None while it runs).
+    pub fn exited(&mut self, broker: u32) -> Option<std::process::ExitStatus> {
+        let proc = self.brokers.get_mut(&broker).unwrap();
+        proc.child.as_mut()?.try_wait().ok().flatten()
     }
 
     pub fn resume(&self, broker: u32) {
