@@ -151,8 +151,9 @@ impl Cluster {
                     continue;
                 }
                 let addr = if settings.unreachable.contains(&(id, peer)) {
-                    // A port nothing listens on: every connection is refused.
-                    format!("127.0.0.1:{}", free_port())
+                    // A port nothing listens on (free when chosen, below the ephemeral range
+                    // so no outgoing connection takes it): every connection is refused.
+                    faultline_launch::free_ports(1).expect("a free loopback port")[0].to_string()
                 } else {
                     peer_addr.clone()
                 };
