@@ -140,6 +140,7 @@ async fn dispatch(
         ApiKey::ListOffsets => Body::ListOffsets(list_offsets(
             broker,
             ListOffsetsRequest::decode(buf, version)?,
+            version,
         )),
         ApiKey::InitProducerId => Body::InitProducerId(init_producer_id(
             broker,
@@ -540,7 +541,11 @@ fn partition_data(
 /// ListOffsets: -2 (earliest) is the log start, 0: the log is never trimmed; -1 (latest) is HW,
 /// which is also the last stable offset as there are no transactions. Timestamp lookups are
 /// refused with INVALID_REQUEST.
-fn list_offsets(broker: &Arc<Broker>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+fn list_offsets(
+    broker: &Arc<Broker>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -549,7 +554,7 @@ fn list_offsets(broker: &Arc<Broker>, req: ListOffsetsRequest) -> ListOffsetsRes
             let partitions = t
                 .partitions
                 .into_iter()
-                .map(|p| list_offset(broker, &name, p.partition_index, p.timestamp))
+                .map(|p| list_offset(broker, &name, p.partition_index, p.timestamp, version))
                 .collect();
             ListOffsetsTopicResponse::default()
                 .with_name(t.name)
@@ -564,6 +569,7 @@ fn list_offset(
     topic: &str,
     index: i32,
     timestamp: i64,
+    version: i16,
 ) -> ListOffsetsPartitionResponse {
     let resp = ListOffsetsPartitionResponse::default()
         .with_partition_index(index)
@@ -575,10 +581,19 @@ fn list_offset(
         Ok(found) => found,
         Err(e) => return resp.with_error_code(error_code(&e)).with_offset(-1),
     };
+    // The leader epoch field exists from v4 on; the codec refuses it set on older versions.
+    let resp = if version >= 4 {
+        resp.with_leader_epoch(epoch as i32)
+    } else {
+        resp
+    };
     match timestamp {
-        -2 => resp.with_offset(0).with_leader_epoch(epoch as i32),
-        -1 => resp.with_offset(hw as i64).with_leader_epoch(epoch as i32),
-        _ => resp.with_error_code(code::INVALID_REQUEST).with_offset(-1),
+        -2 => resp.with_offset(0),
+        -1 => resp.with_offset(hw as i64),
+        _ => resp
+            .with_error_code(code::INVALID_REQUEST)
+            .with_offset(-1)
+            .with_leader_epoch(-1),
     }
 }
 

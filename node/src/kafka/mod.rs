@@ -58,7 +58,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
         let broker = broker.clone();
         tokio::spawn(async move {
             if let Err(reason) = connection(&broker, stream).await {
-                tracing::debug!("Kafka connection from {peer} closed: {reason}");
+                tracing::info!("Kafka connection from {peer} closed: {reason}");
             }
             drop(permit);
         });

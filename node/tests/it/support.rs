@@ -19,6 +19,8 @@ pub struct Settings {
     pub replica_lag_time_max_ms: u64,
     pub hw_checkpoint_interval_ms: u64,
     pub protocol: &'static str,
+    /// Give every broker a Kafka listener (`--kafka-listen`) on a free port.
+    pub kafka: bool,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
             replica_lag_time_max_ms: 1000,
             hw_checkpoint_interval_ms: 500,
             protocol: "current",
+            kafka: false,
         }
     }
 }
@@ -98,6 +101,8 @@ pub struct Cluster {
     pub settings: Settings,
     pub controller_addr: String,
     pub broker_addrs: BTreeMap<u32, String>,
+    /// Each broker's Kafka listener, when `settings.kafka`.
+    pub kafka_addrs: BTreeMap<u32, String>,
     controller: Proc,
     brokers: BTreeMap<u32, Proc>,
     pub http: reqwest::Client,
@@ -119,6 +124,13 @@ impl Cluster {
         let broker_addrs: BTreeMap<u32, String> = (1..=settings.brokers)
             .map(|id| (id, format!("127.0.0.1:{}", free_port())))
             .collect();
+        let kafka_addrs: BTreeMap<u32, String> = if settings.kafka {
+            (1..=settings.brokers)
+                .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let mut controller = Proc {
             args: vec![
                 "controller".into(),
@@ -159,6 +171,10 @@ impl Cluster {
                 "--replication-protocol".into(),
                 settings.protocol.into(),
             ];
+            if let Some(kafka) = kafka_addrs.get(&id) {
+                args.push("--kafka-listen".into());
+                args.push(kafka.clone());
+            }
             for (&peer, peer_addr) in &broker_addrs {
                 if peer != id {
                     args.push("--peer".into());
@@ -179,6 +195,7 @@ impl Cluster {
             settings,
             controller_addr,
             broker_addrs,
+            kafka_addrs,
             controller,
             brokers,
             http,
@@ -221,6 +238,15 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Every broker's Kafka address, comma-separated: a client's bootstrap.servers.
+    pub fn bootstrap_servers(&self) -> String {
+        self.kafka_addrs
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn diagnostics(&self) -> String {
