@@ -165,6 +165,25 @@ impl ClientContext {
         self.endpoints.brokers.get(&broker).copied()
     }
 
+    /// Fetches from `leader` through the client this run uses (`addr` is its HTTP address).
+    async fn fetch(
+        &self,
+        leader: u32,
+        addr: SocketAddr,
+        request: FetchRequest<'_>,
+    ) -> Result<crate::client::FetchResponse, ClientError> {
+        let Some(kafka) = &self.kafka else {
+            return self.client.fetch(addr, request).await;
+        };
+        let addr = self
+            .endpoints
+            .kafka_brokers
+            .get(&leader)
+            .copied()
+            .ok_or_else(|| no_address(leader))?;
+        kafka.fetch(addr, request).await
+    }
+
     /// Produces one record to `leader` through the client this run uses.
     async fn produce(
         &self,
@@ -308,7 +327,7 @@ pub async fn poll_once(
     partition: u32,
     offset: u64,
 ) -> std::io::Result<Option<u64>> {
-    let Some((_, addr)) = leader_addr(ctx, topic, partition).await else {
+    let Some((leader, addr)) = leader_addr(ctx, topic, partition).await else {
         return Ok(None);
     };
     let mut poll = PollValue {
@@ -327,7 +346,7 @@ pub async fn poll_once(
         max_wait_ms: 100,
     };
     let mut next = offset;
-    let (kind, error) = match ctx.client.fetch(addr, request).await {
+    let (kind, error) = match ctx.fetch(leader, addr, request).await {
         Ok(response) => {
             if let Some(last) = response.records.last() {
                 next = last.offset + 1;

@@ -146,7 +146,17 @@ fn all_faults_combined() {
 
 #[test]
 fn kafka_client_under_kill_and_partition() {
-    let finished = short_run("kill,partition", &["--client", "kafka"]);
+    let finished = short_run(
+        "kill,partition",
+        &[
+            "--client",
+            "kafka",
+            "--workload",
+            "produce-consume",
+            "--partitions",
+            "2",
+        ],
+    );
     let config: TestConfig =
         serde_json::from_slice(&std::fs::read(finished.run_dir.join("test.json")).unwrap())
             .unwrap();
@@ -162,6 +172,11 @@ fn kafka_client_under_kill_and_partition() {
             "broker {id} served no Kafka listener"
         );
     }
+    let history = finished.history();
+    assert!(
+        count(&history, "poll", OpType::Ok) > 0,
+        "no Kafka poll completed"
+    );
     let fs = fault_fs(&finished);
     assert!(fs.contains("kill") || fs.contains("partition"), "{fs:?}");
 }
