@@ -123,13 +123,20 @@ pub fn batches_from_records(records: &[log::Record]) -> anyhow::Result<Bytes> {
         compression: Compression::None,
     };
     for run in records.chunk_by(|a, b| a.leader_epoch == b.leader_epoch) {
-        let batch: Vec<Record> = run.iter().map(to_kafka_record).collect();
+        let batch: Vec<Record> = run
+            .iter()
+            .enumerate()
+            .map(|(i, r)| to_kafka_record(r, i as i32 - 1))
+            .collect();
         RecordBatchEncoder::encode(&mut out, &batch, &options)?;
     }
     Ok(out.freeze())
 }
 
-fn to_kafka_record(r: &log::Record) -> Record {
+/// One record of a fetched batch. The codec starts a new batch whenever `offset - sequence`
+/// changes, so `sequence` counts up from the batch's base sequence, which is -1 (no producer
+/// sequence: the node keeps none).
+fn to_kafka_record(r: &log::Record, sequence: i32) -> Record {
     Record {
         transactional: false,
         control: false,
@@ -140,7 +147,7 @@ fn to_kafka_record(r: &log::Record) -> Record {
         // The node stamps each record with the leader's clock when appended.
         timestamp_type: TimestampType::LogAppend,
         offset: r.offset as i64,
-        sequence: -1,
+        sequence,
         timestamp: r.timestamp_ms as i64,
         key: None,
         value: Some(Bytes::from(r.value.clone().into_bytes())),
@@ -187,7 +194,7 @@ mod tests {
 
     #[test]
     fn keys_compression_and_garbage_are_refused_with_their_codes() {
-        let mut keyed = to_kafka_record(&record(0, 0, "v"));
+        let mut keyed = to_kafka_record(&record(0, 0, "v"), -1);
         keyed.key = Some(Bytes::from_static(b"k"));
         let mut out = BytesMut::new();
         let options = RecordEncodeOptions {
