@@ -250,6 +250,10 @@ pub struct TestArgs {
     /// What clients do: produce or produce-consume.
     #[arg(long, default_value = "produce")]
     pub workload: String,
+    /// How producers talk to the brokers: http (the node's HTTP API) or kafka (the Kafka wire
+    /// protocol, through a second proxied client→broker link per broker).
+    #[arg(long, default_value = "http")]
+    pub client: String,
     /// Faults of the random nemesis: a list of single faults (kill, pause, delay, partition)
     /// and fault packages (isr-pressure, leader-loss, rolling-restart), or all (every one,
     /// weighted), or none; `faultline list` describes each. `latency` is accepted for `delay`.
@@ -312,11 +316,36 @@ pub struct HarnessSettings {
     pub recovery_timeout_ms: u64,
     #[serde(default)]
     pub node_args: Vec<String>,
+    /// `http` or `kafka`: how producers talk to the brokers.
+    #[serde(default = "default_client")]
+    pub client: String,
     pub node_bin: PathBuf,
     /// Set when the run starts.
     #[serde(default)]
     pub cluster_id: String,
     pub harness_version: String,
+}
+
+fn default_client() -> String {
+    "http".to_string()
+}
+
+/// How the workload's producers reach the brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Http,
+    Kafka,
+}
+
+impl std::str::FromStr for ClientKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "http" => Ok(ClientKind::Http),
+            "kafka" => Ok(ClientKind::Kafka),
+            other => Err(format!("unknown client {other:?} (known: http, kafka)")),
+        }
+    }
 }
 
 /// A validated test: the [`TestConfig`] that test.json records (the one source of every
@@ -327,6 +356,7 @@ pub struct TestOptions {
     pub config: TestConfig,
     pub harness: HarnessSettings,
     pub workload: WorkloadKind,
+    pub client: ClientKind,
     pub nemesis: RandomNemesis,
     /// The schedule's steps when `config.schedule` names one.
     pub steps: Option<Vec<Step>>,
@@ -346,6 +376,10 @@ impl TestOptions {
             .workload
             .parse()
             .map_err(|e: String| bad(format!("--workload: {e}")))?;
+        let client: ClientKind = harness
+            .client
+            .parse()
+            .map_err(|e: String| bad(format!("--client: {e}")))?;
         let kinds = if config.schedule.is_some() {
             Vec::new()
         } else {
@@ -369,6 +403,7 @@ impl TestOptions {
             config,
             harness,
             workload,
+            client,
             nemesis,
             steps,
             store,
@@ -418,6 +453,7 @@ impl TestOptions {
         flag("workload", c.workload.clone());
         flag("max-faulty", c.max_faulty.to_string());
         flag("kill-signal", h.kill_signal.clone());
+        flag("client", h.client.clone());
         flag("time-limit", format_duration(self.time_limit()));
         flag("rate", c.rate.to_string());
         flag("concurrency", c.concurrency.to_string());
@@ -482,6 +518,9 @@ impl TestArgs {
             .workload
             .parse()
             .map_err(|e: String| bad(format!("--workload: {e}")))?;
+        self.client
+            .parse::<ClientKind>()
+            .map_err(|e: String| bad(format!("--client: {e}")))?;
         let kinds =
             FaultKind::parse_list(&self.nemesis).map_err(|e| bad(format!("--nemesis: {e}")))?;
         let max_faulty = self.max_faulty.unwrap_or(self.nodes - 1);
@@ -581,6 +620,7 @@ impl TestArgs {
             request_timeout_ms: self.request_timeout.as_millis() as u64,
             recovery_timeout_ms: self.recovery_timeout.as_millis() as u64,
             node_args: self.node_args,
+            client: self.client,
             node_bin,
             cluster_id: String::new(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -32,6 +32,8 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Passed to every broker after the harness's own flags.
     pub broker_args: Vec<String>,
+    /// Give every broker a Kafka listener, advertised as its client→broker Kafka proxy.
+    pub kafka: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +59,8 @@ pub struct Cluster {
     pub network: Network,
     pub controller_addr: SocketAddr,
     pub broker_addrs: BTreeMap<u32, SocketAddr>,
+    /// Each broker's real Kafka listener (empty unless `spec.kafka`).
+    pub kafka_addrs: BTreeMap<u32, SocketAddr>,
     /// Direct, unfaulted calls from the harness itself.
     pub admin: NodeClient,
 }
@@ -70,10 +74,14 @@ impl Cluster {
     /// Starts the proxies and every node, and waits until the controller lists every broker
     /// alive. On error the nodes already started are stopped when the cluster is dropped.
     pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
-        let mut ports = faultline_launch::free_ports(spec.brokers as usize + 1)?.into_iter();
+        let kafka_ports = if spec.kafka { spec.brokers as usize } else { 0 };
+        let mut ports =
+            faultline_launch::free_ports(spec.brokers as usize + 1 + kafka_ports)?.into_iter();
         let controller_addr = ports.next().expect("one port per node");
-        let broker_addrs: BTreeMap<u32, SocketAddr> = (1..=spec.brokers).zip(ports).collect();
-        let network = Network::start(controller_addr, &broker_addrs, spec.seed)
+        let broker_addrs: BTreeMap<u32, SocketAddr> =
+            (1..=spec.brokers).zip(ports.by_ref()).collect();
+        let kafka_addrs: BTreeMap<u32, SocketAddr> = (1..=spec.brokers).zip(ports).collect();
+        let network = Network::start(controller_addr, &broker_addrs, &kafka_addrs, spec.seed)
             .await
             .context("starting link proxies")?;
         let cluster = Cluster {
@@ -81,6 +89,7 @@ impl Cluster {
             network,
             controller_addr,
             broker_addrs,
+            kafka_addrs,
             admin: NodeClient::new(Duration::from_secs(2)),
             spec,
         };
@@ -131,6 +140,15 @@ impl Cluster {
             "--replication-protocol".into(),
             self.spec.replication_protocol.clone(),
         ];
+        if let (Some(listen), Some(advertise)) =
+            (self.kafka_addrs.get(&id), self.network.kafka_addr(id))
+        {
+            // Kafka clients connect where Metadata points them: the proxy, so faults apply.
+            args.push("--kafka-listen".into());
+            args.push(listen.to_string());
+            args.push("--kafka-advertise".into());
+            args.push(advertise.to_string());
+        }
         for &peer in self.broker_addrs.keys().filter(|&&p| p != id) {
             let link = self
                 .network

@@ -1,5 +1,7 @@
 //! The run's network: one [`Link`] proxy per directed link — client→controller, client→broker,
-//! broker→controller, broker→broker — and the operations faults use on them (cut a set of
+//! broker→controller, broker→broker, and with `--client kafka` a second client→broker link to
+//! each broker's Kafka listener (the address the broker advertises to Kafka clients) — and the
+//! operations faults use on them (cut a set of
 //! links, heal them all, set delays on a selection). Nodes are only ever given the links'
 //! addresses, so every byte between two endpoints crosses a proxy the harness controls. The
 //! harness's own admin calls (readiness, leader lookups, the final read) go straight to the
@@ -46,6 +48,9 @@ impl fmt::Display for LinkSelector {
 
 pub struct Network {
     links: BTreeMap<(Endpoint, Endpoint), Link>,
+    /// client→broker links to the brokers' Kafka listeners. They are the same directed links as
+    /// the HTTP ones for every fault: cut, healed and delayed together with them.
+    kafka_links: BTreeMap<(Endpoint, Endpoint), Link>,
 }
 
 impl Network {
@@ -54,6 +59,7 @@ impl Network {
     pub async fn start(
         controller: SocketAddr,
         brokers: &BTreeMap<u32, SocketAddr>,
+        kafka_brokers: &BTreeMap<u32, SocketAddr>,
         seed: u64,
     ) -> std::io::Result<Network> {
         let mut wanted: Vec<(Endpoint, Endpoint, SocketAddr)> = Vec::new();
@@ -70,7 +76,26 @@ impl Network {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
-        Ok(Network { links })
+        let mut kafka_links = BTreeMap::new();
+        for (i, (&id, &upstream)) in kafka_brokers.iter().enumerate() {
+            let (from, to) = (Endpoint::Client, Endpoint::broker(id));
+            let name = format!("{from}->{to} (kafka)");
+            let link_seed = seed.rotate_left(17) ^ i as u64;
+            kafka_links.insert((from, to), Link::start(&name, upstream, link_seed).await?);
+        }
+        Ok(Network { links, kafka_links })
+    }
+
+    /// The proxy address of the client→broker link to `broker`'s Kafka listener.
+    pub fn kafka_addr(&self, broker: u32) -> Option<SocketAddr> {
+        self.kafka_links
+            .get(&(Endpoint::Client, Endpoint::broker(broker)))
+            .map(Link::addr)
+    }
+
+    /// Every link with its endpoints: the HTTP links, then the Kafka ones.
+    fn all_links(&self) -> impl Iterator<Item = (&(Endpoint, Endpoint), &Link)> {
+        self.links.iter().chain(self.kafka_links.iter())
     }
 
     /// The address `from` uses to reach `to`.
@@ -95,9 +120,18 @@ impl Network {
                 _ => None,
             })
             .collect();
+        let kafka_brokers = self
+            .kafka_links
+            .iter()
+            .filter_map(|((_, to), link)| match to {
+                Endpoint::Node(Node::Broker(id)) => Some((*id, link.addr())),
+                _ => None,
+            })
+            .collect();
         Endpoints {
             controller,
             brokers,
+            kafka_brokers,
         }
     }
 
@@ -105,15 +139,16 @@ impl Network {
     pub fn cut(&self, pairs: &[(Endpoint, Endpoint)]) -> usize {
         pairs
             .iter()
-            .filter_map(|pair| self.links.get(pair))
+            .flat_map(|pair| [self.links.get(pair), self.kafka_links.get(pair)])
+            .flatten()
             .map(Link::cut)
             .count()
     }
 
     /// Heals every cut link; returns how many were cut.
     pub fn heal(&self) -> usize {
-        self.links
-            .values()
+        self.all_links()
+            .map(|(_, link)| link)
             .filter(|link| link.control().cut)
             .map(Link::heal)
             .count()
@@ -121,8 +156,7 @@ impl Network {
 
     /// Sets the delay of both directions of every selected link; returns how many.
     pub fn delay(&self, selector: LinkSelector, delay: Delay) -> usize {
-        self.links
-            .iter()
+        self.all_links()
             .filter(|((from, to), _)| selector.matches(*from, *to))
             .map(|(_, link)| {
                 link.set_delay(Direction::Forward, delay);
@@ -132,6 +166,6 @@ impl Network {
     }
 
     pub fn links(&self) -> impl Iterator<Item = (&(Endpoint, Endpoint), &Link)> {
-        self.links.iter()
+        self.all_links()
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use faultline_checker::history::{OpType, Process};
-use faultline_workloads::{ClientContext, ClientProcess, HistoryWriter, NodeClient, WorkloadSpec};
+use faultline_workloads::{
+    ClientContext, ClientProcess, HistoryWriter, KafkaClient, NodeClient, WorkloadSpec,
+};
 use rand::SeedableRng;
 use serde_json::json;
 use tokio::sync::watch;
@@ -71,6 +73,7 @@ pub async fn run_test(mut opts: TestOptions, interrupt: Interrupt) -> anyhow::Re
         replication_protocol: opts.config.replication_protocol.clone(),
         seed: opts.config.seed,
         broker_args: opts.harness.node_args.clone(),
+        kafka: opts.client == crate::cli::ClientKind::Kafka,
     };
     let cluster = tokio::select! {
         cluster = Cluster::start(spec) => match cluster {
@@ -150,11 +153,15 @@ impl Run {
     }
 
     async fn execute(self, interrupt: Interrupt) -> anyhow::Result<i32> {
-        let clients = Arc::new(ClientContext::new(
+        let mut clients = ClientContext::new(
             NodeClient::new(self.opts.request_timeout()),
             self.cluster.network.client_endpoints(),
             self.history.clone(),
-        ));
+        );
+        if self.opts.client == crate::cli::ClientKind::Kafka {
+            clients = clients.with_kafka(KafkaClient::new(self.opts.request_timeout()));
+        }
+        let clients = Arc::new(clients);
         crate::progress::watch_clients(clients.clone());
         let spec = self.workload_spec();
         let recorder = Arc::new(Recorder::new(

@@ -208,6 +208,10 @@ pub struct TopicMetadata {
 pub struct BrokerStatus {
     pub id: u32,
     pub alive: bool,
+    /// The broker's advertised Kafka listener (`--kafka-advertise`), when it has one: what a
+    /// Kafka Metadata response tells clients to connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -235,6 +239,9 @@ pub struct HeartbeatRequest {
     #[serde(alias = "fence_previous_incarnation")]
     pub registers_fenced: bool,
     pub metadata_version: u64,
+    /// The broker's advertised Kafka listener (HOST:PORT), absent without `--kafka-listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod controller;
 pub mod dump;
 pub mod events;
+pub mod kafka;
 pub mod server;
 #[cfg(test)]
 mod sim;

@@ -82,9 +82,17 @@ enum Command {
         /// fsync every append (Kafka's default, like ours, is to rely on replication).
         #[arg(long)]
         fsync: bool,
-        /// The largest request body accepted.
+        /// The largest request body accepted (HTTP body or Kafka request frame).
         #[arg(long, default_value_t = 4 << 20)]
         max_request_bytes: usize,
+        /// Also serve the Kafka wire protocol on this address (127.0.0.1 only); see
+        /// docs/kafka-api.md.
+        #[arg(long, value_parser = parse_loopback)]
+        kafka_listen: Option<SocketAddr>,
+        /// The HOST:PORT Kafka clients are told to connect to (Kafka's advertised.listeners);
+        /// defaults to the --kafka-listen address.
+        #[arg(long, requires = "kafka_listen", value_parser = parse_host_port)]
+        kafka_advertise: Option<String>,
     },
     /// Print the surviving on-disk log of a broker's data dir, one record a line.
     Dump {
@@ -104,6 +112,26 @@ fn parse_peer(text: &str) -> Result<(u32, String), String> {
         return Err(format!("--peer address {addr:?} must be HOST:PORT"));
     }
     Ok((id, addr.to_string()))
+}
+
+fn parse_loopback(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{text:?} must be IP:PORT"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!("{addr}: the Kafka listener serves 127.0.0.1 only"));
+    }
+    Ok(addr)
+}
+
+fn parse_host_port(text: &str) -> Result<String, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} must be HOST:PORT"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{text:?} must be HOST:PORT with a port 1 to 65535"));
+    }
+    Ok(text.to_string())
 }
 
 fn init_tracing() {
@@ -156,7 +184,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             segment_bytes,
             fsync,
             max_request_bytes,
+            kafka_listen,
+            kafka_advertise,
         } => {
+            let kafka_advertise = kafka_advertise.or_else(|| kafka_listen.map(|a| a.to_string()));
             let protocol = match replication_protocol {
                 ProtocolArg::Current => Protocol::Current,
                 ProtocolArg::LegacyHw => Protocol::LegacyHw,
@@ -178,8 +209,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     fsync,
                 },
                 max_request_bytes,
+                kafka_advertise,
             };
-            runtime()?.block_on(broker::run(config, listen))
+            runtime()?.block_on(broker::run(config, listen, kafka_listen))
         }
     }
 }

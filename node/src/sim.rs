@@ -152,6 +152,7 @@ impl Sim {
             incarnation: self.nodes[i].incarnation,
             registers_fenced: self.protocol == Protocol::Current,
             metadata_version: 0,
+            kafka_address: None,
         };
         let resp = match self.controller.heartbeat(req.clone()) {
             Err(e) if e.error == ErrorCode::DuplicateBrokerRegistration => {

@@ -70,7 +70,13 @@ impl ClientError {
                 | "UNKNOWN_TOPIC_OR_PARTITION"
                 | "INVALID_REQUEST"
                 | "FENCED_LEADER_EPOCH"
-                | "INCONSISTENT_CLUSTER_ID" => OpType::Fail,
+                | "INCONSISTENT_CLUSTER_ID"
+                // Refusals of the batch itself (the Kafka API), before any append.
+                | "MESSAGE_TOO_LARGE"
+                | "INVALID_RECORD"
+                | "CORRUPT_MESSAGE"
+                | "UNSUPPORTED_COMPRESSION_TYPE"
+                | "INVALID_REQUIRED_ACKS" => OpType::Fail,
                 // NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT and any code we do not
                 // know: the record may be in the log.
                 _ => OpType::Info,

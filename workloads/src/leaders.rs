@@ -14,6 +14,9 @@ use crate::client::{Metadata, NodeClient};
 pub struct Endpoints {
     pub controller: SocketAddr,
     pub brokers: BTreeMap<u32, SocketAddr>,
+    /// Each broker's Kafka listener as clients reach it (empty unless the run uses
+    /// `--client kafka`).
+    pub kafka_brokers: BTreeMap<u32, SocketAddr>,
 }
 
 /// Refreshes are coalesced: at most one metadata request per `MIN_REFRESH_INTERVAL`, however

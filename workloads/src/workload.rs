@@ -12,7 +12,8 @@ use faultline_checker::history::{Acks, OpType, PollValue, PolledRecord, Process,
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::client::{ClientError, FetchRequest, NodeClient};
+use crate::client::{ClientError, FetchRequest, NodeClient, ProduceResponse};
+use crate::kafka::KafkaClient;
 use crate::leaders::{Endpoints, LeaderCache};
 use crate::recorder::HistoryWriter;
 
@@ -133,6 +134,9 @@ pub struct ClientContext {
     /// The broker-side wait of a produce (`timeout_ms`), shorter than the client's own timeout
     /// so that the broker's REQUEST_TIMED_OUT usually arrives before the client gives up.
     pub produce_timeout_ms: u64,
+    /// Set for `--client kafka`: sends go over the Kafka wire protocol to the leader's Kafka
+    /// listener instead of `POST /v1/produce`.
+    pub kafka: Option<KafkaClient>,
     next_value: AtomicU64,
 }
 
@@ -146,12 +150,65 @@ impl ClientContext {
             history,
             counters: Counters::default(),
             produce_timeout_ms,
+            kafka: None,
             next_value: AtomicU64::new(0),
         }
     }
 
+    /// Sends over the Kafka wire protocol (`--client kafka`) with this client.
+    pub fn with_kafka(mut self, kafka: KafkaClient) -> Self {
+        self.kafka = Some(kafka);
+        self
+    }
+
     fn broker_addr(&self, broker: u32) -> Option<SocketAddr> {
         self.endpoints.brokers.get(&broker).copied()
+    }
+
+    /// Fetches from `leader` through the client this run uses (`addr` is its HTTP address).
+    async fn fetch(
+        &self,
+        leader: u32,
+        addr: SocketAddr,
+        request: FetchRequest<'_>,
+    ) -> Result<crate::client::FetchResponse, ClientError> {
+        let Some(kafka) = &self.kafka else {
+            return self.client.fetch(addr, request).await;
+        };
+        let addr = self
+            .endpoints
+            .kafka_brokers
+            .get(&leader)
+            .copied()
+            .ok_or_else(|| no_address(leader))?;
+        kafka.fetch(addr, request).await
+    }
+
+    /// Produces one record to `leader` through the client this run uses.
+    async fn produce(
+        &self,
+        leader: u32,
+        topic: &str,
+        partition: u32,
+        acks: Acks,
+        value: &str,
+    ) -> Result<ProduceResponse, ClientError> {
+        let timeout_ms = self.produce_timeout_ms;
+        let Some(kafka) = &self.kafka else {
+            let addr = self.broker_addr(leader).ok_or_else(|| no_address(leader))?;
+            return (self.client)
+                .produce(addr, topic, partition, acks, timeout_ms, value)
+                .await;
+        };
+        let addr = self
+            .endpoints
+            .kafka_brokers
+            .get(&leader)
+            .copied()
+            .ok_or_else(|| no_address(leader))?;
+        kafka
+            .produce(addr, topic, partition, acks, timeout_ms, value)
+            .await
     }
 
     fn record(
@@ -182,6 +239,11 @@ impl ClientProcess {
     }
 }
 
+/// A leader the run has no address for: the request never left, a definite failure.
+fn no_address(leader: u32) -> ClientError {
+    ClientError::Refused(format!("no address for broker {leader}"))
+}
+
 /// The partition's leader (from the leader cache, else the controller) and its address.
 async fn leader_addr(
     ctx: &ClientContext,
@@ -204,7 +266,7 @@ pub async fn send_one(
     partition: u32,
     acks: Acks,
 ) -> std::io::Result<Option<OpType>> {
-    let Some((leader, addr)) = leader_addr(ctx, topic, partition).await else {
+    let Some((leader, _)) = leader_addr(ctx, topic, partition).await else {
         return Ok(None);
     };
     let value = ctx.next_value.fetch_add(1, Ordering::Relaxed).to_string();
@@ -219,15 +281,7 @@ pub async fn send_one(
     };
     ctx.record(process.id, OpType::Invoke, "send", &send, None)?;
     let result = ctx
-        .client
-        .produce(
-            addr,
-            topic,
-            partition,
-            acks,
-            ctx.produce_timeout_ms,
-            &send.value,
-        )
+        .produce(leader, topic, partition, acks, &send.value)
         .await;
     let (kind, error) = match result {
         Ok(response) => {
@@ -273,7 +327,7 @@ pub async fn poll_once(
     partition: u32,
     offset: u64,
 ) -> std::io::Result<Option<u64>> {
-    let Some((_, addr)) = leader_addr(ctx, topic, partition).await else {
+    let Some((leader, addr)) = leader_addr(ctx, topic, partition).await else {
         return Ok(None);
     };
     let mut poll = PollValue {
@@ -292,7 +346,7 @@ pub async fn poll_once(
         max_wait_ms: 100,
     };
     let mut next = offset;
-    let (kind, error) = match ctx.client.fetch(addr, request).await {
+    let (kind, error) = match ctx.fetch(leader, addr, request).await {
         Ok(response) => {
             if let Some(last) = response.records.last() {
                 next = last.offset + 1;

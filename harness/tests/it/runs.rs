@@ -143,3 +143,40 @@ fn all_faults_combined() {
         .unwrap();
     assert_eq!(output.status.code(), Some(finished.code()));
 }
+
+#[test]
+fn kafka_client_under_kill_and_partition() {
+    let finished = short_run(
+        "kill,partition",
+        &[
+            "--client",
+            "kafka",
+            "--workload",
+            "produce-consume",
+            "--partitions",
+            "2",
+        ],
+    );
+    let config: TestConfig =
+        serde_json::from_slice(&std::fs::read(finished.run_dir.join("test.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config.extra["client"], "kafka",
+        "test.json records the client"
+    );
+    for id in 1..=config.nodes {
+        let log =
+            std::fs::read_to_string(finished.run_dir.join(format!("nodes/{id}/node.log"))).unwrap();
+        assert!(
+            log.contains("Kafka listener on"),
+            "broker {id} served no Kafka listener"
+        );
+    }
+    let history = finished.history();
+    assert!(
+        count(&history, "poll", OpType::Ok) > 0,
+        "no Kafka poll completed"
+    );
+    let fs = fault_fs(&finished);
+    assert!(fs.contains("kill") || fs.contains("partition"), "{fs:?}");
+}

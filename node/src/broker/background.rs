@@ -50,6 +50,7 @@ async fn heartbeat_once(broker: &Shared) -> Result<(), String> {
         incarnation: broker.incarnation,
         registers_fenced: broker.config.protocol == Protocol::Current,
         metadata_version: broker.metadata_version(),
+        kafka_address: broker.config.kafka_advertise.clone(),
     };
     let timeout = Duration::from_millis((broker.config.heartbeat_interval_ms * 5).max(500));
     let resp: HeartbeatResponse = post_json(

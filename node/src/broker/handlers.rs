@@ -55,8 +55,25 @@ async fn produce(State(broker): State<Shared>, body: Body) -> ApiResult<ProduceR
             format!("a value of {} bytes is over the limit", big.value.len()),
         ));
     }
-    let handle = broker.partition(&req.topic, partition)?;
     let values: Vec<String> = req.records.into_iter().map(|r| r.value).collect();
+    produce_values(&broker, &req.topic, partition, values, acks, timeout_ms)
+        .await
+        .map(Json)
+}
+
+/// The produce path shared by the HTTP and Kafka APIs: appends `values` as one batch on the
+/// leader of `topic`/`partition` and answers as `acks` asks (acks=0 at once with no offsets;
+/// acks=1 after the append; acks=all once HW passes the batch, or the error that says why not).
+/// The caller has checked the arguments.
+pub(crate) async fn produce_values(
+    broker: &Shared,
+    topic: &str,
+    partition: u32,
+    values: Vec<String>,
+    acks: Acks,
+    timeout_ms: u64,
+) -> Result<ProduceResponse, ApiError> {
+    let handle = broker.partition(topic, partition)?;
     let count = values.len() as u64;
     if acks == Acks::Zero {
         // acks=0: the client is answered before the append, and never learns its outcome.
@@ -67,11 +84,11 @@ async fn produce(State(broker): State<Shared>, body: Body) -> ApiResult<ProduceR
                 tracing::debug!("acks=0 produce dropped: {e}");
             }
         });
-        return Ok(Json(ProduceResponse {
+        return Ok(ProduceResponse {
             base_offset: None,
             count: None,
             leader_epoch: None,
-        }));
+        });
     }
     let (base, last, epoch, leader_since) = {
         let mut r = handle.lock();
@@ -82,11 +99,11 @@ async fn produce(State(broker): State<Shared>, body: Body) -> ApiResult<ProduceR
         (base, last, r.current_epoch(), since)
     };
     handle.notify();
-    let ok = Json(ProduceResponse {
+    let ok = ProduceResponse {
         base_offset: Some(base),
         count: Some(count),
         leader_epoch: Some(epoch),
-    });
+    };
     if acks == Acks::One {
         return Ok(ok);
     }
@@ -140,6 +157,40 @@ async fn fetch(
     let max_records =
         query_u64(&q, "max_records", Some(1000), MAX_FETCH_RECORDS as u64)?.max(1) as usize;
     let max_wait_ms = query_u64(&q, "max_wait_ms", Some(0), MAX_WAIT_MS)?;
+    let read = read_committed(&broker, topic, partition, offset, max_records, max_wait_ms).await?;
+    Ok(Json(FetchResponse {
+        records: read
+            .records
+            .into_iter()
+            .map(|rec| FetchedRecord {
+                offset: rec.offset,
+                leader_epoch: rec.leader_epoch,
+                value: rec.value,
+            })
+            .collect(),
+        high_watermark: read.high_watermark,
+        leader_epoch: read.leader_epoch,
+    }))
+}
+
+/// What a consumer's read found: records below HW, with HW and the leader's epoch.
+pub(crate) struct CommittedRead {
+    pub records: Vec<crate::storage::log::Record>,
+    pub high_watermark: u64,
+    pub leader_epoch: u32,
+}
+
+/// The consumer read shared by the HTTP and Kafka APIs: up to `max_records` records from
+/// `offset`, never at or above HW, served by the leader only. With nothing committed at `offset`
+/// it waits up to `max_wait_ms` for HW to pass it, then answers (possibly empty).
+pub(crate) async fn read_committed(
+    broker: &Shared,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_records: usize,
+    max_wait_ms: u64,
+) -> Result<CommittedRead, ApiError> {
     let handle = broker.partition(topic, partition)?;
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
     let answer = handle
@@ -153,12 +204,27 @@ async fn fetch(
         })
         .await;
     match answer {
-        Some(result) => result.map(Json),
+        Some(result) => result,
         // The wait ran out with nothing new below HW: answer empty, like Kafka's max.wait.
-        None => consumer_read(&handle.lock(), offset, max_records, true)
-            .expect("final read answers")
-            .map(Json),
+        None => {
+            consumer_read(&handle.lock(), offset, max_records, true).expect("final read answers")
+        }
     }
+}
+
+/// The offsets a Kafka ListOffsets asks for, from the leader: HW (Kafka's "latest" for a
+/// consumer) and the leader's epoch.
+pub(crate) fn leader_offsets(
+    broker: &Shared,
+    topic: &str,
+    partition: u32,
+) -> Result<(u64, u32), ApiError> {
+    let handle = broker.partition(topic, partition)?;
+    let r = handle.lock();
+    if r.role() != Role::Leader {
+        return Err(r.not_leader());
+    }
+    Ok((r.hw(), r.current_epoch()))
 }
 
 /// A consumer's read: only records below HW. `None` means "wait for more" (nothing readable yet
@@ -168,7 +234,7 @@ fn consumer_read(
     offset: u64,
     max_records: usize,
     final_try: bool,
-) -> Option<Result<FetchResponse, ApiError>> {
+) -> Option<Result<CommittedRead, ApiError>> {
     if r.role() != Role::Leader {
         return Some(Err(r.not_leader()));
     }
@@ -189,15 +255,8 @@ fn consumer_read(
         Err(e) => return Some(Err(ApiError::storage(e))),
     };
     debug_assert!(records.iter().all(|rec| rec.offset < hw));
-    Some(Ok(FetchResponse {
-        records: records
-            .into_iter()
-            .map(|rec| FetchedRecord {
-                offset: rec.offset,
-                leader_epoch: rec.leader_epoch,
-                value: rec.value,
-            })
-            .collect(),
+    Some(Ok(CommittedRead {
+        records,
         high_watermark: hw,
         leader_epoch: r.current_epoch(),
     }))
@@ -257,15 +316,7 @@ async fn state(State(broker): State<Shared>) -> ApiResult<BrokerState> {
 }
 
 async fn metadata(State(broker): State<Shared>) -> ApiResult<Metadata> {
-    let cached = broker
-        .metadata
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    Ok(Json(cached.unwrap_or_else(|| Metadata {
-        cluster_id: broker.config.cluster_id.clone(),
-        ..Metadata::default()
-    })))
+    Ok(Json(broker.cached_metadata()))
 }
 
 pub fn router(broker: Shared) -> Router {

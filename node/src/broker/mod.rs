@@ -53,6 +53,9 @@ pub struct BrokerConfig {
     pub hw_checkpoint_interval_ms: u64,
     pub log: LogConfig,
     pub max_request_bytes: usize,
+    /// The Kafka listener's advertised address (Kafka's `advertised.listeners`), registered with
+    /// the controller and served to Kafka clients in Metadata; `None` without `--kafka-listen`.
+    pub kafka_advertise: Option<String>,
 }
 
 pub struct Broker {
@@ -154,6 +157,19 @@ impl Broker {
             .map_or(0, |m| m.metadata_version)
     }
 
+    /// The controller's metadata as this broker last received it (empty before registration).
+    pub(crate) fn cached_metadata(&self) -> Metadata {
+        let cached = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        cached.unwrap_or_else(|| Metadata {
+            cluster_id: self.config.cluster_id.clone(),
+            ..Metadata::default()
+        })
+    }
+
     pub fn state(&self) -> BrokerState {
         BrokerState {
             broker_id: self.config.id,
@@ -166,9 +182,18 @@ impl Broker {
     }
 }
 
-/// Runs a broker until SIGTERM/SIGINT.
-pub async fn run(config: BrokerConfig, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+/// Runs a broker until SIGTERM/SIGINT: the HTTP API on `listen` and, when `kafka_listen` is
+/// given, the Kafka wire protocol beside it (see [`crate::kafka`]).
+pub async fn run(
+    config: BrokerConfig,
+    listen: std::net::SocketAddr,
+    kafka_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let broker = Broker::new(config)?;
+    if let Some(addr) = kafka_listen {
+        let listener = crate::kafka::bind(addr).await?;
+        tokio::spawn(crate::kafka::serve(broker.clone(), listener));
+    }
     tokio::spawn(background::heartbeat_loop(broker.clone()));
     tokio::spawn(background::isr_loop(broker.clone()));
     tokio::spawn(background::checkpoint_loop(broker.clone()));

@@ -49,6 +49,10 @@ struct Durable {
     #[serde(default)]
     incarnations: BTreeMap<u32, u64>,
     topics: Vec<TopicMetadata>,
+    /// Each broker's advertised Kafka listener as it last registered it, served in the metadata
+    /// so every broker can answer a Kafka Metadata request with the others' addresses.
+    #[serde(default)]
+    kafka_addresses: BTreeMap<u32, String>,
 }
 
 #[derive(Debug)]
@@ -146,6 +150,7 @@ impl ControllerState {
                 .map(|&id| BrokerStatus {
                     id,
                     alive: self.is_alive(id),
+                    kafka_address: self.durable.kafka_addresses.get(&id).cloned(),
                 })
                 .collect(),
             topics: self.durable.topics.clone(),
@@ -264,6 +269,7 @@ impl ControllerState {
         if registering || known == Some(0) {
             self.register(id, req.incarnation, kraft)?;
         }
+        self.record_kafka_address(id, req.kafka_address.as_deref())?;
         let entry = self.liveness.get_mut(&id).expect("registered above");
         entry.last_heartbeat = Instant::now();
         let unfence = !entry.alive && req.metadata_version >= entry.registered_version;
@@ -277,6 +283,19 @@ impl ControllerState {
             metadata_version: self.durable.metadata_version,
             metadata,
         })
+    }
+
+    /// Keeps the Kafka listener `id` advertises; a change is a new metadata version, so every
+    /// broker learns it with its next heartbeat.
+    fn record_kafka_address(&mut self, id: u32, address: Option<&str>) -> Result<(), ApiError> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        if self.durable.kafka_addresses.get(&id).map(String::as_str) == Some(address) {
+            return Ok(());
+        }
+        self.durable.kafka_addresses.insert(id, address.to_string());
+        self.persist()
     }
 
     /// A new incarnation of `id` wants to register: refused while the previous incarnation's
@@ -722,6 +741,7 @@ mod tests {
             incarnation,
             registers_fenced: true,
             metadata_version,
+            kafka_address: None,
         })
     }
 
@@ -785,6 +805,7 @@ mod tests {
                 incarnation,
                 registers_fenced: false,
                 metadata_version: 0,
+                kafka_address: None,
             })
         };
         for id in 1..=3 {

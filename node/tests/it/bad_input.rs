@@ -328,6 +328,31 @@ fn bad_flags_exit_non_zero_with_a_message() {
             "--session-timeout-ms",
             "-1",
         ],
+        // The Kafka listener serves loopback only, and an advertised address needs a port.
+        vec![
+            "broker",
+            "--id",
+            "1",
+            "--data",
+            "/tmp/x",
+            "--controller",
+            "127.0.0.1:1",
+            "--kafka-listen",
+            "0.0.0.0:9092",
+        ],
+        vec![
+            "broker",
+            "--id",
+            "1",
+            "--data",
+            "/tmp/x",
+            "--controller",
+            "127.0.0.1:1",
+            "--kafka-listen",
+            "127.0.0.1:9092",
+            "--kafka-advertise",
+            "proxy",
+        ],
         vec!["frobnicate"],
     ] {
         let out = Command::new(NODE_BIN).args(&args).output().unwrap();

@@ -4,5 +4,7 @@
 
 mod bad_input;
 mod failover;
+mod kafka_bad_input;
+mod kafka_clients;
 mod replication;
 mod support;

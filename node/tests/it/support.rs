@@ -23,6 +23,8 @@ pub struct Settings {
     /// a connection to it (a one-way network partition for the whole run; `to` still reaches
     /// `from`). Real sockets: the connection is refused.
     pub unreachable: Vec<(u32, u32)>,
+    /// Give every broker a Kafka listener (`--kafka-listen`) on a free port.
+    pub kafka: bool,
 }
 
 impl Default for Settings {
@@ -35,6 +37,7 @@ impl Default for Settings {
             replica_fetch_wait_max_ms: 100,
             protocol: "current",
             unreachable: Vec::new(),
+            kafka: false,
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct Cluster {
     pub settings: Settings,
     pub controller_addr: String,
     pub broker_addrs: BTreeMap<u32, String>,
+    /// Each broker's Kafka listener, when `settings.kafka`.
+    pub kafka_addrs: BTreeMap<u32, String>,
     controller: Proc,
     brokers: BTreeMap<u32, Proc>,
     pub http: reqwest::Client,
@@ -104,6 +109,15 @@ impl Cluster {
         let broker_addrs: BTreeMap<u32, String> = (1..=settings.brokers)
             .zip(ports.map(|a| a.to_string()))
             .collect();
+        let kafka_addrs: BTreeMap<u32, String> = if settings.kafka {
+            let ports = faultline_launch::free_ports(settings.brokers as usize)
+                .expect("free loopback ports");
+            (1..=settings.brokers)
+                .zip(ports.into_iter().map(|a| a.to_string()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let mut controller = Proc {
             args: vec![
                 "controller".into(),
@@ -146,6 +160,10 @@ impl Cluster {
                 "--replication-protocol".into(),
                 settings.protocol.into(),
             ];
+            if let Some(kafka) = kafka_addrs.get(&id) {
+                args.push("--kafka-listen".into());
+                args.push(kafka.clone());
+            }
             for (&peer, peer_addr) in &broker_addrs {
                 if peer == id {
                     continue;
@@ -174,6 +192,7 @@ impl Cluster {
             settings,
             controller_addr,
             broker_addrs,
+            kafka_addrs,
             controller,
             brokers,
             http,
@@ -216,6 +235,15 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Every broker's Kafka address, comma-separated: a client's bootstrap.servers.
+    pub fn bootstrap_servers(&self) -> String {
+        self.kafka_addrs
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn diagnostics(&self) -> String {

@@ -1,0 +1,409 @@
+//! The workload's Kafka client (`faultline test --client kafka`): produces one record per send
+//! (Produce v8, record batch v2) and polls (Fetch v11) over the Kafka wire protocol, encoded by
+//! the `kafka-protocol` crate, to a broker's advertised Kafka listener, which in a run is the harness's link proxy, so
+//! every fault applies to it as to the HTTP client. It answers with the HTTP client's types
+//! ([`ProduceResponse`], [`ClientError`] named by Kafka error code), so the workload records
+//! the same history and classifies outcomes with the same table. It keeps a small pool of idle
+//! connections per broker; a connection that saw any transport error is dropped. It does not
+//! discover leaders: the workload routes by its leader cache, as for HTTP.
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest as KafkaFetchRequest, FetchResponse as KafkaFetchResponse,
+    ProduceRequest, ProduceResponse as KafkaProduceResponse, RequestHeader, ResponseHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::client::{ClientError, FetchRequest, FetchResponse, FetchedRecord, ProduceResponse};
+use faultline_checker::history::Acks;
+
+/// The Produce version this client speaks (the newest the node serves; it carries
+/// `error_message`, where the node says a failed acks=all write was appended).
+pub const PRODUCE_VERSION: i16 = 8;
+/// The Fetch version this client speaks (the newest the node serves).
+pub const FETCH_VERSION: i16 = 11;
+/// A poll's byte budget for its one partition (the broker trims by bytes, not records).
+const FETCH_MAX_BYTES: i32 = 1 << 20;
+/// Idle connections kept per broker address.
+const MAX_IDLE_PER_BROKER: usize = 16;
+/// The largest response frame accepted.
+const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// Kafka's error codes by number, as the node's HTTP API names them.
+pub fn error_name(code: i16) -> String {
+    let name = match code {
+        1 => "OFFSET_OUT_OF_RANGE",
+        2 => "CORRUPT_MESSAGE",
+        3 => "UNKNOWN_TOPIC_OR_PARTITION",
+        5 => "LEADER_NOT_AVAILABLE",
+        6 => "NOT_LEADER_OR_FOLLOWER",
+        7 => "REQUEST_TIMED_OUT",
+        10 => "MESSAGE_TOO_LARGE",
+        17 => "INVALID_TOPIC_EXCEPTION",
+        19 => "NOT_ENOUGH_REPLICAS",
+        20 => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+        21 => "INVALID_REQUIRED_ACKS",
+        42 => "INVALID_REQUEST",
+        56 => "KAFKA_STORAGE_ERROR",
+        74 => "FENCED_LEADER_EPOCH",
+        75 => "UNKNOWN_LEADER_EPOCH",
+        76 => "UNSUPPORTED_COMPRESSION_TYPE",
+        87 => "INVALID_RECORD",
+        other => return format!("KAFKA_ERROR_{other}"),
+    };
+    name.to_string()
+}
+
+pub struct KafkaClient {
+    timeout: Duration,
+    idle: Mutex<HashMap<SocketAddr, Vec<TcpStream>>>,
+    next_correlation_id: AtomicI32,
+}
+
+impl KafkaClient {
+    /// `timeout` bounds each call (connect, write, and the wait for the response).
+    pub fn new(timeout: Duration) -> Self {
+        KafkaClient {
+            timeout,
+            idle: Mutex::new(HashMap::new()),
+            next_correlation_id: AtomicI32::new(1),
+        }
+    }
+
+    /// Produces one record with `acks`; `timeout_ms` is the broker-side wait for acks=all.
+    /// acks=0 answers at once with no offsets, as Kafka sends no response.
+    pub async fn produce(
+        &self,
+        addr: SocketAddr,
+        topic: &str,
+        partition: u32,
+        acks: Acks,
+        timeout_ms: u64,
+        value: &str,
+    ) -> Result<ProduceResponse, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let frame = produce_frame(correlation_id, topic, partition, acks, timeout_ms, value)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        match self.call(addr, &frame, acks != Acks::Zero).await? {
+            None => Ok(ProduceResponse {
+                base_offset: None,
+                count: None,
+                leader_epoch: None,
+            }),
+            Some(frame) => parse_produce_response(frame, correlation_id),
+        }
+    }
+
+    /// Fetches committed records of one partition as a consumer (replica id -1), waiting up to
+    /// `max_wait_ms` on the broker. `max_records` is not a Kafka field: the broker bounds the
+    /// answer by bytes instead.
+    pub async fn fetch(
+        &self,
+        addr: SocketAddr,
+        request: FetchRequest<'_>,
+    ) -> Result<FetchResponse, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let frame = fetch_frame(correlation_id, &request)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        parse_fetch_response(answer.expect("a response was awaited"), correlation_id)
+    }
+
+    /// Sends one request frame and, when `expect_response`, reads its response, all within the
+    /// client's timeout. A connection is reused only after a complete exchange.
+    async fn call(
+        &self,
+        addr: SocketAddr,
+        frame: &[u8],
+        expect_response: bool,
+    ) -> Result<Option<Bytes>, ClientError> {
+        let mut stream = self.connection(addr).await?;
+        let exchange = async {
+            stream.write_all(frame).await.map_err(transport)?;
+            if !expect_response {
+                return Ok(None);
+            }
+            read_frame(&mut stream).await.map(Some)
+        };
+        let answer = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        self.put_back(addr, stream);
+        Ok(answer)
+    }
+
+    async fn connection(&self, addr: SocketAddr) -> Result<TcpStream, ClientError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&addr)
+            .and_then(Vec::pop);
+        if let Some(stream) = pooled {
+            return Ok(stream);
+        }
+        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout)?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => ClientError::Refused(e.to_string()),
+                _ => transport(e),
+            })?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn put_back(&self, addr: SocketAddr, stream: TcpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = idle.entry(addr).or_default();
+        if pool.len() < MAX_IDLE_PER_BROKER {
+            pool.push(stream);
+        }
+    }
+}
+
+fn transport(e: std::io::Error) -> ClientError {
+    ClientError::Transport(e.to_string())
+}
+
+/// A request frame: size, header v1 (every version this client sends is non-flexible), body.
+fn request_frame<T: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> anyhow::Result<Vec<u8>> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("faultline")))
+        .encode(&mut buf, key.request_header_version(version))?;
+    body.encode(&mut buf, version)?;
+    let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&buf);
+    Ok(frame)
+}
+
+fn fetch_frame(correlation_id: i32, request: &FetchRequest<'_>) -> anyhow::Result<Vec<u8>> {
+    let partition = FetchPartition::default()
+        .with_partition(request.partition as i32)
+        .with_current_leader_epoch(-1)
+        .with_fetch_offset(request.offset as i64)
+        .with_log_start_offset(-1)
+        .with_partition_max_bytes(FETCH_MAX_BYTES);
+    let body = KafkaFetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(request.max_wait_ms.min(i32::MAX as u64) as i32)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_MAX_BYTES)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(request.topic.to_string())))
+            .with_partitions(vec![partition])]);
+    request_frame(ApiKey::Fetch, FETCH_VERSION, correlation_id, &body)
+}
+
+fn produce_frame(
+    correlation_id: i32,
+    topic: &str,
+    partition: u32,
+    acks: Acks,
+    timeout_ms: u64,
+    value: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        key: None,
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        headers: Default::default(),
+    };
+    let mut records = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut records, [&record], &options)?;
+    let request = ProduceRequest::default()
+        .with_acks(match acks {
+            Acks::Zero => 0,
+            Acks::One => 1,
+            Acks::All => -1,
+        })
+        .with_timeout_ms(timeout_ms.min(i32::MAX as u64) as i32)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition as i32)
+                .with_records(Some(records.freeze()))])]);
+    request_frame(ApiKey::Produce, PRODUCE_VERSION, correlation_id, &request)
+}
+
+async fn read_frame(stream: &mut TcpStream) -> Result<Bytes, ClientError> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await.map_err(transport)?;
+    let len = i32::from_be_bytes(size);
+    if len < 0 || len as usize > MAX_RESPONSE_BYTES {
+        return Err(ClientError::Decode(format!(
+            "a response frame of {len} bytes"
+        )));
+    }
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body).await.map_err(transport)?;
+    Ok(Bytes::from(body))
+}
+
+fn bad(e: anyhow::Error) -> ClientError {
+    ClientError::Decode(format!("{e:#}"))
+}
+
+/// Decodes a response frame: its header must answer `correlation_id`, and the body must use
+/// every byte.
+fn decode_response<T: Decodable>(
+    mut frame: Bytes,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> Result<T, ClientError> {
+    let header =
+        ResponseHeader::decode(&mut frame, key.response_header_version(version)).map_err(bad)?;
+    if header.correlation_id != correlation_id {
+        return Err(ClientError::Decode(format!(
+            "response for request {} while waiting for {correlation_id}",
+            header.correlation_id
+        )));
+    }
+    let body = T::decode(&mut frame, version).map_err(bad)?;
+    if frame.has_remaining() {
+        return Err(ClientError::Decode(format!(
+            "{} bytes after the response",
+            frame.remaining()
+        )));
+    }
+    Ok(body)
+}
+
+fn api_error(code: i16, message: String) -> ClientError {
+    ClientError::Api {
+        status: 0,
+        code: error_name(code),
+        appended: message.starts_with("appended:"),
+        message,
+        leader: None,
+    }
+}
+
+fn parse_fetch_response(frame: Bytes, correlation_id: i32) -> Result<FetchResponse, ClientError> {
+    let body: KafkaFetchResponse =
+        decode_response(frame, ApiKey::Fetch, FETCH_VERSION, correlation_id)?;
+    if body.error_code != 0 {
+        return Err(api_error(body.error_code, String::new()));
+    }
+    let p = body
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or_else(|| ClientError::Decode("a response with no partition".into()))?;
+    if p.error_code != 0 {
+        return Err(api_error(p.error_code, String::new()));
+    }
+    let mut data = p.records.clone().unwrap_or_default();
+    let sets = RecordBatchDecoder::decode_all(&mut data).map_err(bad)?;
+    let records = sets
+        .iter()
+        .flat_map(|set| set.records.iter())
+        .map(|r| {
+            let value = r.value.as_ref().map(|v| String::from_utf8(v.to_vec()));
+            match value {
+                Some(Ok(value)) => Ok(FetchedRecord {
+                    offset: r.offset as u64,
+                    leader_epoch: r.partition_leader_epoch.max(0) as u32,
+                    value,
+                }),
+                _ => Err(ClientError::Decode(format!(
+                    "record {} has no UTF-8 value",
+                    r.offset
+                ))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FetchResponse {
+        records,
+        high_watermark: p.high_watermark.max(0) as u64,
+    })
+}
+
+fn parse_produce_response(
+    frame: Bytes,
+    correlation_id: i32,
+) -> Result<ProduceResponse, ClientError> {
+    let body: KafkaProduceResponse =
+        decode_response(frame, ApiKey::Produce, PRODUCE_VERSION, correlation_id)?;
+    let p = body
+        .responses
+        .first()
+        .and_then(|t| t.partition_responses.first())
+        .ok_or_else(|| ClientError::Decode("a response with no partition".into()))?;
+    if p.error_code != 0 {
+        let message = p
+            .error_message
+            .as_ref()
+            .map_or(String::new(), |m| m.to_string());
+        return Err(api_error(p.error_code, message));
+    }
+    Ok(ProduceResponse {
+        base_offset: u64::try_from(p.base_offset).ok(),
+        count: Some(1),
+        leader_epoch: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_named_as_the_node_names_them() {
+        assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(error_name(20), "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
+        assert_eq!(error_name(999), "KAFKA_ERROR_999");
+    }
+
+    #[test]
+    fn a_produce_frame_decodes_as_the_broker_would() {
+        let frame = produce_frame(9, "t", 2, Acks::All, 5000, "17").unwrap();
+        let mut body = Bytes::from(frame[4..].to_vec());
+        let version = ApiKey::Produce.request_header_version(PRODUCE_VERSION);
+        let header = RequestHeader::decode(&mut body, version).unwrap();
+        assert_eq!(header.correlation_id, 9);
+        let req = ProduceRequest::decode(&mut body, PRODUCE_VERSION).unwrap();
+        assert_eq!(req.acks, -1);
+        assert_eq!(req.topic_data[0].partition_data[0].index, 2);
+    }
+}
