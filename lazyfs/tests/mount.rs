@@ -365,7 +365,8 @@ mod node {
             .map(|offset| Record {
                 offset,
                 leader_epoch: 0,
-                timestamp_ms: 1_700_000_000_000 + offset,
+                // One produce request is one batch with one timestamp (the node's log format 2).
+                timestamp_ms: 1_700_000_000_000,
                 value: offset.to_string(),
             })
             .collect()
