@@ -299,6 +299,11 @@ pub struct TestArgs {
     /// Extra flag passed to every broker (repeatable), e.g. --node-arg=--fsync; default: none.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Put each broker's data dir on its own lazy FUSE mount (faultline-lazyfs), which holds
+    /// unfsynced writes in memory, so the power-loss fault can drop them (docs/power-loss.md).
+    /// Needs /dev/fuse and root (or fusermount3); default: off.
+    #[arg(long)]
+    pub lazyfs: bool,
 }
 
 /// Settings that only the harness reads. They are stored in test.json's `extra`, so a run's
@@ -312,6 +317,10 @@ pub struct HarnessSettings {
     pub recovery_timeout_ms: u64,
     #[serde(default)]
     pub node_args: Vec<String>,
+    /// `--lazyfs`: the brokers' data dirs are lazy mounts (the checker reads this key, see
+    /// `faultline_checker::history::EXTRA_LAZYFS`).
+    #[serde(default)]
+    pub lazyfs: bool,
     pub node_bin: PathBuf,
     /// Set when the run starts.
     #[serde(default)]
@@ -331,6 +340,8 @@ pub struct TestOptions {
     /// The schedule's steps when `config.schedule` names one.
     pub steps: Option<Vec<Step>>,
     pub store: PathBuf,
+    /// With `--lazyfs`: the `faultline-lazyfs` binary, found and probed at validation.
+    pub lazyfs_bin: Option<PathBuf>,
 }
 
 impl TestOptions {
@@ -358,12 +369,23 @@ impl TestOptions {
             .kill_signal
             .parse()
             .map_err(|e: String| bad(format!("--kill-signal: {e}")))?;
+        if kinds.contains(&FaultKind::PowerLoss) && !harness.lazyfs {
+            return Err(bad(
+                "--nemesis power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
+            ));
+        }
         let nemesis = RandomNemesis {
             kinds,
             interval: Duration::from_millis(config.nemesis_interval_ms),
             max_faulty: config.max_faulty,
             targets,
             kill_signal,
+        };
+        let lazyfs_bin = if harness.lazyfs {
+            crate::lazy::probe().map_err(bad)?;
+            Some(crate::lazy::find_lazyfs_bin().map_err(bad)?)
+        } else {
+            None
         };
         Ok(TestOptions {
             config,
@@ -372,6 +394,7 @@ impl TestOptions {
             nemesis,
             steps,
             store,
+            lazyfs_bin,
         })
     }
 
@@ -428,6 +451,9 @@ impl TestOptions {
         for arg in &h.node_args {
             args.push(format!("--node-arg={arg}"));
         }
+        if h.lazyfs {
+            args.push("--lazyfs".into());
+        }
         if c.unclean_leader_election {
             args.push("--unclean-leader-election".into());
         }
@@ -482,8 +508,15 @@ impl TestArgs {
             .workload
             .parse()
             .map_err(|e: String| bad(format!("--workload: {e}")))?;
-        let kinds =
-            FaultKind::parse_list(&self.nemesis).map_err(|e| bad(format!("--nemesis: {e}")))?;
+        let kinds = FaultKind::parse_list(&self.nemesis)
+            .map_err(|e| bad(format!("--nemesis: {e}")))?;
+        // `all` means every fault this run can inject: power loss only on lazy mounts.
+        let available = FaultKind::available(self.lazyfs);
+        let kinds: Vec<FaultKind> = if self.nemesis.trim() == "all" {
+            available.clone()
+        } else {
+            kinds
+        };
         let max_faulty = self.max_faulty.unwrap_or(self.nodes - 1);
         if max_faulty > self.nodes {
             return Err(bad(format!(
@@ -517,6 +550,15 @@ impl TestArgs {
             }
             None => None,
         };
+        let power_loss_step = steps.iter().flatten().find(|s| {
+            matches!(s.action, crate::schedule::Action::PowerLoss(_))
+        });
+        if let (Some(step), false) = (power_loss_step, self.lazyfs) {
+            return Err(bad(format!(
+                "schedule line {}: power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
+                step.line
+            )));
+        }
         if self.concurrency == 0 && steps.is_none() {
             return Err(bad(
                 "--concurrency must be at least 1 (0 only with --schedule)",
@@ -535,7 +577,7 @@ impl TestArgs {
         };
         let nemesis_name = if nemesis.is_empty() {
             "none".to_string()
-        } else if kinds.len() == FaultKind::ALL.len() {
+        } else if kinds == available {
             "all".to_string()
         } else {
             nemesis.join("+")
@@ -581,6 +623,7 @@ impl TestArgs {
             request_timeout_ms: self.request_timeout.as_millis() as u64,
             recovery_timeout_ms: self.recovery_timeout.as_millis() as u64,
             node_args: self.node_args,
+            lazyfs: self.lazyfs,
             node_bin,
             cluster_id: String::new(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -71,6 +71,7 @@ pub async fn run_test(mut opts: TestOptions, interrupt: Interrupt) -> anyhow::Re
         replication_protocol: opts.config.replication_protocol.clone(),
         seed: opts.config.seed,
         broker_args: opts.harness.node_args.clone(),
+        lazyfs_bin: opts.lazyfs_bin.clone(),
     };
     let cluster = tokio::select! {
         cluster = Cluster::start(spec) => match cluster {
@@ -206,6 +207,10 @@ impl Run {
             stopping.elapsed().as_millis()
         ));
         for problem in self.cluster.collect().await {
+            say(problem);
+        }
+        // The mounts go last: the dumps above read the brokers' logs through them.
+        for problem in self.cluster.unmount().await {
             say(problem);
         }
         say(format!("operations: {}", clients.counters.summary()));
