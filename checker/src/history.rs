@@ -217,6 +217,25 @@ pub struct TestConfig {
     pub extra: serde_json::Map<String, Value>,
 }
 
+/// `extra` key: the brokers' data dirs were lazy mounts, so power-loss faults could run.
+pub const EXTRA_LAZYFS: &str = "lazyfs";
+/// `extra` key: the flags every broker got (`--fsync` makes each append durable).
+pub const EXTRA_NODE_ARGS: &str = "node_args";
+
+impl TestConfig {
+    /// Whether a power loss could drop acknowledged records: the data dirs were lazy mounts
+    /// and the brokers did not fsync each append.
+    pub fn power_loss_unsynced(&self) -> bool {
+        let lazyfs = self.extra.get(EXTRA_LAZYFS).and_then(Value::as_bool) == Some(true);
+        let fsync = self
+            .extra
+            .get(EXTRA_NODE_ARGS)
+            .and_then(Value::as_array)
+            .is_some_and(|args| args.iter().any(|a| a.as_str() == Some("--fsync")));
+        lazyfs && !fsync
+    }
+}
+
 /// A summary line of `nodes/<id>/dump.jsonl`: what the broker's log of one partition looked
 /// like on disk. Optional; the checker uses `high_watermark` to decide below which offset two
 /// replicas must agree. Other keys are allowed.
