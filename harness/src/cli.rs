@@ -73,7 +73,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ReproArgs {
     /// The scenario: unclean-election, acks1-leader-failover, legacy-hw-truncation,
-    /// epoch-divergence, durable-under-n-1, ...
+    /// epoch-divergence, durable-under-n-1, last-replica-standing, cluster-power-loss, ...
     pub scenario: String,
     /// Where runs are kept (as for `test`).
     #[arg(long, default_value = "store")]
@@ -674,4 +674,36 @@ fn find_node_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         )));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_checker::history::{EXTRA_LAZYFS, EXTRA_NODE_ARGS};
+
+    /// The checker reads `--lazyfs` and the brokers' flags from test.json's `extra` by these
+    /// keys (its guarantee excuses power loss without fsync): the harness must write them there.
+    #[test]
+    fn test_json_holds_what_the_checker_reads_of_power_loss() {
+        let cli = Cli::try_parse_from([
+            "faultline",
+            "test",
+            "--node-bin",
+            "/bin/sh",
+            "--node-arg=--fsync",
+        ])
+        .unwrap();
+        let Command::Test(args) = cli.command else {
+            panic!("a test command")
+        };
+        let config = args.validate().unwrap().test_json();
+        assert_eq!(config.extra[EXTRA_LAZYFS], serde_json::json!(false));
+        assert_eq!(config.extra[EXTRA_NODE_ARGS], serde_json::json!(["--fsync"]));
+        assert!(!config.power_loss_unsynced());
+        let mut lazy = config.clone();
+        lazy.extra.insert(EXTRA_LAZYFS.into(), serde_json::json!(true));
+        assert!(!lazy.power_loss_unsynced(), "--fsync keeps every append");
+        lazy.extra.insert(EXTRA_NODE_ARGS.into(), serde_json::json!([]));
+        assert!(lazy.power_loss_unsynced());
+    }
 }

@@ -7,6 +7,7 @@ mod common;
 mod args;
 mod hygiene;
 mod jobs;
+mod power;
 mod proxy;
 mod report;
 mod runs;
