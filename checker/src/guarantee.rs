@@ -58,7 +58,10 @@ impl Rules {
         if config.power_loss_unsynced() {
             // Kafka's promise holds while one ISR member keeps its log; a power cut of the last
             // one takes what it never fsynced, committed or not (KIP-966's motivation).
-            rules.weaken("power loss without fsync (--lazyfs, no --fsync)", COMMITTED_LOSS);
+            rules.weaken(
+                "power loss without fsync (--lazyfs, no --fsync)",
+                COMMITTED_LOSS,
+            );
         }
         if config.replication_protocol != "current" {
             let setting = format!("replication_protocol={}", config.replication_protocol);

@@ -54,7 +54,10 @@ impl PowerLoss {
             .iter()
             .filter_map(|n| n.as_u64().map(|n| n as u32))
             .collect();
-        let lost_bytes = value.get("lost_bytes").and_then(|b| b.as_u64()).unwrap_or(0);
+        let lost_bytes = value
+            .get("lost_bytes")
+            .and_then(|b| b.as_u64())
+            .unwrap_or(0);
         Some(PowerLoss {
             time_ns,
             nodes,
@@ -123,7 +126,10 @@ impl<'a> Scan<'a> {
             _ if op.process == ProcKey::Named("nemesis".into()) => {
                 self.stats.counts.nemesis += 1;
                 if op.f.as_ref() == "power-loss" && op.error.is_none() {
-                    let loss = op.value.raw().and_then(|raw| PowerLoss::parse(op.time_ns, raw));
+                    let loss = op
+                        .value
+                        .raw()
+                        .and_then(|raw| PowerLoss::parse(op.time_ns, raw));
                     self.stats.power_losses.extend(loss);
                 }
                 Ok(())

@@ -22,7 +22,10 @@ fn missing() -> Option<String> {
     for bin in ["faultline-node", "faultline-lazyfs"] {
         let path = faultline().with_file_name(bin);
         if !path.is_file() {
-            return Some(format!("{} is missing (make build / make bench)", path.display()));
+            return Some(format!(
+                "{} is missing (make build / make bench)",
+                path.display()
+            ));
         }
     }
     faultline_lazyfs::probe().err().map(|e| e.to_string())

@@ -508,8 +508,8 @@ impl TestArgs {
             .workload
             .parse()
             .map_err(|e: String| bad(format!("--workload: {e}")))?;
-        let kinds = FaultKind::parse_list(&self.nemesis)
-            .map_err(|e| bad(format!("--nemesis: {e}")))?;
+        let kinds =
+            FaultKind::parse_list(&self.nemesis).map_err(|e| bad(format!("--nemesis: {e}")))?;
         // `all` means every fault this run can inject: power loss only on lazy mounts.
         let available = FaultKind::available(self.lazyfs);
         let kinds: Vec<FaultKind> = if self.nemesis.trim() == "all" {
@@ -550,9 +550,10 @@ impl TestArgs {
             }
             None => None,
         };
-        let power_loss_step = steps.iter().flatten().find(|s| {
-            matches!(s.action, crate::schedule::Action::PowerLoss(_))
-        });
+        let power_loss_step = steps
+            .iter()
+            .flatten()
+            .find(|s| matches!(s.action, crate::schedule::Action::PowerLoss(_)));
         if let (Some(step), false) = (power_loss_step, self.lazyfs) {
             return Err(bad(format!(
                 "schedule line {}: power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
@@ -698,12 +699,17 @@ mod tests {
         };
         let config = args.validate().unwrap().test_json();
         assert_eq!(config.extra[EXTRA_LAZYFS], serde_json::json!(false));
-        assert_eq!(config.extra[EXTRA_NODE_ARGS], serde_json::json!(["--fsync"]));
+        assert_eq!(
+            config.extra[EXTRA_NODE_ARGS],
+            serde_json::json!(["--fsync"])
+        );
         assert!(!config.power_loss_unsynced());
         let mut lazy = config.clone();
-        lazy.extra.insert(EXTRA_LAZYFS.into(), serde_json::json!(true));
+        lazy.extra
+            .insert(EXTRA_LAZYFS.into(), serde_json::json!(true));
         assert!(!lazy.power_loss_unsynced(), "--fsync keeps every append");
-        lazy.extra.insert(EXTRA_NODE_ARGS.into(), serde_json::json!([]));
+        lazy.extra
+            .insert(EXTRA_NODE_ARGS.into(), serde_json::json!([]));
         assert!(lazy.power_loss_unsynced());
     }
 }

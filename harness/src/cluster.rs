@@ -106,7 +106,12 @@ impl Cluster {
         let paths: BTreeMap<u32, MountPaths> = self
             .brokers()
             .into_iter()
-            .map(|id| (id, MountPaths::for_node_dir(&self.node_dir(Node::Broker(id)))))
+            .map(|id| {
+                (
+                    id,
+                    MountPaths::for_node_dir(&self.node_dir(Node::Broker(id))),
+                )
+            })
             .collect();
         let mounts = tokio::task::block_in_place(|| LazyMounts::mount(bin, &paths))?;
         Ok(Some(mounts))

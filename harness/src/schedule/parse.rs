@@ -218,7 +218,9 @@ fn parse_power_loss(tokens: &mut Tokens) -> Result<Action, String> {
         let target = parse_target(&mut words)?;
         words.finish()?;
         if target == Target::Node(Node::Controller) {
-            return Err("power-loss aims at brokers (the controller is not on a lazy mount)".into());
+            return Err(
+                "power-loss aims at brokers (the controller is not on a lazy mount)".into(),
+            );
         }
         targets.push(target);
     }

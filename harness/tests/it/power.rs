@@ -91,9 +91,16 @@ fn last_replica_standing_loses_committed_writes_without_fsync_and_none_with() {
     // and the explanation names the power cut, the clean re-election and the truncations.
     let lossy = run_of(store.path(), "repro-last-replica-standing-1");
     let r = results(&lossy);
-    assert_eq!(r["valid"], serde_json::json!(true), "excused by the power loss");
+    assert_eq!(
+        r["valid"],
+        serde_json::json!(true),
+        "excused by the power loss"
+    );
     assert!(r["anomaly_counts"]["lost"].as_u64().unwrap() >= 40, "{r}");
-    let sentence = r["explanations"][0]["sentence"].as_str().unwrap().to_string();
+    let sentence = r["explanations"][0]["sentence"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for needle in ["lost power", "was elected", "truncated"] {
         assert!(sentence.contains(needle), "{needle:?} not in {sentence:?}");
     }
@@ -113,7 +120,10 @@ fn last_replica_standing_loses_committed_writes_without_fsync_and_none_with() {
     let durable = run_of(store.path(), "repro-last-replica-standing-2");
     let r = results(&durable);
     assert_eq!(r["valid"], serde_json::json!(true), "{r}");
-    assert!(r["anomaly_counts"].get("lost").is_none_or(|n| n == 0), "{r}");
+    assert!(
+        r["anomaly_counts"].get("lost").is_none_or(|n| n == 0),
+        "{r}"
+    );
     assert!(mounts_under(store.path()).is_empty(), "no mount left");
 }
 
@@ -122,7 +132,11 @@ fn power_loss_needs_lazyfs() {
     let run = TestRun::new(&["--nemesis", "power-loss", "--time-limit", "1s"]);
     let done = run.run();
     done.expect_exit(254);
-    assert!(done.stderr().contains("needs --lazyfs"), "{}", done.stderr());
+    assert!(
+        done.stderr().contains("needs --lazyfs"),
+        "{}",
+        done.stderr()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let schedule = dir.path().join("s.txt");
@@ -149,16 +163,23 @@ fn start_power_loss_run(run: &TestRun) -> (std::process::Child, std::path::PathB
     let run_dir = poll("the run directory", Duration::from_secs(20), || {
         run.run_dir_as_named()
     });
-    poll("a power-loss in the history", Duration::from_secs(30), || {
-        if let Some(status) = child.try_wait().unwrap() {
-            let log = std::fs::read_to_string(run.store.path().join("harness.log"));
-            panic!("the harness exited early ({status}):\n{}", log.unwrap_or_default());
-        }
-        read_history(&run_dir)
-            .iter()
-            .any(|op| op.f == "power-loss" && op.error.is_none())
-            .then_some(())
-    });
+    poll(
+        "a power-loss in the history",
+        Duration::from_secs(30),
+        || {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(run.store.path().join("harness.log"));
+                panic!(
+                    "the harness exited early ({status}):\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+            read_history(&run_dir)
+                .iter()
+                .any(|op| op.f == "power-loss" && op.error.is_none())
+                .then_some(())
+        },
+    );
     assert_eq!(mounts_under(&run_dir).len(), 3, "one mount per broker");
     (child, run_dir)
 }
@@ -212,7 +233,11 @@ fn an_interrupted_lazy_run_unmounts_everything() {
     let status = poll("the harness to exit", Duration::from_secs(40), || {
         child.try_wait().unwrap()
     });
-    assert_eq!(status.code(), Some(255), "an interrupted run is not a verdict");
+    assert_eq!(
+        status.code(),
+        Some(255),
+        "an interrupted run is not a verdict"
+    );
     let needle = run_dir.join("nodes").display().to_string();
     assert!(processes_mentioning(&needle).is_empty(), "processes left");
     assert!(mounts_under(&run_dir).is_empty(), "mounts left");
