@@ -163,7 +163,7 @@ fn every_option_has_help_with_its_default() {
         "unclean.leader.election.enable",
         "Where runs are kept",
         "[default: store]",
-        "[default: 3s]",
+        "[default: 2s]",
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
