@@ -242,6 +242,7 @@ impl Run {
             broker_logs: &self.broker_logs,
             events: &self.events,
             start_unix_ms: self.config.start_unix_ms,
+            power_losses: &stats.power_losses,
         };
         let explanations = explain::explain(&ctx, &lost, &std::mem::take(&mut stats.moved));
         self.note_final_problems();

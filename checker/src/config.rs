@@ -43,7 +43,24 @@ pub struct TestConfig {
     pub extra: serde_json::Map<String, Value>,
 }
 
+/// `extra` key: the brokers' data dirs were lazy mounts, so power-loss faults could run.
+pub const EXTRA_LAZYFS: &str = "lazyfs";
+/// `extra` key: the flags every broker got (`--fsync` makes each append durable).
+pub const EXTRA_NODE_ARGS: &str = "node_args";
+
 impl TestConfig {
+    /// Whether a power loss could drop acknowledged records: the data dirs were lazy mounts
+    /// and the brokers did not fsync each append.
+    pub fn power_loss_unsynced(&self) -> bool {
+        let lazyfs = self.extra.get(EXTRA_LAZYFS).and_then(Value::as_bool) == Some(true);
+        let fsync = self
+            .extra
+            .get(EXTRA_NODE_ARGS)
+            .and_then(Value::as_array)
+            .is_some_and(|args| args.iter().any(|a| a.as_str() == Some("--fsync")));
+        lazyfs && !fsync
+    }
+
     /// Reads `run_dir/test.json`, the one file without which a run cannot be checked.
     pub fn read(run_dir: &Path) -> Result<TestConfig, CheckError> {
         if !run_dir.is_dir() {

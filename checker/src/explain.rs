@@ -8,6 +8,7 @@ use crate::findings::LostItem;
 use crate::intern::ValueId;
 use crate::logs::{BrokerLog, Final, PartIdx, Partitions};
 use crate::results::{AnomalyKind, Explanation};
+use crate::scan::PowerLoss;
 use crate::values::{Values, NONE, NO_ACK_BY};
 
 /// Truncation events named in one sentence before the rest are counted.
@@ -21,6 +22,8 @@ pub struct Context<'a> {
     pub broker_logs: &'a [BrokerLog],
     pub events: &'a Events,
     pub start_unix_ms: u64,
+    /// The history's power-loss faults: a node cannot know its page cache was lost.
+    pub power_losses: &'a [PowerLoss],
 }
 
 /// One range to explain: consecutive offsets of one partition, acknowledged in one epoch.
@@ -249,6 +252,19 @@ fn causes(ctx: &Context, r: &Range, topic: &str, partition: u32) -> Vec<String> 
     for e in torn.take(MAX_TRUNCATIONS_NAMED) {
         out.push((e.time_ms, recovery_clause(ctx, e)));
     }
+    // A power loss after the acknowledgement, on the broker that acknowledged the range (or,
+    // when that is unknown, on any broker), is named: the node's own events cannot say it.
+    let leader = r.node.or_else(|| {
+        r.epoch
+            .and_then(|e| ctx.events.leader_in_epoch(topic, partition, e))
+    });
+    for loss in ctx.power_losses {
+        let time_ms = ctx.start_unix_ms + loss.time_ns / 1_000_000;
+        let hit = leader.is_none_or(|l| loss.nodes.contains(&l));
+        if hit && r.acked_ms.is_none_or(|t| time_ms >= t) {
+            out.push((time_ms, power_loss_clause(ctx, loss, time_ms)));
+        }
+    }
     // In the order they happened.
     out.sort_by_key(|(time_ms, _)| *time_ms);
     out.into_iter().map(|(_, clause)| clause).collect()
@@ -294,6 +310,19 @@ fn truncation_clause(ctx: &Context, e: &NodeEvent, lo: u64, hi: u64) -> String {
         _ => "",
     };
     format!("{broker} truncated {cut}{why} at {}", at(ctx, e.time_ms))
+}
+
+fn power_loss_clause(ctx: &Context, loss: &PowerLoss, time_ms: u64) -> String {
+    let nodes: Vec<String> = loss.nodes.iter().map(u32::to_string).collect();
+    let who = match nodes.as_slice() {
+        [one] => format!("broker {one}"),
+        _ => format!("brokers {}", nodes.join(", ")),
+    };
+    format!(
+        "{who} lost power at {} ({} unsynced bytes dropped)",
+        at(ctx, time_ms),
+        loss.lost_bytes
+    )
 }
 
 fn recovery_clause(ctx: &Context, e: &NodeEvent) -> String {

@@ -55,6 +55,14 @@ impl Rules {
         if config.unclean_leader_election {
             rules.weaken("unclean.leader.election.enable=true", COMMITTED_LOSS);
         }
+        if config.power_loss_unsynced() {
+            // Kafka's promise holds while one ISR member keeps its log; a power cut of the last
+            // one takes what it never fsynced, committed or not (KIP-966's motivation).
+            rules.weaken(
+                "power loss without fsync (--lazyfs, no --fsync)",
+                COMMITTED_LOSS,
+            );
+        }
         if config.replication_protocol != "current" {
             let setting = format!("replication_protocol={}", config.replication_protocol);
             rules.weaken(&setting, COMMITTED_LOSS);

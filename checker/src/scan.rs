@@ -37,6 +37,38 @@ pub struct ScanStats {
     pub abort: Option<String>,
     /// Moved acknowledgements: (partition, acknowledged offset, value), for explanations.
     pub moved: Vec<(PartIdx, u64, ValueId)>,
+    /// The history's `power-loss` faults that were applied, for explanations.
+    pub power_losses: Vec<PowerLoss>,
+}
+
+/// A `power-loss` nemesis operation: these brokers lost what they had not fsynced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerLoss {
+    pub time_ns: u64,
+    pub nodes: Vec<u32>,
+    pub lost_bytes: u64,
+}
+
+impl PowerLoss {
+    /// Reads a `power-loss` operation's value (`{"nodes":[1],"lost_bytes":…}`).
+    fn parse(time_ns: u64, raw: &str) -> Option<PowerLoss> {
+        let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+        let nodes = value
+            .get("nodes")?
+            .as_array()?
+            .iter()
+            .filter_map(|n| n.as_u64().map(|n| n as u32))
+            .collect();
+        let lost_bytes = value
+            .get("lost_bytes")
+            .and_then(|b| b.as_u64())
+            .unwrap_or(0);
+        Some(PowerLoss {
+            time_ns,
+            nodes,
+            lost_bytes,
+        })
+    }
 }
 
 /// A send invoked and not yet completed.
@@ -110,6 +142,13 @@ impl<'a> Scan<'a> {
                         .map_err(|e| format!("bad {} value: {e}", op.f))?;
                 }
                 self.stats.counts.nemesis += 1;
+                if op.f.as_ref() == "power-loss" && op.error.is_none() {
+                    let loss = op
+                        .value
+                        .raw()
+                        .and_then(|raw| PowerLoss::parse(op.time_ns, raw));
+                    self.stats.power_losses.extend(loss);
+                }
                 Ok(())
             }
             _ => {

@@ -73,7 +73,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ReproArgs {
     /// The scenario: unclean-election, acks1-leader-failover, legacy-hw-truncation,
-    /// epoch-divergence, durable-under-n-1, ...
+    /// epoch-divergence, durable-under-n-1, last-replica-standing, cluster-power-loss, ...
     pub scenario: String,
     /// Where runs are kept (as for `test`).
     #[arg(long, default_value = "store")]
@@ -303,6 +303,11 @@ pub struct TestArgs {
     /// Extra flag passed to every broker (repeatable), e.g. --node-arg=--fsync; default: none.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Put each broker's data dir on its own lazy FUSE mount (faultline-lazyfs), which holds
+    /// unfsynced writes in memory, so the power-loss fault can drop them (docs/power-loss.md).
+    /// Needs /dev/fuse and root (or fusermount3); default: off.
+    #[arg(long)]
+    pub lazyfs: bool,
 }
 
 /// Settings that only the harness reads. They are stored in test.json's `extra`, so a run's
@@ -319,6 +324,10 @@ pub struct HarnessSettings {
     /// `http` or `kafka`: how producers talk to the brokers.
     #[serde(default = "default_client")]
     pub client: String,
+    /// `--lazyfs`: the brokers' data dirs are lazy mounts (the checker reads this key, see
+    /// `faultline_checker::config::EXTRA_LAZYFS`).
+    #[serde(default)]
+    pub lazyfs: bool,
     pub node_bin: PathBuf,
     /// Set when the run starts.
     #[serde(default)]
@@ -361,6 +370,8 @@ pub struct TestOptions {
     /// The schedule's steps when `config.schedule` names one.
     pub steps: Option<Vec<Step>>,
     pub store: PathBuf,
+    /// With `--lazyfs`: the `faultline-lazyfs` binary, found and probed at validation.
+    pub lazyfs_bin: Option<PathBuf>,
 }
 
 impl TestOptions {
@@ -392,12 +403,23 @@ impl TestOptions {
             .kill_signal
             .parse()
             .map_err(|e: String| bad(format!("--kill-signal: {e}")))?;
+        if kinds.contains(&FaultKind::PowerLoss) && !harness.lazyfs {
+            return Err(bad(
+                "--nemesis power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
+            ));
+        }
         let nemesis = RandomNemesis {
             kinds,
             interval: Duration::from_millis(config.nemesis_interval_ms),
             max_faulty: config.max_faulty,
             targets,
             kill_signal,
+        };
+        let lazyfs_bin = if harness.lazyfs {
+            crate::lazy::probe().map_err(bad)?;
+            Some(crate::lazy::find_lazyfs_bin().map_err(bad)?)
+        } else {
+            None
         };
         Ok(TestOptions {
             config,
@@ -407,6 +429,7 @@ impl TestOptions {
             nemesis,
             steps,
             store,
+            lazyfs_bin,
         })
     }
 
@@ -463,6 +486,9 @@ impl TestOptions {
         flag("schedule", schedule.display().to_string());
         for arg in &h.node_args {
             args.push(format!("--node-arg={arg}"));
+        }
+        if h.lazyfs {
+            args.push("--lazyfs".into());
         }
         if c.unclean_leader_election {
             args.push("--unclean-leader-election".into());
@@ -523,6 +549,13 @@ impl TestArgs {
             .map_err(|e: String| bad(format!("--client: {e}")))?;
         let kinds =
             FaultKind::parse_list(&self.nemesis).map_err(|e| bad(format!("--nemesis: {e}")))?;
+        // `all` means every fault this run can inject: power loss only on lazy mounts.
+        let available = FaultKind::available(self.lazyfs);
+        let kinds: Vec<FaultKind> = if self.nemesis.trim() == "all" {
+            available.clone()
+        } else {
+            kinds
+        };
         let max_faulty = self.max_faulty.unwrap_or(self.nodes - 1);
         if max_faulty > self.nodes {
             return Err(bad(format!(
@@ -556,6 +589,16 @@ impl TestArgs {
             }
             None => None,
         };
+        let power_loss_step = steps
+            .iter()
+            .flatten()
+            .find(|s| matches!(s.action, crate::schedule::Action::PowerLoss(_)));
+        if let (Some(step), false) = (power_loss_step, self.lazyfs) {
+            return Err(bad(format!(
+                "schedule line {}: power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
+                step.line
+            )));
+        }
         if self.concurrency == 0 && steps.is_none() {
             return Err(bad(
                 "--concurrency must be at least 1 (0 only with --schedule)",
@@ -574,7 +617,7 @@ impl TestArgs {
         };
         let nemesis_name = if nemesis.is_empty() {
             "none".to_string()
-        } else if kinds.len() == FaultKind::ALL.len() {
+        } else if kinds == available {
             "all".to_string()
         } else {
             nemesis.join("+")
@@ -621,6 +664,7 @@ impl TestArgs {
             recovery_timeout_ms: self.recovery_timeout.as_millis() as u64,
             node_args: self.node_args,
             client: self.client,
+            lazyfs: self.lazyfs,
             node_bin,
             cluster_id: String::new(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -671,4 +715,41 @@ fn find_node_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         )));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_checker::config::{EXTRA_LAZYFS, EXTRA_NODE_ARGS};
+
+    /// The checker reads `--lazyfs` and the brokers' flags from test.json's `extra` by these
+    /// keys (its guarantee excuses power loss without fsync): the harness must write them there.
+    #[test]
+    fn test_json_holds_what_the_checker_reads_of_power_loss() {
+        let cli = Cli::try_parse_from([
+            "faultline",
+            "test",
+            "--node-bin",
+            "/bin/sh",
+            "--node-arg=--fsync",
+        ])
+        .unwrap();
+        let Command::Test(args) = cli.command else {
+            panic!("a test command")
+        };
+        let config = args.validate().unwrap().test_json();
+        assert_eq!(config.extra[EXTRA_LAZYFS], serde_json::json!(false));
+        assert_eq!(
+            config.extra[EXTRA_NODE_ARGS],
+            serde_json::json!(["--fsync"])
+        );
+        assert!(!config.power_loss_unsynced());
+        let mut lazy = config.clone();
+        lazy.extra
+            .insert(EXTRA_LAZYFS.into(), serde_json::json!(true));
+        assert!(!lazy.power_loss_unsynced(), "--fsync keeps every append");
+        lazy.extra
+            .insert(EXTRA_NODE_ARGS.into(), serde_json::json!([]));
+        assert!(lazy.power_loss_unsynced());
+    }
 }

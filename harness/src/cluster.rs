@@ -16,6 +16,7 @@ use faultline_workloads::NodeClient;
 use serde_json::{json, Map};
 use tokio::time::Instant;
 
+use crate::lazy::{LazyMounts, MountPaths};
 use crate::network::Network;
 use crate::node::{Endpoint, Node};
 use crate::schedule::TopicPartition;
@@ -34,6 +35,8 @@ pub struct ClusterSpec {
     pub broker_args: Vec<String>,
     /// Give every broker a Kafka listener, advertised as its client→broker Kafka proxy.
     pub kafka: bool,
+    /// `--lazyfs`: the `faultline-lazyfs` binary that mounts each broker's data dir.
+    pub lazyfs_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +66,9 @@ pub struct Cluster {
     pub kafka_addrs: BTreeMap<u32, SocketAddr>,
     /// Direct, unfaulted calls from the harness itself.
     pub admin: NodeClient,
+    /// `--lazyfs`: each broker's data dir on its own lazy mount. Declared after the supervisor,
+    /// so on an error path the nodes are killed before their mounts are stopped.
+    pub mounts: Option<LazyMounts>,
 }
 
 /// How long the whole cluster has to come up.
@@ -84,18 +90,49 @@ impl Cluster {
         let network = Network::start(controller_addr, &broker_addrs, &kafka_addrs, spec.seed)
             .await
             .context("starting link proxies")?;
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             supervisor: Supervisor::new(&spec.node_bin),
             network,
             controller_addr,
             broker_addrs,
             kafka_addrs,
             admin: NodeClient::new(Duration::from_secs(2)),
+            mounts: None,
             spec,
         };
+        cluster.mounts = cluster.mount_lazyfs()?;
         cluster.register_nodes().await?;
         cluster.boot().await?;
         Ok(cluster)
+    }
+
+    /// With `--lazyfs`, mounts every broker's data dir before any broker starts. Mounting
+    /// blocks (each mount is polled until it answers), so it runs in place on this worker.
+    fn mount_lazyfs(&self) -> anyhow::Result<Option<LazyMounts>> {
+        let Some(bin) = &self.spec.lazyfs_bin else {
+            return Ok(None);
+        };
+        let paths: BTreeMap<u32, MountPaths> = self
+            .brokers()
+            .into_iter()
+            .map(|id| {
+                (
+                    id,
+                    MountPaths::for_node_dir(&self.node_dir(Node::Broker(id))),
+                )
+            })
+            .collect();
+        let mounts = tokio::task::block_in_place(|| LazyMounts::mount(bin, &paths))?;
+        Ok(Some(mounts))
+    }
+
+    /// After [`collect`](Self::collect): unmounts the brokers' lazy mounts, writing back what
+    /// they hold. Returns the problems met (reported, not fatal).
+    pub async fn unmount(&self) -> Vec<String> {
+        match &self.mounts {
+            Some(mounts) => mounts.unmount_all().await,
+            None => Vec::new(),
+        }
     }
 
     async fn register_nodes(&self) -> anyhow::Result<()> {

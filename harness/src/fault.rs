@@ -1,5 +1,5 @@
 //! The fault vocabulary, as data: a [`Fault`] is one concrete fault or heal that names nodes
-//! and links — kill/start, pause/resume, delay, partition/heal — exactly as the history records
+//! and links — kill/start, pause/resume, delay, partition/heal, power-loss — exactly as the history records
 //! it and the executor (`nemesis`) applies it. A network partition is a [`NetworkPartition`]
 //! (never plain "partition", which in a Kafka tool is a topic partition). This module knows
 //! nothing of roles such as `leader` (the schedule language resolves those), of choosing faults
@@ -148,6 +148,12 @@ pub enum Fault {
     },
     /// Heals every partition.
     Heal,
+    /// A power cut of these brokers at once (`--lazyfs`): SIGKILL each, drop every byte its
+    /// lazy mount held unfsynced, restart it. It heals itself; a broker whose restart failed is
+    /// down, and the heal phase starts it like any other.
+    PowerLoss {
+        nodes: Vec<u32>,
+    },
 }
 
 impl Fault {
@@ -161,6 +167,7 @@ impl Fault {
             Fault::Delay { .. } => "delay",
             Fault::NetworkPartition { .. } => "partition",
             Fault::Heal => "heal",
+            Fault::PowerLoss { .. } => "power-loss",
         }
     }
 
@@ -190,6 +197,10 @@ impl Fault {
                 None
             }
             Fault::Heal => None,
+            Fault::PowerLoss { nodes } => {
+                detail.insert("nodes".into(), json!(nodes));
+                None
+            }
         };
         serde_json::to_value(FaultValue { node, detail }).expect("a fault value serializes")
     }

@@ -260,6 +260,14 @@ impl PlanRunner {
                 return Some(format!("{node} is not running"));
             }
         }
+        if let Fault::PowerLoss { nodes } = fault {
+            for &id in nodes {
+                let node = crate::node::Node::Broker(id);
+                if nemesis.cluster().supervisor.state(node).await != Some(ProcState::Running) {
+                    return Some(format!("{node} is not running"));
+                }
+            }
+        }
         if matches!(fault, Fault::NetworkPartition { .. })
             && nemesis.partitioned()
             && !mine.contains(&Fault::Heal)
@@ -342,6 +350,7 @@ fn heal_of(fault: &Fault) -> Option<Fault> {
             delay: Delay::NONE,
         }),
         Fault::NetworkPartition { .. } => Some(Fault::Heal),
-        Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal => None,
+        // A power loss restarts its brokers itself; a failed restart is left to the heal phase.
+        Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal | Fault::PowerLoss { .. } => None,
     }
 }

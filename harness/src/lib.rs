@@ -17,6 +17,7 @@ pub mod entry;
 pub mod fault;
 pub mod final_read;
 pub mod generator;
+pub mod lazy;
 pub mod nemesis;
 pub mod network;
 pub mod node;

@@ -13,7 +13,7 @@ use faultline_workloads::client::Metadata;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::cluster::{default_partition, Cluster, TopicSpec};
 use crate::fault::{Fault, NetworkPartition};
@@ -21,8 +21,10 @@ use crate::network::LinkSelector;
 use crate::node::{Endpoint, Node};
 use crate::proxy::Delay;
 use crate::record::Recorder;
-use crate::schedule::{Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition};
-use crate::supervisor::ProcState;
+use crate::schedule::{
+    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
+};
+use crate::supervisor::{KillSignal, ProcState};
 
 /// The network faults in force (process faults are the supervisor's to know).
 #[derive(Debug, Default)]
@@ -126,13 +128,79 @@ impl Nemesis {
     pub async fn apply_and_record(&self, fault: &Fault) -> std::io::Result<()> {
         let at = self.recorder.since_start();
         let result = self.apply(fault).await;
-        let error = result.err();
+        let mut value = fault.value();
+        let error = match result {
+            Ok(detail) => {
+                if let Value::Object(map) = &mut value {
+                    map.extend(detail);
+                }
+                None
+            }
+            Err(error) => Some(error),
+        };
         self.recorder
             .log_step(at, &Action::from(fault.clone()), error.as_deref());
-        self.recorder.record(fault.f(), fault.value(), error)
+        self.recorder.record(fault.f(), value, error)
     }
 
-    async fn apply(&self, fault: &Fault) -> Result<(), String> {
+    /// Applies a fault; what it learnt while applying (a power loss's lost bytes) is returned
+    /// for the record.
+    async fn apply(&self, fault: &Fault) -> Result<Map<String, Value>, String> {
+        match fault {
+            Fault::PowerLoss { nodes } => self.power_loss(nodes).await,
+            other => self.apply_simple(other).await.map(|()| Map::new()),
+        }
+    }
+
+    /// The power cut: every target is SIGKILLed first (the cut stops them all at the same
+    /// instant), then each lazy mount drops what it held unfsynced, then the brokers that were
+    /// up are restarted on what survived. A broker that was already down loses its unsynced
+    /// data too and stays down. A failed restart is recorded (`restart_error`) and left to the
+    /// heal, which starts every broker that is down.
+    async fn power_loss(&self, nodes: &[u32]) -> Result<Map<String, Value>, String> {
+        let mounts = self.cluster.mounts.as_ref().ok_or_else(|| {
+            "power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)".to_string()
+        })?;
+        let supervisor = &self.cluster.supervisor;
+        let cut_at = std::time::Instant::now();
+        let mut were_up = Vec::new();
+        for &id in nodes {
+            let node = Node::Broker(id);
+            match supervisor.state(node).await {
+                None => return Err(format!("no such broker {id}")),
+                Some(ProcState::Running | ProcState::Paused) => {
+                    supervisor.kill(node, KillSignal::Kill).await.map_err(err)?;
+                    were_up.push(node);
+                }
+                Some(_) => {}
+            }
+        }
+        let (mut lost, mut lost_bytes, mut lost_files) = (Vec::new(), 0u64, 0u64);
+        for &id in nodes {
+            let reply = mounts.lose(id).await?;
+            lost_bytes += reply.lost_bytes;
+            lost_files += reply.lost_files;
+            lost.push(json!({"node": id, "lost_bytes": reply.lost_bytes,
+                             "lost_files": reply.lost_files}));
+        }
+        let mut restart_errors = Vec::new();
+        for node in were_up {
+            if let Err(e) = supervisor.start(node).await {
+                restart_errors.push(e.to_string());
+            }
+        }
+        let mut detail = Map::new();
+        detail.insert("lost_bytes".into(), json!(lost_bytes));
+        detail.insert("lost_files".into(), json!(lost_files));
+        detail.insert("lost".into(), Value::from(lost));
+        detail.insert("down_ms".into(), json!(cut_at.elapsed().as_millis() as u64));
+        if !restart_errors.is_empty() {
+            detail.insert("restart_error".into(), json!(restart_errors.join("; ")));
+        }
+        Ok(detail)
+    }
+
+    async fn apply_simple(&self, fault: &Fault) -> Result<(), String> {
         let supervisor = &self.cluster.supervisor;
         let network = &self.cluster.network;
         match fault {
@@ -166,6 +234,7 @@ impl Nemesis {
                 self.net.lock().unwrap().partition = None;
                 Ok(())
             }
+            Fault::PowerLoss { .. } => unreachable!("applied by power_loss"),
         }
     }
 
@@ -204,6 +273,7 @@ impl Nemesis {
                 .collect(),
             Action::NetworkPartition(spec) => vec![self.resolve_partition(spec).await?],
             Action::Heal => vec![Fault::Heal],
+            Action::PowerLoss(targets) => vec![self.resolve_power_loss(targets).await?],
             Action::Produce { .. }
             | Action::Wait(_)
             | Action::WaitLeader { .. }
@@ -212,6 +282,28 @@ impl Nemesis {
             }
         };
         Ok(faults)
+    }
+
+    /// The brokers a power loss cuts: every broker, or each target resolved (once each).
+    async fn resolve_power_loss(&self, targets: &PowerLossTargets) -> Result<Fault, String> {
+        let nodes = match targets {
+            PowerLossTargets::All => self.cluster.brokers(),
+            PowerLossTargets::Some(targets) => {
+                let mut nodes = Vec::new();
+                for target in targets {
+                    let id = self
+                        .resolve_target(target)
+                        .await?
+                        .broker()
+                        .ok_or("power-loss aims at brokers, not the controller")?;
+                    if !nodes.contains(&id) {
+                        nodes.push(id);
+                    }
+                }
+                nodes
+            }
+        };
+        Ok(Fault::PowerLoss { nodes })
     }
 
     pub async fn nodes_in(&self, pred: impl Fn(&ProcState) -> bool) -> Vec<Node> {
@@ -453,6 +545,8 @@ impl Nemesis {
         let partition = self.net.lock().unwrap().partition.clone();
         match fault {
             Fault::Kill { node, .. } | Fault::Pause { node } => faulty.extend(node.broker()),
+            // Down for a moment, and behind when it returns: faulty, as a kill is.
+            Fault::PowerLoss { nodes } => faulty.extend(nodes.iter().copied()),
             Fault::NetworkPartition { net, .. } => faulty.extend(net.faulty_brokers()),
             _ => {}
         }

@@ -17,7 +17,9 @@ use rand::Rng;
 use crate::cluster::TopicSpec;
 use crate::node::Node;
 use crate::proxy::Delay;
-use crate::schedule::{Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition};
+use crate::schedule::{
+    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
+};
 use crate::supervisor::KillSignal;
 
 /// What `--nemesis` can name: single faults and packages.
@@ -30,10 +32,12 @@ pub enum FaultKind {
     IsrPressure,
     LeaderLoss,
     RollingRestart,
+    /// Only with `--lazyfs`: SIGKILL a broker and drop what it did not fsync.
+    PowerLoss,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Delay,
@@ -41,7 +45,17 @@ impl FaultKind {
         FaultKind::IsrPressure,
         FaultKind::LeaderLoss,
         FaultKind::RollingRestart,
+        FaultKind::PowerLoss,
     ];
+
+    /// What `--nemesis all` means for a run: every kind, but power loss only when the brokers'
+    /// data dirs are lazy mounts (`--lazyfs`).
+    pub fn available(lazyfs: bool) -> Vec<FaultKind> {
+        FaultKind::ALL
+            .into_iter()
+            .filter(|k| lazyfs || *k != FaultKind::PowerLoss)
+            .collect()
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +66,7 @@ impl FaultKind {
             FaultKind::IsrPressure => "isr-pressure",
             FaultKind::LeaderLoss => "leader-loss",
             FaultKind::RollingRestart => "rolling-restart",
+            FaultKind::PowerLoss => "power-loss",
         }
     }
 
@@ -77,6 +92,10 @@ impl FaultKind {
                 "kill and restart brokers one after another, faster and slower than the session \
                  timeout and the HW checkpoint interval (KIP-101's window)"
             }
+            FaultKind::PowerLoss => {
+                "only with --lazyfs: SIGKILL a broker, drop every byte it had not fsynced, \
+                 restart it (a power cut; the page cache does not survive it)"
+            }
         }
     }
 
@@ -88,6 +107,7 @@ impl FaultKind {
             FaultKind::IsrPressure => 2,
             FaultKind::LeaderLoss => 6,
             FaultKind::RollingRestart => 2,
+            FaultKind::PowerLoss => 2,
         }
     }
 
@@ -237,6 +257,15 @@ pub fn plan(kind: FaultKind, rng: &mut StdRng, ctx: &PlanContext) -> Plan {
         FaultKind::IsrPressure => isr_pressure(rng, ctx, &tp),
         FaultKind::LeaderLoss => leader_loss(rng, ctx, &tp),
         FaultKind::RollingRestart => rolling_restart(rng, ctx),
+        FaultKind::PowerLoss => {
+            let target = match ctx.target(rng, &tp) {
+                // The controller's metadata is not on a lazy mount: aim at a broker instead.
+                Target::Node(Node::Controller) => Target::Random,
+                target => target,
+            };
+            let action = Action::PowerLoss(PowerLossTargets::Some(vec![target]));
+            single(ctx, rng, action)
+        }
     };
     Plan {
         kind,
@@ -476,6 +505,8 @@ mod tests {
             FaultKind::parse_list("all").unwrap().len(),
             FaultKind::ALL.len()
         );
+        assert!(!FaultKind::available(false).contains(&FaultKind::PowerLoss));
+        assert!(FaultKind::available(true).contains(&FaultKind::PowerLoss));
         assert_eq!(
             FaultKind::parse_list("leader-loss,latency").unwrap(),
             vec![FaultKind::Delay, FaultKind::LeaderLoss]

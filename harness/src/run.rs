@@ -74,6 +74,7 @@ pub async fn run_test(mut opts: TestOptions, interrupt: Interrupt) -> anyhow::Re
         seed: opts.config.seed,
         broker_args: opts.harness.node_args.clone(),
         kafka: opts.client == crate::cli::ClientKind::Kafka,
+        lazyfs_bin: opts.lazyfs_bin.clone(),
     };
     let cluster = tokio::select! {
         cluster = Cluster::start(spec) => match cluster {
@@ -213,6 +214,10 @@ impl Run {
             stopping.elapsed().as_millis()
         ));
         for problem in self.cluster.collect().await {
+            say(problem);
+        }
+        // The mounts go last: the dumps above read the brokers' logs through them.
+        for problem in self.cluster.unmount().await {
             say(problem);
         }
         say(format!("operations: {}", clients.counters.summary()));

@@ -59,6 +59,8 @@ const ACKS1: &str = include_str!("../scenarios/acks1-leader-failover.txt");
 const EPOCHS: &str = include_str!("../scenarios/epoch-divergence.txt");
 const DURABLE: &str = include_str!("../scenarios/durable-under-n-1.txt");
 const LEGACY_HW: &str = include_str!("../scenarios/legacy-hw-truncation.txt");
+const LAST_REPLICA: &str = include_str!("../scenarios/last-replica-standing.txt");
+const CLUSTER_POWER: &str = include_str!("../scenarios/cluster-power-loss.txt");
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -159,6 +161,59 @@ pub const SCENARIOS: &[Scenario] = &[
                     "--node-arg=--hw-checkpoint-interval-ms=600000",
                 ],
                 schedule: LEGACY_HW,
+                expect: Expect::NoLoss,
+            },
+        ],
+    },
+    Scenario {
+        name: "last-replica-standing",
+        summary: "KIP-966: the followers leave the ISR one after the other, the leader alone in \
+                  it loses power and its unfsynced records, is elected again cleanly, and the \
+                  followers truncate: committed writes lost (none with --fsync)",
+        runs: &[
+            ScenarioRun {
+                label: "no fsync",
+                args: &["--lazyfs", "--acks", "all", "--min-insync-replicas", "2"],
+                schedule: LAST_REPLICA,
+                expect: Expect::Loss,
+            },
+            ScenarioRun {
+                label: "fsync",
+                args: &[
+                    "--lazyfs",
+                    "--acks",
+                    "all",
+                    "--min-insync-replicas",
+                    "2",
+                    "--node-arg=--fsync",
+                ],
+                schedule: LAST_REPLICA,
+                expect: Expect::NoLoss,
+            },
+        ],
+    },
+    Scenario {
+        name: "cluster-power-loss",
+        summary: "every broker loses power at once: every acknowledged write not fsynced is lost \
+                  (none with --fsync)",
+        runs: &[
+            ScenarioRun {
+                label: "no fsync",
+                args: &["--lazyfs", "--acks", "all", "--min-insync-replicas", "2"],
+                schedule: CLUSTER_POWER,
+                expect: Expect::Loss,
+            },
+            ScenarioRun {
+                label: "fsync",
+                args: &[
+                    "--lazyfs",
+                    "--acks",
+                    "all",
+                    "--min-insync-replicas",
+                    "2",
+                    "--node-arg=--fsync",
+                ],
+                schedule: CLUSTER_POWER,
                 expect: Expect::NoLoss,
             },
         ],

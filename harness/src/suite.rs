@@ -108,6 +108,21 @@ pub fn ci_entries() -> Vec<Entry> {
             expect: Expect::NoLoss,
         });
     }
+    // Power cuts on lazy mounts with every append fsynced: the node's fsync must keep every
+    // acknowledged write through random power losses (and kills).
+    let mut a = args(&durable);
+    a.extend(args(&[
+        "--lazyfs",
+        "--node-arg=--fsync",
+        "--nemesis",
+        "power-loss,kill",
+    ]));
+    entries.push(Entry {
+        name: "durable-power-loss-fsync".to_string(),
+        args: a,
+        schedule: None,
+        expect: Expect::NoLoss,
+    });
     for scenario in scenarios::SCENARIOS {
         for (i, run) in scenario.runs.iter().enumerate() {
             let mut a: Vec<String> = args(run.args);

@@ -342,6 +342,10 @@ fn fault_legend() -> String {
     for (kind, what) in [
         ("kill", "kill (down until start)"),
         ("pause", "pause (SIGSTOP until resume)"),
+        (
+            "power-loss",
+            "power loss (killed, unsynced data dropped, restarted)",
+        ),
         ("delay", "network delay"),
         ("partition", "network partition (until heal)"),
     ] {

@@ -44,6 +44,7 @@ fn shade_colour(kind: &str) -> RGBAColor {
     match kind {
         "kill" => RGBColor(207, 34, 46).mix(0.12),
         "pause" => RGBColor(191, 135, 0).mix(0.15),
+        "power-loss" => RGBColor(36, 41, 47).mix(0.15),
         "delay" => RGBColor(130, 80, 223).mix(0.10),
         _ => RGBColor(9, 105, 218).mix(0.12),
     }

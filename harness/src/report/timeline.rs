@@ -2,7 +2,8 @@
 //! node events that matter to a reader (elections clean and unclean, ISR changes, truncations,
 //! recoveries that dropped bytes, brokers fenced), and the timeline drawing of them, one lane per
 //! node plus one for the network and one per partition. It owns the rule that pairs a fault
-//! with its heal (kill/start, pause/resume, delay/delay 0, partition/heal); the live progress
+//! with its heal (kill/start, pause/resume, delay/delay 0, partition/heal; a power loss heals
+//! itself, a short bar from the cut to the restart); the live progress
 //! display uses the same rule. It does not read files (see data.rs) or draw plots (plots.rs).
 
 use std::fmt::Write as _;
@@ -15,7 +16,7 @@ use super::html::escape;
 /// A fault in force from `start_s` to `end_s` (`None`: never healed in the history).
 #[derive(Debug, Clone)]
 pub struct FaultWindow {
-    /// `kill`, `pause`, `delay` or `partition`.
+    /// `kill`, `pause`, `delay`, `partition` or `power-loss`.
     pub kind: &'static str,
     /// The node it hit (`"2"`, `"controller"`), or `None` for network-wide faults.
     pub node: Option<String>,
@@ -78,7 +79,11 @@ impl FaultState {
                 let label = format!("{f} {}", node.as_deref().unwrap_or("?"));
                 self.open(kind, node, label, time_s);
             }
-            "start" => self.close(|w| w.kind == "kill" && w.node == node, time_s),
+            "start" => self.close(
+                |w| matches!(w.kind, "kill" | "power-loss") && w.node == node,
+                time_s,
+            ),
+            "power-loss" => self.power_loss(value, time_s),
             "resume" => self.close(|w| w.kind == "pause" && w.node == node, time_s),
             "delay" => {
                 self.close(|w| w.kind == "delay", time_s);
@@ -95,6 +100,31 @@ impl FaultState {
             }
             "heal" => self.close(|w| w.kind == "partition", time_s),
             _ => {}
+        }
+    }
+
+    /// A power loss is recorded once its brokers are back: a short bar per broker over the
+    /// time it was down (`down_ms` before the record), labelled with what its mount lost. A
+    /// broker whose restart failed stays open until its `start`.
+    fn power_loss(&mut self, value: &Value, time_s: f64) {
+        let down_s = value.get("down_ms").and_then(Value::as_u64).unwrap_or(0) as f64 / 1000.0;
+        let restart_failed = value.get("restart_error").is_some();
+        for lost in value
+            .get("lost")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(node) = lost.get("node").map(|n| n.to_string()) else {
+                continue;
+            };
+            let bytes = lost.get("lost_bytes").and_then(Value::as_u64).unwrap_or(0);
+            let label = format!("power-loss {node}: {bytes} unsynced bytes lost");
+            self.open("power-loss", Some(node), label, (time_s - down_s).max(0.0));
+            if !restart_failed {
+                let node = self.open.last().and_then(|w| w.node.clone());
+                self.close(|w| w.kind == "power-loss" && w.node == node, time_s);
+            }
         }
     }
 
@@ -288,6 +318,7 @@ pub fn fault_colour(kind: &str) -> &'static str {
     match kind {
         "kill" => "#cf222e",
         "pause" => "#bf8700",
+        "power-loss" => "#24292f",
         "delay" => "#8250df",
         _ => "#0969da",
     }
@@ -521,6 +552,26 @@ mod tests {
         assert_eq!(windows.len(), 2);
         assert_eq!(windows[0].end_s, Some(3.0));
         assert_eq!(windows[1].end_s, Some(4.0));
+    }
+
+    #[test]
+    fn a_power_loss_is_a_short_bar_per_broker_or_open_until_start() {
+        let mut state = FaultState::default();
+        let value = json!({"nodes": [1, 3], "down_ms": 500, "lost_bytes": 30,
+            "lost": [{"node": 1, "lost_bytes": 10}, {"node": 3, "lost_bytes": 20}]});
+        state.apply("power-loss", &value, None, 2.0);
+        assert!(state.active().is_empty(), "it heals itself");
+        let failed = json!({"nodes": [2], "down_ms": 0, "restart_error": "spawn failed",
+            "lost": [{"node": 2, "lost_bytes": 0}]});
+        state.apply("power-loss", &failed, None, 3.0);
+        assert_eq!(state.active(), vec!["power-loss 2: 0 unsynced bytes lost"]);
+        state.apply("start", &json!({"node": 2}), None, 4.0);
+        let windows = state.into_windows();
+        assert_eq!(windows.len(), 3);
+        assert_eq!((windows[0].start_s, windows[0].end_s), (1.5, Some(2.0)));
+        assert_eq!(windows[0].label, "power-loss 1: 10 unsynced bytes lost");
+        assert_eq!(windows[2].node.as_deref(), Some("2"));
+        assert_eq!(windows[2].end_s, Some(4.0));
     }
 
     #[test]

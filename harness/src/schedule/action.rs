@@ -192,6 +192,25 @@ impl fmt::Display for NetworkPartitionSpec {
     }
 }
 
+/// Whom a `power-loss` step cuts, all at once: every broker, or the listed targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PowerLossTargets {
+    All,
+    Some(Vec<Target>),
+}
+
+impl fmt::Display for PowerLossTargets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PowerLossTargets::All => f.write_str("all"),
+            PowerLossTargets::Some(targets) => {
+                let text: Vec<String> = targets.iter().map(ToString::to_string).collect();
+                f.write_str(&text.join(","))
+            }
+        }
+    }
+}
+
 /// One schedule step's action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -216,6 +235,8 @@ pub enum Action {
     },
     NetworkPartition(NetworkPartitionSpec),
     Heal,
+    /// SIGKILL the targets, drop every byte they had not fsynced, restart them (`--lazyfs`).
+    PowerLoss(PowerLossTargets),
     /// Send `count` records one after another from the schedule's own client process.
     Produce {
         count: u32,
@@ -269,6 +290,12 @@ impl From<Fault> for Action {
                 })
             }
             Fault::Heal => Action::Heal,
+            Fault::PowerLoss { nodes } => Action::PowerLoss(PowerLossTargets::Some(
+                nodes
+                    .into_iter()
+                    .map(|id| Target::Node(Node::Broker(id)))
+                    .collect(),
+            )),
         }
     }
 }
@@ -301,6 +328,7 @@ impl fmt::Display for Action {
             Action::Delay { links, delay } => write_delay(f, links, delay),
             Action::NetworkPartition(spec) => write!(f, "partition {spec}"),
             Action::Heal => f.write_str("heal"),
+            Action::PowerLoss(targets) => write!(f, "power-loss {targets}"),
             Action::Produce { count, acks, to } => {
                 write!(f, "produce {count}")?;
                 if let Some(acks) = acks {

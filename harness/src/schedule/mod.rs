@@ -14,7 +14,8 @@ mod action;
 mod parse;
 
 pub use action::{
-    Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT,
+    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
+    DEFAULT_WAIT_TIMEOUT,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

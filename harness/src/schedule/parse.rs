@@ -10,7 +10,8 @@ use crate::proxy::Delay;
 use crate::supervisor::KillSignal;
 
 use super::action::{
-    Action, LinkSpec, Member, NetworkPartitionSpec, Target, TopicPartition, DEFAULT_WAIT_TIMEOUT,
+    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
+    DEFAULT_WAIT_TIMEOUT,
 };
 
 /// Tokens of one step, consumed front to back.
@@ -199,6 +200,33 @@ fn parse_partition(tokens: &mut Tokens) -> Result<Action, String> {
     Ok(Action::NetworkPartition(spec))
 }
 
+/// `power-loss all`, `power-loss leader`, `power-loss follower t/1`, `power-loss 1,3`.
+fn parse_power_loss(tokens: &mut Tokens) -> Result<Action, String> {
+    let rest = tokens.rest();
+    if rest.is_empty() {
+        return Err("expected `all` or targets (broker ids, leader, follower, random)".into());
+    }
+    if rest == "all" {
+        return Ok(Action::PowerLoss(PowerLossTargets::All));
+    }
+    let mut targets = Vec::new();
+    for part in rest.split(',').map(str::trim) {
+        let mut words = Tokens {
+            words: part.split_whitespace().collect(),
+            at: 0,
+        };
+        let target = parse_target(&mut words)?;
+        words.finish()?;
+        if target == Target::Node(Node::Controller) {
+            return Err(
+                "power-loss aims at brokers (the controller is not on a lazy mount)".into(),
+            );
+        }
+        targets.push(target);
+    }
+    Ok(Action::PowerLoss(PowerLossTargets::Some(targets)))
+}
+
 fn parse_on(tokens: &mut Tokens) -> Result<Option<TopicPartition>, String> {
     if tokens.take_if("on") {
         return tokens.next("topic/partition")?.parse().map(Some);
@@ -290,6 +318,7 @@ impl std::str::FromStr for Action {
             "delay" => parse_delay(&mut tokens)?,
             "partition" => parse_partition(&mut tokens)?,
             "heal" => Action::Heal,
+            "power-loss" => parse_power_loss(&mut tokens)?,
             "produce" => parse_produce(&mut tokens)?,
             "wait" => parse_wait(&mut tokens)?,
             other => return Err(format!("unknown action {other:?}")),
@@ -328,6 +357,11 @@ mod tests {
             "delay node leader t/0 100ms",
             "delay link leader->follower 50ms jitter 10ms",
             "heal",
+            "power-loss all",
+            "power-loss leader",
+            "power-loss follower t/1",
+            "power-loss 1,3",
+            "power-loss leader t/0,random",
             "produce 10 acks 1 to t/0",
             "wait 1500ms",
             "wait leader 2 on t/0 timeout 10s",
@@ -352,6 +386,9 @@ mod tests {
             ("partition groups 2 t/0 | 3", "only a role takes"),
             ("produce 3 acks 2", "acks must be"),
             ("heal now", "unexpected"),
+            ("power-loss", "expected `all` or targets"),
+            ("power-loss controller", "aims at brokers"),
+            ("power-loss 1,x", "broker id"),
         ] {
             let error = line.parse::<Action>().unwrap_err();
             assert!(error.contains(needle), "{line}: {error}");

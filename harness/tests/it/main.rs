@@ -8,6 +8,7 @@ mod args;
 mod contract;
 mod hygiene;
 mod jobs;
+mod power;
 mod proxy;
 mod report;
 mod runs;
