@@ -102,7 +102,6 @@ impl Nemesis {
     /// be resolved (no leader, no live follower) is recorded with its error. Only a history
     /// write error is returned.
     pub async fn perform(&self, action: &Action) -> std::io::Result<()> {
-        let at = self.recorder.since_start();
         match self.resolve(action).await {
             Ok(faults) => {
                 for fault in faults {
@@ -110,17 +109,7 @@ impl Nemesis {
                 }
                 Ok(())
             }
-            Err(error) => {
-                let verb = action.to_string();
-                let f = verb
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("fault")
-                    .to_string();
-                self.recorder.log_step(at, action, Some(&error));
-                self.recorder
-                    .record(&f, json!({ "step": verb }), Some(error))
-            }
+            Err(error) => self.record_skipped(action, &error),
         }
     }
 
