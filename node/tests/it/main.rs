@@ -3,6 +3,7 @@
 //! deadline.
 
 mod bad_input;
+mod corruption;
 mod failover;
 mod replication;
 mod support;
