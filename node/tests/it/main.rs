@@ -5,5 +5,6 @@
 mod bad_input;
 mod corruption;
 mod failover;
+mod fuzz_input;
 mod replication;
 mod support;
