@@ -6,5 +6,6 @@ mod bad_input;
 mod corruption;
 mod failover;
 mod fuzz_input;
+mod replica_repair;
 mod replication;
 mod support;
