@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks RUNS times (default 1) and gathers every bench's JSON line (a stdout line
-# starting with {"bench":) into bench/results.json, with the command, the machine (nproc, CPU
+# holding a JSON object with a "bench" key) into bench/results.json, with the command, the machine (nproc, CPU
 # model, memory), the date and the load average before and after each run. `make bench` calls
 # it; BENCH_ARGS narrows what runs, e.g.
 #   RUNS=3 BENCH_ARGS="-p faultline-node --bench produce_throughput" scripts/collect-bench.sh
@@ -22,7 +22,7 @@ for n in $(seq 1 "$RUNS"); do
   # The benches print their figures on stdout; cargo's own output goes to stderr.
   $CARGO bench $BENCH_ARGS 2> >(tee "bench/run-$n.stderr.log" >&2) | tee "bench/run-$n.log"
   after=$(load)
-  lines=$(grep '^{"bench":' "bench/run-$n.log" | jq -s '.')
+  lines=$(grep '^{.*"bench":' "bench/run-$n.log" | jq -s 'map(select(type == "object" and has("bench")))')
   runs=$(jq -c --argjson lines "$lines" --arg before "$before" --arg after "$after" \
     --arg started "$started" --argjson n "$n" \
     '. + [{run: $n, started: $started, load_before: $before, load_after: $after, benches: $lines}]' <<<"$runs")
