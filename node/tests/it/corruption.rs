@@ -26,11 +26,10 @@ fn config() -> LogConfig {
     }
 }
 
-/// Where one record lies: its segment file and its byte range there.
+/// Where one record lies: its segment file and the byte where it ends there.
 #[derive(Debug, Clone)]
 struct Extent {
     file: PathBuf,
-    start: u64,
     end: u64,
 }
 
@@ -62,10 +61,8 @@ fn write_log(dir: &Path, records: &[Record]) -> Vec<Extent> {
             .collect();
         assert_eq!(grown.len(), 1, "one append grew one file: {grown:?}");
         let (file, &end) = grown[0];
-        let start = before.get(file).copied().unwrap_or(0);
         extents.push(Extent {
             file: file.clone(),
-            start,
             end,
         });
     }

@@ -353,9 +353,9 @@ async fn thousands_of_malformed_requests_get_4xx_and_leave_the_data_intact() {
 }
 
 /// Awaits every future, in order (a tiny join_all: the node's tests do not pull in `futures`).
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
+async fn futures_join<F>(futures: Vec<F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
