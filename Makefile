@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STORE ?= store
 
-.PHONY: build release test gate run lint fmt bench bench-detection repro-check nightly soak clean
+.PHONY: build release test gate run lint fmt bench bench-detection repro-check nightly soak soak-durable clean
 
 build:
 	$(CARGO) build --workspace --bins
@@ -29,8 +29,10 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench:
-	$(CARGO) bench --workspace
+# Every benchmark, its JSON lines gathered into bench/results.json with the machine, date and
+# load (scripts/collect-bench.sh; RUNS=3 for min/median/max). BENCHMARKS.md has the table.
+bench: release
+	RUNS=$(or $(RUNS),1) scripts/collect-bench.sh
 
 # How often random faults find each known loss (10 seeds x 60 s per configuration, ~45 min).
 bench-detection: release
@@ -51,3 +53,13 @@ nightly: release
 
 clean:
 	$(CARGO) clean
+
+# False positives: the durable configuration under every fault package, 50 seeds x 60 s each
+# (hours; not CI). SEEDS, RUN_SECONDS, PACKAGES and JOBS shorten it.
+soak-durable: release
+	STORE=$(STORE) scripts/soak-durable.sh
+
+# A 10-minute run with every fault at a high rate: harness and node memory, open files and
+# threads sampled from /proc; fails if the harness grew. DURATION shortens it.
+soak: release
+	STORE=$(STORE) scripts/soak.sh

@@ -6,6 +6,7 @@ mod common;
 
 mod args;
 mod contract;
+mod crashes;
 mod hygiene;
 mod jobs;
 mod power;

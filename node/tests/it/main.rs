@@ -3,8 +3,11 @@
 //! deadline.
 
 mod bad_input;
+mod corruption;
 mod failover;
+mod fuzz_input;
 mod kafka_bad_input;
 mod kafka_clients;
+mod replica_repair;
 mod replication;
 mod support;

@@ -1,0 +1,286 @@
+//! Log corruption, as a property of the public storage API (`storage::Log`): a log is written,
+//! closed, damaged on disk — one bit flipped, or the file cut short, at a random place in a
+//! segment file or in the leader-epoch checkpoint — and opened again. Recovery must drop exactly
+//! the damaged tail: every record before the damaged one is kept and read back unchanged, the
+//! damaged record and everything after it are gone, and no read ever returns a corrupt record.
+//! Damage to the checkpoint costs no record at all (the records prove their own epochs).
+//!
+//! The test knows where each record lies only from the file sizes it sees after each `append`
+//! of one record, not from the frame format, so it holds whatever the unit of the CRC is (a
+//! record or a batch): with one record per append, both are the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use faultline_node::storage::log::EPOCH_CHECKPOINT;
+use faultline_node::storage::{EpochEntry, Log, LogConfig, Record};
+use proptest::prelude::*;
+
+/// Small segments, so a log of a few dozen records spans several files.
+const SEGMENT_BYTES: u64 = 400;
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: SEGMENT_BYTES,
+        fsync: false,
+    }
+}
+
+/// Where one record lies: its segment file and the byte where it ends there.
+#[derive(Debug, Clone)]
+struct Extent {
+    file: PathBuf,
+    end: u64,
+}
+
+fn file_sizes(dir: &Path) -> BTreeMap<PathBuf, u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != EPOCH_CHECKPOINT))
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let size = std::fs::metadata(&p).unwrap().len();
+            (p, size)
+        })
+        .collect()
+}
+
+/// Writes `records` one append each and returns where each one landed.
+fn write_log(dir: &Path, records: &[Record]) -> Vec<Extent> {
+    let (mut log, report) = Log::open(dir, config(), false).unwrap();
+    assert_eq!(report.log_end_offset, 0);
+    let mut extents = Vec::new();
+    for record in records {
+        let before = file_sizes(dir);
+        log.append(std::slice::from_ref(record)).unwrap();
+        let after = file_sizes(dir);
+        let grown: Vec<_> = after
+            .iter()
+            .filter(|(p, size)| before.get(*p).copied().unwrap_or(0) < **size)
+            .collect();
+        assert_eq!(grown.len(), 1, "one append grew one file: {grown:?}");
+        let (file, &end) = grown[0];
+        extents.push(Extent {
+            file: file.clone(),
+            end,
+        });
+    }
+    log.sync().unwrap();
+    extents
+}
+
+/// The epoch entries the records themselves prove: the first offset of each leader epoch.
+fn epochs_of(records: &[Record]) -> Vec<EpochEntry> {
+    let mut entries: Vec<EpochEntry> = Vec::new();
+    for r in records {
+        if entries.last().is_none_or(|e| r.leader_epoch > e.epoch) {
+            entries.push(EpochEntry {
+                epoch: r.leader_epoch,
+                start_offset: r.offset,
+            });
+        }
+    }
+    entries
+}
+
+#[derive(Debug, Clone)]
+enum Damage {
+    /// Flip bit `bit` of the byte at `at` (a fraction of the file's length).
+    Flip { at: f64, bit: u8 },
+    /// Cut the file to a fraction of its length.
+    Truncate { at: f64 },
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    /// The segment holding the record at this fraction of the log.
+    Segment(f64),
+    Checkpoint,
+}
+
+fn damage_strategy() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        (0.0..1.0f64, 0u8..8).prop_map(|(at, bit)| Damage::Flip { at, bit }),
+        (0.0..1.0f64).prop_map(|at| Damage::Truncate { at }),
+    ]
+}
+
+/// Records with random values (1–60 bytes, some multi-byte UTF-8) and non-decreasing epochs.
+fn records_strategy() -> impl Strategy<Value = Vec<Record>> {
+    prop::collection::vec(("[a-zé€0-9]{1,20}", 0u32..3), 1..60).prop_map(|items| {
+        let mut epoch = 0;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (value, bump))| {
+                // An epoch bump one record in five gives several epochs per log.
+                if bump == 0 && i % 5 == 0 {
+                    epoch += 1;
+                }
+                Record {
+                    offset: i as u64,
+                    leader_epoch: epoch,
+                    timestamp_ms: 1_700_000_000_000 + i as u64,
+                    value,
+                }
+            })
+            .collect()
+    })
+}
+
+/// Applies `damage` to `path`; returns the byte position where the file is damaged from.
+fn apply(path: &Path, damage: &Damage) -> Option<u64> {
+    let mut bytes = std::fs::read(path).unwrap();
+    if bytes.is_empty() {
+        return None;
+    }
+    match *damage {
+        Damage::Flip { at, bit } => {
+            let pos = ((bytes.len() as f64 * at) as usize).min(bytes.len() - 1);
+            bytes[pos] ^= 1 << bit;
+            std::fs::write(path, &bytes).unwrap();
+            Some(pos as u64)
+        }
+        Damage::Truncate { at } => {
+            let len = (bytes.len() as f64 * at) as u64;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(len)
+                .unwrap();
+            Some(len)
+        }
+    }
+}
+
+/// The records recovery must keep after `file` was damaged from byte `pos`: those in earlier
+/// files, and those of this file that end at or before `pos` (for a flip, before the flipped
+/// byte; for a cut, within the cut length).
+fn expected_leo(extents: &[Extent], file: &Path, pos: u64) -> u64 {
+    extents
+        .iter()
+        .position(|e| e.file == file && e.end > pos)
+        .unwrap_or(extents.len()) as u64
+}
+
+/// Reads the whole log back, in pieces of random sizes, checking every record.
+fn check_reads(log: &Log, records: &[Record], leo: u64, step: usize) {
+    let mut next = 0u64;
+    while next < leo {
+        let got = log.read(next, u64::MAX, step).unwrap();
+        assert!(
+            !got.is_empty(),
+            "read at {next} below LEO {leo} returned nothing"
+        );
+        for r in &got {
+            assert_eq!(
+                r, &records[r.offset as usize],
+                "record {} changed",
+                r.offset
+            );
+        }
+        next += got.len() as u64;
+    }
+    assert_eq!(next, leo);
+    assert!(
+        log.read(leo, u64::MAX, 10).unwrap().is_empty(),
+        "a record past the recovered LEO {leo} was served"
+    );
+}
+
+/// Writes `records`, damages `target`, reopens, and checks what recovery kept.
+fn damage_and_recover(
+    records: &[Record],
+    target: Target,
+    damage: Damage,
+    step: usize,
+) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let extents = write_log(dir.path(), records);
+    let (path, expected) = match target {
+        Target::Segment(at) => {
+            let victim = &extents[((extents.len() as f64 * at) as usize).min(extents.len() - 1)];
+            let pos = apply(&victim.file, &damage).expect("a segment holds a record");
+            let leo = expected_leo(&extents, &victim.file, pos);
+            (victim.file.clone(), leo)
+        }
+        Target::Checkpoint => {
+            let path = dir.path().join(EPOCH_CHECKPOINT);
+            apply(&path, &damage);
+            (path, records.len() as u64)
+        }
+    };
+    let (log, report) = Log::open(dir.path(), config(), false)
+        .unwrap_or_else(|e| panic!("recovery failed after damaging {}: {e}", path.display()));
+    prop_assert_eq!(
+        report.log_end_offset,
+        expected,
+        "recovered LEO after damage to {}: {:?}",
+        path.display(),
+        report
+    );
+    prop_assert_eq!(log.log_end_offset(), expected);
+    match (&target, &damage) {
+        // A flipped bit is always found, and said.
+        (Target::Segment(_), Damage::Flip { .. }) => prop_assert!(
+            report.dropped_bytes > 0 && report.reason.is_some(),
+            "a flipped bit went unreported: {:?}",
+            report
+        ),
+        // A cut at a record boundary of the last file leaves nothing to find.
+        (Target::Segment(_), Damage::Truncate { .. }) => {}
+        (Target::Checkpoint, _) => prop_assert_eq!(report.dropped_bytes, 0),
+    }
+    check_reads(&log, records, expected, step);
+    let proven = epochs_of(&records[..expected as usize]);
+    prop_assert_eq!(
+        log.epochs.entries(),
+        proven.as_slice(),
+        "the epoch cache after recovery matches the kept records"
+    );
+    drop(log);
+    // Recovery is idempotent: a second open finds a clean log of the same length.
+    let (again, report) = Log::open(dir.path(), config(), false).unwrap();
+    prop_assert_eq!(report.log_end_offset, expected);
+    prop_assert_eq!(report.dropped_bytes, 0);
+    check_reads(&again, records, expected, step);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn segment_damage_drops_exactly_the_damaged_tail(
+        records in records_strategy(),
+        at in 0.0..1.0f64,
+        damage in damage_strategy(),
+        step in 1usize..20,
+    ) {
+        damage_and_recover(&records, Target::Segment(at), damage, step)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Found by this test, for the storage owners (two failures, both in
+    /// `LeaderEpochCache::load` and the recovery in `Log::open`): a flipped high bit makes the
+    /// checkpoint invalid UTF-8, `read_to_string` fails and so does `Log::open` — the broker
+    /// cannot open the replica although the records prove every epoch; and a flip that leaves
+    /// valid JSON (`"start_offset":0` → `1`) is trusted over the records, so the cache says
+    /// epoch 1 starts at 1 while record 0 is in epoch 1, and a follower's divergence lookup
+    /// would get a wrong end offset. The file has no checksum, and recovery only adds epochs
+    /// newer than the checkpoint's. Run with `--include-ignored` once that is fixed.
+    #[test]
+    #[ignore = "a damaged leader-epoch checkpoint fails Log::open (see the comment)"]
+    fn checkpoint_damage_costs_no_record(
+        records in records_strategy(),
+        damage in damage_strategy(),
+        step in 1usize..20,
+    ) {
+        damage_and_recover(&records, Target::Checkpoint, damage, step)?;
+    }
+}
