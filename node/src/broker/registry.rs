@@ -155,7 +155,8 @@ impl Broker {
                    "clean_shutdown": report.clean_shutdown,
                    "segments_recovered": report.segments_recovered,
                    "segments_skipped": report.segments_skipped,
-                   "skipped_bytes": report.skipped_bytes}),
+                   "skipped_bytes": report.skipped_bytes,
+                   "epoch_checkpoint_rebuilt": report.epoch_checkpoint_rebuilt}),
         );
         let replica = Replica::new(
             topic,

@@ -38,21 +38,30 @@ impl LeaderEpochCache {
         }
     }
 
-    /// Loads the checkpoint at `path`; a missing file is an empty cache. Entries that are not
-    /// strictly increasing in both epoch and offset are dropped (the file is rebuilt from the log
-    /// during recovery anyway).
+    /// Loads the checkpoint at `path`; a missing file is an empty cache, and so is one that does
+    /// not parse (bytes that are not UTF-8 or not JSON): the log's own batches prove every epoch,
+    /// and `Log::open` rebuilds the cache from them. Entries that are not strictly increasing in
+    /// both epoch and offset are dropped.
     pub fn load(path: &Path) -> std::io::Result<Self> {
         let mut cache = LeaderEpochCache::new(Some(path.to_path_buf()));
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cache),
             Err(e) => return Err(e),
         };
-        let loaded: Vec<EpochEntry> = serde_json::from_str(&text).unwrap_or_default();
+        let loaded: Vec<EpochEntry> = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!("{}: {e}; rebuilding it from the log", path.display());
+            Vec::new()
+        });
         for entry in loaded {
             cache.push_if_increasing(entry);
         }
         Ok(cache)
+    }
+
+    /// Persists changes at `path` from now on (a cache built in memory, then kept).
+    pub fn attach(&mut self, path: PathBuf) {
+        self.path = Some(path);
     }
 
     /// Stops persisting changes (a read-only view of a log, for `dump`).
@@ -145,7 +154,8 @@ impl LeaderEpochCache {
         Ok(())
     }
 
-    fn persist(&self) -> std::io::Result<()> {
+    /// Writes the checkpoint (atomically: temp file, fsync, rename), unless detached.
+    pub fn persist(&self) -> std::io::Result<()> {
         match &self.path {
             Some(path) => {
                 let text = serde_json::to_vec(&self.entries).expect("epoch entries serialize");

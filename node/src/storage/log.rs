@@ -80,6 +80,9 @@ pub struct RecoveryReport {
     pub segments_skipped: usize,
     /// Bytes in the skipped segments.
     pub skipped_bytes: u64,
+    /// Whether the leader-epoch checkpoint disagreed with the epochs the log's batches prove
+    /// (damaged, lagging or ahead of the log) and was rewritten from them.
+    pub epoch_checkpoint_rebuilt: bool,
 }
 
 #[derive(Debug)]
@@ -222,10 +225,24 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 
 /// Checks a segment's format header. `Ok(false)`: the file is shorter than the header and holds
 /// a prefix of it (a torn new segment, empty).
+/// How many bits of a segment's 8-byte header may differ from the magic for it to count as a
+/// damaged format-2 header rather than a segment of another format.
+const MAX_HEADER_FLIPPED_BITS: u32 = 2;
+
 fn check_header(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     let n = bytes.len().min(SEGMENT_MAGIC.len());
     if bytes[..n] == SEGMENT_MAGIC[..n] {
         return Ok(n == SEGMENT_MAGIC.len());
+    }
+    // A header a bit or two away from the magic is damage, not another format: the segment is
+    // recovered as a torn one (nothing in it can be trusted) instead of refusing the log.
+    let flipped_bits: u32 = bytes[..n]
+        .iter()
+        .zip(&SEGMENT_MAGIC[..n])
+        .map(|(a, b)| (a ^ b).count_ones())
+        .sum();
+    if n == SEGMENT_MAGIC.len() && flipped_bits <= MAX_HEADER_FLIPPED_BITS {
+        return Ok(false);
     }
     let version = if bytes[..n.min(7)] == SEGMENT_MAGIC[..n.min(7)] && n == 8 {
         format!("format {}", bytes[7])
@@ -255,10 +272,7 @@ impl Log {
             fs::create_dir_all(dir)?;
         }
         let epoch_path = dir.join(EPOCH_CHECKPOINT);
-        let mut epochs = LeaderEpochCache::load(&epoch_path)?;
-        if read_only {
-            epochs.detach();
-        }
+        let checkpointed = LeaderEpochCache::load(&epoch_path)?;
         let mut report = RecoveryReport::default();
         if !read_only {
             // An unreadable checkpoint only costs a full scan.
@@ -284,17 +298,26 @@ impl Log {
             recovery_point: 0,
         };
         let derived_epochs = log.load_segments(&mut report)?;
-        // The checkpoint may lag the log (an epoch first seen through replication just before a
-        // crash): rebuild what the batches themselves prove, then drop entries past the end.
+        // Every batch carries its leader epoch, so the recovered log proves each epoch's start
+        // offset: the cache is rebuilt from the batches, as Kafka's segment recovery assigns each
+        // batch's epoch (LogSegment.recover → LeaderEpochFileCache.assign). The checkpoint, which
+        // has no checksum, is only compared: one that lags (an epoch first seen through
+        // replication just before a crash), runs past the end, or was damaged is rewritten.
+        // An epoch that starts at the end holds no record and is not kept, as in Kafka's log
+        // loading; the next election assigns a fresh one.
+        let mut epochs = LeaderEpochCache::new(None);
         for (epoch, start) in derived_epochs {
-            if epochs.latest_epoch().is_none_or(|latest| epoch > latest) {
-                epochs.assign(epoch, start)?;
-            }
+            epochs.assign(epoch, start)?;
         }
-        // Like Kafka's log loading: an epoch starting at or past the end holds no record; the
-        // next election assigns a fresh one.
         let leo = log.log_end_offset();
         epochs.truncate_from_end(leo)?;
+        report.epoch_checkpoint_rebuilt = checkpointed.entries() != epochs.entries();
+        if !read_only {
+            epochs.attach(epoch_path);
+            if report.epoch_checkpoint_rebuilt {
+                epochs.persist()?;
+            }
+        }
         log.epochs = epochs;
         log.recovery_point = if report.clean_shutdown {
             leo
@@ -340,8 +363,12 @@ impl Log {
             let indexed = if skip && size >= SEGMENT_MAGIC.len() as u64 {
                 let mut magic = [0u8; 8];
                 file.read_exact_at(&mut magic, 0)?;
-                check_header(&path, &magic)?;
-                index_headers(&file, base, size)?
+                if check_header(&path, &magic)? {
+                    index_headers(&file, base, size)?
+                } else {
+                    // A damaged header: recover the segment rather than trust its index.
+                    None
+                }
             } else {
                 None
             };
@@ -387,13 +414,13 @@ impl Log {
                 file.sync_all()?;
             }
             report.dropped_bytes += bytes.len() as u64;
-            report.reason = Some(format!("segment {base}: torn header"));
+            report.reason = Some(format!("segment {base}: torn or damaged header"));
             return Ok(Scan {
                 batches: Vec::new(),
                 end_offset: base,
                 epoch_starts: Vec::new(),
                 valid_len: 0,
-                stopped: Some("torn header".into()),
+                stopped: Some("torn or damaged header".into()),
             });
         }
         let scan = scan(&bytes[SEGMENT_MAGIC.len()..], base);
