@@ -97,6 +97,10 @@ pub enum SuiteCommand {
     /// How well random faults find the losses the weaker settings allow: each loss-prone
     /// configuration and the durable one under --nemesis all, for seeds 1..=N (a benchmark).
     Detection {
+        /// Only the configurations whose label contains this (e.g. legacy-hw, acks=1, unclean,
+        /// durable); default: all four.
+        #[arg(long)]
+        only: Option<String>,
         /// Seeds per configuration.
         #[arg(long, default_value_t = 10)]
         seeds: u64,

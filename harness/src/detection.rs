@@ -89,6 +89,7 @@ fn finding(run_dir: &Path) -> anyhow::Result<Finding> {
 }
 
 pub async fn detection(
+    only: Option<&str>,
     seeds: u64,
     run_time: Duration,
     store: &Path,
@@ -100,6 +101,9 @@ pub async fn detection(
     );
     let mut durable_broken = false;
     for (label, flags) in CONFIGS {
+        if only.is_some_and(|o| !label.contains(o)) {
+            continue;
+        }
         let mut findings = Vec::new();
         for seed in 1..=seeds {
             if interrupt.borrow().is_some() {

@@ -111,12 +111,14 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
                 })
             }
             SuiteCommand::Detection {
+                only,
                 seeds,
                 run_time,
                 store,
                 node_bin,
             } => block_on(|interrupt| async move {
                 faultline::detection::detection(
+                    only.as_deref(),
                     seeds,
                     run_time,
                     &store,

@@ -335,7 +335,7 @@ fn leader_loss(
     tp: &TopicPartition,
 ) -> (&'static str, Vec<PlanStep>) {
     let down = Duration::from_millis(rng.gen_range(500..=3000));
-    match rng.gen_range(0..8) {
+    match rng.gen_range(0..9) {
         // The unclean-election window: followers fall out of the ISR while the leader keeps
         // acknowledging; then the leader dies and the network heals, so a lagging follower
         // is all that is left to elect.
@@ -367,23 +367,26 @@ fn leader_loss(
             ("followers-behind", steps)
         }
         // Two leaders lost in a row: the first failover makes the other followers truncate
-        // (to their HW under legacy-hw: Kafka 0.10's makeFollower), and the new leader dies
-        // before they have fetched back what they cut.
-        5 => {
+        // (to their HW under legacy-hw: Kafka 0.10's makeFollower), the new leader is cut from
+        // them before they fetch back what they cut, and it dies; a truncated follower, still in
+        // the ISR, is elected.
+        5 | 6 => {
             let steps = vec![
                 PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
                 PlanStep::WaitNewLeader {
                     timeout: ctx.lags(rng, 4.0, 4.0) + Duration::from_secs(2),
                 },
-                PlanStep::Wait(Duration::from_millis(rng.gen_range(0..=300))),
+                PlanStep::Fault(cut_leader_from_followers(tp)),
+                PlanStep::Wait(Duration::from_millis(rng.gen_range(100..=400))),
                 PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
+                PlanStep::Fault(Action::Heal),
                 PlanStep::Wait(down),
                 PlanStep::HealMine,
             ];
             ("twice", steps)
         }
         // The leader and the controller at once: the election waits for the controller.
-        6 => {
+        7 => {
             let steps = vec![
                 PlanStep::Fault(kill(leader(tp), ctx.kill_signal)),
                 PlanStep::Fault(kill(Target::Node(Node::Controller), KillSignal::Kill)),
