@@ -180,6 +180,9 @@ pub struct PlanContext {
     pub interval: Duration,
     pub kill_signal: KillSignal,
     pub targets: Vec<crate::generator::TargetKind>,
+    /// The brokers truncate to their HW when they follow a new leader
+    /// (`--replication-protocol legacy-hw`): `leader-loss` then aims at that window more often.
+    pub legacy_hw: bool,
 }
 
 impl PlanContext {
@@ -335,7 +338,14 @@ fn leader_loss(
     tp: &TopicPartition,
 ) -> (&'static str, Vec<PlanStep>) {
     let down = Duration::from_millis(rng.gen_range(500..=3000));
-    match rng.gen_range(0..9) {
+    // Under legacy-hw half the plans take the window that protocol has ("twice", below): the
+    // other windows lose data under every protocol, this one only there.
+    let variant = if ctx.legacy_hw && rng.gen_bool(0.5) {
+        5
+    } else {
+        rng.gen_range(0..9)
+    };
+    match variant {
         // The unclean-election window: followers fall out of the ISR while the leader keeps
         // acknowledging; then the leader dies and the network heals, so a lagging follower
         // is all that is left to elect.
@@ -471,7 +481,31 @@ mod tests {
             interval: Duration::from_secs(3),
             kill_signal: KillSignal::Kill,
             targets: crate::generator::TargetKind::ALL.to_vec(),
+            legacy_hw: false,
         }
+    }
+
+    #[test]
+    fn under_legacy_hw_leader_loss_aims_at_the_hw_truncation_window_more_often() {
+        let twice = |legacy_hw: bool| {
+            let ctx = PlanContext { legacy_hw, ..ctx() };
+            (0..400)
+                .filter(|&seed| {
+                    plan(
+                        FaultKind::LeaderLoss,
+                        &mut StdRng::seed_from_u64(seed),
+                        &ctx,
+                    )
+                    .variant
+                        == "twice"
+                })
+                .count()
+        };
+        let (current, legacy) = (twice(false), twice(true));
+        assert!(
+            current > 40 && legacy > 2 * current,
+            "{current} vs {legacy}"
+        );
     }
 
     #[test]

@@ -319,6 +319,7 @@ impl Run {
                 interval: self.opts.nemesis.interval,
                 kill_signal: self.opts.nemesis.kill_signal,
                 targets: self.opts.nemesis.targets.clone(),
+                legacy_hw: self.opts.config.replication_protocol == "legacy-hw",
             };
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {
