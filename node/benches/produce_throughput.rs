@@ -207,6 +207,15 @@ async fn full_load(
             (latencies, errors)
         }));
     }
+    gather(case, tasks, start).await
+}
+
+/// Joins the senders' latencies and error counts into one measurement since `start`.
+async fn gather(
+    case: Case,
+    tasks: Vec<tokio::task::JoinHandle<(Vec<f64>, usize)>>,
+    start: Instant,
+) -> Measured {
     let (mut latencies, mut errors) = (Vec::new(), 0);
     for task in tasks {
         let (l, e) = task.await.unwrap();
@@ -250,13 +259,7 @@ async fn fixed_rate(
             (latencies, errors)
         }));
     }
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (l, e) = task.await.unwrap();
-        latencies.extend(l);
-        errors += e;
-    }
-    Measured::from(case, latencies, errors, start.elapsed())
+    gather(case, tasks, start).await
 }
 
 async fn leader_urls(cluster: &support::Cluster, topic: &str) -> Vec<String> {

@@ -177,3 +177,38 @@ impl TestRun {
         Some(self.store.path().join(target))
     }
 }
+
+impl TestRun {
+    /// Where a spawned run's stderr goes, beside the store, to explain a failure.
+    pub fn harness_log(&self) -> PathBuf {
+        self.store.path().join("harness.log")
+    }
+
+    /// Spawns the run in the background and waits (bounded) until its history holds an
+    /// operation `until` accepts; fails with the harness's output if it exits first. Returns
+    /// the child and the run's directory.
+    pub fn spawn_until(
+        &self,
+        what: &str,
+        until: impl Fn(&Op) -> bool,
+    ) -> (std::process::Child, PathBuf) {
+        let log = std::fs::File::create(self.harness_log()).unwrap();
+        let mut child = self
+            .command()
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let run_dir = poll("the run directory", Duration::from_secs(20), || {
+            self.run_dir_as_named()
+        });
+        poll(what, Duration::from_secs(30), || {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(self.harness_log()).unwrap_or_default();
+                panic!("the harness exited early ({status}):\n{log}");
+            }
+            read_history(&run_dir).iter().any(&until).then_some(())
+        });
+        (child, run_dir)
+    }
+}

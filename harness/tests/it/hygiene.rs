@@ -1,7 +1,7 @@
 //! Process hygiene: no node of a run outlives the harness, whether it is SIGKILLed or
 //! interrupted; an interrupted run heals (resumes, restarts) before it stops its nodes.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use faultline_checker::history::Process;
@@ -12,43 +12,15 @@ use crate::common::{poll, processes_mentioning, read_history, TestRun};
 
 /// Starts a long run with pauses and kills and waits until it has paused or killed a node.
 fn start_faulty_run(run: &TestRun) -> (Child, String) {
-    // The harness's output goes beside the store, to explain a failure.
-    let log = std::fs::File::create(harness_log(run)).unwrap();
-    let mut child = run
-        .command()
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let run_dir = poll("the run directory", Duration::from_secs(20), || {
-        run.run_dir_as_named()
+    let (child, run_dir) = run.spawn_until("a pause or kill in the history", |op| {
+        op.process == Process::nemesis() && matches!(op.f.as_str(), "pause" | "kill")
     });
-    poll(
-        "a pause or kill in the history",
-        Duration::from_secs(30),
-        || {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(harness_log(run)).unwrap_or_default();
-                panic!("the harness exited early ({status}):\n{log}");
-            }
-            read_history(&run_dir)
-                .iter()
-                .any(|op| {
-                    op.process == Process::nemesis() && matches!(op.f.as_str(), "pause" | "kill")
-                })
-                .then_some(())
-        },
-    );
     let needle = run_dir.join("nodes").display().to_string();
     assert!(
         !processes_mentioning(&needle).is_empty(),
         "no node process found for {needle}"
     );
     (child, needle)
-}
-
-fn harness_log(run: &TestRun) -> std::path::PathBuf {
-    run.store.path().join("harness.log")
 }
 
 fn long_run() -> TestRun {
@@ -94,7 +66,7 @@ fn an_interrupted_run_heals_and_stops_its_nodes() {
         }
         if start.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
-            let log = std::fs::read_to_string(harness_log(&run)).unwrap_or_default();
+            let log = std::fs::read_to_string(run.harness_log()).unwrap_or_default();
             panic!("the harness did not exit within 30 s of SIGINT:\n{log}");
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -4,7 +4,7 @@
 //! FUSE cannot be mounted, unless `FAULTLINE_REQUIRE_FUSE=1` (CI) makes that a failure.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use faultline_checker::history::Process;
@@ -153,33 +153,9 @@ fn power_loss_needs_lazyfs() {
 
 /// Starts a long run on lazy mounts and waits until the nemesis has cut power once.
 fn start_power_loss_run(run: &TestRun) -> (std::process::Child, std::path::PathBuf) {
-    let log = std::fs::File::create(run.store.path().join("harness.log")).unwrap();
-    let mut child = run
-        .command()
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let run_dir = poll("the run directory", Duration::from_secs(20), || {
-        run.run_dir_as_named()
+    let (child, run_dir) = run.spawn_until("a power-loss in the history", |op| {
+        op.f == "power-loss" && op.error.is_none()
     });
-    poll(
-        "a power-loss in the history",
-        Duration::from_secs(30),
-        || {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(run.store.path().join("harness.log"));
-                panic!(
-                    "the harness exited early ({status}):\n{}",
-                    log.unwrap_or_default()
-                );
-            }
-            read_history(&run_dir)
-                .iter()
-                .any(|op| op.f == "power-loss" && op.error.is_none())
-                .then_some(())
-        },
-    );
     assert_eq!(mounts_under(&run_dir).len(), 3, "one mount per broker");
     (child, run_dir)
 }
