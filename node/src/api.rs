@@ -361,54 +361,6 @@ fn default_replica_fetch_max_bytes() -> u64 {
 /// Kafka's `replica.fetch.max.bytes` default (1 MiB): what a follower asks for per fetch.
 pub const REPLICA_FETCH_MAX_BYTES: u64 = 1 << 20;
 
-/// One record batch as a fetch carries it to a follower: whole, with the CRC the leader
-/// computed, which the follower checks before appending (`storage::batch`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplicaBatch {
-    pub base_offset: u64,
-    pub last_offset_delta: u32,
-    pub leader_epoch: u32,
-    pub timestamp_ms: u64,
-    pub crc: u32,
-    pub values: Vec<String>,
-}
-
-impl From<crate::storage::RecordBatch> for ReplicaBatch {
-    fn from(b: crate::storage::RecordBatch) -> Self {
-        ReplicaBatch {
-            base_offset: b.base_offset,
-            last_offset_delta: b.last_offset_delta(),
-            leader_epoch: b.leader_epoch,
-            timestamp_ms: b.timestamp_ms,
-            crc: b.crc(),
-            values: b.values,
-        }
-    }
-}
-
-impl ReplicaBatch {
-    /// The batch to append, once its record count and CRC match what the leader sent.
-    pub fn checked(self) -> Result<crate::storage::RecordBatch, String> {
-        let (base_offset, crc, delta) = (self.base_offset, self.crc, self.last_offset_delta);
-        let batch = crate::storage::RecordBatch {
-            base_offset,
-            leader_epoch: self.leader_epoch,
-            timestamp_ms: self.timestamp_ms,
-            values: self.values,
-        };
-        if batch.values.is_empty() || batch.last_offset_delta() != delta {
-            return Err(format!(
-                "batch at {base_offset}: last offset delta {delta} but {} records",
-                batch.values.len()
-            ));
-        }
-        if batch.crc() != crc {
-            return Err(format!("batch at {base_offset}: CRC mismatch"));
-        }
-        Ok(batch)
-    }
-}
-
 /// Where the follower's log diverged: the largest epoch ≤ its last fetched epoch the leader knows,
 /// and where that epoch ends on the leader. The follower truncates there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,13 +369,82 @@ pub struct DivergingEpoch {
     pub end_offset: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A leader's answer to a follower's fetch. On the wire (content type
+/// [`ReplicaFetchResponse::CONTENT_TYPE`]) it is one JSON line, [`ReplicaFetchHeader`], and then
+/// the batch frames exactly as they lie in the leader's segments: the leader sends them without
+/// decoding a record and the follower checks each frame's CRC and appends it as it is, as Kafka
+/// moves record batches from log to socket to log.
+#[derive(Debug, Clone)]
 pub struct ReplicaFetchResponse {
     /// Whole batches: a fetch never splits one.
-    pub batches: Vec<ReplicaBatch>,
+    pub frames: crate::storage::Frames,
     pub high_watermark: u64,
     pub log_end_offset: u64,
     pub diverging_epoch: Option<DivergingEpoch>,
+}
+
+/// The first line of a replica-fetch answer: everything but the frames, and how many bytes of
+/// frames follow it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaFetchHeader {
+    pub high_watermark: u64,
+    pub log_end_offset: u64,
+    pub diverging_epoch: Option<DivergingEpoch>,
+    pub frames_bytes: u64,
+}
+
+impl ReplicaFetchResponse {
+    pub const CONTENT_TYPE: &'static str = "application/x-faultline-replica-fetch";
+
+    /// The answer's body: the header line, then the frames.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = ReplicaFetchHeader {
+            high_watermark: self.high_watermark,
+            log_end_offset: self.log_end_offset,
+            diverging_epoch: self.diverging_epoch,
+            frames_bytes: self.frames.bytes().len() as u64,
+        };
+        let mut body = serde_json::to_vec(&header).expect("a header serializes");
+        body.push(b'\n');
+        body.extend_from_slice(self.frames.bytes());
+        body
+    }
+
+    /// Reads an answer's body, checking every frame (CRC, record count, values); the error says
+    /// what is wrong with it.
+    pub fn decode(body: bytes::Bytes) -> Result<ReplicaFetchResponse, String> {
+        let line_end = body
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("no header line")?;
+        let header: ReplicaFetchHeader =
+            serde_json::from_slice(&body[..line_end]).map_err(|e| format!("header: {e}"))?;
+        let frames = body.slice(line_end + 1..);
+        if frames.len() as u64 != header.frames_bytes {
+            return Err(format!(
+                "{} bytes of frames where the header says {}",
+                frames.len(),
+                header.frames_bytes
+            ));
+        }
+        Ok(ReplicaFetchResponse {
+            frames: crate::storage::Frames::parse(frames)?,
+            high_watermark: header.high_watermark,
+            log_end_offset: header.log_end_offset,
+            diverging_epoch: header.diverging_epoch,
+        })
+    }
+}
+
+impl IntoResponse for ReplicaFetchResponse {
+    fn into_response(self) -> Response {
+        (
+            [(axum::http::header::CONTENT_TYPE, Self::CONTENT_TYPE)],
+            self.encode(),
+        )
+            .into_response()
+    }
 }
 
 /// One partition's replica on this broker, as `/v1/state` shows it (one entry of `partitions`).
@@ -491,6 +512,40 @@ mod tests {
         for bad in ["", ".", "..", "../etc", "a/b", "tópico", &"x".repeat(250)] {
             assert!(validate_topic_name(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn a_replica_fetch_answer_round_trips_and_a_short_body_is_named() {
+        use crate::storage::{Frames, RecordBatch};
+        let resp = ReplicaFetchResponse {
+            frames: Frames::from_batches(&[RecordBatch {
+                base_offset: 4,
+                leader_epoch: 2,
+                timestamp_ms: 9,
+                values: vec!["a\nb".into(), "{\"x\":1}".into()],
+            }]),
+            high_watermark: 3,
+            log_end_offset: 6,
+            diverging_epoch: Some(DivergingEpoch {
+                epoch: 1,
+                end_offset: 4,
+            }),
+        };
+        let wire = resp.encode();
+        let back = ReplicaFetchResponse::decode(wire.clone().into()).unwrap();
+        assert_eq!(back.frames, resp.frames);
+        assert_eq!(
+            (
+                back.high_watermark,
+                back.log_end_offset,
+                back.diverging_epoch
+            ),
+            (3, 6, resp.diverging_epoch)
+        );
+        let err = ReplicaFetchResponse::decode(wire[..wire.len() - 1].to_vec().into()).unwrap_err();
+        assert!(err.contains("where the header says"), "{err}");
+        assert!(ReplicaFetchResponse::decode(b"{}".to_vec().into())
+            .is_err_and(|e| e.contains("no header line")));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::post_json;
+use super::client::post;
 use super::registry::PartitionHandle;
 use super::replica::{OutOfRange, Replica, Role};
 use super::{Shared, REPLICA_FETCH_MAX_RECORDS};
@@ -43,8 +43,11 @@ pub async fn follow(broker: Shared, handle: Arc<PartitionHandle>, leader: u32, e
                 wait_ms,
             )
         };
-        let answer: Result<ReplicaFetchResponse, ApiError> =
-            post_json(&broker.http, &url, &req, timeout).await;
+        let answer = post(&broker.http, &url, &req, timeout).await.map(|body| {
+            // Every frame is checked here, off the partition's lock.
+            ReplicaFetchResponse::decode(body)
+                .map_err(|e| std::io::Error::other(format!("leader {leader}'s answer: {e}")))
+        });
         let backoff = {
             let mut r = handle.lock();
             if !still_following(&r) || r.leo() != req.fetch_offset {
@@ -72,11 +75,13 @@ pub async fn follow(broker: Shared, handle: Arc<PartitionHandle>, leader: u32, e
 fn apply_answer(
     r: &mut Replica,
     leader: u32,
-    answer: Result<ReplicaFetchResponse, ApiError>,
+    answer: Result<std::io::Result<ReplicaFetchResponse>, ApiError>,
     broker: &Shared,
 ) -> std::io::Result<Option<u64>> {
     match answer {
-        Ok(resp) => r.follower_apply(leader, resp, &broker.events).map(|_| None),
+        Ok(resp) => r
+            .follower_apply(leader, resp?, &broker.events)
+            .map(|_| None),
         Err(e) if e.error == ErrorCode::OffsetOutOfRange => match e.log_end_offset {
             Some(leo) => match r.follower_out_of_range(leader, leo, &broker.events)? {
                 OutOfRange::Truncated => Ok(None),

@@ -265,7 +265,7 @@ fn consumer_read(
 async fn replica_fetch(
     State(broker): State<Shared>,
     body: Body,
-) -> ApiResult<ReplicaFetchResponse> {
+) -> Result<ReplicaFetchResponse, ApiError> {
     let req: ReplicaFetchRequest = parse_body(body)?;
     if req.cluster_id != broker.config.cluster_id {
         return Err(ApiError::new(
@@ -282,8 +282,8 @@ async fn replica_fetch(
     handle.notify();
     spawn_alter(&broker, &handle, expand);
     let empty = match answer {
-        LeaderFetch::Records(resp) => return Ok(Json(resp)),
-        LeaderFetch::Empty(resp) if req.max_wait_ms == 0 => return Ok(Json(resp)),
+        LeaderFetch::Records(resp) => return Ok(resp),
+        LeaderFetch::Empty(resp) if req.max_wait_ms == 0 => return Ok(resp),
         LeaderFetch::Empty(resp) => resp,
     };
     // Long-poll: answer when there is data or when this broker stops leading in this epoch
@@ -298,18 +298,17 @@ async fn replica_fetch(
         })
         .await;
     if woke.is_none() {
-        return Ok(Json(empty));
+        return Ok(empty);
     }
     let r = handle.lock();
     if r.role() != Role::Leader || r.leader_epoch() != Some(epoch) {
-        return Ok(Json(empty));
+        return Ok(empty);
     }
     r.read_for_follower(
         req.fetch_offset,
         req.max_records.min(REPLICA_FETCH_MAX_RECORDS),
         req.max_bytes,
     )
-    .map(Json)
 }
 
 async fn state(State(broker): State<Shared>) -> ApiResult<BrokerState> {

@@ -113,9 +113,27 @@ pub fn peek_header(buf: &[u8]) -> Result<Option<FrameHeader>, String> {
     }))
 }
 
-/// Decodes and checks (length, CRC, record count, UTF-8) the frame at the start of `buf`.
-/// `Ok(None)`: `buf` ends before the frame does (a torn frame).
-pub fn decode(buf: &[u8]) -> Result<Option<(RecordBatch, usize)>, String> {
+/// What a checked frame holds besides its records: enough to append it, index it and keep the
+/// epoch cache, without decoding a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub frame_len: usize,
+    pub base_offset: u64,
+    pub last_offset_delta: u32,
+    pub leader_epoch: u32,
+}
+
+impl FrameInfo {
+    /// The offset after the batch.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset + self.last_offset_delta as u64 + 1
+    }
+}
+
+/// Checks the frame at the start of `buf` whole (length, CRC, record count, every value's length
+/// and UTF-8) without copying a value. `Ok(None)`: `buf` ends before the frame does (a torn
+/// frame).
+pub fn check(buf: &[u8]) -> Result<Option<FrameInfo>, String> {
     let Some(header) = peek_header(buf)? else {
         return Ok(None);
     };
@@ -127,11 +145,25 @@ pub fn decode(buf: &[u8]) -> Result<Option<(RecordBatch, usize)>, String> {
     if crc32c::crc32c(body) != crc {
         return Err("CRC mismatch".to_string());
     }
-    let leader_epoch = u32::from_le_bytes(body[12..16].try_into().unwrap());
-    let timestamp_ms = u64::from_le_bytes(body[16..24].try_into().unwrap());
     let count = header.last_offset_delta as usize + 1;
-    let mut values = Vec::with_capacity(count.min(body.len() / 4));
+    let found = for_each_value(body, |_| {})?;
+    if found != count {
+        return Err(format!(
+            "batch holds {found} records where its last offset delta says {count}"
+        ));
+    }
+    Ok(Some(FrameInfo {
+        frame_len: header.frame_len,
+        base_offset: header.base_offset,
+        last_offset_delta: header.last_offset_delta,
+        leader_epoch: u32::from_le_bytes(body[12..16].try_into().unwrap()),
+    }))
+}
+
+/// Walks the values of a batch body, checking each one's length and UTF-8; returns how many.
+fn for_each_value<'a>(body: &'a [u8], mut each: impl FnMut(&'a str)) -> Result<usize, String> {
     let mut pos = BATCH_FIXED_BYTES;
+    let mut count = 0;
     while pos < body.len() {
         let len_bytes = body.get(pos..pos + 4).ok_or("record length cut short")?;
         let len = u32::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
@@ -141,23 +173,124 @@ pub fn decode(buf: &[u8]) -> Result<Option<(RecordBatch, usize)>, String> {
         let bytes = body
             .get(pos + 4..pos + 4 + len)
             .ok_or("record value cut short")?;
-        let value = std::str::from_utf8(bytes).map_err(|_| "value is not UTF-8".to_string())?;
-        values.push(value.to_string());
+        each(std::str::from_utf8(bytes).map_err(|_| "value is not UTF-8".to_string())?);
+        count += 1;
         pos += 4 + len;
     }
-    if values.len() != count {
-        return Err(format!(
-            "batch holds {} records where its last offset delta says {count}",
-            values.len()
-        ));
-    }
-    let batch = RecordBatch {
-        base_offset: header.base_offset,
-        leader_epoch,
-        timestamp_ms,
+    Ok(count)
+}
+
+/// Decodes a frame [`check`] has passed (or [`Frames`] holds): its values are not checked again.
+fn decode_checked(frame: &[u8], info: &FrameInfo) -> RecordBatch {
+    let body = &frame[FRAME_HEADER_BYTES..info.frame_len];
+    let mut values = Vec::with_capacity(info.last_offset_delta as usize + 1);
+    for_each_value(body, |v| values.push(v.to_string())).expect("a checked frame");
+    RecordBatch {
+        base_offset: info.base_offset,
+        leader_epoch: info.leader_epoch,
+        timestamp_ms: u64::from_le_bytes(body[16..24].try_into().unwrap()),
         values,
-    };
-    Ok(Some((batch, header.frame_len)))
+    }
+}
+
+/// Decodes and checks (length, CRC, record count, UTF-8) the frame at the start of `buf`.
+/// `Ok(None)`: `buf` ends before the frame does (a torn frame).
+pub fn decode(buf: &[u8]) -> Result<Option<(RecordBatch, usize)>, String> {
+    Ok(check(buf)?.map(|info| (decode_checked(buf, &info), info.frame_len)))
+}
+
+/// Whole batch frames back to back, each checked ([`check`]) when the value was made: what a
+/// leader reads from its segments for a follower, sends as they are on disk, and the follower
+/// appends as they are, as Kafka moves `MemoryRecords` without decoding a record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frames {
+    bytes: bytes::Bytes,
+    /// Each frame's start in `bytes`, and what it holds.
+    frames: Vec<(usize, FrameInfo)>,
+}
+
+impl Frames {
+    /// Checks every frame of `bytes`, which must hold whole frames and nothing else, with
+    /// consecutive offsets. The error names the first bad frame by its position.
+    pub fn parse(bytes: impl Into<bytes::Bytes>) -> Result<Frames, String> {
+        let bytes = bytes.into();
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let at = |e: String| format!("frame at byte {pos}: {e}");
+            let info = check(&bytes[pos..])
+                .map_err(at)?
+                .ok_or_else(|| at(format!("cut short ({} bytes left)", bytes.len() - pos)))?;
+            if let Some((_, prev)) = frames.last() {
+                let prev: &FrameInfo = prev;
+                if info.base_offset != prev.next_offset() {
+                    return Err(at(format!(
+                        "base offset {} does not follow {}",
+                        info.base_offset,
+                        prev.next_offset()
+                    )));
+                }
+            }
+            frames.push((pos, info));
+            pos += info.frame_len;
+        }
+        Ok(Frames { bytes, frames })
+    }
+
+    /// Frames the caller has checked one by one: `frames` holds each one's start in `bytes`,
+    /// in order, back to back (the log's read, which checks each against its index).
+    pub(super) fn from_checked(bytes: Vec<u8>, frames: Vec<(usize, FrameInfo)>) -> Frames {
+        debug_assert!(frames
+            .windows(2)
+            .all(|w| w[0].0 + w[0].1.frame_len == w[1].0
+                && w[0].1.next_offset() == w[1].1.base_offset));
+        Frames {
+            bytes: bytes.into(),
+            frames,
+        }
+    }
+
+    /// The frames of `batches`, encoded.
+    pub fn from_batches(batches: &[RecordBatch]) -> Frames {
+        let mut bytes = Vec::new();
+        for batch in batches {
+            batch.encode(&mut bytes);
+        }
+        Frames::parse(bytes).expect("encoded batches check")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// How many batches.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// The frames back to back, as on disk.
+    pub fn bytes(&self) -> &bytes::Bytes {
+        &self.bytes
+    }
+
+    /// Each frame's bytes and what it holds, in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = (FrameInfo, &[u8])> + '_ {
+        self.frames
+            .iter()
+            .map(|&(pos, info)| (info, &self.bytes[pos..pos + info.frame_len]))
+    }
+
+    /// The batches, decoded (their CRCs were checked when `self` was made).
+    pub fn batches(&self) -> Vec<RecordBatch> {
+        self.iter()
+            .map(|(info, frame)| decode_checked(frame, &info))
+            .collect()
+    }
+
+    /// The offset after the last batch, if there is one.
+    pub fn next_offset(&self) -> Option<u64> {
+        self.frames.last().map(|(_, info)| info.next_offset())
+    }
 }
 
 #[cfg(test)]
@@ -183,5 +316,42 @@ mod tests {
         assert_eq!(decode(&frame[..frame.len() - 1]).unwrap(), None, "torn");
         frame[30] ^= 1;
         assert!(decode(&frame).unwrap_err().contains("CRC"));
+    }
+
+    fn batch(base_offset: u64, n: usize) -> RecordBatch {
+        RecordBatch {
+            base_offset,
+            leader_epoch: 1,
+            timestamp_ms: 7,
+            values: (0..n).map(|i| format!("v{i}")).collect(),
+        }
+    }
+
+    #[test]
+    fn frames_hold_whole_consecutive_checked_batches_only() {
+        let batches = [batch(10, 2), batch(12, 3)];
+        let frames = Frames::from_batches(&batches);
+        assert_eq!((frames.len(), frames.next_offset()), (2, Some(15)));
+        assert_eq!(frames.batches(), batches);
+        let bytes = frames.bytes().to_vec();
+        let first_len = frames.iter().next().unwrap().0.frame_len;
+
+        let err = Frames::parse(bytes[..bytes.len() - 3].to_vec()).unwrap_err();
+        assert!(
+            err.contains(&format!("frame at byte {first_len}: cut short")),
+            "{err}"
+        );
+        let mut flipped = bytes.clone();
+        flipped[first_len + 30] ^= 1;
+        let err = Frames::parse(flipped).unwrap_err();
+        assert!(
+            err.contains(&format!("frame at byte {first_len}: CRC")),
+            "{err}"
+        );
+        let mut gap = Vec::new();
+        batch(10, 2).encode(&mut gap);
+        batch(13, 1).encode(&mut gap);
+        assert!(Frames::parse(gap).is_err_and(|e| e.contains("does not follow 12")));
+        assert!(Frames::parse(Vec::new()).unwrap().is_empty());
     }
 }
