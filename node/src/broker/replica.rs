@@ -1394,18 +1394,24 @@ mod tests {
         assert_eq!(one.replica.leo(), 2, "nothing real was cut");
     }
 
-    #[test]
-    fn legacy_hw_truncates_to_the_hw_when_it_starts_following() {
+    /// A legacy-hw broker 2 following broker 1, having applied `answers` (records of epoch 0,
+    /// the leader's HW) in order.
+    fn legacy_follower(answers: &[(std::ops::Range<u64>, u64)]) -> Fixture {
         let mut f = fixture(2, Protocol::LegacyHw);
         f.replica
             .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
             .unwrap();
-        f.replica
-            .follower_apply(1, answer(0..2, 0, 0), &f.events)
-            .unwrap();
-        f.replica
-            .follower_apply(1, answer(2..6, 0, 2), &f.events)
-            .unwrap();
+        for (offsets, hw) in answers {
+            f.replica
+                .follower_apply(1, answer(offsets.clone(), 0, *hw), &f.events)
+                .unwrap();
+        }
+        f
+    }
+
+    #[test]
+    fn legacy_hw_truncates_to_the_hw_when_it_starts_following() {
+        let mut f = legacy_follower(&[(0..2, 0), (2..6, 2)]);
         assert_eq!((f.replica.leo(), f.replica.hw), (6, 2));
         f.replica
             .apply_metadata(&pm(Some(3), 1, 1, &[2, 3]), &CONFIGS, 0, &f.events)
@@ -1424,19 +1430,7 @@ mod tests {
     /// the new LEO takes the leader's batches from there.
     #[test]
     fn a_straddling_batch_cuts_the_followers_batch_whole_and_fetches_again() {
-        let mut f = fixture(2, Protocol::LegacyHw);
-        f.replica
-            .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
-            .unwrap();
-        f.replica
-            .follower_apply(1, answer(0..2, 0, 0), &f.events)
-            .unwrap();
-        f.replica
-            .follower_apply(1, answer(2..5, 0, 0), &f.events)
-            .unwrap();
-        f.replica
-            .follower_apply(1, answer(4..6, 0, 0), &f.events)
-            .unwrap();
+        let mut f = legacy_follower(&[(0..2, 0), (2..5, 0), (4..6, 0)]);
         assert_eq!(
             f.replica.leo(),
             2,
