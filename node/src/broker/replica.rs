@@ -1439,7 +1439,8 @@ mod tests {
         assert_eq!(f.replica.next_fetch("c", 10, 0).fetch_offset, 2);
         let mut leader_batches = answer(2..4, 0, 6);
         leader_batches.frames = Frames::from_batches(
-            &[answer(2..4, 0, 0), answer(4..6, 0, 0)].map(|a| a.frames.batches().remove(0)),
+            &[answer(2..4, 0, 0), answer(4..6, 0, 0)]
+                .map(|a| a.frames.batches().unwrap().remove(0)),
         );
         f.replica
             .follower_apply(1, leader_batches, &f.events)

@@ -130,9 +130,11 @@ impl FrameInfo {
     }
 }
 
-/// Checks the frame at the start of `buf` whole (length, CRC, record count, every value's length
-/// and UTF-8) without copying a value. `Ok(None)`: `buf` ends before the frame does (a torn
-/// frame).
+/// Checks the frame at the start of `buf` (length, CRC, record count, every value's length)
+/// without copying a value. A value's UTF-8 is checked where it becomes a string
+/// ([`decode`]); a frame that passes here holds the very bytes the producing leader encoded
+/// from strings, which is all a follower needs to append it. `Ok(None)`: `buf` ends before the
+/// frame does (a torn frame).
 pub fn check(buf: &[u8]) -> Result<Option<FrameInfo>, String> {
     let Some(header) = peek_header(buf)? else {
         return Ok(None);
@@ -146,7 +148,7 @@ pub fn check(buf: &[u8]) -> Result<Option<FrameInfo>, String> {
         return Err("CRC mismatch".to_string());
     }
     let count = header.last_offset_delta as usize + 1;
-    let found = for_each_value(body, |_| {})?;
+    let found = for_each_value(body, |_| Ok(()))?;
     if found != count {
         return Err(format!(
             "batch holds {found} records where its last offset delta says {count}"
@@ -160,8 +162,11 @@ pub fn check(buf: &[u8]) -> Result<Option<FrameInfo>, String> {
     }))
 }
 
-/// Walks the values of a batch body, checking each one's length and UTF-8; returns how many.
-fn for_each_value<'a>(body: &'a [u8], mut each: impl FnMut(&'a str)) -> Result<usize, String> {
+/// Walks the values of a batch body, checking each one's length; returns how many.
+fn for_each_value<'a>(
+    body: &'a [u8],
+    mut each: impl FnMut(&'a [u8]) -> Result<(), String>,
+) -> Result<usize, String> {
     let mut pos = BATCH_FIXED_BYTES;
     let mut count = 0;
     while pos < body.len() {
@@ -170,33 +175,40 @@ fn for_each_value<'a>(body: &'a [u8], mut each: impl FnMut(&'a str)) -> Result<u
         if len > MAX_VALUE_BYTES {
             return Err(format!("record value of {len} bytes"));
         }
-        let bytes = body
-            .get(pos + 4..pos + 4 + len)
-            .ok_or("record value cut short")?;
-        each(std::str::from_utf8(bytes).map_err(|_| "value is not UTF-8".to_string())?);
+        each(
+            body.get(pos + 4..pos + 4 + len)
+                .ok_or("record value cut short")?,
+        )?;
         count += 1;
         pos += 4 + len;
     }
     Ok(count)
 }
 
-/// Decodes a frame [`check`] has passed (or [`Frames`] holds): its values are not checked again.
-fn decode_checked(frame: &[u8], info: &FrameInfo) -> RecordBatch {
+/// Decodes a frame [`check`] has passed (or [`Frames`] holds), checking each value's UTF-8.
+fn decode_checked(frame: &[u8], info: &FrameInfo) -> Result<RecordBatch, String> {
     let body = &frame[FRAME_HEADER_BYTES..info.frame_len];
     let mut values = Vec::with_capacity(info.last_offset_delta as usize + 1);
-    for_each_value(body, |v| values.push(v.to_string())).expect("a checked frame");
-    RecordBatch {
+    for_each_value(body, |bytes| {
+        let value = std::str::from_utf8(bytes).map_err(|_| "value is not UTF-8".to_string())?;
+        values.push(value.to_string());
+        Ok(())
+    })?;
+    Ok(RecordBatch {
         base_offset: info.base_offset,
         leader_epoch: info.leader_epoch,
         timestamp_ms: u64::from_le_bytes(body[16..24].try_into().unwrap()),
         values,
-    }
+    })
 }
 
 /// Decodes and checks (length, CRC, record count, UTF-8) the frame at the start of `buf`.
 /// `Ok(None)`: `buf` ends before the frame does (a torn frame).
 pub fn decode(buf: &[u8]) -> Result<Option<(RecordBatch, usize)>, String> {
-    Ok(check(buf)?.map(|info| (decode_checked(buf, &info), info.frame_len)))
+    match check(buf)? {
+        None => Ok(None),
+        Some(info) => Ok(Some((decode_checked(buf, &info)?, info.frame_len))),
+    }
 }
 
 /// Whole batch frames back to back, each checked ([`check`]) when the value was made: what a
@@ -214,20 +226,18 @@ impl Frames {
     /// consecutive offsets. The error names the first bad frame by its position.
     pub fn parse(bytes: impl Into<bytes::Bytes>) -> Result<Frames, String> {
         let bytes = bytes.into();
-        let mut frames = Vec::new();
+        let mut frames: Vec<(usize, FrameInfo)> = Vec::new();
         let mut pos = 0;
         while pos < bytes.len() {
             let at = |e: String| format!("frame at byte {pos}: {e}");
             let info = check(&bytes[pos..])
                 .map_err(at)?
                 .ok_or_else(|| at(format!("cut short ({} bytes left)", bytes.len() - pos)))?;
-            if let Some((_, prev)) = frames.last() {
-                let prev: &FrameInfo = prev;
-                if info.base_offset != prev.next_offset() {
+            if let Some(next) = frames.last().map(|(_, prev)| prev.next_offset()) {
+                if info.base_offset != next {
                     return Err(at(format!(
-                        "base offset {} does not follow {}",
-                        info.base_offset,
-                        prev.next_offset()
+                        "base offset {} does not follow {next}",
+                        info.base_offset
                     )));
                 }
             }
@@ -280,10 +290,14 @@ impl Frames {
             .map(|&(pos, info)| (info, &self.bytes[pos..pos + info.frame_len]))
     }
 
-    /// The batches, decoded (their CRCs were checked when `self` was made).
-    pub fn batches(&self) -> Vec<RecordBatch> {
+    /// The batches, decoded (their CRCs were checked when `self` was made; each value's
+    /// UTF-8 is checked here). The error names the batch.
+    pub fn batches(&self) -> Result<Vec<RecordBatch>, String> {
         self.iter()
-            .map(|(info, frame)| decode_checked(frame, &info))
+            .map(|(info, frame)| {
+                decode_checked(frame, &info)
+                    .map_err(|e| format!("batch at offset {}: {e}", info.base_offset))
+            })
             .collect()
     }
 
@@ -332,7 +346,7 @@ mod tests {
         let batches = [batch(10, 2), batch(12, 3)];
         let frames = Frames::from_batches(&batches);
         assert_eq!((frames.len(), frames.next_offset()), (2, Some(15)));
-        assert_eq!(frames.batches(), batches);
+        assert_eq!(frames.batches().unwrap(), batches);
         let bytes = frames.bytes().to_vec();
         let first_len = frames.iter().next().unwrap().0.frame_len;
 
@@ -353,5 +367,25 @@ mod tests {
         batch(13, 1).encode(&mut gap);
         assert!(Frames::parse(gap).is_err_and(|e| e.contains("does not follow 12")));
         assert!(Frames::parse(Vec::new()).unwrap().is_empty());
+    }
+
+    /// UTF-8 is checked where a value becomes a string: a frame whose CRC matches bytes that are
+    /// not UTF-8 (only an encoder bug makes one) passes the follower's check, and is named when
+    /// it is decoded for a consumer, the dump or recovery.
+    #[test]
+    fn a_value_that_is_not_utf8_is_found_where_it_is_decoded() {
+        let mut frame = Vec::new();
+        batch(5, 1).encode(&mut frame);
+        let value_at = FRAME_HEADER_BYTES + BATCH_FIXED_BYTES + 4;
+        frame[value_at] = 0xff;
+        let crc = crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]);
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        assert!(check(&frame).unwrap().is_some());
+        assert!(decode(&frame).unwrap_err().contains("UTF-8"));
+        let err = Frames::parse(frame).unwrap().batches().unwrap_err();
+        assert!(
+            err.contains("batch at offset 5: value is not UTF-8"),
+            "{err}"
+        );
     }
 }

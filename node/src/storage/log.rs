@@ -642,7 +642,9 @@ impl Log {
         max_records: usize,
         max_bytes: u64,
     ) -> std::io::Result<Vec<RecordBatch>> {
-        Ok(self.read_frames(from, max_records, max_bytes)?.batches())
+        self.read_frames(from, max_records, max_bytes)?
+            .batches()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
     /// Reads records from `from` up to (not including) `until`, at most `max_records` (for
