@@ -6,7 +6,6 @@
 use crate::broker_logs::{self, DumpRead, DumpView, Merge};
 use crate::config::TestConfig;
 use crate::divergence;
-use crate::events::Events;
 use crate::explain::{self, Context};
 use crate::findings::{self, Inputs};
 use crate::found::Found;
@@ -14,6 +13,7 @@ use crate::guarantee::Rules;
 use crate::history::HISTORY_FILE;
 use crate::jsonl::{for_each_line, Damage, Outcome};
 use crate::logs::{self, BrokerLog, Final, Partitions};
+use crate::partition_events::Events;
 use crate::results::{Counts, PartitionSummary, Results, Valid};
 use crate::scan::{Scan, ScanStats, BUCKET_NS};
 use crate::values::Values;

@@ -1,9 +1,10 @@
 //! `nodes/<id>/dump.jsonl`, the output of `faultline-node dump`: one [`DumpRecord`] a line,
 //! then a [`DumpSummary`] per partition; other objects are allowed. The node writes it by hand
 //! (it depends on no other crate); the harness's contract test parses a real node's output with
-//! these types, and the checker reads dumps with them ([`DumpLine::parse`]). It owns the line
-//! format only; loading dumps into logs is the `broker_logs` module.
+//! these types, and the checker reads dumps with them ([`DumpLine::parse`], the `read`
+//! module's). It owns the line format only; loading dumps into logs is the `broker_logs` module.
 
+use crate::error::line_problem;
 use crate::text::Text;
 use serde::{Deserialize, Serialize};
 
@@ -91,18 +92,10 @@ fn none<T>() -> Option<T> {
 }
 
 impl<'a> DumpLine<Text<'a>> {
-    /// Parses one line, borrowing strings from it. A line that is not JSON, a record or summary
-    /// with a field of the wrong type, or a record without its epoch is an error; an object
-    /// with other keys is [`DumpLine::Other`].
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        // Record lines as the node writes them take the fast path; serde defines the format.
-        if let Some(record) = crate::fastpath::dump_record(bytes) {
-            return Ok(DumpLine::Record(record));
-        }
-        Self::parse_with_serde(bytes)
-    }
-
-    /// [`DumpLine::parse`] without the fast path: the definition of the format.
+    /// Parses one line with serde, borrowing strings from it: the definition of the format
+    /// ([`DumpLine::parse`] is the same with a fast path first). A line that is not JSON, a
+    /// record or summary with a field of the wrong type, or a record without its epoch is an
+    /// error; an object with other keys is [`DumpLine::Other`].
     pub fn parse_with_serde(bytes: &'a [u8]) -> Result<Self, String> {
         match serde_json::from_slice::<AnyLine<Text<'a>>>(bytes) {
             Ok(line) => line.classify(),
@@ -113,7 +106,7 @@ impl<'a> DumpLine<Text<'a>> {
                 {
                     Ok(DumpLine::Other)
                 }
-                _ => Err(crate::jsonl::problem(&e)),
+                _ => Err(line_problem(&e)),
             },
         }
     }

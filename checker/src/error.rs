@@ -1,7 +1,8 @@
-//! The checker's library error: only a run directory that cannot be analysed at all (missing,
-//! or without a readable `test.json`). Damage inside the run's other files is not an error: it is
-//! reported as a [`crate::Warning`] and lowers the verdict to at best `unknown`.
+//! The checker's library errors: only a run directory that cannot be analysed at all (missing,
+//! or without a readable and valid `test.json`). Damage inside the run's other files is not an
+//! error: it is reported as a [`crate::Warning`] and lowers the verdict to at best `unknown`.
 
+use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,9 +14,38 @@ pub enum CheckError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a valid test configuration: {source}")]
-    TestConfigInvalid {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    /// Reads `.../test.json: replication_protocol: unknown variant "curent", ...`.
+    #[error("{}: {source}", path.display())]
+    TestConfigInvalid { path: PathBuf, source: ConfigError },
+}
+
+/// What is wrong with the text of a test.json, and in which field.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The field as a path (`replication_protocol`, `nemesis[1]`, `extra.kill_signal`); empty
+    /// when the problem is the text as a whole (not JSON, trailing characters).
+    pub field: String,
+    pub source: serde_json::Error,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.source)
+        } else {
+            write!(f, "{}: {}", self.field, self.source)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// A serde error as the short description of a damaged line. It lives here, beside the
+/// errors, so that the format modules and the readers share it without importing each other.
+pub(crate) fn line_problem(e: &serde_json::Error) -> String {
+    format!("not a valid line ({e})")
 }

@@ -1,17 +1,14 @@
 //! The nodes' own accounts, `nodes/<id>/events.jsonl` (docs/node-events.md): the line format
-//! ([`NodeEvent`]), loading it, and answering the questions the explanations ask (who led in an
-//! epoch, what LEO a new leader had); it does not phrase them. Events are read loosely: unknown
-//! types are kept and fields the checker does not use land in `extra`; only lines that are not
-//! JSON objects with `time_ms` and `type` (or with a known field of the wrong type) are damage.
-//! The node writes these lines itself (it depends on no other crate); the harness's contract
-//! test parses a real node's events with [`NodeEvent`].
+//! ([`NodeEvent`]) only. Events are read loosely: unknown types are kept and fields the checker
+//! does not use land in `extra`; only lines that are not JSON objects with `time_ms` and `type`
+//! (or with a known field of the wrong type) are damage. The node writes these lines itself (it
+//! depends on no other crate); the harness's contract test parses a real node's events with
+//! [`NodeEvent`]. Loading them and the questions the explanations ask of them are the
+//! `partition_events` module's.
 
 use crate::history::NodeRef;
-use crate::jsonl::{for_each_line, problem, Damage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::path::Path;
 
 /// One node event, with every field the checker may use; the rest are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,96 +80,5 @@ impl NodeEvent {
             Some(NodeRef::Broker(id)) => Some(id),
             _ => None,
         }
-    }
-}
-
-/// A leadership change of one partition, merged from the controller's `election`, the new
-/// leader's `unclean_election` and its `role_change` to leader.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Election {
-    pub time_ms: u64,
-    pub leader: u32,
-    pub leader_epoch: u32,
-    pub unclean: bool,
-    /// The new leader's LEO when it took over, when an event says.
-    pub log_end_offset: Option<u64>,
-}
-
-/// All events, grouped by partition and sorted by time.
-#[derive(Debug, Default)]
-pub struct Events {
-    by_partition: HashMap<(String, u32), Vec<NodeEvent>>,
-    pub lines: u64,
-}
-
-impl Events {
-    /// Reads one events.jsonl (missing files are fine: a node may never have started).
-    pub fn load(&mut self, path: &Path, name: &str, damage: &mut Damage) {
-        for_each_line(path, name, damage, |_, bytes| {
-            let event: NodeEvent = serde_json::from_slice(bytes).map_err(|e| problem(&e))?;
-            self.lines += 1;
-            if let (Some(topic), Some(partition)) = (event.topic.clone(), event.partition) {
-                self.by_partition
-                    .entry((topic, partition))
-                    .or_default()
-                    .push(event);
-            }
-            Ok(())
-        });
-    }
-
-    /// Sorts each partition's events by time; call once after loading.
-    pub fn finish(&mut self) {
-        for events in self.by_partition.values_mut() {
-            events.sort_by_key(|e| e.time_ms);
-        }
-    }
-
-    pub fn of(&self, topic: &str, partition: u32) -> &[NodeEvent] {
-        self.by_partition
-            .get(&(topic.to_string(), partition))
-            .map_or(&[], Vec::as_slice)
-    }
-
-    /// Every election of the partition, one per leader epoch, in epoch order.
-    pub fn elections(&self, topic: &str, partition: u32) -> Vec<Election> {
-        let mut by_epoch: std::collections::BTreeMap<u32, Election> = Default::default();
-        for e in self.of(topic, partition) {
-            let Some((leader, epoch)) = leader_and_epoch(e) else {
-                continue;
-            };
-            let entry = by_epoch.entry(epoch).or_insert(Election {
-                time_ms: e.time_ms,
-                leader,
-                leader_epoch: epoch,
-                unclean: false,
-                log_end_offset: None,
-            });
-            entry.time_ms = entry.time_ms.min(e.time_ms);
-            entry.unclean |= e.kind == "unclean_election" || e.unclean == Some(true);
-            if e.kind != "election" && entry.log_end_offset.is_none() {
-                entry.log_end_offset = e.log_end_offset;
-            }
-        }
-        by_epoch.into_values().collect()
-    }
-
-    /// The broker that led the partition in `epoch`, when an event says.
-    pub fn leader_in_epoch(&self, topic: &str, partition: u32, epoch: u32) -> Option<u32> {
-        self.of(topic, partition)
-            .iter()
-            .filter_map(leader_and_epoch)
-            .find(|&(_, e)| e == epoch)
-            .map(|(leader, _)| leader)
-    }
-}
-
-/// (leader, leader_epoch) for the events that name a partition's leader for an epoch.
-fn leader_and_epoch(e: &NodeEvent) -> Option<(u32, u32)> {
-    let epoch = e.leader_epoch?;
-    match e.kind.as_str() {
-        "election" | "unclean_election" => Some((e.leader?, epoch)),
-        "role_change" if e.role.as_deref() == Some("leader") => Some((e.broker()?, epoch)),
-        _ => None,
     }
 }

@@ -1,12 +1,14 @@
 //! Explanations: for each range of lost or moved offsets, one sentence saying which leader
 //! acknowledged it, in which epoch, and which node events removed it — or that no event does.
 //! It never invents a cause: every clause comes from an event line or a log record. It owns the
-//! grouping of offsets into ranges and the wording; the events are read by [`crate::events`].
+//! grouping of offsets into ranges and the wording; the events are loaded by the
+//! `partition_events` module.
 
-use crate::events::{Election, Events, NodeEvent};
+use crate::events::NodeEvent;
 use crate::findings::LostItem;
 use crate::intern::ValueId;
 use crate::logs::{BrokerLog, Final, PartIdx, Partitions};
+use crate::partition_events::{Election, Events};
 use crate::results::{AnomalyKind, Explanation};
 use crate::scan::PowerLoss;
 use crate::values::{Values, NONE, NO_ACK_BY};

@@ -3,11 +3,13 @@
 //! integers, known keys in any order. Such a line is read here straight into the format's own
 //! types ([`OpLine`], [`DumpRecord`]), several times faster than through serde. Anything else —
 //! whitespace, an escape, a float, `null`, an unknown or repeated key, a nemesis value, a
-//! summary line, damage — makes it answer `None`, and the caller parses the line with serde,
-//! which stays the definition of the format. So the fast path only has to be right about what
-//! it accepts; the tests check that it agrees with serde wherever it answers.
+//! summary line, damage — makes it answer `None`, and its one caller, the `read` module, parses
+//! the line with serde, which stays the definition of the format. So the fast path only has to
+//! be right about what it accepts; the tests check that it agrees with serde wherever it
+//! answers.
 //!
-//! It owns this parsing only; the formats are [`crate::history`] and [`crate::dump`].
+//! It owns this parsing only; the formats are [`crate::history`] and [`crate::dump`], which
+//! know nothing of it.
 
 use crate::dump::DumpRecord;
 use crate::history::{Acks, OpLine, OpType, OpValue, PollValue, PolledRecord, Process, SendValue};

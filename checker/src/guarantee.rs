@@ -2,7 +2,8 @@
 //! setting. It owns the table in docs/results.md ("Which setting excuses what"); it finds
 //! nothing itself.
 
-use crate::history::{Acks, TestConfig};
+use crate::config::{ReplicationProtocol, TestConfig};
+use crate::history::Acks;
 use crate::results::{AnomalyKind, Guarantee};
 use std::collections::BTreeMap;
 
@@ -55,7 +56,7 @@ impl Rules {
         if config.unclean_leader_election {
             rules.weaken("unclean.leader.election.enable=true", COMMITTED_LOSS);
         }
-        if config.power_loss_unsynced() {
+        if config.harness.lazyfs && !config.harness.fsync() {
             // Kafka's promise holds while one ISR member keeps its log; a power cut of the last
             // one takes what it never fsynced, committed or not (KIP-966's motivation).
             rules.weaken(
@@ -63,7 +64,7 @@ impl Rules {
                 COMMITTED_LOSS,
             );
         }
-        if config.replication_protocol != "current" {
+        if config.replication_protocol == ReplicationProtocol::LegacyHw {
             let setting = format!("replication_protocol={}", config.replication_protocol);
             rules.weaken(&setting, COMMITTED_LOSS);
         }

@@ -3,9 +3,10 @@
 //! [`SendValue`], [`PollValue`] and [`FaultValue`] as values); the checker reads the same types
 //! as [`OpLine`], borrowed from the line's bytes, with the `value` parsed straight into the
 //! shape its `f` names. docs/history.md documents every field. It owns this file's shape and
-//! parsing; the other files of a run are owned by [`crate::config`] (test.json),
-//! [`crate::final_reads`] (final.json), [`crate::dump`] (dump.jsonl) and [`crate::events`]
-//! (the nodes' events.jsonl).
+//! its serde reading, which defines the format; [`OpLine::parse`], the reader that tries a fast
+//! path first, is the `read` module's. The other files of a run are owned by [`crate::config`]
+//! (test.json), [`crate::final_reads`] (final.json), [`crate::dump`] (dump.jsonl) and
+//! [`crate::events`] (the nodes' events.jsonl).
 
 use crate::text::Text;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -14,10 +15,6 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 use std::marker::PhantomData;
-
-/// Kept at their old paths for the harness and workloads, which import them from here.
-pub use crate::config::TestConfig;
-pub use crate::final_reads::{FinalPartition, FinalReads, FinalRecord};
 
 /// The file's name inside a run directory.
 pub const HISTORY_FILE: &str = "history.jsonl";
@@ -126,17 +123,6 @@ impl OpValue<'_> {
             OpValue::Raw(raw) => Some(raw.get()),
             _ => None,
         }
-    }
-}
-
-impl<'a> OpLine<'a> {
-    /// Parses one line; an `Err` says what is wrong with it. Client lines as the harness
-    /// writes them take the `fastpath` module; serde reads the rest and defines the format.
-    pub fn parse(bytes: &'a [u8]) -> Result<OpLine<'a>, String> {
-        if let Some(op) = crate::fastpath::op_line(bytes) {
-            return Ok(op);
-        }
-        serde_json::from_slice(bytes).map_err(|e| crate::jsonl::problem(&e))
     }
 }
 

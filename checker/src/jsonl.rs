@@ -98,8 +98,3 @@ fn trim(mut line: &[u8]) -> &[u8] {
     }
     line
 }
-
-/// A serde error as a short problem description.
-pub fn problem(e: &serde_json::Error) -> String {
-    format!("not a valid line ({e})")
-}

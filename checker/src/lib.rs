@@ -8,7 +8,10 @@
 //! Each file of a run has one module here that owns its types, used by writers and readers
 //! alike: [`config`] (test.json), [`history`] (history.jsonl), [`final_reads`] (final.json),
 //! [`dump`] (a broker's dump.jsonl) and [`events`] (a node's events.jsonl); [`text`] is the
-//! string type they are read with. The analysis modules are private.
+//! string type they are read with. These format modules import only each other and the
+//! errors, never the analysis. The `read` module is the line reader built on them
+//! ([`history::OpLine::parse`], [`dump::DumpLine::parse`], with a fast path beneath);
+//! [`jsonl`] reads JSON-lines files and records damage. The analysis modules are private.
 
 // The run's files, one module each (writers and readers use these types).
 pub mod config;
@@ -18,24 +21,28 @@ pub mod final_reads;
 pub mod history;
 pub mod text;
 
+// Reading the files.
+mod error;
+mod fastpath;
+pub mod jsonl;
+mod read;
+
 // The analysis.
 mod broker_logs;
 mod check;
 mod divergence;
-mod error;
 mod explain;
-mod fastpath;
 mod findings;
 mod found;
 mod guarantee;
 mod intern;
-pub mod jsonl;
 mod logs;
+mod partition_events;
 mod results;
 mod scan;
 mod values;
 
-pub use error::CheckError;
+pub use error::{CheckError, ConfigError};
 pub use results::{
     Anomaly, AnomalyKind, Counts, Explanation, Guarantee, OpCounts, PartitionSummary, Results,
     Valid, Warning, MAX_ANOMALIES_PER_KIND, MAX_WARNINGS,

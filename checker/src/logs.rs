@@ -4,10 +4,11 @@
 //! and the partition registry; it reports duplicates inside one log as it loads, and nothing
 //! else. The files' formats are [`crate::final_reads`] and [`crate::dump`].
 
+use crate::error::line_problem;
 use crate::final_reads::{FinalPartition, FinalReads, FinalRecord, FINAL_FILE};
 use crate::found::{anomaly, Found};
 use crate::intern::ValueId;
-use crate::jsonl::{problem, Damage};
+use crate::jsonl::Damage;
 use crate::results::AnomalyKind;
 use crate::text::Text;
 use crate::values::{Values, IN_FINAL, NO_ID};
@@ -227,7 +228,7 @@ pub fn load_final(
     let raw = match FinalReads::parse(&text) {
         Ok(raw) => raw,
         Err(e) => {
-            damage.push(FINAL_FILE, Some(e.line() as u64), problem(&e));
+            damage.push(FINAL_FILE, Some(e.line() as u64), line_problem(&e));
             let problem = format!("{FINAL_FILE} is damaged ({e})");
             return Final {
                 problem: Some(problem),

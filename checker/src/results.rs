@@ -16,6 +16,17 @@ pub enum Valid {
 }
 
 impl Valid {
+    /// The verdict's exit code (Jepsen's convention): 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Valid::True => 0,
+            Valid::False => 1,
+            Valid::Unknown => 2,
+        }
+    }
+}
+
+impl Valid {
     pub fn as_str(self) -> &'static str {
         match self {
             Valid::True => "valid",
@@ -256,11 +267,7 @@ pub const MAX_WARNINGS: usize = 1_000;
 impl Results {
     /// The process exit code for this verdict: 0 valid, 1 invalid, 2 unknown.
     pub fn exit_code(&self) -> i32 {
-        match self.valid {
-            Valid::True => 0,
-            Valid::False => 1,
-            Valid::Unknown => 2,
-        }
+        self.valid.exit_code()
     }
 
     /// A short terminal summary: the verdict, the counts, anomalies by kind, the first few

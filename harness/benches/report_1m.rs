@@ -10,9 +10,11 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use faultline_checker::history::{
-    Acks, FinalPartition, FinalReads, FinalRecord, Op, OpType, Process, TestConfig,
+use faultline_checker::config::{
+    FaultKind, NemesisKind, ReplicationProtocol, TestConfig, Workload,
 };
+use faultline_checker::final_reads::{FinalPartition, FinalReads, FinalRecord};
+use faultline_checker::history::{Acks, Op, OpType, Process};
 use serde_json::json;
 
 const PARTITIONS: u32 = 3;
@@ -60,16 +62,16 @@ fn config(ops: u64) -> TestConfig {
         min_insync_replicas: 2,
         unclean_leader_election: false,
         replica_lag_time_max_ms: 1000,
-        replication_protocol: "current".into(),
-        workload: "produce".into(),
-        nemesis: vec!["kill".into()],
+        replication_protocol: ReplicationProtocol::Current,
+        workload: Workload::Produce,
+        nemesis: vec![NemesisKind::Fault(FaultKind::Kill)],
         nemesis_interval_ms: 3000,
         max_faulty: 2,
         time_limit_ms: ops * 1000 / OPS_PER_SECOND,
         rate: OPS_PER_SECOND as f64,
         concurrency: 16,
         schedule: None,
-        extra: Default::default(),
+        harness: Default::default(),
     }
 }
 

@@ -77,7 +77,7 @@ pub fn dump(data: &Path, out: &mut impl Write) -> anyhow::Result<()> {
             partition,
             log_end_offset: report.log_end_offset,
             high_watermark: read_u64(&dir.join(HW_CHECKPOINT)).ok().flatten(),
-            leader_epochs: log.epochs.entries().to_vec(),
+            leader_epochs: log.epochs().entries().to_vec(),
             torn_bytes: report.dropped_bytes,
             torn_reason: report.reason,
         };
@@ -95,7 +95,6 @@ mod tests {
     fn dump_writes_one_record_a_line_then_a_summary() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = Log::open(&dir.path().join("t-0"), LogConfig::default(), false).unwrap();
-        log.epochs.assign(2, 0).unwrap();
         let record = |offset: u64, value: &str| Record {
             offset,
             leader_epoch: 2,

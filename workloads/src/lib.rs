@@ -14,4 +14,7 @@ pub use client::{ClientError, NodeClient};
 pub use kafka::KafkaClient;
 pub use leaders::{Endpoints, LeaderCache};
 pub use recorder::HistoryWriter;
-pub use workload::{ClientContext, ClientProcess, RunningWorkload, WorkloadKind, WorkloadSpec};
+pub use workload::{ClientContext, ClientProcess, RunningWorkload, WorkloadSpec};
+
+/// The workloads a run can drive: test.json's type, under the name callers know.
+pub use faultline_checker::config::Workload as WorkloadKind;

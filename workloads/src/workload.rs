@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use faultline_checker::config::Workload;
 use faultline_checker::history::{Acks, OpType, PollValue, PolledRecord, Process, SendValue};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -17,43 +18,9 @@ use crate::kafka::KafkaClient;
 use crate::leaders::{Endpoints, LeaderCache};
 use crate::recorder::HistoryWriter;
 
-/// The workloads a run can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadKind {
-    /// Producers only.
-    Produce,
-    /// Producers plus one consumer per partition.
-    ProduceConsume,
-}
-
-impl WorkloadKind {
-    pub const NAMES: [&'static str; 2] = ["produce", "produce-consume"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Produce => "produce",
-            WorkloadKind::ProduceConsume => "produce-consume",
-        }
-    }
-}
-
-impl std::str::FromStr for WorkloadKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "produce" => Ok(WorkloadKind::Produce),
-            "produce-consume" => Ok(WorkloadKind::ProduceConsume),
-            other => Err(format!(
-                "unknown workload {other:?} (known: {})",
-                WorkloadKind::NAMES.join(", ")
-            )),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct WorkloadSpec {
-    pub kind: WorkloadKind,
+    pub kind: Workload,
     pub topics: Vec<String>,
     pub partitions: u32,
     pub acks: Acks,
@@ -66,8 +33,8 @@ pub struct WorkloadSpec {
 impl WorkloadSpec {
     fn consumers(&self) -> u64 {
         match self.kind {
-            WorkloadKind::Produce => 0,
-            WorkloadKind::ProduceConsume => self.topics.len() as u64 * u64::from(self.partitions),
+            Workload::Produce => 0,
+            Workload::ProduceConsume => self.topics.len() as u64 * u64::from(self.partitions),
         }
     }
 
@@ -412,7 +379,7 @@ pub fn spawn(ctx: Arc<ClientContext>, spec: &WorkloadSpec) -> RunningWorkload {
         };
         tasks.spawn(producer.run(process, stopped.clone()));
     }
-    if spec.kind == WorkloadKind::ProduceConsume {
+    if spec.kind == Workload::ProduceConsume {
         for (i, (topic, partition)) in targets.iter().enumerate() {
             let process = ClientProcess {
                 id: u64::from(spec.concurrency) + i as u64,

@@ -1,6 +1,7 @@
 //! One test per guarantee rule: which setting excuses which anomaly (docs/results.md).
 
 use crate::support::*;
+use faultline_checker::config::ReplicationProtocol;
 use faultline_checker::history::Acks;
 use faultline_checker::{AnomalyKind, Valid};
 
@@ -115,7 +116,7 @@ fn unclean_election_excuses_loss_below_hw_and_dirty_reads() {
 #[test]
 fn legacy_hw_excuses_loss_but_not_phantoms_or_duplicates() {
     let mut run = tail_loss();
-    run.config.replication_protocol = "legacy-hw".into();
+    run.config.replication_protocol = ReplicationProtocol::LegacyHw;
     assert_eq!(run.check().valid, Valid::True);
     let log = records(&["v0", "v1", "v2", "ghost", "v1"]);
     run.set_final(0, log.clone());
@@ -137,4 +138,20 @@ fn an_excused_loss_in_an_incomplete_run_is_still_unknown() {
     run.config.acks = Acks::One;
     run.final_complete = Some(false);
     assert_eq!(run.check().valid, Valid::Unknown);
+}
+
+#[test]
+fn power_loss_excuses_committed_loss_only_without_fsync() {
+    const SETTING: &str = "power loss without fsync (--lazyfs, no --fsync)";
+    let mut run = committed_loss();
+    run.config.harness.lazyfs = true;
+    let results = run.check();
+    assert_eq!(results.guarantee.weakened_by, vec![SETTING.to_string()]);
+    let dirty = of_kind(&results, AnomalyKind::DirtyRead);
+    assert_eq!(dirty[0].excused_by.as_deref(), Some(SETTING));
+    assert_eq!(results.valid, Valid::True);
+    run.config.harness.node_args = vec!["--fsync".to_string()];
+    let results = run.check();
+    assert!(results.guarantee.durable);
+    assert_eq!(results.valid, Valid::False);
 }

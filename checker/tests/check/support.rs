@@ -1,11 +1,12 @@
 //! A small builder for stored runs: a configuration, a history, a final read, dumps and node
 //! events, written into a temp dir and checked with the real `check_run`.
 
+use faultline_checker::config::{ReplicationProtocol, TestConfig, Workload};
 use faultline_checker::dump::{DumpRecord, DumpSummary};
 use faultline_checker::events::NodeEvent;
 use faultline_checker::final_reads::{FinalPartition, FinalReads, FinalRecord};
 use faultline_checker::history::{
-    Acks, FaultValue, NodeRef, Op, OpType, PollValue, PolledRecord, Process, SendValue, TestConfig,
+    Acks, FaultValue, NodeRef, Op, OpType, PollValue, PolledRecord, Process, SendValue,
 };
 use faultline_checker::{check_run, Anomaly, AnomalyKind, Results};
 use serde::Serialize;
@@ -28,8 +29,8 @@ pub fn durable_config() -> TestConfig {
         min_insync_replicas: 2,
         unclean_leader_election: false,
         replica_lag_time_max_ms: 1000,
-        replication_protocol: "current".into(),
-        workload: "produce-consume".into(),
+        replication_protocol: ReplicationProtocol::Current,
+        workload: Workload::ProduceConsume,
         nemesis: vec![],
         nemesis_interval_ms: 3000,
         max_faulty: 2,
@@ -37,7 +38,7 @@ pub fn durable_config() -> TestConfig {
         rate: 100.0,
         concurrency: 2,
         schedule: None,
-        extra: Default::default(),
+        harness: Default::default(),
     }
 }
 

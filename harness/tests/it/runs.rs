@@ -1,7 +1,9 @@
 //! Whole runs against the real node, one per nemesis alone and one combined: the store holds a
 //! history with operations and faults of each kind, a dump for every broker, and final reads.
 
-use faultline_checker::history::{FinalReads, OpType, TestConfig};
+use faultline_checker::config::{Client, TestConfig};
+use faultline_checker::final_reads::FinalReads;
+use faultline_checker::history::OpType;
 use std::collections::BTreeSet;
 
 use crate::common::{count, nemesis_ops, Finished, TestRun};
@@ -161,7 +163,8 @@ fn kafka_client_under_kill_and_partition() {
         serde_json::from_slice(&std::fs::read(finished.run_dir.join("test.json")).unwrap())
             .unwrap();
     assert_eq!(
-        config.extra["client"], "kafka",
+        config.harness.client,
+        Client::Kafka,
         "test.json records the client"
     );
     for id in 1..=config.nodes {

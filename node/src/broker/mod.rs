@@ -2,14 +2,19 @@
 //! followers' fetches as a leader and fetches from leaders as a follower, heartbeats to the
 //! controller and applies the metadata it answers with, and keeps the ISR through AlterPartition.
 //! The replication rules live in [`replica`]; the rest is split by job: [`registry`] (hosted
-//! partitions, recovery, HW checkpoints), [`follower`] (the follower fetch loop), [`background`]
-//! (heartbeats, ISR checks, checkpoints, AlterPartition), [`client`] (internal HTTP calls) and
-//! [`handlers`] (the HTTP surface). This module holds the broker itself and its metadata cache.
+//! partitions, recovery, HW checkpoints), [`produce`] (the checked produce path and its limits),
+//! [`fetch`] (what a leader answers consumers and followers, with the long-polls),
+//! [`follower`] (the follower fetch loop), [`background`] (heartbeats, ISR checks, checkpoints,
+//! AlterPartition) and [`client`] (internal HTTP calls). This module holds the broker itself and
+//! its metadata cache. It knows no transport: the HTTP API (`crate::broker_http`) and the Kafka
+//! wire protocol (`crate::kafka`) call [`produce`] and [`fetch`], and `crate::listeners` starts
+//! them, so nothing here imports either.
 
 pub mod background;
 pub mod client;
+pub mod fetch;
 pub mod follower;
-pub mod handlers;
+pub mod produce;
 pub mod registry;
 pub mod replica;
 
@@ -23,17 +28,13 @@ use crate::api::*;
 use crate::events::{now_ms, EventLog};
 use crate::storage::LogConfig;
 pub use client::post_json;
-pub use handlers::router;
 use registry::PartitionHandle;
 pub use registry::{parse_partition_dir, HW_CHECKPOINT};
 use replica::{IsrSettings, Protocol, Transition};
 
-/// Bounds on what one request may ask for.
-pub const MAX_RECORDS_PER_PRODUCE: usize = 100_000;
+/// Bounds on what one read may ask for (a produce's bounds are in [`produce`]).
 pub const MAX_FETCH_RECORDS: usize = 100_000;
 pub const MAX_WAIT_MS: u64 = 60_000;
-pub const MAX_PRODUCE_TIMEOUT_MS: i64 = 300_000;
-const DEFAULT_PRODUCE_TIMEOUT_MS: u64 = 30_000;
 const REPLICA_FETCH_MAX_RECORDS: usize = 10_000;
 /// replica.lag.time.max.ms unless told otherwise (Kafka: 30 000). See docs/replication.md.
 pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 1_000;
@@ -170,6 +171,15 @@ impl Broker {
         })
     }
 
+    /// Starts the background loops (heartbeats, ISR checks, HW checkpoints) for the life of
+    /// the process. Call it once the Kafka listener, if any, is bound: the first heartbeat
+    /// advertises that listener to the controller.
+    pub fn start_background(self: &Arc<Self>) {
+        tokio::spawn(background::heartbeat_loop(self.clone()));
+        tokio::spawn(background::isr_loop(self.clone()));
+        tokio::spawn(background::checkpoint_loop(self.clone()));
+    }
+
     pub fn state(&self) -> BrokerState {
         BrokerState {
             broker_id: self.config.id,
@@ -180,24 +190,4 @@ impl Broker {
             partitions: self.handles().iter().map(|h| h.state()).collect(),
         }
     }
-}
-
-/// Runs a broker until SIGTERM/SIGINT: the HTTP API on `listen` and, when `kafka_listen` is
-/// given, the Kafka wire protocol beside it (see [`crate::kafka`]).
-pub async fn run(
-    config: BrokerConfig,
-    listen: std::net::SocketAddr,
-    kafka_listen: Option<std::net::SocketAddr>,
-) -> anyhow::Result<()> {
-    let broker = Broker::new(config)?;
-    if let Some(addr) = kafka_listen {
-        let listener = crate::kafka::bind(addr).await?;
-        tokio::spawn(crate::kafka::serve(broker.clone(), listener));
-    }
-    tokio::spawn(background::heartbeat_loop(broker.clone()));
-    tokio::spawn(background::isr_loop(broker.clone()));
-    tokio::spawn(background::checkpoint_loop(broker.clone()));
-    let result = crate::server::serve(listen, router(broker.clone())).await;
-    broker.shutdown();
-    result
 }

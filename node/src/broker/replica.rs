@@ -458,13 +458,12 @@ impl Replica {
         // A broker re-reading the same election after a restart must not report it twice.
         let new_epoch = self
             .log
-            .epochs
             .latest_epoch()
             .is_none_or(|e| e < pm.leader_epoch);
-        self.log.epochs.assign(pm.leader_epoch, leo)?;
+        self.log.assign_epoch(pm.leader_epoch, leo)?;
         let epoch_start_offset = self
             .log
-            .epochs
+            .epochs()
             .start_offset_of(pm.leader_epoch)
             .unwrap_or(leo);
         let followers = pm
@@ -716,7 +715,7 @@ impl Replica {
     fn diverging_epoch(&self, req: &ReplicaFetchRequest) -> Option<DivergingEpoch> {
         let last_fetched_epoch = req.last_fetched_epoch?;
         let leo = self.leo();
-        let end: DivergingEpoch = match self.log.epochs.end_offset_for(last_fetched_epoch, leo) {
+        let end: DivergingEpoch = match self.log.epochs().end_offset_for(last_fetched_epoch, leo) {
             Some(end) => end.into(),
             // The follower claims an epoch newer than any here: compare against our latest.
             None => DivergingEpoch {
@@ -946,7 +945,7 @@ impl Replica {
     /// Kafka's follower truncation rule for a diverging epoch from the leader.
     pub fn truncation_offset(&self, diverging: DivergingEpoch) -> u64 {
         let leo = self.leo();
-        match self.log.epochs.end_offset_for(diverging.epoch, leo) {
+        match self.log.epochs().end_offset_for(diverging.epoch, leo) {
             None => diverging.end_offset.min(leo),
             // We never had the leader's epoch: cut to where our largest older epoch ends, and the
             // next fetch asks again with that epoch.
@@ -1025,7 +1024,7 @@ impl Replica {
             replicas: self.replicas.clone(),
             maximal_isr: self.maximal_isr(),
             leader_epoch_start_offset: self.leader_state.as_ref().map(|s| s.epoch_start_offset),
-            epochs: self.log.epochs.entries().to_vec(),
+            epochs: self.log.epochs().entries().to_vec(),
             followers: self
                 .leader_state
                 .iter()
@@ -1054,7 +1053,14 @@ impl From<crate::storage::epoch::EpochEnd> for DivergingEpoch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{LogConfig, Record};
+    use crate::storage::{EpochEntry, LogConfig, Record};
+
+    fn epoch_start(epoch: u32, start_offset: u64) -> EpochEntry {
+        EpochEntry {
+            epoch,
+            start_offset,
+        }
+    }
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -1063,8 +1069,14 @@ mod tests {
     }
 
     fn fixture(broker_id: u32, protocol: Protocol) -> Fixture {
+        fixture_with_epochs(broker_id, protocol, &[])
+    }
+
+    /// A replica whose empty log starts with the leader-epoch history `epochs`.
+    fn fixture_with_epochs(broker_id: u32, protocol: Protocol, epochs: &[EpochEntry]) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = Log::open(&dir.path().join("t-0"), LogConfig::default(), false).unwrap();
+        let path = dir.path().join("t-0");
+        let log = Log::open_with_epochs(&path, LogConfig::default(), epochs).unwrap();
         let events = EventLog::open(dir.path(), json!(broker_id)).unwrap();
         let replica = Replica::new("t", 0, broker_id, protocol, SETTINGS, log, 0);
         Fixture {
@@ -1288,14 +1300,10 @@ mod tests {
             .apply_metadata(&pm(Some(2), 2, 2, &[2, 3]), &CONFIGS, 0, &l.events)
             .unwrap();
         l.replica.append_as_leader(values(2), Acks::One, 0).unwrap();
-        // The old leader (broker 1) has 0..5 in epoch 0 and an uncommitted 5..9 in epoch 1.
-        let mut old = fixture(1, Protocol::Current);
-        old.replica
-            .apply_metadata(&pm(Some(1), 1, 1, &[1]), &CONFIGS, 0, &old.events)
-            .unwrap();
-        old.replica.log.epochs.truncate_from_end(0).unwrap();
-        old.replica.log.epochs.assign(0, 0).unwrap();
-        old.replica.log.epochs.assign(1, 5).unwrap();
+        // The old leader (broker 1) has 0..5 in epoch 0 and an uncommitted 5..9 in epoch 1,
+        // which it leads.
+        let history = [epoch_start(0, 0), epoch_start(1, 5)];
+        let mut old = fixture_with_epochs(1, Protocol::Current, &history);
         let mut batch: Vec<Record> = (0..9)
             .map(|o| Record {
                 offset: o,
@@ -1306,6 +1314,10 @@ mod tests {
             .collect();
         batch[7].value = "uncommitted".into();
         old.replica.log.append(&batch).unwrap();
+        old.replica
+            .apply_metadata(&pm(Some(1), 1, 1, &[1]), &CONFIGS, 0, &old.events)
+            .unwrap();
+        assert_eq!(old.replica.log.epochs().entries(), history);
         old.replica
             .apply_metadata(&pm(Some(2), 2, 3, &[2, 3]), &CONFIGS, 0, &old.events)
             .unwrap();

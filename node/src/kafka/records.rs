@@ -11,7 +11,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::storage::log;
+use crate::storage;
 
 /// Why a produced batch was refused, with the Kafka error code to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +35,9 @@ fn refuse(code: i16, message: impl Into<String>) -> Refused {
 /// The values of every record in a partition's batches, in order. Refused: message formats
 /// before v2, compressed batches, control or transactional batches, and records with a key,
 /// headers, a null value or a value that is not UTF-8 (the node's records hold a text value
-/// only; see docs/kafka-api.md). `max_value_bytes` bounds each value as the HTTP API does.
-pub fn values_from_batches(data: &Bytes, max_value_bytes: usize) -> Result<Vec<String>, Refused> {
+/// only; see docs/kafka-api.md). The produce limits (record count, value size) are not checked
+/// here: `broker::produce` checks them for both APIs.
+pub fn values_from_batches(data: &Bytes) -> Result<Vec<String>, Refused> {
     super::guard::check_batches(data).map_err(|e| refuse(CORRUPT_MESSAGE, e))?;
     let mut buf = data.clone();
     let mut values = Vec::new();
@@ -45,7 +46,7 @@ pub fn values_from_batches(data: &Bytes, max_value_bytes: usize) -> Result<Vec<S
         let set = RecordBatchDecoder::decode(&mut buf)
             .map_err(|e| refuse(CORRUPT_MESSAGE, format!("record batch: {e}")))?;
         for record in set.records {
-            values.push(value_of(record, max_value_bytes)?);
+            values.push(value_of(record)?);
         }
     }
     if values.is_empty() {
@@ -94,7 +95,7 @@ fn check_batch_header(buf: &[u8]) -> Result<(), Refused> {
     Ok(())
 }
 
-fn value_of(record: Record, max_value_bytes: usize) -> Result<String, Refused> {
+fn value_of(record: Record) -> Result<String, Refused> {
     if record.key.is_some() || !record.headers.is_empty() {
         return Err(refuse(
             INVALID_RECORD,
@@ -104,19 +105,13 @@ fn value_of(record: Record, max_value_bytes: usize) -> Result<String, Refused> {
     let value = record
         .value
         .ok_or_else(|| refuse(INVALID_RECORD, "a record with a null value"))?;
-    if value.len() > max_value_bytes {
-        return Err(refuse(
-            10, // MESSAGE_TOO_LARGE
-            format!("a value of {} bytes is over the limit", value.len()),
-        ));
-    }
     String::from_utf8(value.to_vec())
         .map_err(|_| refuse(INVALID_RECORD, "a value that is not UTF-8 text"))
 }
 
 /// Builds v2 batches from committed records: one batch per run of one leader epoch, offsets and
 /// append timestamps as stored.
-pub fn batches_from_records(records: &[log::Record]) -> anyhow::Result<Bytes> {
+pub fn batches_from_records(records: &[storage::Record]) -> anyhow::Result<Bytes> {
     let mut out = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
@@ -136,7 +131,7 @@ pub fn batches_from_records(records: &[log::Record]) -> anyhow::Result<Bytes> {
 /// One record of a fetched batch. The codec starts a new batch whenever `offset - sequence`
 /// changes, so `sequence` counts up from the batch's base sequence, which is -1 (no producer
 /// sequence: the node keeps none).
-fn to_kafka_record(r: &log::Record, sequence: i32) -> Record {
+fn to_kafka_record(r: &storage::Record, sequence: i32) -> Record {
     Record {
         transactional: false,
         control: false,
@@ -159,8 +154,8 @@ fn to_kafka_record(r: &log::Record, sequence: i32) -> Record {
 mod tests {
     use super::*;
 
-    fn record(offset: u64, epoch: u32, value: &str) -> log::Record {
-        log::Record {
+    fn record(offset: u64, epoch: u32, value: &str) -> storage::Record {
+        storage::Record {
             offset,
             leader_epoch: epoch,
             timestamp_ms: 1_763_700_000_000 + offset,
@@ -187,7 +182,7 @@ mod tests {
             vec![(5, 1, "a".into()), (6, 1, "b".into()), (7, 3, "c".into())]
         );
         assert_eq!(
-            values_from_batches(&bytes, 1 << 20).unwrap(),
+            values_from_batches(&bytes).unwrap(),
             ["a", "b", "c"]
         );
     }
@@ -204,19 +199,19 @@ mod tests {
         RecordBatchEncoder::encode(&mut out, [&keyed], &options).unwrap();
         let bytes = out.freeze();
         assert_eq!(
-            values_from_batches(&bytes, 1 << 20).unwrap_err().code,
+            values_from_batches(&bytes).unwrap_err().code,
             INVALID_RECORD
         );
 
         let mut gzip = bytes.to_vec();
         gzip[22] |= 1;
-        let err = values_from_batches(&Bytes::from(gzip), 1 << 20).unwrap_err();
+        let err = values_from_batches(&Bytes::from(gzip)).unwrap_err();
         assert_eq!(err.code, UNSUPPORTED_COMPRESSION_TYPE);
 
         let mut flipped = bytes.to_vec();
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;
-        let err = values_from_batches(&Bytes::from(flipped), 1 << 20).unwrap_err();
+        let err = values_from_batches(&Bytes::from(flipped)).unwrap_err();
         assert_eq!(err.code, CORRUPT_MESSAGE, "{}", err.message);
     }
 }

@@ -2,7 +2,8 @@
 //! (`DefaultRecordBatch`): one produce request's records are one batch, stamped with one leader
 //! epoch and one timestamp, and carrying one CRC-32C over everything after it. A batch is
 //! written, fetched, appended by a follower and dropped by recovery or truncation whole. This
-//! module owns the batch's shape and its on-disk frame; where batches go is `log.rs`'s business.
+//! module owns the batch's shape, the [`Record`] a batch is made of (what consumers and `dump`
+//! see), and the batch's on-disk frame; where batches go is `log.rs`'s business.
 //!
 //! ```text
 //! frame = len: u32 LE | crc32c(body): u32 LE | body
@@ -13,8 +14,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::log::Record;
-
 /// Bytes before the body: its length and its CRC.
 pub const FRAME_HEADER_BYTES: usize = 8;
 /// The body's fixed part: base offset, last offset delta, leader epoch, timestamp.
@@ -23,6 +22,15 @@ pub const BATCH_FIXED_BYTES: usize = 24;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// The largest batch body accepted on disk (a produce request is bounded well below this).
 pub const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// One record, as consumers and the dump see it (a batch's record with its own offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub offset: u64,
+    pub leader_epoch: u32,
+    pub timestamp_ms: u64,
+    pub value: String,
+}
 
 /// One record batch. Offsets `base_offset ..= base_offset + last_offset_delta`, all in one
 /// leader epoch. Never empty.

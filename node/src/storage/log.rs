@@ -20,7 +20,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::batch::{self, FrameInfo, Frames, RecordBatch, HEADER_PEEK_BYTES};
+use super::batch::{self, FrameInfo, Frames, Record, RecordBatch, HEADER_PEEK_BYTES};
 use super::checkpoint::{read_u64, write_atomic};
 use super::epoch::LeaderEpochCache;
 use super::flush::RecoveryPoint;
@@ -37,15 +37,6 @@ pub const EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Written at a clean shutdown, removed when the log is opened (Kafka's `.kafka_cleanshutdown`).
 pub const CLEAN_SHUTDOWN_MARKER: &str = "clean-shutdown";
-
-/// One record, as consumers and the dump see it (a batch's record with its own offset).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub offset: u64,
-    pub leader_epoch: u32,
-    pub timestamp_ms: u64,
-    pub value: String,
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct LogConfig {
@@ -113,7 +104,9 @@ pub struct Log {
     dir: PathBuf,
     config: LogConfig,
     segments: Vec<Segment>,
-    pub epochs: LeaderEpochCache,
+    /// Private so that only the log's own appends, truncations and recovery (and a new leader's
+    /// [`Log::assign_epoch`]) change it: the cache must describe the batches the log holds.
+    epochs: LeaderEpochCache,
     read_only: bool,
     /// Everything below it has been flushed to disk; moved by the background flush of a rolled
     /// segment.
@@ -466,6 +459,43 @@ impl Log {
         self.epochs.latest_epoch()
     }
 
+    /// The leader-epoch cache, to read: where each epoch starts and where one ends.
+    pub fn epochs(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// Records that `epoch` starts at `start_offset`, which must not be past the LEO: a replica
+    /// becoming leader assigns its epoch at its LEO before appending anything in it (Kafka's
+    /// `UnifiedLog.maybeAssignEpochStartOffset`). Epochs only grow, so an older or equal epoch
+    /// changes nothing. Returns whether the cache changed.
+    pub fn assign_epoch(&mut self, epoch: u32, start_offset: u64) -> std::io::Result<bool> {
+        let leo = self.log_end_offset();
+        assert!(
+            start_offset <= leo,
+            "epoch {epoch} would start at {start_offset}, past the LEO {leo}"
+        );
+        self.epochs.assign(epoch, start_offset)
+    }
+
+    /// Test support: a fresh, empty log at `dir` whose leader-epoch cache starts as `entries`,
+    /// so a test can state an epoch history as data instead of rewriting the cache of a log in
+    /// use. Appends then continue it as usual (a batch's epoch is assigned only when it is newer
+    /// than the latest entry).
+    #[cfg(test)]
+    pub(crate) fn open_with_epochs(
+        dir: &Path,
+        config: LogConfig,
+        entries: &[super::EpochEntry],
+    ) -> std::io::Result<Log> {
+        let (mut log, report) = Log::open(dir, config, false)?;
+        assert_eq!(report.log_end_offset, 0, "an epoch history is staged on an empty log");
+        for entry in entries {
+            let grew = log.epochs.assign(entry.epoch, entry.start_offset)?;
+            assert!(grew, "staged epochs must grow: {entries:?}");
+        }
+        Ok(log)
+    }
+
     /// The segment to append to, rolling a new one when the last is full. A rolled segment is
     /// flushed in the background and the recovery point moves past it once it is on disk, as
     /// Kafka's `UnifiedLog.roll` schedules the flush of the old segment rather than stalling the
@@ -811,7 +841,7 @@ mod tests {
         let (log, report) = Log::open(dir.path(), small(), false).unwrap();
         assert_eq!(report.log_end_offset, 50);
         assert_eq!(report.dropped_bytes, 0);
-        assert_eq!(log.epochs.start_offset_of(2), Some(30));
+        assert_eq!(log.epochs().start_offset_of(2), Some(30));
         assert_eq!(log.read(0, 100, 7).unwrap().len(), 7);
     }
 
@@ -850,7 +880,7 @@ mod tests {
         let all = log.read(0, u64::MAX, 1000).unwrap();
         assert_eq!(all.len(), 30);
         assert_eq!(all[29].leader_epoch, 3);
-        assert_eq!(log.epochs.start_offset_of(3), Some(25));
+        assert_eq!(log.epochs().start_offset_of(3), Some(25));
         let mut log = log;
         log.truncate_to(0).unwrap();
         assert_eq!(log.log_end_offset(), 0);
@@ -915,7 +945,7 @@ mod tests {
         let (mut copy, _) = Log::open(copy_dir.path(), small(), false).unwrap();
         copy.append_frames(&frames).unwrap();
         assert_eq!(copy.log_end_offset(), 25);
-        assert_eq!(copy.epochs.start_offset_of(2), Some(20));
+        assert_eq!(copy.epochs().start_offset_of(2), Some(20));
         for (a, b) in log.segments.iter().zip(&copy.segments) {
             assert_eq!(fs::read(&a.path).unwrap(), fs::read(&b.path).unwrap());
         }

@@ -8,6 +8,6 @@ pub mod epoch;
 mod flush;
 pub mod log;
 
-pub use batch::{FrameInfo, Frames, RecordBatch};
+pub use batch::{FrameInfo, Frames, Record, RecordBatch};
 pub use epoch::{EpochEntry, LeaderEpochCache};
-pub use log::{Log, LogConfig, Record, RecoveryReport};
+pub use log::{Log, LogConfig, RecoveryReport};

@@ -1,0 +1,167 @@
+//! The run's network: one [`Link`] proxy per directed link — client→controller, client→broker,
+//! broker→controller, broker→broker, and with `--client kafka` a second client→broker link to
+//! each broker's Kafka listener (the address the broker advertises to Kafka clients) — and the
+//! operations faults use on them (cut a set of
+//! links, heal them all, set delays on a selection). Nodes are only ever given the links'
+//! addresses, so every byte between two endpoints crosses a proxy the harness controls. The
+//! harness's own admin calls (readiness, leader lookups, the final read) go straight to the
+//! nodes and are never faulted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use faultline_workloads::Endpoints;
+
+use crate::cluster::node::{Endpoint, Node};
+use crate::cluster::proxy::{Delay, Direction, Link};
+
+/// Which links a delay applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkSelector {
+    All,
+    /// Every link from or to this endpoint.
+    Touching(Endpoint),
+    /// One directed link.
+    Link(Endpoint, Endpoint),
+}
+
+impl LinkSelector {
+    pub fn matches(self, from: Endpoint, to: Endpoint) -> bool {
+        match self {
+            LinkSelector::All => true,
+            LinkSelector::Touching(e) => from == e || to == e,
+            LinkSelector::Link(a, b) => from == a && to == b,
+        }
+    }
+}
+
+impl fmt::Display for LinkSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkSelector::All => f.write_str("all"),
+            LinkSelector::Touching(e) => write!(f, "node {e}"),
+            LinkSelector::Link(a, b) => write!(f, "link {a}->{b}"),
+        }
+    }
+}
+
+pub struct Network {
+    links: BTreeMap<(Endpoint, Endpoint), Link>,
+    /// client→broker links to the brokers' Kafka listeners. They are the same directed links as
+    /// the HTTP ones for every fault: cut, healed and delayed together with them.
+    kafka_links: BTreeMap<(Endpoint, Endpoint), Link>,
+}
+
+impl Network {
+    /// Starts a proxy for every directed link between the clients, the controller and the
+    /// brokers, pointing at the nodes' real listen addresses.
+    pub async fn start(
+        controller: SocketAddr,
+        brokers: &BTreeMap<u32, SocketAddr>,
+        kafka_brokers: &BTreeMap<u32, SocketAddr>,
+        seed: u64,
+    ) -> std::io::Result<Network> {
+        let mut wanted: Vec<(Endpoint, Endpoint, SocketAddr)> = Vec::new();
+        wanted.push((Endpoint::Client, Endpoint::CONTROLLER, controller));
+        for (&id, &addr) in brokers {
+            wanted.push((Endpoint::Client, Endpoint::broker(id), addr));
+            wanted.push((Endpoint::broker(id), Endpoint::CONTROLLER, controller));
+            for &other in brokers.keys().filter(|&&o| o != id) {
+                wanted.push((Endpoint::broker(other), Endpoint::broker(id), addr));
+            }
+        }
+        let mut links = BTreeMap::new();
+        for (i, (from, to, upstream)) in wanted.into_iter().enumerate() {
+            let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
+            links.insert((from, to), link);
+        }
+        let mut kafka_links = BTreeMap::new();
+        for (i, (&id, &upstream)) in kafka_brokers.iter().enumerate() {
+            let (from, to) = (Endpoint::Client, Endpoint::broker(id));
+            let name = format!("{from}->{to} (kafka)");
+            let link_seed = seed.rotate_left(17) ^ i as u64;
+            kafka_links.insert((from, to), Link::start(&name, upstream, link_seed).await?);
+        }
+        Ok(Network { links, kafka_links })
+    }
+
+    /// The proxy address of the client→broker link to `broker`'s Kafka listener.
+    pub fn kafka_addr(&self, broker: u32) -> Option<SocketAddr> {
+        self.kafka_links
+            .get(&(Endpoint::Client, Endpoint::broker(broker)))
+            .map(Link::addr)
+    }
+
+    /// Every link with its endpoints: the HTTP links, then the Kafka ones.
+    fn all_links(&self) -> impl Iterator<Item = (&(Endpoint, Endpoint), &Link)> {
+        self.links.iter().chain(self.kafka_links.iter())
+    }
+
+    /// The address `from` uses to reach `to`.
+    pub fn addr(&self, from: Endpoint, to: Endpoint) -> Option<SocketAddr> {
+        self.links.get(&(from, to)).map(Link::addr)
+    }
+
+    /// The addresses the workload's clients use.
+    pub fn client_endpoints(&self) -> Endpoints {
+        let controller = self
+            .addr(Endpoint::Client, Endpoint::CONTROLLER)
+            .expect("the client→controller link always exists");
+        let brokers = self
+            .links
+            .iter()
+            .filter_map(|((from, to), link)| match (from, to) {
+                (Endpoint::Client, Endpoint::Node(Node::Broker(id))) => Some((*id, link.addr())),
+                _ => None,
+            })
+            .collect();
+        let kafka_brokers = self
+            .kafka_links
+            .iter()
+            .filter_map(|((_, to), link)| match to {
+                Endpoint::Node(Node::Broker(id)) => Some((*id, link.addr())),
+                _ => None,
+            })
+            .collect();
+        Endpoints {
+            controller,
+            brokers,
+            kafka_brokers,
+        }
+    }
+
+    /// Cuts the given directed links (those that exist); returns how many were cut.
+    pub fn cut(&self, pairs: &[(Endpoint, Endpoint)]) -> usize {
+        pairs
+            .iter()
+            .flat_map(|pair| [self.links.get(pair), self.kafka_links.get(pair)])
+            .flatten()
+            .map(Link::cut)
+            .count()
+    }
+
+    /// Heals every cut link; returns how many were cut.
+    pub fn heal(&self) -> usize {
+        self.all_links()
+            .map(|(_, link)| link)
+            .filter(|link| link.control().cut)
+            .map(Link::heal)
+            .count()
+    }
+
+    /// Sets the delay of both directions of every selected link; returns how many.
+    pub fn delay(&self, selector: LinkSelector, delay: Delay) -> usize {
+        self.all_links()
+            .filter(|((from, to), _)| selector.matches(*from, *to))
+            .map(|(_, link)| {
+                link.set_delay(Direction::Forward, delay);
+                link.set_delay(Direction::Backward, delay);
+            })
+            .count()
+    }
+
+    pub fn links(&self) -> impl Iterator<Item = (&(Endpoint, Endpoint), &Link)> {
+        self.all_links()
+    }
+}

@@ -1,0 +1,354 @@
+//! The built-in reproduction scenarios of `faultline repro`: each a schedule file shipped with
+//! the binary (harness/scenarios/*.txt), the settings it needs, and the outcome it must show
+//! (docs/scenarios.md tells each story). A scenario may hold several runs — the same steps
+//! under two protocols, with and without the setting that loses data — and passes only when
+//! every run's outcome is the expected one. This module is data plus the judgement of an
+//! outcome; running is `repro`'s and the suites'.
+
+use std::path::Path;
+
+use anyhow::Context;
+use faultline_checker::config::ReplicationProtocol;
+use faultline_checker::dump::DumpRecord;
+use faultline_checker::history::Acks;
+use faultline_checker::{AnomalyKind, Results, Valid};
+
+use crate::test::options::TestRequest;
+
+/// What a run of a scenario must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Acknowledged writes lost, and the configuration allows it (the verdict stays valid).
+    Loss,
+    /// A valid verdict with nothing lost.
+    NoLoss,
+    /// A verdict that is not invalid, and every broker's log identical for every partition.
+    IdenticalLogs,
+    /// The run kept its configuration's guarantee: any verdict but invalid (nightly chaos,
+    /// where the configuration is random and loss may be allowed).
+    Guarantee,
+}
+
+impl Expect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expect::Loss => "acknowledged writes lost",
+            Expect::NoLoss => "nothing lost",
+            Expect::IdenticalLogs => "replicas identical",
+            Expect::Guarantee => "guarantee kept",
+        }
+    }
+}
+
+/// One run of a scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct ScenarioRun {
+    /// Which variant of the scenario (`current`, `legacy-hw`), for the output.
+    pub label: &'static str,
+    /// The settings it needs, applied to the defaults (the schedule, store and seed are the
+    /// caller's).
+    pub settings: fn(TestRequest) -> TestRequest,
+    pub schedule: &'static str,
+    pub expect: Expect,
+}
+
+impl ScenarioRun {
+    /// The request of this run: its settings, the schedule's own client only (no workload),
+    /// and `seed` for the run's random choices.
+    pub fn request(&self, seed: u64) -> TestRequest {
+        (self.settings)(TestRequest {
+            concurrency: 0,
+            seed: Some(seed),
+            ..TestRequest::default()
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub runs: &'static [ScenarioRun],
+}
+
+impl Scenario {
+    /// The name of its `i`-th run's entry: `PREFIX-NAME`, numbered when it has several runs.
+    pub fn entry_name(&self, prefix: &str, i: usize) -> String {
+        if self.runs.len() == 1 {
+            format!("{prefix}-{}", self.name)
+        } else {
+            format!("{prefix}-{}-{}", self.name, i + 1)
+        }
+    }
+}
+
+const UNCLEAN: &str = include_str!("../../scenarios/unclean-election.txt");
+const ACKS1: &str = include_str!("../../scenarios/acks1-leader-failover.txt");
+const EPOCHS: &str = include_str!("../../scenarios/epoch-divergence.txt");
+const DURABLE: &str = include_str!("../../scenarios/durable-under-n-1.txt");
+const LEGACY_HW: &str = include_str!("../../scenarios/legacy-hw-truncation.txt");
+const LAST_REPLICA: &str = include_str!("../../scenarios/last-replica-standing.txt");
+const CLUSTER_POWER: &str = include_str!("../../scenarios/cluster-power-loss.txt");
+
+/// The legacy-hw-truncation settings, explained at the top of its schedule file: followers
+/// stay in the ISR through the scenario's pauses, and the HW checkpoint is never written.
+fn legacy_hw_window(protocol: ReplicationProtocol, r: TestRequest) -> TestRequest {
+    TestRequest {
+        replication_protocol: protocol,
+        acks: Acks::All,
+        min_insync_replicas: Some(2),
+        replica_lag_time_max_ms: 5000,
+        node_args: vec![
+            "--replica-fetch-wait-max-ms=5000".into(),
+            "--hw-checkpoint-interval-ms=600000".into(),
+        ],
+        ..r
+    }
+}
+
+/// Durable settings on lazy mounts, with or without an fsync per append.
+fn on_lazy_mounts(fsync: bool, r: TestRequest) -> TestRequest {
+    TestRequest {
+        lazyfs: true,
+        acks: Acks::All,
+        min_insync_replicas: Some(2),
+        node_args: if fsync {
+            vec!["--fsync".into()]
+        } else {
+            Vec::new()
+        },
+        ..r
+    }
+}
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "unclean-election",
+        summary: "followers fall out of the ISR, the leader dies, a lagging follower is elected \
+                  uncleanly: acknowledged writes are lost",
+        runs: &[ScenarioRun {
+            label: "unclean election on",
+            settings: |r| TestRequest {
+                acks: Acks::All,
+                min_insync_replicas: Some(1),
+                unclean_leader_election: true,
+                ..r
+            },
+            schedule: UNCLEAN,
+            expect: Expect::Loss,
+        }],
+    },
+    Scenario {
+        name: "acks1-leader-failover",
+        summary: "acks=1 writes the followers had not fetched are lost when the leader dies",
+        runs: &[ScenarioRun {
+            label: "acks=1",
+            settings: |r| TestRequest {
+                acks: Acks::One,
+                ..r
+            },
+            schedule: ACKS1,
+            expect: Expect::Loss,
+        }],
+    },
+    Scenario {
+        name: "epoch-divergence",
+        summary: "KIP-279: two brokers alternately alone take writes at the same offsets; \
+                  leader epochs leave the logs identical",
+        runs: &[ScenarioRun {
+            label: "current protocol",
+            settings: |r| TestRequest {
+                nodes: 2,
+                replication_factor: Some(2),
+                min_insync_replicas: Some(1),
+                acks: Acks::One,
+                unclean_leader_election: true,
+                ..r
+            },
+            schedule: EPOCHS,
+            expect: Expect::IdenticalLogs,
+        }],
+    },
+    Scenario {
+        name: "durable-under-n-1",
+        summary: "acks=all, min.insync.replicas=2: n-1 brokers killed in turn, nothing lost",
+        runs: &[ScenarioRun {
+            label: "durable",
+            settings: |r| TestRequest {
+                acks: Acks::All,
+                min_insync_replicas: Some(2),
+                ..r
+            },
+            schedule: DURABLE,
+            expect: Expect::NoLoss,
+        }],
+    },
+    Scenario {
+        name: "legacy-hw-truncation",
+        summary: "KIP-101: a follower truncates to its HW when the leader changes and is elected \
+                  before it fetched again; legacy-hw loses acknowledged writes, the current \
+                  protocol nothing",
+        runs: &[
+            ScenarioRun {
+                label: "legacy-hw",
+                settings: |r| legacy_hw_window(ReplicationProtocol::LegacyHw, r),
+                schedule: LEGACY_HW,
+                expect: Expect::Loss,
+            },
+            ScenarioRun {
+                label: "current",
+                settings: |r| legacy_hw_window(ReplicationProtocol::Current, r),
+                schedule: LEGACY_HW,
+                expect: Expect::NoLoss,
+            },
+        ],
+    },
+    Scenario {
+        name: "last-replica-standing",
+        summary: "KIP-966: the followers leave the ISR one after the other, the leader alone in \
+                  it loses power and its unfsynced records, is elected again cleanly, and the \
+                  followers truncate: committed writes lost (none with --fsync)",
+        runs: &[
+            ScenarioRun {
+                label: "no fsync",
+                settings: |r| on_lazy_mounts(false, r),
+                schedule: LAST_REPLICA,
+                expect: Expect::Loss,
+            },
+            ScenarioRun {
+                label: "fsync",
+                settings: |r| on_lazy_mounts(true, r),
+                schedule: LAST_REPLICA,
+                expect: Expect::NoLoss,
+            },
+        ],
+    },
+    Scenario {
+        name: "cluster-power-loss",
+        summary: "every broker loses power at once: every acknowledged write not fsynced is lost \
+                  (none with --fsync)",
+        runs: &[
+            ScenarioRun {
+                label: "no fsync",
+                settings: |r| on_lazy_mounts(false, r),
+                schedule: CLUSTER_POWER,
+                expect: Expect::Loss,
+            },
+            ScenarioRun {
+                label: "fsync",
+                settings: |r| on_lazy_mounts(true, r),
+                schedule: CLUSTER_POWER,
+                expect: Expect::NoLoss,
+            },
+        ],
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// What a finished run showed against what it had to show.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub passed: bool,
+    /// One sentence: what was expected and what happened.
+    pub detail: String,
+}
+
+/// Judges a stored run against `expect`, from its results.json and dumps.
+pub fn judge(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
+    let path = run_dir.join("results.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let results: Results =
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let lost = results
+        .anomaly_counts
+        .get(&AnomalyKind::Lost)
+        .copied()
+        .unwrap_or(0);
+    let verdict = match results.valid {
+        Valid::True => "valid",
+        Valid::False => "invalid",
+        Valid::Unknown => "unknown",
+    };
+    let judgement = match expect {
+        Expect::Loss => Judgement {
+            passed: lost > 0 && results.valid == Valid::True,
+            detail: format!("{lost} acknowledged writes lost, verdict {verdict}"),
+        },
+        Expect::NoLoss => Judgement {
+            passed: lost == 0 && results.valid == Valid::True,
+            detail: format!("{lost} acknowledged writes lost, verdict {verdict}"),
+        },
+        Expect::Guarantee => Judgement {
+            passed: results.valid != Valid::False,
+            detail: format!("verdict {verdict}, {lost} acknowledged writes lost"),
+        },
+        Expect::IdenticalLogs => {
+            let differences = log_differences(run_dir)?;
+            Judgement {
+                passed: differences.is_empty() && results.valid != Valid::False,
+                detail: if differences.is_empty() {
+                    format!("every replica's log identical, verdict {verdict}")
+                } else {
+                    format!("{}; verdict {verdict}", differences.join("; "))
+                },
+            }
+        }
+    };
+    Ok(judgement)
+}
+
+/// Where the brokers' surviving logs differ, partition by partition (empty when identical).
+pub fn log_differences(run_dir: &Path) -> anyhow::Result<Vec<String>> {
+    use std::collections::BTreeMap;
+    type Log = Vec<(u64, u32, String)>;
+    let mut logs: BTreeMap<(String, u32), BTreeMap<String, Log>> = BTreeMap::new();
+    let nodes = run_dir.join("nodes");
+    for entry in
+        std::fs::read_dir(&nodes).with_context(|| format!("reading {}", nodes.display()))?
+    {
+        let entry = entry?;
+        let dump = entry.path().join("dump.jsonl");
+        if !dump.is_file() {
+            continue;
+        }
+        let broker = entry.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&dump)?;
+        for line in text.lines() {
+            // Summary lines have other keys; only record lines parse as records.
+            let Ok(record) = serde_json::from_str::<DumpRecord>(line) else {
+                continue;
+            };
+            logs.entry((record.topic, record.partition))
+                .or_default()
+                .entry(broker.clone())
+                .or_default()
+                .push((record.offset, record.leader_epoch, record.value));
+        }
+    }
+    let mut differences = Vec::new();
+    for ((topic, partition), by_broker) in &logs {
+        let mut brokers = by_broker.iter();
+        let Some((first, reference)) = brokers.next() else {
+            continue;
+        };
+        for (broker, log) in brokers {
+            if log != reference {
+                let at = log
+                    .iter()
+                    .zip(reference)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(log.len().min(reference.len()));
+                differences.push(format!(
+                    "{topic}/{partition}: broker {broker} differs from broker {first} from record {at} \
+                     ({} vs {} records)",
+                    log.len(),
+                    reference.len()
+                ));
+            }
+        }
+    }
+    Ok(differences)
+}

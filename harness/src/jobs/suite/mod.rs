@@ -1,0 +1,361 @@
+//! Suites: many runs, one verdict. `faultline suite ci` is the correctness gate — a fixed matrix
+//! with fixed seeds, a few minutes long, where every entry states what it must show (the durable
+//! configuration valid under every fault, the loss-prone ones losing data, the epoch-divergence
+//! sequence ending identical). `faultline suite nightly` runs random configurations and seeds
+//! until its duration ends, keeps failing runs whole and lists them first. Both write
+//! the outputs of `outputs` (suite.json, junit.xml, summary.md, index.html); `suite merge` joins
+//! nightly shards.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_checker::config::{FaultKind, ReplicationProtocol, Workload};
+use faultline_checker::history::Acks;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::duration::format_duration;
+use crate::jobs::entry::Entry;
+use crate::jobs::scenarios::{self, Expect};
+use crate::test::error::{EXIT_INVALID, EXIT_VALID};
+use crate::test::observer::Observer;
+use crate::test::options::{NemesisChoice, TestRequest};
+use crate::test::run::Interrupt;
+
+mod outputs;
+
+use outputs::{finish, write_outputs};
+pub use outputs::{merge, EntryResult, SuiteResult};
+
+/// The CI gate's matrix. Seeds are fixed; every entry has an expectation that holds every time
+/// (the loss-prone ones use the scenarios, which reproduce deterministically).
+pub fn ci_entries() -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let durable = TestRequest {
+        acks: Acks::All,
+        min_insync_replicas: Some(2),
+        time_limit: Some(Duration::from_secs(8)),
+        nemesis_interval: Duration::from_secs(1),
+        seed: Some(7),
+        ..TestRequest::default()
+    };
+    let single = |kind| NemesisChoice::Kinds(vec![kind]);
+    let matrix = [
+        ("kill", single(FaultKind::Kill), Workload::Produce),
+        ("pause", single(FaultKind::Pause), Workload::Produce),
+        ("delay", single(FaultKind::Delay), Workload::Produce),
+        ("partition", single(FaultKind::Partition), Workload::Produce),
+        (
+            "isr-pressure",
+            single(FaultKind::IsrPressure),
+            Workload::Produce,
+        ),
+        (
+            "leader-loss",
+            single(FaultKind::LeaderLoss),
+            Workload::Produce,
+        ),
+        (
+            "rolling-restart",
+            single(FaultKind::RollingRestart),
+            Workload::Produce,
+        ),
+        ("all", NemesisChoice::All, Workload::Produce),
+        ("all", NemesisChoice::All, Workload::ProduceConsume),
+    ];
+    for (label, nemesis, workload) in matrix {
+        entries.push(Entry {
+            name: format!("durable-{label}-{}", workload.as_str()),
+            request: TestRequest {
+                nemesis,
+                workload,
+                ..durable.clone()
+            },
+            schedule: None,
+            expect: Expect::NoLoss,
+        });
+    }
+    // Power cuts on lazy mounts with every append fsynced: the node's fsync must keep every
+    // acknowledged write through random power losses (and kills).
+    entries.push(Entry {
+        name: "durable-power-loss-fsync".to_string(),
+        request: TestRequest {
+            lazyfs: true,
+            node_args: vec!["--fsync".into()],
+            nemesis: NemesisChoice::Kinds(vec![FaultKind::Kill, FaultKind::PowerLoss]),
+            ..durable
+        },
+        schedule: None,
+        expect: Expect::NoLoss,
+    });
+    for scenario in scenarios::SCENARIOS {
+        for (i, run) in scenario.runs.iter().enumerate() {
+            entries.push(Entry {
+                name: scenario.entry_name("scenario", i),
+                request: run.request(1),
+                schedule: Some(run.schedule),
+                expect: run.expect,
+            });
+        }
+    }
+    entries
+}
+
+/// Runs entries in order, printing one line for each; stops early only when interrupted.
+pub async fn run_entries(
+    suite: &str,
+    entries: impl IntoIterator<Item = Entry>,
+    store: &Path,
+    node_bin: Option<&Path>,
+    interrupt: Interrupt,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<SuiteResult> {
+    let mut result = SuiteResult {
+        suite: suite.to_string(),
+        entries: Vec::new(),
+    };
+    for entry in entries {
+        if interrupt.borrow().is_some() {
+            break;
+        }
+        let outcome = match entry
+            .run(store, node_bin, interrupt.clone(), observer.clone())
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error)
+                if error
+                    .downcast_ref::<crate::test::run::Interrupted>()
+                    .is_some() =>
+            {
+                break
+            }
+            Err(error) => return Err(error),
+        };
+        println!(
+            "suite {suite}: {:<40} {} ({}; expected {}) in {}",
+            outcome.entry.name,
+            if outcome.judgement.passed {
+                "PASS"
+            } else {
+                "FAIL"
+            },
+            outcome.judgement.detail,
+            outcome.entry.expect.as_str(),
+            format_duration(Duration::from_millis(outcome.duration_ms)),
+        );
+        result.entries.push(EntryResult::from(&outcome));
+        write_outputs(store, &result)?;
+    }
+    Ok(result)
+}
+
+/// `faultline suite ci`.
+pub async fn ci(
+    store: &Path,
+    node_bin: Option<&Path>,
+    interrupt: Interrupt,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let result = run_entries(
+        "ci",
+        ci_entries(),
+        store,
+        node_bin,
+        interrupt.clone(),
+        observer,
+    )
+    .await?;
+    finish(store, &result, started)?;
+    if interrupt.borrow().is_some() {
+        return Err(crate::test::run::Interrupted(store.to_path_buf()).into());
+    }
+    Ok(if result.passed() {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
+}
+
+/// Options of `faultline suite nightly`.
+#[derive(Debug, Clone)]
+pub struct Nightly {
+    pub duration: Duration,
+    pub run_time: Duration,
+    pub seed: u64,
+    pub shard: (u32, u32),
+    pub keep_passing: bool,
+}
+
+/// The i-th random configuration of a shard's seed stream: disjoint across shards.
+pub fn nightly_entry(n: &Nightly, i: u64) -> Entry {
+    let (index, count) = n.shard;
+    let seed = n.seed.wrapping_add(i * count as u64 + index as u64);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let nodes: u32 = rng.gen_range(3..=5);
+    let partitions: u32 = rng.gen_range(1..=3);
+    let acks = *[Acks::All, Acks::All, Acks::One, Acks::Zero]
+        .choose(&mut rng)
+        .expect("not empty");
+    let min_isr: u32 = if rng.gen_bool(0.75) { 2 } else { 1 };
+    let replication_protocol = if rng.gen_bool(0.2) {
+        ReplicationProtocol::LegacyHw
+    } else {
+        ReplicationProtocol::Current
+    };
+    use FaultKind::*;
+    let nemesis = [
+        NemesisChoice::All,
+        NemesisChoice::All,
+        NemesisChoice::Kinds(vec![IsrPressure, LeaderLoss]),
+        NemesisChoice::Kinds(vec![Kill, RollingRestart]),
+        NemesisChoice::Kinds(vec![Delay, Partition]),
+    ]
+    .choose(&mut rng)
+    .expect("not empty")
+    .clone();
+    let rate = *[200.0, 500.0, 1000.0, 2000.0]
+        .choose(&mut rng)
+        .expect("not empty");
+    let workload = if rng.gen_bool(0.5) {
+        Workload::Produce
+    } else {
+        Workload::ProduceConsume
+    };
+    // Drawn after the rate and workload, as ever, so a seed keeps naming the same run.
+    let nemesis_interval = Duration::from_millis(rng.gen_range(500..=3000));
+    let unclean_leader_election = rng.gen_bool(0.25);
+    Entry {
+        name: format!("nightly-{seed}"),
+        request: TestRequest {
+            nodes,
+            partitions,
+            acks,
+            min_insync_replicas: Some(min_isr),
+            replication_protocol,
+            nemesis,
+            nemesis_interval,
+            rate,
+            workload,
+            time_limit: Some(n.run_time),
+            seed: Some(seed),
+            unclean_leader_election,
+            ..TestRequest::default()
+        },
+        schedule: None,
+        expect: Expect::Guarantee,
+    }
+}
+
+/// `faultline suite nightly`: random runs until the duration ends.
+pub async fn nightly(
+    n: &Nightly,
+    store: &Path,
+    node_bin: Option<&Path>,
+    interrupt: Interrupt,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    println!(
+        "suite nightly: seed {}, shard {}/{}, for {}",
+        n.seed,
+        n.shard.0,
+        n.shard.1,
+        format_duration(n.duration)
+    );
+    let mut result = SuiteResult {
+        suite: "nightly".to_string(),
+        entries: Vec::new(),
+    };
+    // Bounded by the duration: a run is started only while a whole run still fits.
+    for i in 0.. {
+        let left = n.duration.saturating_sub(started.elapsed());
+        if left < n.run_time || interrupt.borrow().is_some() {
+            break;
+        }
+        let entry = nightly_entry(n, i);
+        let part = run_entries(
+            "nightly",
+            [entry],
+            store,
+            node_bin,
+            interrupt.clone(),
+            observer.clone(),
+        )
+        .await?;
+        for e in part.entries {
+            if e.passed && !n.keep_passing {
+                if let Some(dir) = &e.run_dir {
+                    prune(dir)?;
+                }
+            }
+            result.entries.push(e);
+        }
+        write_outputs(store, &result)?;
+    }
+    finish(store, &result, started)?;
+    Ok(if result.passed() {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
+}
+
+/// Keeps only what a passing run needs to be re-judged and replayed.
+fn prune(run_dir: &Path) -> anyhow::Result<()> {
+    const KEEP: [&str; 4] = ["test.json", "results.json", "schedule.txt", "junit.xml"];
+    for entry in std::fs::read_dir(run_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if KEEP.iter().any(|k| name == *k) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// `faultline suite merge DIR... --out DIR`: the shards' results in one index.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nightly_shards_draw_disjoint_seeds() {
+        let shard = |i| Nightly {
+            duration: Duration::from_secs(60),
+            run_time: Duration::from_secs(30),
+            seed: 100,
+            shard: (i, 3),
+            keep_passing: true,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..3 {
+            for k in 0..20 {
+                assert!(seen.insert(nightly_entry(&shard(i), k).name));
+            }
+        }
+    }
+
+    #[test]
+    fn ci_entries_have_unique_names_and_every_scenario() {
+        let entries = ci_entries();
+        let names: std::collections::BTreeSet<_> = entries.iter().map(|e| &e.name).collect();
+        assert_eq!(names.len(), entries.len());
+        for s in scenarios::SCENARIOS {
+            assert!(
+                entries.iter().any(|e| e.name.contains(s.name)),
+                "{}",
+                s.name
+            );
+        }
+    }
+}

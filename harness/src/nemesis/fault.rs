@@ -1,0 +1,254 @@
+//! The fault vocabulary, as data: a [`Fault`] is one concrete fault or heal that names nodes
+//! and links — kill/start, pause/resume, delay, partition/heal, power-loss — exactly as the history records
+//! it and the executor (`nemesis`) applies it. A network partition is a [`NetworkPartition`]
+//! (never plain "partition", which in a Kafka tool is a topic partition). This module knows
+//! nothing of roles such as `leader` (the schedule language resolves those), of choosing faults
+//! (`generator`) or of applying them (`nemesis`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use faultline_checker::history::{FaultValue, NodeRef};
+use serde_json::{json, Map, Value};
+
+use crate::cluster::network::LinkSelector;
+use crate::cluster::node::{Endpoint, Node};
+use crate::cluster::proxy::Delay;
+use crate::cluster::supervisor::KillSignal;
+
+/// A partition of the network, as the set of directed links it cuts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkPartition {
+    /// Links between endpoints in different groups are cut both ways; endpoints in no group
+    /// (a bridge) keep every link.
+    Groups(Vec<Vec<Endpoint>>),
+    /// Connections from `from` to `to` are cut; `to` still reaches `from`.
+    OneWay {
+        from: Vec<Endpoint>,
+        to: Vec<Endpoint>,
+    },
+}
+
+impl NetworkPartition {
+    pub fn cuts(&self) -> Vec<(Endpoint, Endpoint)> {
+        let mut cuts = Vec::new();
+        match self {
+            NetworkPartition::Groups(groups) => {
+                for (i, a) in groups.iter().enumerate() {
+                    for (j, b) in groups.iter().enumerate() {
+                        if i != j {
+                            cuts.extend(a.iter().flat_map(|x| b.iter().map(move |y| (*x, *y))));
+                        }
+                    }
+                }
+            }
+            NetworkPartition::OneWay { from, to } => {
+                cuts.extend(from.iter().flat_map(|x| to.iter().map(move |y| (*x, *y))));
+            }
+        }
+        cuts
+    }
+
+    /// The brokers this partition counts as faulty: those outside the side with the most
+    /// brokers (on a tie, the side with the controller). A bridge is not faulty.
+    pub fn faulty_brokers(&self) -> BTreeSet<u32> {
+        let sides: Vec<&Vec<Endpoint>> = match self {
+            NetworkPartition::Groups(groups) => groups.iter().collect(),
+            NetworkPartition::OneWay { from, to } => vec![from, to],
+        };
+        let brokers = |side: &Vec<Endpoint>| -> Vec<u32> {
+            side.iter()
+                .filter_map(|e| match e {
+                    Endpoint::Node(Node::Broker(id)) => Some(*id),
+                    _ => None,
+                })
+                .collect()
+        };
+        let healthy = sides
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, side)| {
+                let has_controller = side.contains(&Endpoint::CONTROLLER);
+                (brokers(side).len(), has_controller, std::cmp::Reverse(*i))
+            })
+            .map(|(i, _)| i);
+        sides
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != healthy)
+            .flat_map(|(_, side)| brokers(side))
+            .collect()
+    }
+
+    fn detail(&self) -> Map<String, Value> {
+        let list =
+            |side: &[Endpoint]| Value::from(side.iter().map(|e| e.to_value()).collect::<Vec<_>>());
+        let mut detail = Map::new();
+        match self {
+            NetworkPartition::Groups(groups) => {
+                let groups: Vec<Value> = groups.iter().map(|g| list(g)).collect();
+                detail.insert("groups".into(), Value::from(groups));
+            }
+            NetworkPartition::OneWay { from, to } => {
+                detail.insert("from".into(), list(from));
+                detail.insert("to".into(), list(to));
+            }
+        }
+        detail
+    }
+}
+
+fn join(side: &[Endpoint]) -> String {
+    side.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl fmt::Display for NetworkPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetworkPartition::Groups(groups) => {
+                let groups: Vec<String> = groups.iter().map(|g| join(g)).collect();
+                write!(f, "groups {}", groups.join(" | "))
+            }
+            NetworkPartition::OneWay { from, to } => {
+                write!(f, "one-way {} -> {}", join(from), join(to))
+            }
+        }
+    }
+}
+
+/// A concrete fault (or heal), as recorded in the history. It prints in the schedule language
+/// through `schedule::Action`, the one printer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    Kill {
+        node: Node,
+        signal: KillSignal,
+    },
+    Start {
+        node: Node,
+    },
+    Pause {
+        node: Node,
+    },
+    Resume {
+        node: Node,
+    },
+    /// Sets both directions of the selected links; `delay_ms` 0 removes latency.
+    Delay {
+        links: LinkSelector,
+        delay: Delay,
+    },
+    /// `kind` says how it was chosen (isolate, halves, bridge, one-way, groups).
+    NetworkPartition {
+        kind: String,
+        net: NetworkPartition,
+    },
+    /// Heals every partition.
+    Heal,
+    /// A power cut of these brokers at once (`--lazyfs`): SIGKILL each, drop every byte its
+    /// lazy mount held unfsynced, restart it. It heals itself; a broker whose restart failed is
+    /// down, and the heal phase starts it like any other.
+    PowerLoss {
+        nodes: Vec<u32>,
+    },
+}
+
+impl Fault {
+    /// The history's `f`.
+    pub fn f(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } => "kill",
+            Fault::Start { .. } => "start",
+            Fault::Pause { .. } => "pause",
+            Fault::Resume { .. } => "resume",
+            Fault::Delay { .. } => "delay",
+            Fault::NetworkPartition { .. } => "partition",
+            Fault::Heal => "heal",
+            Fault::PowerLoss { .. } => "power-loss",
+        }
+    }
+
+    /// The history's `value`: the checker's `FaultValue`, the node it hits plus details.
+    pub fn value(&self) -> Value {
+        let mut detail = Map::new();
+        let node = match self {
+            Fault::Kill { node, signal } => {
+                detail.insert("signal".into(), json!(signal_name(*signal)));
+                Some(node_ref(*node))
+            }
+            Fault::Start { node } | Fault::Pause { node } | Fault::Resume { node } => {
+                Some(node_ref(*node))
+            }
+            Fault::Delay { links, delay } => {
+                detail.insert("links".into(), Value::from(links.to_string()));
+                detail.insert("delay_ms".into(), Value::from(delay.delay_ms));
+                detail.insert("jitter_ms".into(), Value::from(delay.jitter_ms));
+                match links {
+                    LinkSelector::Touching(Endpoint::Node(node)) => Some(node_ref(*node)),
+                    _ => None,
+                }
+            }
+            Fault::NetworkPartition { kind, net } => {
+                detail.insert("kind".into(), Value::from(kind.clone()));
+                detail.extend(net.detail());
+                None
+            }
+            Fault::Heal => None,
+            Fault::PowerLoss { nodes } => {
+                detail.insert("nodes".into(), json!(nodes));
+                None
+            }
+        };
+        serde_json::to_value(FaultValue { node, detail }).expect("a fault value serializes")
+    }
+}
+
+/// A node as the history names it.
+fn node_ref(node: Node) -> NodeRef {
+    match node {
+        Node::Broker(id) => NodeRef::Broker(id),
+        Node::Controller => NodeRef::Named("controller".into()),
+    }
+}
+
+/// The history's word for a kill signal (`KILL`, `TERM`: the signal's own name, as docs/history.md
+/// shows it), apart from test.json's `kill_signal` setting (`kill`, `term`).
+fn signal_name(signal: KillSignal) -> &'static str {
+    match signal {
+        KillSignal::Kill => "KILL",
+        KillSignal::Term => "TERM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_partitions_cut_the_right_links_and_count_faulty_brokers() {
+        let groups = NetworkPartition::Groups(vec![
+            vec![Endpoint::broker(1)],
+            vec![
+                Endpoint::broker(2),
+                Endpoint::broker(3),
+                Endpoint::CONTROLLER,
+            ],
+        ]);
+        assert_eq!(groups.cuts().len(), 2 * 3);
+        assert_eq!(groups.faulty_brokers(), BTreeSet::from([1]));
+        let one_way = NetworkPartition::OneWay {
+            from: vec![Endpoint::broker(1), Endpoint::broker(2)],
+            to: vec![Endpoint::broker(3)],
+        };
+        assert_eq!(one_way.cuts().len(), 2);
+        assert_eq!(one_way.faulty_brokers(), BTreeSet::from([3]));
+        let controller_only = NetworkPartition::Groups(vec![
+            vec![Endpoint::CONTROLLER],
+            vec![Endpoint::broker(1), Endpoint::broker(2)],
+        ]);
+        assert!(controller_only.faulty_brokers().is_empty());
+    }
+}

@@ -1,0 +1,550 @@
+//! A run's description. A [`TestRequest`] is a test as asked for — every setting typed, the
+//! ones left to defaults still open — built by the command line (`ui::cli` parses argv into
+//! it) or directly by a job. [`TestRequest::validate`] checks it and resolves the defaults into
+//! [`TestOptions`], the one value a run is built from, whose [`TestConfig`] is what test.json
+//! records. [`TestOptions::to_args`] prints it back as `faultline test` arguments (the replay
+//! line); parsing and validating those gives the same options again (a test holds every gate
+//! entry, scenario and nightly configuration to that).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use faultline_checker::config::{
+    Client, FaultKind, HarnessSettings, KillSignal, NemesisKind, ReplicationProtocol, TestConfig,
+    Workload,
+};
+use faultline_checker::history::Acks;
+
+use crate::duration::format_duration;
+use crate::nemesis::generator::{RandomNemesis, TargetKind};
+use crate::nemesis::schedule::{read_schedule, Action, Step};
+use crate::test::error::bad;
+
+/// Which faults the random nemesis may start (`--nemesis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NemesisChoice {
+    /// Every fault this run can inject (power loss only with `--lazyfs`).
+    All,
+    /// These kinds, in [`FaultKind::ALL`]'s order; empty means none.
+    Kinds(Vec<FaultKind>),
+}
+
+impl NemesisChoice {
+    pub fn none() -> NemesisChoice {
+        NemesisChoice::Kinds(Vec::new())
+    }
+
+    /// What this choice means for a run with or without lazy mounts.
+    pub fn kinds(&self, lazyfs: bool) -> Vec<FaultKind> {
+        match self {
+            NemesisChoice::All => available_kinds(lazyfs),
+            NemesisChoice::Kinds(kinds) => kinds.clone(),
+        }
+    }
+}
+
+impl FromStr for NemesisChoice {
+    type Err = String;
+
+    /// A comma-separated list of kinds, `all` or `none` (`latency` is accepted for `delay`).
+    fn from_str(text: &str) -> Result<NemesisChoice, String> {
+        match text.trim() {
+            "all" => return Ok(NemesisChoice::All),
+            "none" | "" => return Ok(NemesisChoice::none()),
+            _ => {}
+        }
+        let mut kinds = Vec::new();
+        for word in text.split(',').map(str::trim) {
+            let kind = FaultKind::from_str(word).map_err(|_| {
+                let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown nemesis {word:?} (known: {}, all, none)",
+                    known.join(", ")
+                )
+            })?;
+            kinds.push(kind);
+        }
+        Ok(NemesisChoice::Kinds(in_canonical_order(kinds)))
+    }
+}
+
+/// `kinds` without repeats, in [`FaultKind::ALL`]'s order.
+fn in_canonical_order(kinds: Vec<FaultKind>) -> Vec<FaultKind> {
+    FaultKind::ALL
+        .into_iter()
+        .filter(|k| kinds.contains(k))
+        .collect()
+}
+
+/// What `--nemesis all` means for a run: every kind, but power loss only when the brokers'
+/// data dirs are lazy mounts (`--lazyfs`).
+pub fn available_kinds(lazyfs: bool) -> Vec<FaultKind> {
+    FaultKind::ALL
+        .into_iter()
+        .filter(|k| lazyfs || *k != FaultKind::PowerLoss)
+        .collect()
+}
+
+/// A test as asked for. [`Default`] is `faultline test` with no arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRequest {
+    /// The run's directory name in the store; default `<workload>-<nemesis>`.
+    pub name: Option<String>,
+    pub nodes: u32,
+    pub topic: String,
+    pub partitions: u32,
+    /// Default min(nodes, 3).
+    pub replication_factor: Option<u32>,
+    pub acks: Acks,
+    /// Default min(2, replication factor).
+    pub min_insync_replicas: Option<u32>,
+    pub unclean_leader_election: bool,
+    pub replica_lag_time_max_ms: u64,
+    pub replication_protocol: ReplicationProtocol,
+    pub workload: Workload,
+    pub client: Client,
+    pub nemesis: NemesisChoice,
+    pub nemesis_interval: Duration,
+    pub nemesis_targets: Vec<TargetKind>,
+    /// Default nodes − 1.
+    pub max_faulty: Option<u32>,
+    pub kill_signal: KillSignal,
+    /// Default 30 s, or 0 with a schedule (the schedule decides).
+    pub time_limit: Option<Duration>,
+    pub rate: f64,
+    pub concurrency: u32,
+    /// Default: random (printed and stored).
+    pub seed: Option<u64>,
+    pub schedule: Option<PathBuf>,
+    pub store: PathBuf,
+    /// Default: `faultline-node` beside this binary.
+    pub node_bin: Option<PathBuf>,
+    pub request_timeout: Duration,
+    pub recovery_timeout: Duration,
+    pub node_args: Vec<String>,
+    pub lazyfs: bool,
+}
+
+impl Default for TestRequest {
+    fn default() -> TestRequest {
+        TestRequest {
+            name: None,
+            nodes: 3,
+            topic: "t".to_string(),
+            partitions: 1,
+            replication_factor: None,
+            acks: Acks::All,
+            min_insync_replicas: None,
+            unclean_leader_election: false,
+            replica_lag_time_max_ms: 1000,
+            replication_protocol: ReplicationProtocol::Current,
+            workload: Workload::Produce,
+            client: Client::Http,
+            nemesis: NemesisChoice::All,
+            nemesis_interval: Duration::from_secs(2),
+            nemesis_targets: TargetKind::ALL.to_vec(),
+            max_faulty: None,
+            kill_signal: KillSignal::Kill,
+            time_limit: None,
+            rate: 500.0,
+            concurrency: 8,
+            seed: None,
+            schedule: None,
+            store: PathBuf::from("store"),
+            node_bin: None,
+            request_timeout: Duration::from_secs(2),
+            recovery_timeout: Duration::from_secs(30),
+            node_args: Vec::new(),
+            lazyfs: false,
+        }
+    }
+}
+
+/// A validated test: the [`TestConfig`] that test.json records (the one source of every
+/// setting, the harness's own in its `extra`) and the values the run needs parsed from it once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOptions {
+    pub config: TestConfig,
+    pub nemesis: RandomNemesis,
+    /// The schedule's steps when `config.schedule` names one.
+    pub steps: Option<Vec<Step>>,
+    pub store: PathBuf,
+    /// With `--lazyfs`: the `faultline-lazyfs` binary, found and probed at validation.
+    pub lazyfs_bin: Option<PathBuf>,
+}
+
+impl TestRequest {
+    /// Checks every setting and resolves the defaults. Every error is a `BadArgs` naming the
+    /// option; nothing is started or written.
+    pub fn validate(self) -> anyhow::Result<TestOptions> {
+        self.check_sizes()?;
+        let replication_factor = self.replication_factor.unwrap_or(self.nodes.min(3));
+        if replication_factor == 0 || replication_factor > self.nodes {
+            return Err(bad(format!(
+                "--replication-factor must be between 1 and --nodes ({}), got {replication_factor}",
+                self.nodes
+            )));
+        }
+        let min_insync_replicas = self
+            .min_insync_replicas
+            .unwrap_or(replication_factor.min(2));
+        if min_insync_replicas == 0 || min_insync_replicas > replication_factor {
+            return Err(bad(format!(
+                "--min-insync-replicas must be between 1 and the replication factor \
+                 ({replication_factor}), got {min_insync_replicas}"
+            )));
+        }
+        let max_faulty = self.max_faulty.unwrap_or(self.nodes - 1);
+        if max_faulty > self.nodes {
+            return Err(bad(format!(
+                "--max-faulty must be at most --nodes ({}), got {max_faulty}",
+                self.nodes
+            )));
+        }
+        let steps = self.read_steps()?;
+        if self.concurrency == 0 && steps.is_none() {
+            return Err(bad(
+                "--concurrency must be at least 1 (0 only with --schedule)",
+            ));
+        }
+        let kinds = self.nemesis.kinds(self.lazyfs);
+        let nemesis: Vec<NemesisKind> = if steps.is_some() {
+            vec![NemesisKind::Schedule]
+        } else {
+            kinds.iter().copied().map(NemesisKind::Fault).collect()
+        };
+        let name = self.name.clone().unwrap_or_else(|| {
+            let nemesis_name = if nemesis.is_empty() {
+                "none".to_string()
+            } else if steps.is_none() && kinds == available_kinds(self.lazyfs) {
+                "all".to_string()
+            } else {
+                let names: Vec<&str> = nemesis.iter().map(|n| n.as_str()).collect();
+                names.join("+")
+            };
+            format!("{}-{nemesis_name}", self.workload.as_str())
+        });
+        if name.is_empty() || name.contains('/') || name == "latest" {
+            return Err(bad(format!(
+                "--name {name:?} cannot be a store directory name"
+            )));
+        }
+        let time_limit = self.time_limit.unwrap_or(if steps.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(30)
+        });
+        let node_bin = find_node_bin(self.node_bin.as_deref())?;
+        let harness = HarnessSettings {
+            nemesis_targets: self
+                .nemesis_targets
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+            kill_signal: self.kill_signal,
+            request_timeout_ms: self.request_timeout.as_millis() as u64,
+            recovery_timeout_ms: self.recovery_timeout.as_millis() as u64,
+            node_args: self.node_args,
+            client: self.client,
+            lazyfs: self.lazyfs,
+            node_bin,
+            cluster_id: String::new(),
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+            ..HarnessSettings::default()
+        };
+        let config = TestConfig {
+            name,
+            seed: self.seed.unwrap_or_else(rand::random),
+            start_unix_ms: 0,
+            nodes: self.nodes,
+            topics: vec![self.topic],
+            partitions: self.partitions,
+            replication_factor,
+            acks: self.acks,
+            min_insync_replicas,
+            unclean_leader_election: self.unclean_leader_election,
+            replica_lag_time_max_ms: self.replica_lag_time_max_ms,
+            replication_protocol: self.replication_protocol,
+            workload: self.workload,
+            nemesis,
+            nemesis_interval_ms: self.nemesis_interval.as_millis() as u64,
+            max_faulty,
+            time_limit_ms: time_limit.as_millis() as u64,
+            rate: self.rate,
+            concurrency: self.concurrency,
+            schedule: self.schedule.map(|p| p.display().to_string()),
+            harness,
+        };
+        TestOptions::from_config(config, steps, self.store)
+    }
+
+    /// The checks that need no default resolved.
+    fn check_sizes(&self) -> anyhow::Result<()> {
+        if self.nodes == 0 {
+            return Err(bad("--nodes must be at least 1"));
+        }
+        if self.partitions == 0 {
+            return Err(bad("--partitions must be at least 1"));
+        }
+        if self.nemesis_interval.is_zero() {
+            return Err(bad("--nemesis-interval must be more than 0"));
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err(bad(format!(
+                "--rate must be a positive number, got {}",
+                self.rate
+            )));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(bad("--request-timeout must be more than 0"));
+        }
+        if self.nemesis_targets.is_empty() {
+            return Err(bad("--nemesis-targets: no nemesis targets"));
+        }
+        if self.topic.is_empty() || self.topic.contains(['/', ' ']) {
+            return Err(bad(format!(
+                "--topic {:?} must be non-empty, without '/' or spaces",
+                self.topic
+            )));
+        }
+        Ok(())
+    }
+
+    /// The schedule's steps, checked against the cluster's brokers and mounts.
+    fn read_steps(&self) -> anyhow::Result<Option<Vec<Step>>> {
+        let Some(path) = &self.schedule else {
+            return Ok(None);
+        };
+        let steps = read_schedule(path).map_err(bad)?;
+        check_schedule_nodes(&steps, self.nodes)?;
+        let power_loss_step = steps
+            .iter()
+            .find(|s| matches!(s.action, Action::PowerLoss(_)));
+        if let (Some(step), false) = (power_loss_step, self.lazyfs) {
+            return Err(bad(format!(
+                "schedule line {}: power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
+                step.line
+            )));
+        }
+        Ok(Some(steps))
+    }
+}
+
+impl TestOptions {
+    /// Parses the typed parts of a configuration (validated from a request, or read back from
+    /// a stored test.json). Every error names the setting.
+    pub fn from_config(
+        config: TestConfig,
+        steps: Option<Vec<Step>>,
+        store: PathBuf,
+    ) -> anyhow::Result<TestOptions> {
+        let harness = &config.harness;
+        let kinds: Vec<FaultKind> = config
+            .nemesis
+            .iter()
+            .filter_map(|n| match n {
+                NemesisKind::Fault(kind) => Some(*kind),
+                NemesisKind::Schedule => None,
+            })
+            .collect();
+        let targets = TargetKind::parse_list(&harness.nemesis_targets.join(","))
+            .map_err(|e| bad(format!("--nemesis-targets: {e}")))?;
+        if kinds.contains(&FaultKind::PowerLoss) && !harness.lazyfs {
+            return Err(bad(
+                "--nemesis power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
+            ));
+        }
+        let nemesis = RandomNemesis {
+            kinds,
+            interval: Duration::from_millis(config.nemesis_interval_ms),
+            max_faulty: config.max_faulty,
+            targets,
+            kill_signal: harness.kill_signal,
+        };
+        let lazyfs_bin = if harness.lazyfs {
+            crate::cluster::lazy::probe().map_err(bad)?;
+            Some(crate::cluster::lazy::find_lazyfs_bin(&harness.node_bin).map_err(bad)?)
+        } else {
+            None
+        };
+        Ok(TestOptions {
+            config,
+            nemesis,
+            steps,
+            store,
+            lazyfs_bin,
+        })
+    }
+
+    pub fn workload(&self) -> Workload {
+        self.config.workload
+    }
+
+    pub fn client(&self) -> Client {
+        self.config.harness.client
+    }
+
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_millis(self.config.time_limit_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.harness.request_timeout_ms)
+    }
+
+    pub fn recovery_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.harness.recovery_timeout_ms)
+    }
+
+    /// The first (today: the only) topic of the run.
+    pub fn topic(&self) -> &str {
+        &self.config.topics[0]
+    }
+
+    /// The `faultline test` arguments that give these options again: every setting spelled out
+    /// (none left to defaults that may change), the store and node binary included.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = self.setting_args();
+        let mut flag = |name: &str, value: String| {
+            args.push(format!("--{name}"));
+            args.push(value);
+        };
+        match &self.config.schedule {
+            Some(schedule) => flag("schedule", schedule.clone()),
+            None => flag("nemesis", self.nemesis_arg()),
+        }
+        flag("store", self.store.display().to_string());
+        flag(
+            "node-bin",
+            self.config.harness.node_bin.display().to_string(),
+        );
+        args
+    }
+
+    /// The arguments that run this test again with `schedule` in place of its nemesis: as
+    /// [`TestOptions::to_args`], without the store or node binary (the replayer's own), so
+    /// replaying a replay prints the same line.
+    pub fn replay_args(&self, schedule: &Path) -> Vec<String> {
+        let mut args = self.setting_args();
+        args.push("--schedule".into());
+        args.push(schedule.display().to_string());
+        args
+    }
+
+    /// `--nemesis` as a list: the kinds, or `none`.
+    fn nemesis_arg(&self) -> String {
+        if self.nemesis.kinds.is_empty() {
+            return "none".to_string();
+        }
+        let names: Vec<&str> = self.nemesis.kinds.iter().map(|k| k.as_str()).collect();
+        names.join(",")
+    }
+
+    /// Every setting but the nemesis, schedule, store and node binary.
+    fn setting_args(&self) -> Vec<String> {
+        let c = &self.config;
+        let h = &c.harness;
+        let mut args: Vec<String> = vec!["test".into()];
+        let mut flag = |name: &str, value: String| {
+            args.push(format!("--{name}"));
+            args.push(value);
+        };
+        flag("name", c.name.clone());
+        flag("nodes", c.nodes.to_string());
+        flag("topic", self.topic().to_string());
+        flag("partitions", c.partitions.to_string());
+        flag("replication-factor", c.replication_factor.to_string());
+        flag("acks", c.acks.as_str().to_string());
+        flag("min-insync-replicas", c.min_insync_replicas.to_string());
+        flag(
+            "replica-lag-time-max-ms",
+            c.replica_lag_time_max_ms.to_string(),
+        );
+        flag(
+            "replication-protocol",
+            c.replication_protocol.as_str().to_string(),
+        );
+        flag("workload", c.workload.as_str().to_string());
+        flag("nemesis-interval", format!("{}ms", c.nemesis_interval_ms));
+        flag("nemesis-targets", h.nemesis_targets.join(","));
+        flag("max-faulty", c.max_faulty.to_string());
+        flag("kill-signal", h.kill_signal.as_str().to_string());
+        flag("client", h.client.as_str().to_string());
+        flag("time-limit", format_duration(self.time_limit()));
+        flag("rate", c.rate.to_string());
+        flag("concurrency", c.concurrency.to_string());
+        flag("seed", c.seed.to_string());
+        flag("request-timeout", format_duration(self.request_timeout()));
+        flag("recovery-timeout", format_duration(self.recovery_timeout()));
+        for arg in &h.node_args {
+            args.push(format!("--node-arg={arg}"));
+        }
+        if h.lazyfs {
+            args.push("--lazyfs".into());
+        }
+        if c.unclean_leader_election {
+            args.push("--unclean-leader-election".into());
+        }
+        args
+    }
+}
+
+/// A schedule may only name brokers that exist.
+fn check_schedule_nodes(steps: &[Step], nodes: u32) -> anyhow::Result<()> {
+    for step in steps {
+        if let Some(id) = step
+            .action
+            .brokers()
+            .into_iter()
+            .find(|id| *id == 0 || *id > nodes)
+        {
+            return Err(bad(format!(
+                "schedule line {}: broker {id} does not exist (brokers are 1..={nodes})",
+                step.line
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn find_node_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join("faultline-node")))
+            .ok_or_else(|| bad("cannot locate faultline-node; pass --node-bin"))?,
+    };
+    if !path.is_file() {
+        return Err(bad(format!(
+            "node binary {} not found (build it with `cargo build -p faultline-node`, or pass --node-bin)",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nemesis_lists_parse_in_one_order_and_name_the_unknown() {
+        assert_eq!("all".parse(), Ok(NemesisChoice::All));
+        assert_eq!("none".parse(), Ok(NemesisChoice::none()));
+        assert_eq!(
+            "leader-loss,latency,delay".parse(),
+            Ok(NemesisChoice::Kinds(vec![
+                FaultKind::Delay,
+                FaultKind::LeaderLoss
+            ]))
+        );
+        assert!(!available_kinds(false).contains(&FaultKind::PowerLoss));
+        assert!(available_kinds(true).contains(&FaultKind::PowerLoss));
+        assert_eq!(NemesisChoice::All.kinds(true).len(), FaultKind::ALL.len());
+        let error = "flood".parse::<NemesisChoice>().unwrap_err();
+        assert!(error.contains("unknown nemesis \"flood\""), "{error}");
+        assert!(error.contains("isr-pressure"), "{error}");
+    }
+}
