@@ -53,6 +53,41 @@ pub struct TestConfig {
     pub harness: HarnessSettings,
 }
 
+impl Default for TestConfig {
+    /// What `faultline test` runs with no arguments (its durable defaults: 3 brokers, topic `t`
+    /// with one partition and 3 replicas, acks=all, min.insync.replicas 2, every fault), with
+    /// seed 0 and a zero start time; tests and benches change what they need.
+    fn default() -> Self {
+        TestConfig {
+            name: "produce-all".to_string(),
+            seed: 0,
+            start_unix_ms: 0,
+            nodes: 3,
+            topics: vec!["t".to_string()],
+            partitions: 1,
+            replication_factor: 3,
+            acks: Acks::All,
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+            replica_lag_time_max_ms: 1000,
+            replication_protocol: ReplicationProtocol::Current,
+            workload: Workload::Produce,
+            nemesis: FaultKind::ALL
+                .into_iter()
+                .filter(|k| *k != FaultKind::PowerLoss)
+                .map(NemesisKind::Fault)
+                .collect(),
+            nemesis_interval_ms: 2000,
+            max_faulty: 2,
+            time_limit_ms: 30_000,
+            rate: 500.0,
+            concurrency: 8,
+            schedule: None,
+            harness: HarnessSettings::default(),
+        }
+    }
+}
+
 impl TestConfig {
     /// Reads `run_dir/test.json`, the one file without which a run cannot be checked.
     pub fn read(run_dir: &Path) -> Result<TestConfig, CheckError> {

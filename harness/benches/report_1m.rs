@@ -10,11 +10,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use faultline_checker::config::{
-    FaultKind, NemesisKind, ReplicationProtocol, TestConfig, Workload,
-};
+use faultline_checker::config::{FaultKind, NemesisKind, TestConfig};
 use faultline_checker::final_reads::{FinalPartition, FinalReads, FinalRecord};
-use faultline_checker::history::{Acks, Op, OpType, Process};
+use faultline_checker::history::{Op, OpType, Process};
 use serde_json::json;
 
 const PARTITIONS: u32 = 3;
@@ -54,24 +52,13 @@ fn config(ops: u64) -> TestConfig {
         name: "bench".into(),
         seed: 1,
         start_unix_ms: START_UNIX_MS,
-        nodes: 3,
-        topics: vec!["t".into()],
         partitions: PARTITIONS,
-        replication_factor: 3,
-        acks: Acks::All,
-        min_insync_replicas: 2,
-        unclean_leader_election: false,
-        replica_lag_time_max_ms: 1000,
-        replication_protocol: ReplicationProtocol::Current,
-        workload: Workload::Produce,
         nemesis: vec![NemesisKind::Fault(FaultKind::Kill)],
         nemesis_interval_ms: 3000,
-        max_faulty: 2,
         time_limit_ms: ops * 1000 / OPS_PER_SECOND,
         rate: OPS_PER_SECOND as f64,
         concurrency: 16,
-        schedule: None,
-        harness: Default::default(),
+        ..TestConfig::default()
     }
 }
 

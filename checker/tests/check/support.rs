@@ -1,7 +1,7 @@
 //! A small builder for stored runs: a configuration, a history, a final read, dumps and node
 //! events, written into a temp dir and checked with the real `check_run`.
 
-use faultline_checker::config::{ReplicationProtocol, TestConfig, Workload};
+use faultline_checker::config::{TestConfig, Workload};
 use faultline_checker::dump::{DumpRecord, DumpSummary};
 use faultline_checker::events::NodeEvent;
 use faultline_checker::final_reads::{FinalPartition, FinalReads, FinalRecord};
@@ -21,24 +21,14 @@ pub fn durable_config() -> TestConfig {
         name: "test".into(),
         seed: 1,
         start_unix_ms: START_MS,
-        nodes: 3,
         topics: vec![TOPIC.into()],
-        partitions: 1,
-        replication_factor: 3,
-        acks: Acks::All,
-        min_insync_replicas: 2,
-        unclean_leader_election: false,
-        replica_lag_time_max_ms: 1000,
-        replication_protocol: ReplicationProtocol::Current,
         workload: Workload::ProduceConsume,
         nemesis: vec![],
         nemesis_interval_ms: 3000,
-        max_faulty: 2,
         time_limit_ms: 2000,
         rate: 100.0,
         concurrency: 2,
-        schedule: None,
-        harness: Default::default(),
+        ..TestConfig::default()
     }
 }
 

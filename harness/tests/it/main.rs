@@ -9,6 +9,7 @@ mod contract;
 mod crashes;
 mod hygiene;
 mod jobs;
+mod layers;
 mod power;
 mod proxy;
 mod report;
