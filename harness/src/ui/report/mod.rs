@@ -5,6 +5,7 @@
 //! run, old ones included. It owns what a person sees after a run; it does not run anything or
 //! decide a verdict (the checker does).
 
+mod anomalies;
 pub mod data;
 pub mod html;
 pub mod junit;

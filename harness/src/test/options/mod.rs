@@ -2,12 +2,11 @@
 //! ones left to defaults still open — built by the command line (`ui::cli` parses argv into
 //! it) or directly by a job. [`TestRequest::validate`] checks it and resolves the defaults into
 //! [`TestOptions`], the one value a run is built from, whose [`TestConfig`] is what test.json
-//! records. [`TestOptions::to_args`] prints it back as `faultline test` arguments (the replay
+//! records. [`TestOptions::to_args`] (in `args`) prints it back as `faultline test` arguments (the replay
 //! line); parsing and validating those gives the same options again (a test holds every gate
 //! entry, scenario and nightly configuration to that).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use faultline_checker::config::{
@@ -16,75 +15,14 @@ use faultline_checker::config::{
 };
 use faultline_checker::history::Acks;
 
-use crate::duration::format_duration;
 use crate::nemesis::generator::{RandomNemesis, TargetKind};
 use crate::nemesis::schedule::{read_schedule, Action, Step};
 use crate::test::error::bad;
 
-/// Which faults the random nemesis may start (`--nemesis`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NemesisChoice {
-    /// Every fault this run can inject (power loss only with `--lazyfs`).
-    All,
-    /// These kinds, in [`FaultKind::ALL`]'s order; empty means none.
-    Kinds(Vec<FaultKind>),
-}
+mod args;
+mod choice;
 
-impl NemesisChoice {
-    pub fn none() -> NemesisChoice {
-        NemesisChoice::Kinds(Vec::new())
-    }
-
-    /// What this choice means for a run with or without lazy mounts.
-    pub fn kinds(&self, lazyfs: bool) -> Vec<FaultKind> {
-        match self {
-            NemesisChoice::All => available_kinds(lazyfs),
-            NemesisChoice::Kinds(kinds) => kinds.clone(),
-        }
-    }
-}
-
-impl FromStr for NemesisChoice {
-    type Err = String;
-
-    /// A comma-separated list of kinds, `all` or `none` (`latency` is accepted for `delay`).
-    fn from_str(text: &str) -> Result<NemesisChoice, String> {
-        match text.trim() {
-            "all" => return Ok(NemesisChoice::All),
-            "none" | "" => return Ok(NemesisChoice::none()),
-            _ => {}
-        }
-        let mut kinds = Vec::new();
-        for word in text.split(',').map(str::trim) {
-            let kind = FaultKind::from_str(word).map_err(|_| {
-                let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "unknown nemesis {word:?} (known: {}, all, none)",
-                    known.join(", ")
-                )
-            })?;
-            kinds.push(kind);
-        }
-        Ok(NemesisChoice::Kinds(in_canonical_order(kinds)))
-    }
-}
-
-/// `kinds` without repeats, in [`FaultKind::ALL`]'s order.
-fn in_canonical_order(kinds: Vec<FaultKind>) -> Vec<FaultKind> {
-    FaultKind::ALL
-        .into_iter()
-        .filter(|k| kinds.contains(k))
-        .collect()
-}
-
-/// What `--nemesis all` means for a run: every kind, but power loss only when the brokers'
-/// data dirs are lazy mounts (`--lazyfs`).
-pub fn available_kinds(lazyfs: bool) -> Vec<FaultKind> {
-    FaultKind::ALL
-        .into_iter()
-        .filter(|k| lazyfs || *k != FaultKind::PowerLoss)
-        .collect()
-}
+pub use choice::{available_kinds, NemesisChoice};
 
 /// A test as asked for. [`Default`] is `faultline test` with no arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,92 +340,6 @@ impl TestOptions {
         &self.config.topics[0]
     }
 
-    /// The `faultline test` arguments that give these options again: every setting spelled out
-    /// (none left to defaults that may change), the store and node binary included.
-    pub fn to_args(&self) -> Vec<String> {
-        let mut args = self.setting_args();
-        let mut flag = |name: &str, value: String| {
-            args.push(format!("--{name}"));
-            args.push(value);
-        };
-        match &self.config.schedule {
-            Some(schedule) => flag("schedule", schedule.clone()),
-            None => flag("nemesis", self.nemesis_arg()),
-        }
-        flag("store", self.store.display().to_string());
-        flag(
-            "node-bin",
-            self.config.harness.node_bin.display().to_string(),
-        );
-        args
-    }
-
-    /// The arguments that run this test again with `schedule` in place of its nemesis: as
-    /// [`TestOptions::to_args`], without the store or node binary (the replayer's own), so
-    /// replaying a replay prints the same line.
-    pub fn replay_args(&self, schedule: &Path) -> Vec<String> {
-        let mut args = self.setting_args();
-        args.push("--schedule".into());
-        args.push(schedule.display().to_string());
-        args
-    }
-
-    /// `--nemesis` as a list: the kinds, or `none`.
-    fn nemesis_arg(&self) -> String {
-        if self.nemesis.kinds.is_empty() {
-            return "none".to_string();
-        }
-        let names: Vec<&str> = self.nemesis.kinds.iter().map(|k| k.as_str()).collect();
-        names.join(",")
-    }
-
-    /// Every setting but the nemesis, schedule, store and node binary.
-    fn setting_args(&self) -> Vec<String> {
-        let c = &self.config;
-        let h = &c.harness;
-        let mut args: Vec<String> = vec!["test".into()];
-        let mut flag = |name: &str, value: String| {
-            args.push(format!("--{name}"));
-            args.push(value);
-        };
-        flag("name", c.name.clone());
-        flag("nodes", c.nodes.to_string());
-        flag("topic", self.topic().to_string());
-        flag("partitions", c.partitions.to_string());
-        flag("replication-factor", c.replication_factor.to_string());
-        flag("acks", c.acks.as_str().to_string());
-        flag("min-insync-replicas", c.min_insync_replicas.to_string());
-        flag(
-            "replica-lag-time-max-ms",
-            c.replica_lag_time_max_ms.to_string(),
-        );
-        flag(
-            "replication-protocol",
-            c.replication_protocol.as_str().to_string(),
-        );
-        flag("workload", c.workload.as_str().to_string());
-        flag("nemesis-interval", format!("{}ms", c.nemesis_interval_ms));
-        flag("nemesis-targets", h.nemesis_targets.join(","));
-        flag("max-faulty", c.max_faulty.to_string());
-        flag("kill-signal", h.kill_signal.as_str().to_string());
-        flag("client", h.client.as_str().to_string());
-        flag("time-limit", format_duration(self.time_limit()));
-        flag("rate", c.rate.to_string());
-        flag("concurrency", c.concurrency.to_string());
-        flag("seed", c.seed.to_string());
-        flag("request-timeout", format_duration(self.request_timeout()));
-        flag("recovery-timeout", format_duration(self.recovery_timeout()));
-        for arg in &h.node_args {
-            args.push(format!("--node-arg={arg}"));
-        }
-        if h.lazyfs {
-            args.push("--lazyfs".into());
-        }
-        if c.unclean_leader_election {
-            args.push("--unclean-leader-election".into());
-        }
-        args
-    }
 }
 
 /// A schedule may only name brokers that exist.
@@ -523,28 +375,4 @@ pub fn find_node_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         )));
     }
     Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nemesis_lists_parse_in_one_order_and_name_the_unknown() {
-        assert_eq!("all".parse(), Ok(NemesisChoice::All));
-        assert_eq!("none".parse(), Ok(NemesisChoice::none()));
-        assert_eq!(
-            "leader-loss,latency,delay".parse(),
-            Ok(NemesisChoice::Kinds(vec![
-                FaultKind::Delay,
-                FaultKind::LeaderLoss
-            ]))
-        );
-        assert!(!available_kinds(false).contains(&FaultKind::PowerLoss));
-        assert!(available_kinds(true).contains(&FaultKind::PowerLoss));
-        assert_eq!(NemesisChoice::All.kinds(true).len(), FaultKind::ALL.len());
-        let error = "flood".parse::<NemesisChoice>().unwrap_err();
-        assert!(error.contains("unknown nemesis \"flood\""), "{error}");
-        assert!(error.contains("isr-pressure"), "{error}");
-    }
 }
