@@ -5,10 +5,12 @@
 
 pub mod api;
 pub mod broker;
+pub mod broker_http;
 pub mod controller;
 pub mod dump;
 pub mod events;
 pub mod kafka;
+pub mod listeners;
 pub mod server;
 #[cfg(test)]
 mod sim;

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use faultline_node::broker::replica::Protocol;
-use faultline_node::broker::{self, BrokerConfig};
+use faultline_node::broker::BrokerConfig;
 use faultline_node::controller::{self, ControllerConfig};
+use faultline_node::listeners;
 use faultline_node::storage::LogConfig;
 
 #[derive(Parser)]
@@ -211,7 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_request_bytes,
                 kafka_advertise,
             };
-            runtime()?.block_on(broker::run(config, listen, kafka_listen))
+            runtime()?.block_on(listeners::run_broker(config, listen, kafka_listen))
         }
     }
 }

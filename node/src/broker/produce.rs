@@ -209,7 +209,10 @@ mod tests {
 
     #[test]
     fn the_record_count_is_1_to_the_limit() {
-        assert_eq!(check(&args(values(1), None)), Ok(DEFAULT_PRODUCE_TIMEOUT_MS));
+        assert_eq!(
+            check(&args(values(1), None)),
+            Ok(DEFAULT_PRODUCE_TIMEOUT_MS)
+        );
         let full = values(MAX_RECORDS_PER_PRODUCE);
         assert_eq!(check(&args(full, Some(5))), Ok(5));
         assert_eq!(check(&args(values(0), None)), Err(Refusal::NoRecords));
@@ -224,7 +227,10 @@ mod tests {
     fn timeouts_outside_their_bounds_are_refused() {
         assert_eq!(check(&args(values(1), Some(0))), Ok(0));
         let max = Some(MAX_PRODUCE_TIMEOUT_MS);
-        assert_eq!(check(&args(values(1), max)), Ok(MAX_PRODUCE_TIMEOUT_MS as u64));
+        assert_eq!(
+            check(&args(values(1), max)),
+            Ok(MAX_PRODUCE_TIMEOUT_MS as u64)
+        );
         for bad in [-5, MAX_PRODUCE_TIMEOUT_MS + 1, i64::MAX] {
             let refused = check(&args(values(1), Some(bad)));
             assert_eq!(refused, Err(Refusal::TimeoutOutOfRange(bad)));
@@ -256,12 +262,18 @@ mod tests {
         let e = ApiError::from(Refusal::TimeoutOutOfRange(-5));
         assert_eq!(
             (e.error, e.message.as_str()),
-            (ErrorCode::InvalidRequest, "timeout_ms must be 0 to 300000 (got -5)")
+            (
+                ErrorCode::InvalidRequest,
+                "timeout_ms must be 0 to 300000 (got -5)"
+            )
         );
         let e = ApiError::from(Refusal::ValueTooLarge(2_000_000));
         assert_eq!(
             (e.error, e.message.as_str()),
-            (ErrorCode::MessageTooLarge, "a value of 2000000 bytes is over the limit")
+            (
+                ErrorCode::MessageTooLarge,
+                "a value of 2000000 bytes is over the limit"
+            )
         );
     }
 

@@ -456,10 +456,7 @@ impl Replica {
     ) -> std::io::Result<()> {
         let leo = self.leo();
         // A broker re-reading the same election after a restart must not report it twice.
-        let new_epoch = self
-            .log
-            .latest_epoch()
-            .is_none_or(|e| e < pm.leader_epoch);
+        let new_epoch = self.log.latest_epoch().is_none_or(|e| e < pm.leader_epoch);
         self.log.assign_epoch(pm.leader_epoch, leo)?;
         let epoch_start_offset = self
             .log

@@ -3,7 +3,8 @@
 //! `kafka-protocol` crate (after [`super::guard`] has checked its shape), calls the broker's own
 //! produce / fetch / metadata paths, and encodes the response at the request's version. This
 //! module decides only the translation: versions served ([`SUPPORTED`]), Kafka error codes for
-//! the node's errors ([`error_code`]), and how Kafka's byte limits map to record counts.
+//! the node's errors ([`error_code`]) and for the broker's produce limits (`refusal_code`), and
+//! how Kafka's byte limits map to record counts.
 //! A request that cannot be served (an unknown API key, an unserved version other than
 //! ApiVersions', a malformed body) closes the connection, as Kafka's SocketServer does.
 
@@ -24,8 +25,9 @@ use std::sync::Arc;
 
 use super::{guard, records, Reply};
 use crate::api::{Acks, ApiError, ErrorCode, Metadata};
-use crate::broker::handlers::{leader_offsets, produce_values, read_committed};
-use crate::broker::{Broker, MAX_PRODUCE_TIMEOUT_MS, MAX_WAIT_MS};
+use crate::broker::fetch::{leader_offsets, read_committed, CommittedRead};
+use crate::broker::produce::{self, ProduceArgs, ProduceError, Refusal, MAX_PRODUCE_TIMEOUT_MS};
+use crate::broker::{Broker, MAX_WAIT_MS};
 
 /// Kafka error codes used here (Kafka's `org.apache.kafka.common.protocol.Errors`).
 pub mod code {
@@ -37,6 +39,10 @@ pub mod code {
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    /// Kafka's `RECORD_LIST_TOO_LARGE` (`RecordBatchTooLargeException`): "the request included
+    /// message batch larger than the configured segment size on the server". A produce is one
+    /// batch, so a batch over `MAX_RECORDS_PER_PRODUCE` records is this.
+    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
@@ -302,7 +308,9 @@ async fn produce(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceRes
         -1 => Some(Acks::All),
         _ => None,
     };
-    let timeout_ms = (req.timeout_ms.max(0) as i64).min(MAX_PRODUCE_TIMEOUT_MS) as u64;
+    // A Kafka broker refuses no ProduceRequest timeout, so an out-of-range one is brought into
+    // the produce path's bounds rather than refused as the HTTP API does.
+    let timeout_ms = i64::from(req.timeout_ms).clamp(0, MAX_PRODUCE_TIMEOUT_MS);
     let mut pending = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
@@ -349,7 +357,7 @@ async fn produce_partition(
     index: i32,
     records: Option<Bytes>,
     acks: Option<Acks>,
-    timeout_ms: u64,
+    timeout_ms: i64,
 ) -> PartitionProduceResponse {
     let Some(acks) = acks else {
         return failed_partition(
@@ -361,17 +369,26 @@ async fn produce_partition(
         let message = format!("partition {index} does not exist");
         return failed_partition(code::UNKNOWN_TOPIC_OR_PARTITION, message);
     };
-    let data = records.unwrap_or_default();
-    let values = match records::values_from_batches(&data, crate::storage::log::MAX_VALUE_BYTES) {
+    let values = match records::values_from_batches(&records.unwrap_or_default()) {
         Ok(values) => values,
         Err(refused) => return failed_partition(refused.code, refused.message),
     };
-    match produce_values(broker, topic, partition, values, acks, timeout_ms).await {
+    let args = ProduceArgs {
+        topic: topic.to_string(),
+        partition,
+        values,
+        acks,
+        timeout_ms: Some(timeout_ms),
+    };
+    match produce::produce(broker, args).await {
         Ok(resp) => PartitionProduceResponse::default()
             .with_base_offset(resp.base_offset.map_or(-1, |o| o as i64))
             .with_log_append_time_ms(-1)
             .with_log_start_offset(0),
-        Err(e) => {
+        Err(ProduceError::Refused(refusal)) => {
+            failed_partition(refusal_code(&refusal), refusal.to_string())
+        }
+        Err(ProduceError::Failed(e)) => {
             // The wire has no "appended" flag: the message carries it (Produce v8+), so a client
             // can tell a deposed leader's indefinite answer from a definite refusal.
             let message = if e.appended {
@@ -381,6 +398,18 @@ async fn produce_partition(
             };
             failed_partition(error_code(&e), message)
         }
+    }
+}
+
+/// A produce limit's Kafka error code: the one a Kafka broker answers for the same problem.
+fn refusal_code(refusal: &Refusal) -> i16 {
+    match refusal {
+        Refusal::TooManyRecords(_) => code::RECORD_LIST_TOO_LARGE,
+        Refusal::ValueTooLarge(_) => code::MESSAGE_TOO_LARGE,
+        // `records::values_from_batches` refuses an empty produce first; this is its code too.
+        Refusal::NoRecords => records::INVALID_RECORD,
+        // Unreachable while `produce` above clamps the timeout, but a code all the same.
+        Refusal::TimeoutOutOfRange(_) => code::INVALID_REQUEST,
     }
 }
 
@@ -431,7 +460,7 @@ async fn fetch(broker: &Arc<Broker>, req: FetchRequest) -> FetchResponse {
     FetchResponse::default().with_responses(topics)
 }
 
-type Read = Result<crate::broker::handlers::CommittedRead, ApiError>;
+type Read = Result<CommittedRead, ApiError>;
 
 async fn fetch_all(
     broker: &Arc<Broker>,

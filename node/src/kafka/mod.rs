@@ -3,11 +3,13 @@
 //! request may take, and the dispatch of each request to its API in [`apis`]. Requests on one
 //! connection are handled one at a time, so responses leave in request order (Kafka's
 //! SocketServer likewise mutes a connection until its response is sent). This module owns no
-//! replication rule: produce, fetch and offsets go through the broker's own paths
-//! (`broker::handlers::{produce_values, read_committed, leader_offsets}`), so records written
-//! through either API are the same records. What a request may look like is checked in
-//! [`guard`] before the codec crate decodes it; batch conversion lives in [`records`].
-//! docs/kafka-api.md describes what is supported.
+//! replication rule and no produce limit: produce, fetch and offsets go through the broker's own
+//! paths (`broker::produce::produce`, which checks the limits for both APIs, and
+//! `broker::fetch::{read_committed, leader_offsets}`), so records written through either API are
+//! the same records and a produce is refused for the same reasons. It depends on the broker,
+//! never the other way round; `crate::listeners` starts it. What a request may look like is
+//! checked in [`guard`] before the codec crate decodes it; batch conversion lives in
+//! [`records`]. docs/kafka-api.md describes what is supported.
 
 pub mod apis;
 pub mod guard;

@@ -181,10 +181,7 @@ mod tests {
             back,
             vec![(5, 1, "a".into()), (6, 1, "b".into()), (7, 3, "c".into())]
         );
-        assert_eq!(
-            values_from_batches(&bytes).unwrap(),
-            ["a", "b", "c"]
-        );
+        assert_eq!(values_from_batches(&bytes).unwrap(), ["a", "b", "c"]);
     }
 
     #[test]

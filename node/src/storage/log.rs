@@ -488,7 +488,10 @@ impl Log {
         entries: &[super::EpochEntry],
     ) -> std::io::Result<Log> {
         let (mut log, report) = Log::open(dir, config, false)?;
-        assert_eq!(report.log_end_offset, 0, "an epoch history is staged on an empty log");
+        assert_eq!(
+            report.log_end_offset, 0,
+            "an epoch history is staged on an empty log"
+        );
         for entry in entries {
             let grew = log.epochs.assign(entry.epoch, entry.start_offset)?;
             assert!(grew, "staged epochs must grow: {entries:?}");

@@ -240,7 +240,7 @@ fn damage_and_recover(
     check_reads(&log, records, expected, step);
     let proven = epochs_of(&records[..expected as usize]);
     prop_assert_eq!(
-        log.epochs.entries(),
+        log.epochs().entries(),
         proven.as_slice(),
         "the epoch cache after recovery matches the kept records"
     );

@@ -2,8 +2,8 @@
 //! lengths, frames too short for a header, unknown API keys, unserved versions, bodies whose
 //! counts lie, half-written requests and seeded random garbage. Each gets an error response or
 //! a closed connection, and after each the broker still answers Kafka and HTTP requests. Also
-//! the per-partition produce refusals (compression, keys, unknown partitions) and acks=0's
-//! silence with responses kept in request order.
+//! the per-partition produce refusals (compression, keys, unknown partitions, too many records)
+//! and acks=0's silence with responses kept in request order.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -13,6 +13,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use rand::{Rng, SeedableRng};
+use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -209,8 +210,8 @@ fn produce_request(acks: i16, records: Bytes) -> ProduceRequest {
                 .with_records(Some(records))])])
 }
 
-fn batch(value: &str, key: Option<&str>) -> Bytes {
-    let record = Record {
+fn record(offset: i64, value: &str, key: Option<&str>) -> Record {
+    Record {
         transactional: false,
         control: false,
         delete_horizon: false,
@@ -218,23 +219,42 @@ fn batch(value: &str, key: Option<&str>) -> Bytes {
         producer_id: -1,
         producer_epoch: -1,
         timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
+        offset,
+        // The codec starts a new batch whenever `offset - sequence` changes: keep it constant.
+        sequence: offset as i32 - 1,
         timestamp: 0,
         key: key.map(|k| Bytes::from(k.to_string())),
         value: Some(Bytes::from(value.to_string())),
         headers: Default::default(),
-    };
+    }
+}
+
+fn encode(records: &[Record]) -> Bytes {
     let mut out = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut out, [&record], &options).unwrap();
+    RecordBatchEncoder::encode(&mut out, records, &options).unwrap();
     out.freeze()
 }
 
-async fn produce(s: &mut TcpStream, correlation_id: i32, req: &ProduceRequest) -> (i16, i64) {
+fn batch(value: &str, key: Option<&str>) -> Bytes {
+    encode(&[record(0, value, key)])
+}
+
+/// One batch of `count` one-byte records.
+fn big_batch(count: usize) -> Bytes {
+    let records: Vec<Record> = (0..count as i64).map(|o| record(o, "x", None)).collect();
+    encode(&records)
+}
+
+/// Sends a Produce v8 and returns its one partition's answer.
+async fn produce_answer(
+    s: &mut TcpStream,
+    correlation_id: i32,
+    req: &ProduceRequest,
+) -> produce_response::PartitionProduceResponse {
     s.write_all(&frame(ApiKey::Produce, 8, correlation_id, req))
         .await
         .unwrap();
@@ -243,8 +263,12 @@ async fn produce(s: &mut TcpStream, correlation_id: i32, req: &ProduceRequest) -
         ResponseHeader::decode(&mut resp, 0).unwrap().correlation_id,
         correlation_id
     );
-    let body = ProduceResponse::decode(&mut resp, 8).unwrap();
-    let p = &body.responses[0].partition_responses[0];
+    let mut body = ProduceResponse::decode(&mut resp, 8).unwrap();
+    body.responses.remove(0).partition_responses.remove(0)
+}
+
+async fn produce(s: &mut TcpStream, correlation_id: i32, req: &ProduceRequest) -> (i16, i64) {
+    let p = produce_answer(s, correlation_id, req).await;
     (p.error_code, p.base_offset)
 }
 
@@ -302,4 +326,41 @@ async fn produce_refusals_name_the_problem_and_acks_0_gets_no_response() {
     let (_, records) = c.read_all(1, "t", 0).await;
     let values: Vec<&str> = records.iter().map(|(_, v)| v.as_str()).collect();
     assert_eq!(values, ["a", "f", "g"], "refused batches were not appended");
+}
+
+/// One produce over the broker's record limit: the Kafka API refuses it with Kafka's
+/// RECORD_LIST_TOO_LARGE and the HTTP API with its INVALID_REQUEST, both from the broker's one
+/// check and with the same message; nothing is appended and both APIs keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_over_the_record_limit_is_refused_by_both_apis() {
+    let limit = faultline_node::broker::produce::MAX_RECORDS_PER_PRODUCE;
+    let over = limit + 1;
+    let message = format!("a produce carries 1 to {limit} records (got {over})");
+    let c = one_broker().await;
+    let mut s = connect(&c).await;
+    let p = produce_answer(&mut s, 1, &produce_request(1, big_batch(over))).await;
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (18, -1),
+        "RECORD_LIST_TOO_LARGE"
+    );
+    assert_eq!(p.error_message.as_deref(), Some(message.as_str()));
+
+    let (status, body) = c
+        .produce(1, "t", 0, "1", &vec!["x".to_string(); over], 5000)
+        .await;
+    assert_eq!(
+        (status, &body["error"], &body["message"]),
+        (400, &json!("INVALID_REQUEST"), &json!(message))
+    );
+
+    // At the limit both are served, the Kafka one on the connection that was refused; its base
+    // offset 0 shows the refused produces appended nothing.
+    assert_eq!(
+        produce(&mut s, 2, &produce_request(1, big_batch(limit))).await,
+        (0, 0)
+    );
+    let (status, body) = c.produce(1, "t", 0, "1", &["y".to_string()], 5000).await;
+    assert_eq!((status, &body["base_offset"]), (200, &json!(limit)));
+    assert_still_serving(&c).await;
 }
