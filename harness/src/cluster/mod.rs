@@ -7,8 +7,9 @@
 //! allocates loopback ports, starts the link proxies, the controller
 //! and the brokers (pointed at the proxies), waits for readiness with deadlines, creates the
 //! topics, and at the end stops the nodes and collects their logs, dumps and events into the
-//! run's store. Admin calls go straight to the nodes, never through links. The final read is
-//! `final_read`'s; faults are the executor's (`nemesis`).
+//! run's store. It also owns the bounded waits on the controller's metadata (an ISR's size, a new
+//! leader) that schedules and fault plans share. Admin calls go straight to the nodes, never
+//! through links. The final read is `final_read`'s; faults are the executor's (`nemesis`).
 
 pub mod final_read;
 pub mod lazy;
@@ -33,9 +34,8 @@ use faultline_checker::config::ReplicationProtocol;
 
 use crate::cluster::lazy::{LazyMounts, MountPaths};
 use crate::cluster::network::Network;
-use crate::cluster::node::TopicPartition;
-use crate::cluster::node::{Endpoint, Node};
-use crate::cluster::supervisor::{harden, KillSignal, NodeCommand, Supervisor};
+use crate::cluster::node::{Endpoint, Node, TopicPartition};
+use crate::cluster::supervisor::{harden, KillSignal, NodeCommand, ProcState, Supervisor};
 
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -86,6 +86,9 @@ pub struct Cluster {
     pub mounts: Option<LazyMounts>,
 }
 
+/// What a wait on the metadata saw: the metadata that met it, or on timeout the last seen.
+pub type Waited = Result<Metadata, Option<Metadata>>;
+
 /// How long the whole cluster has to come up.
 pub const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -127,15 +130,11 @@ impl Cluster {
         let Some(bin) = &self.spec.lazyfs_bin else {
             return Ok(None);
         };
+        let paths_of = |id| MountPaths::for_node_dir(&self.node_dir(Node::Broker(id)));
         let paths: BTreeMap<u32, MountPaths> = self
             .brokers()
             .into_iter()
-            .map(|id| {
-                (
-                    id,
-                    MountPaths::for_node_dir(&self.node_dir(Node::Broker(id))),
-                )
-            })
+            .map(|id| (id, paths_of(id)))
             .collect();
         let mounts = tokio::task::block_in_place(|| LazyMounts::mount(bin, &paths))?;
         Ok(Some(mounts))
@@ -255,9 +254,7 @@ impl Cluster {
             if self.admin.metadata(addr).await.is_ok() {
                 return Ok(());
             }
-            if let Some(crate::cluster::supervisor::ProcState::Exited(status)) =
-                self.supervisor.state(node).await
-            {
+            if let Some(ProcState::Exited(status)) = self.supervisor.state(node).await {
                 bail!(
                     "node {node} exited during startup ({status}); see {}",
                     self.node_dir(node).join("node.log").display()
@@ -300,7 +297,7 @@ impl Cluster {
         &self,
         deadline: Instant,
         mut done: impl FnMut(&Metadata) -> bool,
-    ) -> Result<Metadata, Option<Metadata>> {
+    ) -> Waited {
         let mut last = None;
         loop {
             if let Some(metadata) = self.metadata().await {
@@ -314,6 +311,21 @@ impl Cluster {
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
+    }
+
+    /// Waits until `tp`'s ISR has exactly `size` replicas, at most until the deadline.
+    pub async fn wait_isr(&self, tp: &TopicPartition, size: usize, deadline: Instant) -> Waited {
+        let isr_len = |m: &Metadata| m.partition(&tp.topic, tp.partition).map(|p| p.isr.len());
+        self.wait_for(deadline, |m| isr_len(m) == Some(size)).await
+    }
+
+    /// Waits until `tp` has a leader other than the one it has when the wait begins, at most
+    /// until the deadline.
+    pub async fn wait_new_leader(&self, tp: &TopicPartition, deadline: Instant) -> Waited {
+        let leader_of = |m: &Metadata| m.partition(&tp.topic, tp.partition).and_then(|p| p.leader);
+        let before = self.metadata().await.as_ref().and_then(leader_of);
+        let new = |m: &Metadata| leader_of(m).is_some() && leader_of(m) != before;
+        self.wait_for(deadline, new).await
     }
 
     pub async fn create_topic(&self, topic: &TopicSpec) -> anyhow::Result<()> {

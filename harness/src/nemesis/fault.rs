@@ -1,20 +1,50 @@
 //! The fault vocabulary, as data: a [`Fault`] is one concrete fault or heal that names nodes
-//! and links — kill/start, pause/resume, delay, partition/heal, power-loss — exactly as the history records
-//! it and the executor (`nemesis`) applies it. A network partition is a [`NetworkPartition`]
-//! (never plain "partition", which in a Kafka tool is a topic partition). This module knows
-//! nothing of roles such as `leader` (the schedule language resolves those), of choosing faults
-//! (`generator`) or of applying them (`nemesis`).
+//! and links — kill/start, pause/resume, delay, partition/heal, power-loss — exactly as the
+//! history records it and the executor applies it. It owns the words (`word`), the fields of a
+//! fault's `value` (`field`, and [`PowerLossOutcome`] for what a power loss learns), the one
+//! rule of which fault heals which ([`Fault::heal`]) and which brokers a fault makes faulty. A
+//! network partition is a [`NetworkPartition`] (never plain "partition", which in a Kafka tool
+//! is a topic partition). This module knows nothing of roles such as `leader` (the schedule
+//! language resolves those), of choosing faults (`generator`), of applying them (`executor`) or
+//! of the windows they open (`windows`, which reads these words and fields).
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use faultline_checker::history::{FaultValue, NodeRef};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::cluster::network::LinkSelector;
 use crate::cluster::node::{Endpoint, Node};
 use crate::cluster::proxy::Delay;
 use crate::cluster::supervisor::KillSignal;
+
+/// The history's `f` of each fault: the one place the words are spelt.
+pub mod word {
+    pub const KILL: &str = "kill";
+    pub const START: &str = "start";
+    pub const PAUSE: &str = "pause";
+    pub const RESUME: &str = "resume";
+    pub const DELAY: &str = "delay";
+    pub const PARTITION: &str = "partition";
+    pub const HEAL: &str = "heal";
+    pub const POWER_LOSS: &str = "power-loss";
+}
+
+/// The fields [`Fault::value`] writes beside the checker's `node`.
+pub mod field {
+    pub const SIGNAL: &str = "signal";
+    pub const LINKS: &str = "links";
+    pub const DELAY_MS: &str = "delay_ms";
+    pub const JITTER_MS: &str = "jitter_ms";
+    /// How a network partition was chosen (isolate, halves, bridge, one-way, groups).
+    pub const KIND: &str = "kind";
+    pub const GROUPS: &str = "groups";
+    pub const FROM: &str = "from";
+    pub const TO: &str = "to";
+    pub const NODES: &str = "nodes";
+}
 
 /// A partition of the network, as the set of directed links it cuts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +117,11 @@ impl NetworkPartition {
         match self {
             NetworkPartition::Groups(groups) => {
                 let groups: Vec<Value> = groups.iter().map(|g| list(g)).collect();
-                detail.insert("groups".into(), Value::from(groups));
+                detail.insert(field::GROUPS.into(), Value::from(groups));
             }
             NetworkPartition::OneWay { from, to } => {
-                detail.insert("from".into(), list(from));
-                detail.insert("to".into(), list(to));
+                detail.insert(field::FROM.into(), list(from));
+                detail.insert(field::TO.into(), list(to));
             }
         }
         detail
@@ -160,14 +190,46 @@ impl Fault {
     /// The history's `f`.
     pub fn f(&self) -> &'static str {
         match self {
-            Fault::Kill { .. } => "kill",
-            Fault::Start { .. } => "start",
-            Fault::Pause { .. } => "pause",
-            Fault::Resume { .. } => "resume",
-            Fault::Delay { .. } => "delay",
-            Fault::NetworkPartition { .. } => "partition",
-            Fault::Heal => "heal",
-            Fault::PowerLoss { .. } => "power-loss",
+            Fault::Kill { .. } => word::KILL,
+            Fault::Start { .. } => word::START,
+            Fault::Pause { .. } => word::PAUSE,
+            Fault::Resume { .. } => word::RESUME,
+            Fault::Delay { .. } => word::DELAY,
+            Fault::NetworkPartition { .. } => word::PARTITION,
+            Fault::Heal => word::HEAL,
+            Fault::PowerLoss { .. } => word::POWER_LOSS,
+        }
+    }
+
+    /// The fault that heals this one, if it needs one — the one rule of what heals what: a
+    /// kill is healed by a start, a pause by a resume, a delay by a delay of 0 on the same
+    /// links, a network partition by a heal. A power loss heals itself (it restarts its
+    /// brokers; one whose restart failed is down, and the heal phase starts it), and a heal
+    /// needs none.
+    pub fn heal(&self) -> Option<Fault> {
+        match self {
+            Fault::Kill { node, .. } => Some(Fault::Start { node: *node }),
+            Fault::Pause { node } => Some(Fault::Resume { node: *node }),
+            Fault::Delay { links, .. } => Some(Fault::Delay {
+                links: *links,
+                delay: Delay::NONE,
+            }),
+            Fault::NetworkPartition { .. } => Some(Fault::Heal),
+            Fault::PowerLoss { .. } => None,
+            Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal => None,
+        }
+    }
+
+    /// The brokers this fault makes faulty while it is in force: down, paused or cut off. A
+    /// power loss counts as a kill: down for a moment, and behind when its brokers return.
+    pub fn faulty_brokers(&self) -> BTreeSet<u32> {
+        match self {
+            Fault::Kill { node, .. } | Fault::Pause { node } => node.broker().into_iter().collect(),
+            Fault::PowerLoss { nodes } => nodes.iter().copied().collect(),
+            Fault::NetworkPartition { net, .. } => net.faulty_brokers(),
+            Fault::Start { .. } | Fault::Resume { .. } | Fault::Delay { .. } | Fault::Heal => {
+                BTreeSet::new()
+            }
         }
     }
 
@@ -176,33 +238,85 @@ impl Fault {
         let mut detail = Map::new();
         let node = match self {
             Fault::Kill { node, signal } => {
-                detail.insert("signal".into(), json!(signal_name(*signal)));
+                detail.insert(field::SIGNAL.into(), json!(signal_name(*signal)));
                 Some(node_ref(*node))
             }
             Fault::Start { node } | Fault::Pause { node } | Fault::Resume { node } => {
                 Some(node_ref(*node))
             }
             Fault::Delay { links, delay } => {
-                detail.insert("links".into(), Value::from(links.to_string()));
-                detail.insert("delay_ms".into(), Value::from(delay.delay_ms));
-                detail.insert("jitter_ms".into(), Value::from(delay.jitter_ms));
+                detail.insert(field::LINKS.into(), Value::from(links.to_string()));
+                detail.insert(field::DELAY_MS.into(), Value::from(delay.delay_ms));
+                detail.insert(field::JITTER_MS.into(), Value::from(delay.jitter_ms));
                 match links {
                     LinkSelector::Touching(Endpoint::Node(node)) => Some(node_ref(*node)),
                     _ => None,
                 }
             }
             Fault::NetworkPartition { kind, net } => {
-                detail.insert("kind".into(), Value::from(kind.clone()));
+                detail.insert(field::KIND.into(), Value::from(kind.clone()));
                 detail.extend(net.detail());
                 None
             }
             Fault::Heal => None,
             Fault::PowerLoss { nodes } => {
-                detail.insert("nodes".into(), json!(nodes));
+                detail.insert(field::NODES.into(), json!(nodes));
                 None
             }
         };
         serde_json::to_value(FaultValue { node, detail }).expect("a fault value serializes")
+    }
+
+    /// The history's `value` once the fault was applied: [`value`](Self::value) plus what the
+    /// executor learnt applying it (a power loss's [`PowerLossOutcome`]).
+    pub fn value_with(&self, learnt: Map<String, Value>) -> Value {
+        let mut value = self.value();
+        if let Value::Object(map) = &mut value {
+            map.extend(learnt);
+        }
+        value
+    }
+}
+
+/// What the executor learns while it applies a power loss, added to the fault's `value` in the
+/// history: what the brokers' lazy mounts dropped, how long they were down, and why a restart
+/// failed. The executor writes it and `windows` reads it; every field defaults, so a history
+/// that lacks one still reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PowerLossOutcome {
+    pub lost_bytes: u64,
+    pub lost_files: u64,
+    /// Per broker, in the order of the fault's `nodes`.
+    pub lost: Vec<LostOnBroker>,
+    /// From the SIGKILL to the restart.
+    pub down_ms: u64,
+    /// Set when a broker did not restart: it stays down until the heal phase starts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_error: Option<String>,
+}
+
+/// What one broker's lazy mount dropped in a power loss.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LostOnBroker {
+    pub node: u32,
+    pub lost_bytes: u64,
+    pub lost_files: u64,
+}
+
+impl PowerLossOutcome {
+    /// The fields it adds to the fault's `value`.
+    pub fn into_detail(self) -> Map<String, Value> {
+        match serde_json::to_value(self).expect("a power loss outcome serializes") {
+            Value::Object(detail) => detail,
+            _ => unreachable!("a struct serializes to an object"),
+        }
+    }
+
+    /// Reads it back from a `power-loss` operation's `value`.
+    pub fn from_value(value: &Value) -> PowerLossOutcome {
+        serde_json::from_value(value.clone()).unwrap_or_default()
     }
 }
 

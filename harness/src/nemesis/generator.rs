@@ -2,8 +2,9 @@
 //! `at` step not before its time), or the random nemesis: every `--nemesis-interval`, a seeded
 //! weighted choice of a single fault or a fault package (`packages`), whose plan then runs on
 //! its own timers, overlapping others within `--max-faulty`. Fault steps go to the executor
-//! (`nemesis`), client steps to `ops`; the generator itself touches neither the proxies nor the
-//! processes.
+//! (a schedule's outside the budget, the random nemesis's through `Nemesis::try_apply`, which
+//! keeps it), client steps to `ops`; the generator itself touches neither the proxies nor the
+//! processes, and how a fault is healed is `Fault::heal`'s.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,9 +15,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cluster::proxy::Delay;
-use crate::cluster::supervisor::ProcState;
-use crate::nemesis::executor::Nemesis;
+use crate::nemesis::executor::{Admission, Nemesis};
 use crate::nemesis::fault::Fault;
 use crate::nemesis::ops::ScheduleClient;
 use crate::nemesis::packages::{self, Plan, PlanContext, PlanStep};
@@ -131,7 +130,6 @@ pub async fn run_random(
     if config.kinds.is_empty() {
         return Ok(());
     }
-    let budget = Arc::new(tokio::sync::Mutex::new(()));
     let mut plans: JoinSet<std::io::Result<()>> = JoinSet::new();
     loop {
         tokio::select! {
@@ -153,7 +151,6 @@ pub async fn run_random(
         let plan = nemesis.rng(|r| packages::plan(kind, r, &ctx));
         let runner = PlanRunner {
             nemesis: nemesis.clone(),
-            budget: budget.clone(),
             max_faulty: config.max_faulty,
             stop: stop.clone(),
         };
@@ -176,13 +173,10 @@ pub async fn run_random(
     }
 }
 
-/// Runs one plan: applies its faults through the executor within the fault budget, remembers
-/// how to heal each, and heals them at `HealMine` (or when the plan cannot go on).
+/// Runs one plan: offers its faults to the executor within the fault budget, remembers how to
+/// heal each, and heals them at `HealMine` (or when the plan cannot go on).
 struct PlanRunner {
     nemesis: Arc<Nemesis>,
-    /// Held while a fault is checked against the budget and applied, so two plans cannot both
-    /// take the last faulty broker.
-    budget: Arc<tokio::sync::Mutex<()>>,
     max_faulty: u32,
     stop: watch::Receiver<bool>,
 }
@@ -229,9 +223,9 @@ impl PlanRunner {
     }
 
     /// Applies a fault step; `false` when the plan cannot go on (the step could not be
-    /// resolved, it would exceed the budget, or another plan's network partition is in force).
+    /// resolved, or the executor refused one of its faults: over the budget, its target not
+    /// running, or another plan's network partition in force).
     async fn fault(&self, action: &Action, mine: &mut Vec<Fault>) -> std::io::Result<bool> {
-        let _budget = self.budget.lock().await;
         let faults = match self.nemesis.resolve(action).await {
             Ok(faults) => faults,
             Err(error) => {
@@ -240,55 +234,23 @@ impl PlanRunner {
             }
         };
         for fault in faults {
-            if let Some(reason) = self.refuse(&fault, mine).await {
-                self.nemesis.record_skipped(&Action::from(fault), &reason)?;
+            let admission = self.nemesis.try_apply(&fault, self.max_faulty).await?;
+            if let Admission::Refused(_) = admission {
                 return Ok(false);
             }
+            // A heal step heals this plan's network partition: it needs no heal of its own.
             if fault == Fault::Heal {
                 mine.retain(|f| *f != Fault::Heal);
             }
-            self.nemesis.apply_and_record(&fault).await?;
-            mine.extend(heal_of(&fault));
+            mine.extend(fault.heal());
         }
         Ok(true)
-    }
-
-    /// Why a fault must not be applied now, if it must not.
-    async fn refuse(&self, fault: &Fault, mine: &[Fault]) -> Option<String> {
-        let nemesis = &self.nemesis;
-        if let Fault::Pause { node } | Fault::Kill { node, .. } = fault {
-            if nemesis.cluster().supervisor.state(*node).await != Some(ProcState::Running) {
-                return Some(format!("{node} is not running"));
-            }
-        }
-        if let Fault::PowerLoss { nodes } = fault {
-            for &id in nodes {
-                let node = crate::cluster::node::Node::Broker(id);
-                if nemesis.cluster().supervisor.state(node).await != Some(ProcState::Running) {
-                    return Some(format!("{node} is not running"));
-                }
-            }
-        }
-        if matches!(fault, Fault::NetworkPartition { .. })
-            && nemesis.partitioned()
-            && !mine.contains(&Fault::Heal)
-        {
-            return Some("another network partition is in force".to_string());
-        }
-        let faulty = nemesis.faulty_after(fault).await.len();
-        if faulty > self.max_faulty as usize {
-            return Some(format!(
-                "{faulty} brokers would be faulty, over --max-faulty {}",
-                self.max_faulty
-            ));
-        }
-        None
     }
 
     async fn heal(&self, mine: &mut Vec<Fault>) -> std::io::Result<()> {
         // Heals in reverse: the last fault applied is the first undone.
         while let Some(heal) = mine.pop() {
-            self.nemesis.apply_and_record(&heal).await?;
+            self.nemesis.apply_unbudgeted(&heal).await?;
         }
         Ok(())
     }
@@ -305,53 +267,21 @@ impl PlanRunner {
     /// chaos phase ended.
     async fn wait_isr(&mut self, tp: &TopicPartition, size: usize, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        let cluster = self.nemesis.clone();
-        let reached = cluster.cluster().wait_for(deadline, |m| {
-            m.partition(&tp.topic, tp.partition).map(|p| p.isr.len()) == Some(size)
-        });
+        let nemesis = self.nemesis.clone();
         tokio::select! {
-            _ = reached => true,
+            _ = nemesis.cluster().wait_isr(tp, size, deadline) => true,
             _ = self.stop.wait_for(|s| *s) => false,
         }
     }
-}
 
-impl PlanRunner {
     /// Waits (bounded) until the partition's leader differs from the one it has now; goes on
     /// either way unless the chaos phase ended.
     async fn wait_new_leader(&mut self, tp: &TopicPartition, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         let nemesis = self.nemesis.clone();
-        let leader_of = |m: &faultline_workloads::client::Metadata| {
-            m.partition(&tp.topic, tp.partition).and_then(|p| p.leader)
-        };
-        let before = nemesis
-            .cluster()
-            .metadata()
-            .await
-            .as_ref()
-            .and_then(leader_of);
-        let reached = nemesis.cluster().wait_for(deadline, |m| {
-            leader_of(m).is_some() && leader_of(m) != before
-        });
         tokio::select! {
-            _ = reached => true,
+            _ = nemesis.cluster().wait_new_leader(tp, deadline) => true,
             _ = self.stop.wait_for(|s| *s) => false,
         }
-    }
-}
-
-/// The fault that undoes `fault`, if it needs one.
-fn heal_of(fault: &Fault) -> Option<Fault> {
-    match fault {
-        Fault::Kill { node, .. } => Some(Fault::Start { node: *node }),
-        Fault::Pause { node } => Some(Fault::Resume { node: *node }),
-        Fault::Delay { links, .. } => Some(Fault::Delay {
-            links: *links,
-            delay: Delay::NONE,
-        }),
-        Fault::NetworkPartition { .. } => Some(Fault::Heal),
-        // A power loss restarts its brokers itself; a failed restart is left to the heal phase.
-        Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal | Fault::PowerLoss { .. } => None,
     }
 }

@@ -1,25 +1,25 @@
 //! Client operations that a schedule performs itself, beside the workload's clients: `produce
 //! N` (sent one after another from the schedule's own client process and recorded in the
 //! history like every send) and the waits (`wait 2s`, `wait leader 2 on t/0`, `wait isr 1`),
-//! which poll the controller's metadata with a deadline. They are recorded (`record`) like
-//! faults; they inject nothing.
+//! which poll the controller's metadata with a deadline (the waits are the cluster's, shared with
+//! the fault plans). They are recorded (`record`) like faults; they inject nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faultline_checker::history::Acks;
+use faultline_workloads::client::Metadata;
 use faultline_workloads::workload::send_one;
 use faultline_workloads::{ClientContext, ClientProcess};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::cluster::{default_partition, Cluster, TopicSpec};
+use crate::cluster::{default_partition, Cluster, TopicSpec, POLL_INTERVAL};
 use crate::nemesis::record::Recorder;
 use crate::nemesis::schedule::{Action, TopicPartition};
 
 /// How long a `produce` step waits for a leader before giving up on its remaining records.
 const PRODUCE_NO_LEADER_DEADLINE: Duration = Duration::from_secs(10);
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 pub struct ScheduleClient {
     pub cluster: Arc<Cluster>,
@@ -90,31 +90,23 @@ impl ScheduleClient {
             }
             Action::WaitLeader { node, on, timeout } => {
                 let tp = default_partition(&self.topics, on);
-                let leader_of = |m: &faultline_workloads::client::Metadata| {
-                    m.partition(&tp.topic, tp.partition).and_then(|p| p.leader)
+                let deadline = started + *timeout;
+                let reached = match node {
+                    Some(node) => {
+                        let leads = |m: &Metadata| {
+                            m.partition(&tp.topic, tp.partition).and_then(|p| p.leader)
+                                == Some(*node)
+                        };
+                        self.cluster.wait_for(deadline, leads).await
+                    }
+                    None => self.cluster.wait_new_leader(&tp, deadline).await,
                 };
-                let before = match node {
-                    Some(_) => None,
-                    None => self.cluster.metadata().await.as_ref().and_then(leader_of),
-                };
-                let reached = self
-                    .cluster
-                    .wait_for(started + *timeout, |m| match node {
-                        Some(node) => leader_of(m) == Some(*node),
-                        None => leader_of(m).is_some() && leader_of(m) != before,
-                    })
-                    .await;
                 let value = json!({ "until": "leader", "node": node, "topic": tp.topic, "partition": tp.partition });
                 (value, reached.err().map(|_| "timed out".to_string()))
             }
             Action::WaitIsr { size, on, timeout } => {
                 let tp = default_partition(&self.topics, on);
-                let reached = self
-                    .cluster
-                    .wait_for(started + *timeout, |m| {
-                        m.partition(&tp.topic, tp.partition).map(|p| p.isr.len()) == Some(*size)
-                    })
-                    .await;
+                let reached = self.cluster.wait_isr(&tp, *size, started + *timeout).await;
                 let value = json!({ "until": "isr", "size": size, "topic": tp.topic, "partition": tp.partition });
                 (value, reached.err().map(|_| "timed out".to_string()))
             }

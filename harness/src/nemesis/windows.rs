@@ -1,16 +1,22 @@
 //! Fault windows: which faults are in force, rebuilt from the history's nemesis lines (`f`,
-//! `value`, `error`, time) one at a time. It owns the rule that pairs a fault with its heal —
-//! kill/start, pause/resume, delay/delay 0, partition/heal, and a power loss that heals itself
-//! (a short bar from the cut to the restart) — for the report's timeline and plots and for the
-//! live progress line alike. It reads the words of the fault vocabulary (`Fault::f`) and the
-//! fields of `Fault::value`; a test holds it to every variant of both.
+//! `value`, `error`, time) one at a time, for the report's timeline and plots and for the live
+//! progress line alike. It pairs a fault with its heal as [`Fault::heal`] does — kill/start,
+//! pause/resume, delay/delay 0, partition/heal, and a power loss that heals itself (a short bar
+//! from the cut to the restart) — reading the history through the fault vocabulary: the words
+//! (`fault::word`), the fields `Fault::value` writes (`fault::field`, the checker's
+//! `FaultValue`) and [`PowerLossOutcome`]. A test feeds it every variant of [`Fault`] and its
+//! heal. It applies nothing and reads no files.
 
+use faultline_checker::history::{FaultValue, NodeRef};
 use serde_json::Value;
+
+use crate::nemesis::fault::{field, word, PowerLossOutcome};
 
 /// A fault in force from `start_s` to `end_s` (`None`: never healed in the history).
 #[derive(Debug, Clone)]
 pub struct FaultWindow {
-    /// `kill`, `pause`, `delay`, `partition` or `power-loss`.
+    /// The word of the fault that opened it (`fault::word`): `kill`, `pause`, `delay`,
+    /// `partition` or `power-loss`.
     pub kind: &'static str,
     /// The node it hit (`"2"`, `"controller"`), or `None` for network-wide faults.
     pub node: Option<String>,
@@ -26,10 +32,12 @@ pub struct FaultState {
     closed: Vec<FaultWindow>,
 }
 
+/// The node a fault names, as `FaultValue` reads it: `"2"` or `"controller"`.
 fn node_name(value: &Value) -> Option<String> {
-    match value.get("node")? {
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+    let value: FaultValue = serde_json::from_value(value.clone()).ok()?;
+    match value.node? {
+        NodeRef::Broker(id) => Some(id.to_string()),
+        NodeRef::Named(name) => Some(name),
     }
 }
 
@@ -47,77 +55,88 @@ fn partition_label(value: &Value) -> String {
             .unwrap_or_default()
     };
     let kind = value
-        .get("kind")
+        .get(field::KIND)
         .and_then(Value::as_str)
-        .unwrap_or("partition");
-    if let Some(groups) = value.get("groups").and_then(Value::as_array) {
+        .unwrap_or(word::PARTITION);
+    let p = word::PARTITION;
+    if let Some(groups) = value.get(field::GROUPS).and_then(Value::as_array) {
         let groups: Vec<String> = groups.iter().map(side).collect();
-        format!("partition ({kind}): {}", groups.join(" | "))
+        format!("{p} ({kind}): {}", groups.join(" | "))
     } else {
-        let from = value.get("from").map(side).unwrap_or_default();
-        let to = value.get("to").map(side).unwrap_or_default();
-        format!("partition ({kind}): {from} -> {to} cut")
+        let from = value.get(field::FROM).map(side).unwrap_or_default();
+        let to = value.get(field::TO).map(side).unwrap_or_default();
+        format!("{p} ({kind}): {from} -> {to} cut")
     }
 }
 
 impl FaultState {
-    /// Applies one nemesis operation at `time_s`. Failed actions change nothing.
+    /// Applies one nemesis operation at `time_s`. Failed actions change nothing, and neither
+    /// do words that are not faults (`package`, `wait`).
     pub fn apply(&mut self, f: &str, value: &Value, error: Option<&str>, time_s: f64) {
         if error.is_some() {
             return;
         }
         let node = node_name(value);
         match f {
-            "kill" | "pause" => {
-                let kind = if f == "kill" { "kill" } else { "pause" };
+            word::KILL | word::PAUSE => {
+                let kind = if f == word::KILL {
+                    word::KILL
+                } else {
+                    word::PAUSE
+                };
                 let label = format!("{f} {}", node.as_deref().unwrap_or("?"));
                 self.open(kind, node, label, time_s);
             }
-            "start" => self.close(
-                |w| matches!(w.kind, "kill" | "power-loss") && w.node == node,
+            word::START => self.close(
+                |w| matches!(w.kind, word::KILL | word::POWER_LOSS) && w.node == node,
                 time_s,
             ),
-            "power-loss" => self.power_loss(value, time_s),
-            "resume" => self.close(|w| w.kind == "pause" && w.node == node, time_s),
-            "delay" => {
-                self.close(|w| w.kind == "delay", time_s);
-                let delay_ms = value.get("delay_ms").and_then(Value::as_u64).unwrap_or(0);
-                if delay_ms > 0 {
-                    let links = value.get("links").and_then(Value::as_str).unwrap_or("all");
-                    let label = format!("delay {links} {delay_ms}ms");
-                    self.open("delay", None, label, time_s);
-                }
+            word::POWER_LOSS => self.power_loss(&PowerLossOutcome::from_value(value), time_s),
+            word::RESUME => self.close(|w| w.kind == word::PAUSE && w.node == node, time_s),
+            word::DELAY => self.delay(value, time_s),
+            word::PARTITION => {
+                self.close(|w| w.kind == word::PARTITION, time_s);
+                self.open(word::PARTITION, None, partition_label(value), time_s);
             }
-            "partition" => {
-                self.close(|w| w.kind == "partition", time_s);
-                self.open("partition", None, partition_label(value), time_s);
-            }
-            "heal" => self.close(|w| w.kind == "partition", time_s),
+            word::HEAL => self.close(|w| w.kind == word::PARTITION, time_s),
             _ => {}
+        }
+    }
+
+    /// A delay replaces the one in force; a delay of 0 only heals.
+    fn delay(&mut self, value: &Value, time_s: f64) {
+        self.close(|w| w.kind == word::DELAY, time_s);
+        let delay_ms = value
+            .get(field::DELAY_MS)
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if delay_ms > 0 {
+            let links = value
+                .get(field::LINKS)
+                .and_then(Value::as_str)
+                .unwrap_or("all");
+            let label = format!("{} {links} {delay_ms}ms", word::DELAY);
+            self.open(word::DELAY, None, label, time_s);
         }
     }
 
     /// A power loss is recorded once its brokers are back: a short bar per broker over the
     /// time it was down (`down_ms` before the record), labelled with what its mount lost. A
     /// broker whose restart failed stays open until its `start`.
-    fn power_loss(&mut self, value: &Value, time_s: f64) {
-        let down_s = value.get("down_ms").and_then(Value::as_u64).unwrap_or(0) as f64 / 1000.0;
-        let restart_failed = value.get("restart_error").is_some();
-        for lost in value
-            .get("lost")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(node) = lost.get("node").map(|n| n.to_string()) else {
-                continue;
-            };
-            let bytes = lost.get("lost_bytes").and_then(Value::as_u64).unwrap_or(0);
-            let label = format!("power-loss {node}: {bytes} unsynced bytes lost");
-            self.open("power-loss", Some(node), label, (time_s - down_s).max(0.0));
-            if !restart_failed {
-                let node = self.open.last().and_then(|w| w.node.clone());
-                self.close(|w| w.kind == "power-loss" && w.node == node, time_s);
+    fn power_loss(&mut self, outcome: &PowerLossOutcome, time_s: f64) {
+        let down_s = outcome.down_ms as f64 / 1000.0;
+        for lost in &outcome.lost {
+            let node = lost.node.to_string();
+            let label = format!(
+                "{} {node}: {} unsynced bytes lost",
+                word::POWER_LOSS,
+                lost.lost_bytes
+            );
+            let start_s = (time_s - down_s).max(0.0);
+            self.open(word::POWER_LOSS, Some(node.clone()), label, start_s);
+            if outcome.restart_error.is_none() {
+                let node = Some(node);
+                self.close(|w| w.kind == word::POWER_LOSS && w.node == node, time_s);
             }
         }
     }
@@ -158,7 +177,176 @@ impl FaultState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::network::LinkSelector;
+    use crate::cluster::node::{Endpoint, Node};
+    use crate::cluster::proxy::Delay;
+    use crate::cluster::supervisor::KillSignal;
+    use crate::nemesis::fault::{Fault, LostOnBroker, NetworkPartition};
     use serde_json::json;
+
+    /// What recording a fault does to the windows.
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        /// Opens one window of its own word, which its heal closes.
+        Opens,
+        /// Opens and closes a window per broker in one record: a power loss whose brokers
+        /// restarted.
+        HealsItself,
+        /// Is a heal: opens nothing.
+        IsAHeal,
+    }
+
+    /// What each fault does to the windows. The match names every variant, so a new variant
+    /// fails to compile here until it is decided; give it an example in `every_fault` too.
+    fn expect(fault: &Fault) -> Expect {
+        match fault {
+            Fault::Kill { .. }
+            | Fault::Pause { .. }
+            | Fault::Delay { .. }
+            | Fault::NetworkPartition { .. } => Expect::Opens,
+            Fault::PowerLoss { .. } => Expect::HealsItself,
+            Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal => Expect::IsAHeal,
+        }
+    }
+
+    /// Every variant, in each of the shapes its `value` takes.
+    fn every_fault() -> Vec<Fault> {
+        let (b1, b2) = (Endpoint::broker(1), Endpoint::broker(2));
+        let delay = Delay {
+            delay_ms: 50,
+            jitter_ms: 12,
+        };
+        let cut = |net| Fault::NetworkPartition {
+            kind: "groups".into(),
+            net,
+        };
+        vec![
+            Fault::Kill {
+                node: Node::Broker(2),
+                signal: KillSignal::Kill,
+            },
+            Fault::Kill {
+                node: Node::Controller,
+                signal: KillSignal::Term,
+            },
+            Fault::Start {
+                node: Node::Broker(2),
+            },
+            Fault::Pause {
+                node: Node::Broker(3),
+            },
+            Fault::Resume {
+                node: Node::Broker(3),
+            },
+            Fault::Delay {
+                links: LinkSelector::All,
+                delay,
+            },
+            Fault::Delay {
+                links: LinkSelector::Touching(b2),
+                delay,
+            },
+            Fault::Delay {
+                links: LinkSelector::Link(b1, Endpoint::CONTROLLER),
+                delay,
+            },
+            cut(NetworkPartition::Groups(vec![
+                vec![b1],
+                vec![b2, Endpoint::CONTROLLER],
+            ])),
+            cut(NetworkPartition::OneWay {
+                from: vec![b1],
+                to: vec![b2, Endpoint::Client],
+            }),
+            Fault::Heal,
+            Fault::PowerLoss { nodes: vec![1, 3] },
+        ]
+    }
+
+    /// The `value` the executor records: the fault's own, and for a power loss what it learnt.
+    fn recorded(fault: &Fault, restart_error: Option<&str>) -> Value {
+        let Fault::PowerLoss { nodes } = fault else {
+            return fault.value();
+        };
+        let outcome = PowerLossOutcome {
+            lost: nodes
+                .iter()
+                .map(|&node| LostOnBroker {
+                    node,
+                    lost_bytes: 10,
+                    lost_files: 1,
+                })
+                .collect(),
+            down_ms: 500,
+            restart_error: restart_error.map(str::to_string),
+            ..PowerLossOutcome::default()
+        };
+        fault.value_with(outcome.into_detail())
+    }
+
+    #[test]
+    fn every_fault_opens_a_window_of_its_word_that_its_heal_closes() {
+        for fault in every_fault() {
+            let mut state = FaultState::default();
+            state.apply(fault.f(), &recorded(&fault, None), None, 1.0);
+            match expect(&fault) {
+                Expect::Opens => {
+                    assert_eq!(state.open.len(), 1, "{fault:?}");
+                    assert_eq!(state.open[0].kind, fault.f());
+                    let heal = fault
+                        .heal()
+                        .expect("a fault that opens a window has a heal");
+                    state.apply(heal.f(), &heal.value(), None, 2.0);
+                    assert!(state.active().is_empty(), "{heal:?} heals {fault:?}");
+                }
+                Expect::HealsItself => {
+                    assert_eq!(fault.heal(), None, "{fault:?}");
+                    assert!(state.active().is_empty(), "{fault:?}");
+                    assert_eq!(state.closed.len(), fault.faulty_brokers().len());
+                }
+                Expect::IsAHeal => {
+                    assert_eq!(fault.heal(), None, "{fault:?}");
+                    assert!(
+                        state.closed.is_empty() && state.open.is_empty(),
+                        "{fault:?}"
+                    );
+                }
+            }
+            for window in state.into_windows() {
+                assert_eq!(window.kind, fault.f());
+                assert!(window.end_s.is_some(), "{fault:?}: {window:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_heal_in_the_vocabulary_heals_some_fault() {
+        let faults = every_fault();
+        let heals: Vec<Fault> = faults.iter().filter_map(Fault::heal).collect();
+        for fault in faults.iter().filter(|f| expect(f) == Expect::IsAHeal) {
+            assert!(heals.iter().any(|h| h.f() == fault.f()), "{fault:?}");
+        }
+    }
+
+    #[test]
+    fn a_power_loss_whose_restart_failed_stays_open_until_start() {
+        let fault = Fault::PowerLoss { nodes: vec![1, 3] };
+        let mut state = FaultState::default();
+        state.apply(
+            fault.f(),
+            &recorded(&fault, Some("spawn failed")),
+            None,
+            1.0,
+        );
+        assert_eq!(state.open.len(), 2);
+        for node in [1, 3] {
+            let start = Fault::Start {
+                node: Node::Broker(node),
+            };
+            state.apply(start.f(), &start.value(), None, 2.0);
+        }
+        assert!(state.active().is_empty());
+    }
 
     #[test]
     fn faults_pair_with_their_heals() {

@@ -47,8 +47,14 @@ fn bad_arguments_exit_254_naming_the_problem() {
         (&["--time-limit", "soon"], "bad duration"),
         (&["--nemesis-interval=-1s"], "bad duration"),
         (&["--workload", "scan"], "unknown workload"),
-        (&["--client", "grpc"], "--client: unknown client \"grpc\""),
-        (&["--replication-protocol", "old"], "current or legacy-hw"),
+        (
+            &["--client", "grpc"],
+            "for '--client <CLIENT>': unknown client \"grpc\"",
+        ),
+        (
+            &["--replication-protocol", "old"],
+            "(known: current, legacy-hw)",
+        ),
         (&["--no-such-flag"], "--no-such-flag"),
         (&["--rate", "0"], "--rate must be a positive number"),
     ];

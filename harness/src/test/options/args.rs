@@ -20,6 +20,9 @@ impl TestOptions {
             Some(schedule) => flag("schedule", schedule.clone()),
             None => flag("nemesis", self.nemesis_arg()),
         }
+        let c = &self.config;
+        flag("nemesis-interval", format!("{}ms", c.nemesis_interval_ms));
+        flag("nemesis-targets", c.harness.nemesis_targets.join(","));
         flag("store", self.store.display().to_string());
         flag(
             "node-bin",
@@ -29,8 +32,9 @@ impl TestOptions {
     }
 
     /// The arguments that run this test again with `schedule` in place of its nemesis: as
-    /// [`TestOptions::to_args`], without the store or node binary (the replayer's own), so
-    /// replaying a replay prints the same line.
+    /// [`TestOptions::to_args`], without the store or node binary (the replayer's own) and
+    /// without what steers only the random nemesis (its interval and targets), so replaying a
+    /// replay prints the same line.
     pub fn replay_args(&self, schedule: &Path) -> Vec<String> {
         let mut args = self.setting_args();
         args.push("--schedule".into());
@@ -47,7 +51,8 @@ impl TestOptions {
         names.join(",")
     }
 
-    /// Every setting but the nemesis, schedule, store and node binary.
+    /// Every setting but the nemesis and what steers it, the schedule, the store and the node
+    /// binary.
     fn setting_args(&self) -> Vec<String> {
         let c = &self.config;
         let h = &c.harness;
@@ -72,8 +77,6 @@ impl TestOptions {
             c.replication_protocol.as_str().to_string(),
         );
         flag("workload", c.workload.as_str().to_string());
-        flag("nemesis-interval", format!("{}ms", c.nemesis_interval_ms));
-        flag("nemesis-targets", h.nemesis_targets.join(","));
         flag("max-faulty", c.max_faulty.to_string());
         flag("kill-signal", h.kill_signal.as_str().to_string());
         flag("client", h.client.as_str().to_string());

@@ -339,7 +339,6 @@ impl TestOptions {
     pub fn topic(&self) -> &str {
         &self.config.topics[0]
     }
-
 }
 
 /// A schedule may only name brokers that exist.

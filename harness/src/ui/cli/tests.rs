@@ -69,9 +69,7 @@ fn every_gate_entry_and_scenario_round_trips_through_its_arguments() {
         })
         .collect();
     // Every entry is checked but those on lazy mounts where there are none (said above).
-    assert!(
-        assert_round_trips(&entries) >= entries.iter().filter(|e| !e.request.lazyfs).count()
-    );
+    assert!(assert_round_trips(&entries) >= entries.iter().filter(|e| !e.request.lazyfs).count());
     assert!(assert_round_trips(&repro) >= repro.iter().filter(|e| !e.request.lazyfs).count());
 }
 

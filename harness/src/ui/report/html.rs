@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 
 use faultline_checker::Valid;
 
+use super::anomalies::{anomalies, anomaly_details, join};
 use super::data::RunData;
 use super::summary;
 use super::timeline::{self, describe, fault_windows};
-use super::anomalies::{anomalies, anomaly_details, join};
 use super::{plots, standing, Standing};
 
 /// Node events listed in the event table.

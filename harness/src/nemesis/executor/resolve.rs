@@ -1,222 +1,25 @@
-//! The executor (Jepsen's nemesis proper): applies a fault to the cluster — signals through the
-//! supervisor, delays and cuts through the link proxies — and records it as it is applied
-//! (`record`). It resolves a fault step's roles (`leader t/0`, `random`, `partition halves`)
-//! into concrete [`Fault`]s from the controller's metadata and the seeded random source, and
-//! knows which faults are in force (so it can list the heals and count faulty brokers). It does
-//! not choose faults (`generator`) or run client operations (`ops`). A failed action is
-//! recorded, never fatal.
-
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+//! Role resolution: turns a fault step of the schedule language into concrete [`Fault`]s —
+//! `leader t/0`, `follower`, `followers`, `others` and `random` from the controller's metadata
+//! now and the run's seeded random source, and the random network partitions (`halves`,
+//! `bridge`, one-way) drawn from it. It applies nothing and keeps no budget (`executor`'s
+//! `mod.rs` does, `apply` applies).
 
 use faultline_workloads::client::Metadata;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use serde_json::{json, Map, Value};
 
+use super::{is_down, Nemesis};
+use crate::cluster::default_partition;
 use crate::cluster::network::LinkSelector;
 use crate::cluster::node::{Endpoint, Node};
-use crate::cluster::proxy::Delay;
-use crate::cluster::supervisor::{KillSignal, ProcState};
-use crate::cluster::{default_partition, Cluster, TopicSpec};
+use crate::cluster::supervisor::ProcState;
 use crate::nemesis::fault::{Fault, NetworkPartition};
-use crate::nemesis::record::Recorder;
 use crate::nemesis::schedule::{
     Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
 };
 
-/// The network faults in force (process faults are the supervisor's to know).
-#[derive(Debug, Default)]
-struct NetState {
-    partition: Option<NetworkPartition>,
-    delayed: bool,
-}
-
-pub struct Nemesis {
-    cluster: Arc<Cluster>,
-    recorder: Arc<Recorder>,
-    topics: Vec<TopicSpec>,
-    rng: Mutex<StdRng>,
-    net: Mutex<NetState>,
-}
-
 impl Nemesis {
-    pub fn new(
-        cluster: Arc<Cluster>,
-        recorder: Arc<Recorder>,
-        topics: Vec<TopicSpec>,
-        rng: StdRng,
-    ) -> Self {
-        Nemesis {
-            cluster,
-            recorder,
-            topics,
-            rng: Mutex::new(rng),
-            net: Mutex::new(NetState::default()),
-        }
-    }
-
-    pub fn cluster(&self) -> &Cluster {
-        &self.cluster
-    }
-
-    pub fn recorder(&self) -> &Recorder {
-        &self.recorder
-    }
-
-    /// Records a fault step that was not applied, with the reason, in the history and in
-    /// `schedule.txt` (as a comment-marked failure).
-    pub fn record_skipped(&self, action: &Action, reason: &str) -> std::io::Result<()> {
-        let at = self.recorder.since_start();
-        self.recorder.log_step(at, action, Some(reason));
-        self.recorder.record(
-            action.f(),
-            json!({ "step": action.to_string(), "skipped": true }),
-            Some(reason.to_string()),
-        )
-    }
-
-    /// Whether a network partition is in force.
-    pub fn partitioned(&self) -> bool {
-        self.net.lock().unwrap().partition.is_some()
-    }
-
-    /// Runs a closure with the run's seeded random source (shared with the generator, so one
-    /// seed decides every choice of a run).
-    pub fn rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
-        f(&mut self.rng.lock().unwrap())
-    }
-
-    /// Performs a fault step: resolves its roles, applies it and records it. A step that cannot
-    /// be resolved (no leader, no live follower) is recorded with its error. Only a history
-    /// write error is returned.
-    pub async fn perform(&self, action: &Action) -> std::io::Result<()> {
-        match self.resolve(action).await {
-            Ok(faults) => {
-                for fault in faults {
-                    self.apply_and_record(&fault).await?;
-                }
-                Ok(())
-            }
-            Err(error) => self.record_skipped(action, &error),
-        }
-    }
-
-    /// Applies a concrete fault and records it.
-    pub async fn apply_and_record(&self, fault: &Fault) -> std::io::Result<()> {
-        let at = self.recorder.since_start();
-        let result = self.apply(fault).await;
-        let mut value = fault.value();
-        let error = match result {
-            Ok(detail) => {
-                if let Value::Object(map) = &mut value {
-                    map.extend(detail);
-                }
-                None
-            }
-            Err(error) => Some(error),
-        };
-        self.recorder
-            .log_step(at, &Action::from(fault.clone()), error.as_deref());
-        self.recorder.record(fault.f(), value, error)
-    }
-
-    /// Applies a fault; what it learnt while applying (a power loss's lost bytes) is returned
-    /// for the record.
-    async fn apply(&self, fault: &Fault) -> Result<Map<String, Value>, String> {
-        match fault {
-            Fault::PowerLoss { nodes } => self.power_loss(nodes).await,
-            other => self.apply_simple(other).await.map(|()| Map::new()),
-        }
-    }
-
-    /// The power cut: every target is SIGKILLed first (the cut stops them all at the same
-    /// instant), then each lazy mount drops what it held unfsynced, then the brokers that were
-    /// up are restarted on what survived. A broker that was already down loses its unsynced
-    /// data too and stays down. A failed restart is recorded (`restart_error`) and left to the
-    /// heal, which starts every broker that is down.
-    async fn power_loss(&self, nodes: &[u32]) -> Result<Map<String, Value>, String> {
-        let mounts = self.cluster.mounts.as_ref().ok_or_else(|| {
-            "power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)".to_string()
-        })?;
-        let supervisor = &self.cluster.supervisor;
-        let cut_at = std::time::Instant::now();
-        let mut were_up = Vec::new();
-        for &id in nodes {
-            let node = Node::Broker(id);
-            match supervisor.state(node).await {
-                None => return Err(format!("no such broker {id}")),
-                Some(ProcState::Running | ProcState::Paused) => {
-                    supervisor.kill(node, KillSignal::Kill).await.map_err(err)?;
-                    were_up.push(node);
-                }
-                Some(_) => {}
-            }
-        }
-        let (mut lost, mut lost_bytes, mut lost_files) = (Vec::new(), 0u64, 0u64);
-        for &id in nodes {
-            let reply = mounts.lose(id).await?;
-            lost_bytes += reply.lost_bytes;
-            lost_files += reply.lost_files;
-            lost.push(json!({"node": id, "lost_bytes": reply.lost_bytes,
-                             "lost_files": reply.lost_files}));
-        }
-        let mut restart_errors = Vec::new();
-        for node in were_up {
-            if let Err(e) = supervisor.start(node).await {
-                restart_errors.push(e.to_string());
-            }
-        }
-        let mut detail = Map::new();
-        detail.insert("lost_bytes".into(), json!(lost_bytes));
-        detail.insert("lost_files".into(), json!(lost_files));
-        detail.insert("lost".into(), Value::from(lost));
-        detail.insert("down_ms".into(), json!(cut_at.elapsed().as_millis() as u64));
-        if !restart_errors.is_empty() {
-            detail.insert("restart_error".into(), json!(restart_errors.join("; ")));
-        }
-        Ok(detail)
-    }
-
-    async fn apply_simple(&self, fault: &Fault) -> Result<(), String> {
-        let supervisor = &self.cluster.supervisor;
-        let network = &self.cluster.network;
-        match fault {
-            Fault::Kill { node, signal } => supervisor.kill(*node, *signal).await.map_err(err),
-            Fault::Start { node } => supervisor.start(*node).await.map(|_| ()).map_err(err),
-            Fault::Pause { node } => supervisor.pause(*node).await.map_err(err),
-            Fault::Resume { node } => supervisor.resume(*node).await.map_err(err),
-            Fault::Delay { links, delay } => {
-                if network.delay(*links, *delay) == 0 {
-                    return Err(format!("no link matches {links}"));
-                }
-                let mut net = self.net.lock().unwrap();
-                net.delayed = network.links().any(|(_, l)| {
-                    let c = l.control();
-                    c.forward != Delay::NONE || c.backward != Delay::NONE
-                });
-                Ok(())
-            }
-            Fault::NetworkPartition { net, .. } => {
-                // A network partition replaces the one in force.
-                network.heal();
-                let cut = network.cut(&net.cuts());
-                self.net.lock().unwrap().partition = Some(net.clone());
-                if cut == 0 {
-                    return Err("the partition cuts no link".to_string());
-                }
-                Ok(())
-            }
-            Fault::Heal => {
-                network.heal();
-                self.net.lock().unwrap().partition = None;
-                Ok(())
-            }
-            Fault::PowerLoss { .. } => unreachable!("applied by power_loss"),
-        }
-    }
-
     /// Turns a fault step into concrete faults, choosing nodes for roles.
     pub async fn resolve(&self, action: &Action) -> Result<Vec<Fault>, String> {
         let faults = match action {
@@ -283,15 +86,6 @@ impl Nemesis {
             }
         };
         Ok(Fault::PowerLoss { nodes })
-    }
-
-    pub async fn nodes_in(&self, pred: impl Fn(&ProcState) -> bool) -> Vec<Node> {
-        let states = self.cluster.supervisor.states().await;
-        states
-            .into_iter()
-            .filter(|(_, s)| pred(s))
-            .map(|(n, _)| n)
-            .collect()
     }
 
     async fn resolve_target(&self, target: &Target) -> Result<Node, String> {
@@ -469,79 +263,6 @@ impl Nemesis {
             net,
         })
     }
-
-    /// The heals that would undo every fault in force: resume paused nodes, start nodes that
-    /// are down, remove latency, heal the network partition.
-    async fn heals_available(&self) -> Vec<Fault> {
-        let mut heals = Vec::new();
-        for node in self.nodes_in(|s| *s == ProcState::Paused).await {
-            heals.push(Fault::Resume { node });
-        }
-        for node in self.nodes_in(is_down).await {
-            heals.push(Fault::Start { node });
-        }
-        let (delayed, partitioned) = {
-            let net = self.net.lock().unwrap();
-            (net.delayed, net.partition.is_some())
-        };
-        if delayed {
-            heals.push(Fault::Delay {
-                links: LinkSelector::All,
-                delay: Delay::NONE,
-            });
-        }
-        if partitioned {
-            heals.push(Fault::Heal);
-        }
-        heals
-    }
-
-    /// Heals everything, recording each heal. A node that ended without being killed is a
-    /// finding in itself: it is named on stderr before it is restarted.
-    pub async fn heal_all(&self) -> std::io::Result<()> {
-        for (node, state) in self.cluster.supervisor.states().await {
-            if let ProcState::Exited(status) = state {
-                eprintln!(
-                    "faultline: node {node} exited on its own ({status}); see {}",
-                    self.cluster.node_dir(node).join("node.log").display()
-                );
-            }
-        }
-        for heal in self.heals_available().await {
-            self.apply_and_record(&heal).await?;
-        }
-        Ok(())
-    }
-
-    /// The brokers that would be faulty (down, paused or cut off) after `fault`.
-    pub async fn faulty_after(&self, fault: &Fault) -> BTreeSet<u32> {
-        let mut faulty: BTreeSet<u32> = self
-            .nodes_in(|s| *s != ProcState::Running)
-            .await
-            .into_iter()
-            .filter_map(Node::broker)
-            .collect();
-        let partition = self.net.lock().unwrap().partition.clone();
-        match fault {
-            Fault::Kill { node, .. } | Fault::Pause { node } => faulty.extend(node.broker()),
-            // Down for a moment, and behind when it returns: faulty, as a kill is.
-            Fault::PowerLoss { nodes } => faulty.extend(nodes.iter().copied()),
-            Fault::NetworkPartition { net, .. } => faulty.extend(net.faulty_brokers()),
-            _ => {}
-        }
-        if !matches!(fault, Fault::NetworkPartition { .. }) {
-            faulty.extend(partition.map(|p| p.faulty_brokers()).unwrap_or_default());
-        }
-        faulty
-    }
-}
-
-pub fn is_down(state: &ProcState) -> bool {
-    matches!(state, ProcState::Down | ProcState::Exited(_))
-}
-
-fn err(error: impl std::fmt::Display) -> String {
-    error.to_string()
 }
 
 /// A minority of brokers against the majority; the controller joins a random side.

@@ -6,7 +6,8 @@
 //! applies their faults.
 //!
 //! The single faults of `--nemesis kill,pause,delay,partition` are one-step plans too: a fault,
-//! held for a while, then healed.
+//! held for a while, then healed. `leader_loss` holds that package's weighted variants; the unit
+//! tests are in `tests`.
 
 use std::time::Duration;
 
@@ -22,6 +23,12 @@ use crate::nemesis::schedule::{
 };
 pub use faultline_checker::config::FaultKind;
 use faultline_checker::config::KillSignal;
+
+mod leader_loss;
+#[cfg(test)]
+mod tests;
+
+use leader_loss::leader_loss;
 
 /// One line for `faultline list` and `--help`: what a fault kind or package does and what it
 /// aims at. (The kinds are the checker's, the names test.json records.)
@@ -149,7 +156,8 @@ impl PlanContext {
     }
 }
 
-/// Builds one plan of `kind`.
+/// Builds one plan of `kind`. The plan's partition is chosen once, first: the plan records it
+/// and every role in its steps names it.
 pub fn plan(kind: FaultKind, rng: &mut StdRng, ctx: &PlanContext) -> Plan {
     let tp = ctx.random_partition(rng);
     let (variant, steps) = match kind {
@@ -185,7 +193,7 @@ pub fn plan(kind: FaultKind, rng: &mut StdRng, ctx: &PlanContext) -> Plan {
         }
         FaultKind::IsrPressure => isr_pressure(rng, ctx, &tp),
         FaultKind::LeaderLoss => leader_loss(rng, ctx, &tp),
-        FaultKind::RollingRestart => rolling_restart(rng, ctx),
+        FaultKind::RollingRestart => rolling_restart(rng, ctx, &tp),
         FaultKind::PowerLoss => {
             let target = match ctx.target(rng, &tp) {
                 // The controller's metadata is not on a lazy mount: aim at a broker instead.
@@ -257,108 +265,19 @@ fn isr_pressure(
     }
 }
 
-/// The leader lost, alone or in the windows where loss is possible.
-fn leader_loss(
+/// Brokers killed and restarted one after another, or a follower restarted just before the
+/// leader dies (KIP-101: the restarted follower has truncated and not yet caught up).
+fn rolling_restart(
     rng: &mut StdRng,
     ctx: &PlanContext,
     tp: &TopicPartition,
 ) -> (&'static str, Vec<PlanStep>) {
-    let down = Duration::from_millis(rng.gen_range(500..=3000));
-    // Under legacy-hw half the plans take the window that protocol has ("twice", below): the
-    // other windows lose data under every protocol, this one only there.
-    let variant = if ctx.legacy_hw && rng.gen_bool(0.5) {
-        5
-    } else {
-        rng.gen_range(0..9)
-    };
-    match variant {
-        // The unclean-election window: followers fall out of the ISR while the leader keeps
-        // acknowledging; then the leader dies and the network heals, so a lagging follower
-        // is all that is left to elect.
-        0..=2 => {
-            let steps = vec![
-                PlanStep::Fault(cut_leader_from_followers(tp)),
-                PlanStep::WaitIsr {
-                    size: 1,
-                    timeout: ctx.lags(rng, 3.0, 3.0) + Duration::from_secs(2),
-                },
-                PlanStep::Wait(Duration::from_millis(rng.gen_range(100..=800))),
-                PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
-                PlanStep::Fault(Action::Heal),
-                PlanStep::Wait(down),
-                PlanStep::HealMine,
-            ];
-            ("after-isr-shrink", steps)
-        }
-        // The acks=1 window: followers behind (but still in the ISR) when the leader dies.
-        3 | 4 => {
-            let steps = vec![
-                PlanStep::Fault(cut_leader_from_followers(tp)),
-                PlanStep::Wait(ctx.lags(rng, 0.2, 0.7)),
-                PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
-                PlanStep::Fault(Action::Heal),
-                PlanStep::Wait(down),
-                PlanStep::HealMine,
-            ];
-            ("followers-behind", steps)
-        }
-        // Two leaders lost in a row: the first failover makes the other followers truncate
-        // (to their HW under legacy-hw: Kafka 0.10's makeFollower), the new leader is cut from
-        // them before they fetch back what they cut, and it dies; a truncated follower, still in
-        // the ISR, is elected.
-        5 | 6 => {
-            let steps = vec![
-                PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
-                PlanStep::WaitNewLeader {
-                    timeout: ctx.lags(rng, 4.0, 4.0) + Duration::from_secs(2),
-                },
-                PlanStep::Fault(cut_leader_from_followers(tp)),
-                PlanStep::Wait(Duration::from_millis(rng.gen_range(100..=400))),
-                PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
-                PlanStep::Fault(Action::Heal),
-                PlanStep::Wait(down),
-                PlanStep::HealMine,
-            ];
-            ("twice", steps)
-        }
-        // The leader and the controller at once: the election waits for the controller.
-        7 => {
-            let steps = vec![
-                PlanStep::Fault(kill(leader(tp), ctx.kill_signal)),
-                PlanStep::Fault(kill(Target::Node(Node::Controller), KillSignal::Kill)),
-                PlanStep::Wait(down),
-                PlanStep::HealMine,
-            ];
-            ("with-controller", steps)
-        }
-        _ => {
-            let action = if rng.gen_bool(0.5) {
-                kill(leader(tp), ctx.kill_signal)
-            } else {
-                Action::Pause { target: leader(tp) }
-            };
-            (
-                "plain",
-                vec![
-                    PlanStep::Fault(action),
-                    PlanStep::Wait(down),
-                    PlanStep::HealMine,
-                ],
-            )
-        }
-    }
-}
-
-/// Brokers killed and restarted one after another, or a follower restarted just before the
-/// leader dies (KIP-101: the restarted follower has truncated and not yet caught up).
-fn rolling_restart(rng: &mut StdRng, ctx: &PlanContext) -> (&'static str, Vec<PlanStep>) {
-    let tp = ctx.random_partition(rng);
     if rng.gen_bool(0.5) {
         let steps = vec![
             PlanStep::Fault(kill(Target::Follower(Some(tp.clone())), KillSignal::Kill)),
             PlanStep::HealMine,
             PlanStep::Wait(Duration::from_millis(rng.gen_range(20..=400))),
-            PlanStep::Fault(kill(leader(&tp), KillSignal::Kill)),
+            PlanStep::Fault(kill(leader(tp), KillSignal::Kill)),
             PlanStep::Wait(Duration::from_millis(rng.gen_range(500..=2000))),
             PlanStep::HealMine,
         ];
@@ -386,87 +305,4 @@ fn rolling_restart(rng: &mut StdRng, ctx: &PlanContext) -> (&'static str, Vec<Pl
     // The roll ends with its last restart; the plan's last step is the heal.
     steps.pop();
     (variant, steps)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    fn ctx() -> PlanContext {
-        PlanContext {
-            topics: vec![TopicSpec {
-                name: "t".into(),
-                partitions: 2,
-                replication_factor: 3,
-                min_insync_replicas: 2,
-                unclean_leader_election: false,
-            }],
-            brokers: vec![1, 2, 3],
-            replica_lag_time_max_ms: 1000,
-            interval: Duration::from_secs(3),
-            kill_signal: KillSignal::Kill,
-            targets: crate::nemesis::generator::TargetKind::ALL.to_vec(),
-            legacy_hw: false,
-        }
-    }
-
-    #[test]
-    fn under_legacy_hw_leader_loss_aims_at_the_hw_truncation_window_more_often() {
-        let twice = |legacy_hw: bool| {
-            let ctx = PlanContext { legacy_hw, ..ctx() };
-            (0..400)
-                .filter(|&seed| {
-                    plan(
-                        FaultKind::LeaderLoss,
-                        &mut StdRng::seed_from_u64(seed),
-                        &ctx,
-                    )
-                    .variant
-                        == "twice"
-                })
-                .count()
-        };
-        let (current, legacy) = (twice(false), twice(true));
-        assert!(
-            current > 40 && legacy > 2 * current,
-            "{current} vs {legacy}"
-        );
-    }
-
-    #[test]
-    fn every_plan_ends_healed_and_is_repeatable_from_its_seed() {
-        for kind in FaultKind::ALL {
-            for seed in 0..50 {
-                let a = plan(kind, &mut StdRng::seed_from_u64(seed), &ctx());
-                let b = plan(kind, &mut StdRng::seed_from_u64(seed), &ctx());
-                assert_eq!(a, b, "{kind:?} seed {seed}");
-                assert_eq!(a.steps.last(), Some(&PlanStep::HealMine), "{a:?}");
-                assert!(a.steps.iter().any(|s| matches!(s, PlanStep::Fault(_))));
-            }
-        }
-    }
-
-    #[test]
-    fn leader_loss_reaches_the_unclean_window() {
-        let found = (0..100).any(|seed| {
-            let p = plan(
-                FaultKind::LeaderLoss,
-                &mut StdRng::seed_from_u64(seed),
-                &ctx(),
-            );
-            p.variant == "after-isr-shrink"
-                && p.steps[0] == PlanStep::Fault(cut_leader_from_followers(&p.partition))
-                && matches!(p.steps[1], PlanStep::WaitIsr { size: 1, .. })
-        });
-        assert!(found);
-    }
-
-    #[test]
-    fn every_kind_describes_itself_and_weighs_something() {
-        for kind in FaultKind::ALL {
-            assert!(!describe(kind).is_empty());
-            assert!(weight(kind) > 0);
-        }
-    }
 }
