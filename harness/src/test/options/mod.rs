@@ -112,11 +112,77 @@ pub struct TestOptions {
     pub lazyfs_bin: Option<PathBuf>,
 }
 
+/// The sizes a request may leave to defaults, resolved.
+struct Sizes {
+    replication_factor: u32,
+    min_insync_replicas: u32,
+    max_faulty: u32,
+}
+
 impl TestRequest {
     /// Checks every setting and resolves the defaults. Every error is a `BadArgs` naming the
     /// option; nothing is started or written.
     pub fn validate(self) -> anyhow::Result<TestOptions> {
         self.check_sizes()?;
+        let sizes = self.resolve_sizes()?;
+        let steps = self.read_steps()?;
+        if self.concurrency == 0 && steps.is_none() {
+            return Err(bad(
+                "--concurrency must be at least 1 (0 only with --schedule)",
+            ));
+        }
+        let nemesis: Vec<NemesisKind> = match &steps {
+            Some(_) => vec![NemesisKind::Schedule],
+            None => self
+                .nemesis
+                .kinds(self.lazyfs)
+                .into_iter()
+                .map(NemesisKind::Fault)
+                .collect(),
+        };
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| self.default_name(&nemesis));
+        if name.is_empty() || name.contains('/') || name == "latest" {
+            return Err(bad(format!(
+                "--name {name:?} cannot be a store directory name"
+            )));
+        }
+        let time_limit = self.time_limit.unwrap_or(if steps.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(30)
+        });
+        let harness = self.harness_settings()?;
+        let config = TestConfig {
+            name,
+            seed: self.seed.unwrap_or_else(rand::random),
+            start_unix_ms: 0,
+            nodes: self.nodes,
+            topics: vec![self.topic],
+            partitions: self.partitions,
+            replication_factor: sizes.replication_factor,
+            acks: self.acks,
+            min_insync_replicas: sizes.min_insync_replicas,
+            unclean_leader_election: self.unclean_leader_election,
+            replica_lag_time_max_ms: self.replica_lag_time_max_ms,
+            replication_protocol: self.replication_protocol,
+            workload: self.workload,
+            nemesis,
+            nemesis_interval_ms: self.nemesis_interval.as_millis() as u64,
+            max_faulty: sizes.max_faulty,
+            time_limit_ms: time_limit.as_millis() as u64,
+            rate: self.rate,
+            concurrency: self.concurrency,
+            schedule: self.schedule.map(|p| p.display().to_string()),
+            harness,
+        };
+        TestOptions::from_config(config, steps, self.store)
+    }
+
+    /// The sizes left to defaults, resolved and checked against each other.
+    fn resolve_sizes(&self) -> anyhow::Result<Sizes> {
         let replication_factor = self.replication_factor.unwrap_or(self.nodes.min(3));
         if replication_factor == 0 || replication_factor > self.nodes {
             return Err(bad(format!(
@@ -140,41 +206,34 @@ impl TestRequest {
                 self.nodes
             )));
         }
-        let steps = self.read_steps()?;
-        if self.concurrency == 0 && steps.is_none() {
-            return Err(bad(
-                "--concurrency must be at least 1 (0 only with --schedule)",
-            ));
-        }
-        let kinds = self.nemesis.kinds(self.lazyfs);
-        let nemesis: Vec<NemesisKind> = if steps.is_some() {
-            vec![NemesisKind::Schedule]
+        Ok(Sizes {
+            replication_factor,
+            min_insync_replicas,
+            max_faulty,
+        })
+    }
+
+    /// `<workload>-<nemesis>`: `all` for every fault this run can inject, `none`, `schedule`,
+    /// or the kinds joined by `+`.
+    fn default_name(&self, nemesis: &[NemesisKind]) -> String {
+        let every: Vec<NemesisKind> = available_kinds(self.lazyfs)
+            .into_iter()
+            .map(NemesisKind::Fault)
+            .collect();
+        let nemesis_name = if nemesis.is_empty() {
+            "none".to_string()
+        } else if nemesis == every.as_slice() {
+            "all".to_string()
         } else {
-            kinds.iter().copied().map(NemesisKind::Fault).collect()
+            let names: Vec<&str> = nemesis.iter().map(|n| n.as_str()).collect();
+            names.join("+")
         };
-        let name = self.name.clone().unwrap_or_else(|| {
-            let nemesis_name = if nemesis.is_empty() {
-                "none".to_string()
-            } else if steps.is_none() && kinds == available_kinds(self.lazyfs) {
-                "all".to_string()
-            } else {
-                let names: Vec<&str> = nemesis.iter().map(|n| n.as_str()).collect();
-                names.join("+")
-            };
-            format!("{}-{nemesis_name}", self.workload.as_str())
-        });
-        if name.is_empty() || name.contains('/') || name == "latest" {
-            return Err(bad(format!(
-                "--name {name:?} cannot be a store directory name"
-            )));
-        }
-        let time_limit = self.time_limit.unwrap_or(if steps.is_some() {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(30)
-        });
-        let node_bin = find_node_bin(self.node_bin.as_deref())?;
-        let harness = HarnessSettings {
+        format!("{}-{nemesis_name}", self.workload.as_str())
+    }
+
+    /// What test.json keeps in its `extra`: the settings only the harness acts on.
+    fn harness_settings(&self) -> anyhow::Result<HarnessSettings> {
+        Ok(HarnessSettings {
             nemesis_targets: self
                 .nemesis_targets
                 .iter()
@@ -183,38 +242,14 @@ impl TestRequest {
             kill_signal: self.kill_signal,
             request_timeout_ms: self.request_timeout.as_millis() as u64,
             recovery_timeout_ms: self.recovery_timeout.as_millis() as u64,
-            node_args: self.node_args,
+            node_args: self.node_args.clone(),
             client: self.client,
             lazyfs: self.lazyfs,
-            node_bin,
+            node_bin: find_node_bin(self.node_bin.as_deref())?,
             cluster_id: String::new(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
             ..HarnessSettings::default()
-        };
-        let config = TestConfig {
-            name,
-            seed: self.seed.unwrap_or_else(rand::random),
-            start_unix_ms: 0,
-            nodes: self.nodes,
-            topics: vec![self.topic],
-            partitions: self.partitions,
-            replication_factor,
-            acks: self.acks,
-            min_insync_replicas,
-            unclean_leader_election: self.unclean_leader_election,
-            replica_lag_time_max_ms: self.replica_lag_time_max_ms,
-            replication_protocol: self.replication_protocol,
-            workload: self.workload,
-            nemesis,
-            nemesis_interval_ms: self.nemesis_interval.as_millis() as u64,
-            max_faulty,
-            time_limit_ms: time_limit.as_millis() as u64,
-            rate: self.rate,
-            concurrency: self.concurrency,
-            schedule: self.schedule.map(|p| p.display().to_string()),
-            harness,
-        };
-        TestOptions::from_config(config, steps, self.store)
+        })
     }
 
     /// The checks that need no default resolved.
