@@ -30,6 +30,8 @@ pub enum ErrorCode {
     IneligibleReplica,
     MessageTooLarge,
     DuplicateBrokerRegistration,
+    /// A request carried a broker epoch older than the broker's registration (KIP-903).
+    StaleBrokerEpoch,
     NotFound,
     KafkaStorageError,
 }
@@ -52,7 +54,8 @@ impl ErrorCode {
             | TopicAlreadyExists
             | InvalidUpdateVersion
             | IneligibleReplica
-            | DuplicateBrokerRegistration => StatusCode::CONFLICT,
+            | DuplicateBrokerRegistration
+            | StaleBrokerEpoch => StatusCode::CONFLICT,
             OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             InconsistentClusterId => StatusCode::FORBIDDEN,
             MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -195,6 +198,14 @@ pub struct PartitionMetadata {
     /// True when the current leader was elected uncleanly (from outside the ISR).
     #[serde(default)]
     pub unclean: bool,
+    /// Eligible Leader Replicas (KIP-966, Kafka 4.1): replicas that left the ISR while it was
+    /// below min.insync.replicas and still hold every committed record; empty without ELR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<u32>,
+    /// KIP-966's `LastKnownElr`, in its last-known-leader mode: the leader the partition had
+    /// when its ISR and ELR became empty, the last resort of a leaderless partition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_known_elr: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +219,14 @@ pub struct TopicMetadata {
 pub struct BrokerStatus {
     pub id: u32,
     pub alive: bool,
+    /// The broker epoch of its current registration (KIP-903): assigned by the controller,
+    /// larger for every new registration. Absent for a broker that never registered, and in
+    /// Kafka versions without broker epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// In controlled shutdown (KIP-841): leaves every ISR and may not lead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shutting_down: bool,
     /// The broker's advertised Kafka listener (`--kafka-advertise`), when it has one: what a
     /// Kafka Metadata response tells clients to connect to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +261,13 @@ pub struct HeartbeatRequest {
     /// The broker's advertised Kafka listener (HOST:PORT), absent without `--kafka-listen`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_address: Option<String>,
+    /// The broker wants to stop (SIGTERM): a controlled shutdown, as KRaft's `WantShutDown`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub want_shutdown: bool,
+    /// The broker epoch the broker was given at registration, once it knows it: a heartbeat
+    /// with an older one is refused with STALE_BROKER_EPOCH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_epoch: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -249,6 +275,12 @@ pub struct HeartbeatResponse {
     pub metadata_version: u64,
     /// Present when the broker's `metadata_version` is not the controller's.
     pub metadata: Option<Metadata>,
+    /// The epoch of this broker's registration (KIP-903); absent without broker epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_epoch: Option<u64>,
+    /// The broker may stop now: its controlled shutdown is done (KRaft's `ShouldShutDown`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub should_shut_down: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,6 +293,11 @@ pub struct AlterPartitionRequest {
     pub leader_epoch: u32,
     pub partition_epoch: u32,
     pub new_isr: Vec<u32>,
+    /// The broker epoch the leader knows for each member of `new_isr` (its own, and each
+    /// follower's from its last fetch; absent when unknown), as AlterPartition v3's
+    /// `NewIsrWithEpochs`: the controller refuses a member whose epoch is not its registration's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub broker_epochs: std::collections::BTreeMap<u32, u64>,
 }
 
 // ---- broker ----
@@ -343,8 +380,12 @@ pub struct ReplicaFetchRequest {
     pub topic: String,
     pub partition: u32,
     pub fetch_offset: u64,
-    /// The epoch of the follower's last record (KIP-320); absent in the legacy-hw protocol.
+    /// The epoch of the follower's last record (KIP-320); absent in 0.10.2.
     pub last_fetched_epoch: Option<u32>,
+    /// The follower's broker epoch (FetchRequest v15 `ReplicaState.ReplicaEpoch`, KIP-903);
+    /// absent when it does not know it yet or the Kafka version has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_epoch: Option<u64>,
     pub current_leader_epoch: u32,
     pub max_records: usize,
     /// Bytes of batches to answer with at most (always at least one batch): Kafka's
@@ -459,6 +500,9 @@ pub struct ReplicaState {
     pub log_end_offset: u64,
     pub high_watermark: u64,
     pub isr: Vec<u32>,
+    /// Eligible Leader Replicas from the controller's metadata (KIP-966).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<u32>,
     pub replicas: Vec<u32>,
     /// The ISR the leader computes HW over while an AlterPartition is in flight.
     pub maximal_isr: Vec<u32>,
@@ -485,7 +529,8 @@ pub struct BrokerState {
     pub broker_id: u32,
     pub cluster_id: String,
     pub incarnation: u64,
-    pub replication_protocol: String,
+    /// The Kafka version whose rules this broker follows (`4.1`, `3.7`, `0.10.2`).
+    pub kafka_version: String,
     pub registered: bool,
     pub partitions: Vec<ReplicaState>,
 }

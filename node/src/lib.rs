@@ -15,3 +15,4 @@ pub mod server;
 #[cfg(test)]
 mod sim;
 pub mod storage;
+pub mod version;

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use faultline_node::broker::replica::Protocol;
 use faultline_node::broker::BrokerConfig;
 use faultline_node::controller::{self, ControllerConfig};
 use faultline_node::listeners;
 use faultline_node::storage::LogConfig;
+use faultline_node::version::KafkaVersion;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,17 @@ enum ProtocolArg {
     LegacyHw,
 }
 
+/// The Kafka version of `--kafka-version`, or of its older alias `--replication-protocol`
+/// (current = the default version, legacy-hw = 0.10.2); the later of the two on the line wins,
+/// as clap keeps only the flag given.
+fn version_of(version: Option<KafkaVersion>, protocol: Option<ProtocolArg>) -> KafkaVersion {
+    match (version, protocol) {
+        (Some(version), _) => version,
+        (None, Some(ProtocolArg::LegacyHw)) => KafkaVersion::V0_10_2,
+        (None, Some(ProtocolArg::Current)) | (None, None) => KafkaVersion::default(),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Hold the cluster metadata, track broker liveness, elect leaders.
@@ -40,6 +51,10 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "faultline")]
         cluster_id: String,
+        /// The Kafka version whose rules the controller follows: 4.1, 3.7 or 0.10.2
+        /// (docs/replication.md "Kafka versions").
+        #[arg(long, default_value_t = KafkaVersion::default())]
+        kafka_version: KafkaVersion,
         /// Broker session timeout: a broker silent this long is fenced (Kafka: 9000 ms).
         #[arg(long, default_value_t = faultline_node::controller::DEFAULT_SESSION_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(10..=600_000))]
         session_timeout_ms: u64,
@@ -69,8 +84,14 @@ enum Command {
         /// replica.lag.max.messages, removed from Kafka in 0.9 (0 = off, the default).
         #[arg(long, default_value_t = 0)]
         replica_lag_max_messages: u64,
-        #[arg(long, value_enum, default_value = "current")]
-        replication_protocol: ProtocolArg,
+        /// The Kafka version whose replication rules the broker follows: 4.1, 3.7 or 0.10.2
+        /// (default 4.1; docs/replication.md "Kafka versions").
+        #[arg(long, conflicts_with = "replication_protocol")]
+        kafka_version: Option<KafkaVersion>,
+        /// The setting of earlier releases, an alias: current = --kafka-version 4.1, legacy-hw =
+        /// --kafka-version 0.10.2.
+        #[arg(long, value_enum)]
+        replication_protocol: Option<ProtocolArg>,
         /// broker.heartbeat.interval.ms (Kafka: 2000).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         heartbeat_interval_ms: u64,
@@ -160,12 +181,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             data,
             cluster_id,
+            kafka_version,
             session_timeout_ms,
         } => {
             let config = ControllerConfig {
                 data,
                 cluster_id,
                 session_timeout_ms,
+                version: kafka_version,
             };
             runtime()?.block_on(controller::run(config, listen))
         }
@@ -179,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             replica_lag_time_max_ms,
             replica_fetch_wait_max_ms,
             replica_lag_max_messages,
+            kafka_version,
             replication_protocol,
             heartbeat_interval_ms,
             hw_checkpoint_interval_ms,
@@ -189,10 +213,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             kafka_advertise,
         } => {
             let kafka_advertise = kafka_advertise.or_else(|| kafka_listen.map(|a| a.to_string()));
-            let protocol = match replication_protocol {
-                ProtocolArg::Current => Protocol::Current,
-                ProtocolArg::LegacyHw => Protocol::LegacyHw,
-            };
             let config = BrokerConfig {
                 id,
                 data,
@@ -202,7 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replica_lag_time_max_ms,
                 replica_fetch_wait_max_ms,
                 replica_lag_max_messages,
-                protocol,
+                version: version_of(kafka_version, replication_protocol),
                 heartbeat_interval_ms,
                 hw_checkpoint_interval_ms,
                 log: LogConfig {

@@ -11,6 +11,7 @@
 //! ISR than the controller has: an AlterPartition whose reply was lost stays pending (and HW is
 //! computed over the maximal ISR) until the controller's answer or newer metadata comes.
 
+use crate::version::KafkaVersion;
 use proptest::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use crate::api::*;
 use crate::broker::replica::{
-    AlterOutcome, AlterProposal, IsrSettings, LeaderFetch, OutOfRange, Protocol, Replica, Role,
+    AlterOutcome, AlterProposal, IsrSettings, LeaderFetch, OutOfRange, Replica, Role,
 };
 use crate::controller::{ControllerConfig, ControllerState};
 use crate::events::EventLog;
@@ -71,7 +72,7 @@ struct Sim {
     controller: ControllerState,
     nodes: Vec<Node>,
     events: EventLog,
-    protocol: Protocol,
+    version: KafkaVersion,
     now_ms: u64,
     committed: BTreeMap<u64, String>,
     next_value: u64,
@@ -85,7 +86,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(protocol: Protocol, unclean: bool, min_insync_replicas: u32) -> Sim {
+    fn new(version: KafkaVersion, unclean: bool, min_insync_replicas: u32) -> Sim {
         let tmp = tempfile::tempdir().unwrap();
         let cdir = tmp.path().join("controller");
         std::fs::create_dir_all(&cdir).unwrap();
@@ -93,6 +94,7 @@ impl Sim {
             data: cdir.clone(),
             cluster_id: "sim".into(),
             session_timeout_ms: 1_000,
+            version,
         };
         let cevents = Arc::new(EventLog::open(&cdir, json!("controller")).unwrap());
         let controller = ControllerState::open(config, cevents).unwrap();
@@ -111,11 +113,11 @@ impl Sim {
             controller,
             nodes,
             events,
-            protocol,
+            version,
             now_ms: 1_000,
             committed: BTreeMap::new(),
             next_value: 0,
-            durable: !unclean && protocol == Protocol::Current,
+            durable: !unclean && version.rules().leader_epoch_truncation,
             lose_next_reply: None,
             unanswered: None,
             frozen: None,
@@ -147,10 +149,12 @@ impl Sim {
     fn heartbeat(&mut self, i: usize) {
         let id = self.nodes[i].id;
         let mut req = HeartbeatRequest {
+            want_shutdown: false,
+            broker_epoch: None,
             cluster_id: "sim".into(),
             broker_id: id,
             incarnation: self.nodes[i].incarnation,
-            registers_fenced: self.protocol == Protocol::Current,
+            registers_fenced: self.version.rules().registers_fenced,
             metadata_version: 0,
             kafka_address: None,
         };
@@ -172,7 +176,7 @@ impl Sim {
             "t",
             0,
             node.id,
-            self.protocol,
+            self.version.rules(),
             SETTINGS,
             log,
             node.hw_checkpoint,
@@ -246,6 +250,7 @@ impl Sim {
 
     fn alter(&mut self, l: usize, proposal: AlterProposal) {
         let req = AlterPartitionRequest {
+            broker_epochs: Default::default(),
             cluster_id: "sim".into(),
             broker_id: self.nodes[l].id,
             topic: "t".into(),
@@ -470,7 +475,7 @@ impl Sim {
                 return;
             }
         }
-        if self.protocol == Protocol::LegacyHw && self.halted_ahead_of_leader() {
+        if !self.version.rules().leader_epoch_truncation && self.halted_ahead_of_leader() {
             return;
         }
         panic!("the cluster did not heal: {:?}", self.partition().0);
@@ -495,8 +500,8 @@ impl Sim {
     }
 }
 
-fn run(ops: &[Op], protocol: Protocol, unclean: bool, min_insync_replicas: u32) -> Sim {
-    let mut sim = Sim::new(protocol, unclean, min_insync_replicas);
+fn run(ops: &[Op], version: KafkaVersion, unclean: bool, min_insync_replicas: u32) -> Sim {
+    let mut sim = Sim::new(version, unclean, min_insync_replicas);
     for op in ops {
         sim.step(op);
     }
@@ -509,7 +514,7 @@ proptest! {
 
     #[test]
     fn clean_elections_never_lose_a_committed_record_and_replicas_converge(ops in prop::collection::vec(op(), 1..80)) {
-        let sim = run(&ops, Protocol::Current, false, 1);
+        let sim = run(&ops, KafkaVersion::V4_1, false, 1);
         let l = sim.leader().expect("a leader after healing");
         let leader_log = sim.log(l);
         let log: BTreeMap<u64, String> = leader_log.iter().cloned().collect();
@@ -523,7 +528,7 @@ proptest! {
 
     #[test]
     fn with_unclean_election_replicas_still_converge(ops in prop::collection::vec(op(), 1..80)) {
-        let sim = run(&ops, Protocol::Current, true, 1);
+        let sim = run(&ops, KafkaVersion::V4_1, true, 1);
         let l = sim.leader().expect("a leader after healing");
         let leader_log = sim.log(l);
         for i in 0..sim.nodes.len() {
@@ -533,13 +538,13 @@ proptest! {
 
     #[test]
     fn legacy_hw_keeps_its_per_step_invariants(ops in prop::collection::vec(op(), 1..80)) {
-        let sim = run(&ops, Protocol::LegacyHw, false, 1);
+        let sim = run(&ops, KafkaVersion::V0_10_2, false, 1);
         prop_assert!(sim.leader().is_some());
     }
 
     #[test]
     fn with_min_insync_replicas_2_nothing_committed_is_lost(ops in prop::collection::vec(op(), 1..80)) {
-        let sim = run(&ops, Protocol::Current, false, 2);
+        let sim = run(&ops, KafkaVersion::V4_1, false, 2);
         let l = sim.leader().expect("a leader after healing");
         let log: BTreeMap<u64, String> = sim.log(l).into_iter().collect();
         for (offset, value) in &sim.committed {

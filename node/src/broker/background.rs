@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::client::post_json;
 use super::registry::PartitionHandle;
-use super::replica::{AlterOutcome, AlterProposal, Protocol};
+use super::replica::{AlterOutcome, AlterProposal};
 use super::Shared;
 use crate::api::*;
 use crate::events::now_ms;
@@ -45,10 +45,12 @@ pub async fn heartbeat_loop(broker: Shared) {
 
 async fn heartbeat_once(broker: &Shared) -> Result<(), String> {
     let req = HeartbeatRequest {
+        want_shutdown: false,
+        broker_epoch: None,
         cluster_id: broker.config.cluster_id.clone(),
         broker_id: broker.config.id,
         incarnation: broker.incarnation,
-        registers_fenced: broker.config.protocol == Protocol::Current,
+        registers_fenced: broker.config.version.rules().registers_fenced,
         metadata_version: broker.metadata_version(),
         kafka_address: broker.config.kafka_advertise.clone(),
     };
@@ -94,6 +96,7 @@ async fn send_alter(broker: Shared, handle: Arc<PartitionHandle>, proposal: Alte
     let req = {
         let r = handle.lock();
         AlterPartitionRequest {
+            broker_epochs: Default::default(),
             cluster_id: broker.config.cluster_id.clone(),
             broker_id: broker.config.id,
             topic: r.topic().to_string(),

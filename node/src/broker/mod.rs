@@ -27,10 +27,11 @@ use std::time::Duration;
 use crate::api::*;
 use crate::events::{now_ms, EventLog};
 use crate::storage::LogConfig;
+use crate::version::KafkaVersion;
 pub use client::post_json;
 use registry::PartitionHandle;
 pub use registry::{parse_partition_dir, HW_CHECKPOINT};
-use replica::{IsrSettings, Protocol, Transition};
+use replica::{IsrSettings, Transition};
 
 /// Bounds on what one read may ask for (a produce's bounds are in [`produce`]).
 pub const MAX_FETCH_RECORDS: usize = 100_000;
@@ -49,7 +50,8 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_wait_max_ms: u64,
     pub replica_lag_max_messages: u64,
-    pub protocol: Protocol,
+    /// The Kafka version whose replication rules this broker follows.
+    pub version: KafkaVersion,
     pub heartbeat_interval_ms: u64,
     pub hw_checkpoint_interval_ms: u64,
     pub log: LogConfig,
@@ -77,7 +79,7 @@ impl Broker {
         let incarnation = rand::random::<u64>() >> 1;
         events.emit(
             "started",
-            json!({"incarnation": incarnation, "replication_protocol": config.protocol.as_str()}),
+            json!({"incarnation": incarnation, "kafka_version": config.version.as_str()}),
         );
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -185,7 +187,7 @@ impl Broker {
             broker_id: self.config.id,
             cluster_id: self.config.cluster_id.clone(),
             incarnation: self.incarnation,
-            replication_protocol: self.config.protocol.as_str().to_string(),
+            kafka_version: self.config.version.as_str().to_string(),
             registered: self.metadata_version() > 0,
             partitions: self.handles().iter().map(|h| h.state()).collect(),
         }

@@ -162,7 +162,7 @@ impl Broker {
             topic,
             partition,
             self.config.id,
-            self.config.protocol,
+            self.config.version.rules(),
             self.isr_settings(),
             log,
             hw_checkpoint.unwrap_or(0),

@@ -10,24 +10,7 @@ use std::collections::BTreeMap;
 use crate::api::*;
 use crate::events::EventLog;
 use crate::storage::{Frames, Log, RecordBatch};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Truncation by leader epoch (KIP-101/279/320), as Kafka does today.
-    Current,
-    /// Kafka before 0.11: a follower truncates to its HW when it starts following, and the
-    /// controller only notices a restart when the broker's session expires.
-    LegacyHw,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Current => "current",
-            Protocol::LegacyHw => "legacy-hw",
-        }
-    }
-}
+use crate::version::Rules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -145,7 +128,7 @@ pub struct Replica {
     topic: String,
     partition: u32,
     broker_id: u32,
-    protocol: Protocol,
+    rules: Rules,
     settings: IsrSettings,
     log: Log,
     hw: u64,
@@ -196,7 +179,7 @@ impl Replica {
         topic: &str,
         partition: u32,
         broker_id: u32,
-        protocol: Protocol,
+        rules: Rules,
         settings: IsrSettings,
         log: Log,
         hw_checkpoint: u64,
@@ -206,7 +189,7 @@ impl Replica {
             topic: topic.to_string(),
             partition,
             broker_id,
-            protocol,
+            rules,
             settings,
             log,
             hw,
@@ -499,7 +482,7 @@ impl Replica {
         self.leader_since_epoch = None;
         self.leader_state = None;
         self.emit_role(events);
-        if self.protocol == Protocol::LegacyHw {
+        if !self.rules.leader_epoch_truncation {
             // Kafka before 0.11: whatever lies above the HW is presumed uncommitted and dropped,
             // then fetched again from the leader (if the leader still has it).
             let reason = if self.fresh_start {
@@ -952,7 +935,7 @@ impl Replica {
     }
 
     /// OFFSET_OUT_OF_RANGE from the leader (only possible without epochs): this follower's LEO is
-    /// past the leader's. The current protocol cuts to the leader's LEO (Kafka 3.7
+    /// past the leader's. With leader epochs it cuts to the leader's LEO (Kafka 3.7
     /// AbstractFetcherThread `fetchOffsetAndTruncate`). Legacy-hw does what Kafka 0.10.2 does
     /// (ReplicaFetcherThread `handleOffsetOutOfRange`): with unclean.leader.election.enable off
     /// it refuses to truncate, records a `truncation_refused` event and tells the broker to
@@ -965,7 +948,7 @@ impl Replica {
         events: &EventLog,
     ) -> std::io::Result<OutOfRange> {
         let leo = self.leo();
-        let refuse = self.protocol == Protocol::LegacyHw
+        let refuse = !self.rules.leader_epoch_truncation
             && leader_leo < leo
             && !self.unclean_leader_election_enable;
         if refuse {
@@ -989,11 +972,13 @@ impl Replica {
         max_records: usize,
         max_wait_ms: u64,
     ) -> ReplicaFetchRequest {
-        let last_fetched_epoch = match self.protocol {
-            Protocol::Current => self.log.latest_epoch(),
-            Protocol::LegacyHw => None,
+        let last_fetched_epoch = if self.rules.leader_epoch_truncation {
+            self.log.latest_epoch()
+        } else {
+            None
         };
         ReplicaFetchRequest {
+            broker_epoch: None,
             cluster_id: cluster_id.to_string(),
             replica_id: self.broker_id,
             topic: self.topic.clone(),
@@ -1009,6 +994,7 @@ impl Replica {
 
     pub fn state(&self) -> ReplicaState {
         ReplicaState {
+            elr: Vec::new(),
             topic: self.topic.clone(),
             partition: self.partition,
             role: self.role.as_str().to_string(),
@@ -1051,6 +1037,7 @@ impl From<crate::storage::epoch::EpochEnd> for DivergingEpoch {
 mod tests {
     use super::*;
     use crate::storage::{EpochEntry, LogConfig, Record};
+    use crate::version::KafkaVersion;
 
     fn epoch_start(epoch: u32, start_offset: u64) -> EpochEntry {
         EpochEntry {
@@ -1065,17 +1052,17 @@ mod tests {
         replica: Replica,
     }
 
-    fn fixture(broker_id: u32, protocol: Protocol) -> Fixture {
-        fixture_with_epochs(broker_id, protocol, &[])
+    fn fixture(broker_id: u32, rules: Rules) -> Fixture {
+        fixture_with_epochs(broker_id, rules, &[])
     }
 
     /// A replica whose empty log starts with the leader-epoch history `epochs`.
-    fn fixture_with_epochs(broker_id: u32, protocol: Protocol, epochs: &[EpochEntry]) -> Fixture {
+    fn fixture_with_epochs(broker_id: u32, rules: Rules, epochs: &[EpochEntry]) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         let log = Log::open_with_epochs(&path, LogConfig::default(), epochs).unwrap();
         let events = EventLog::open(dir.path(), json!(broker_id)).unwrap();
-        let replica = Replica::new("t", 0, broker_id, protocol, SETTINGS, log, 0);
+        let replica = Replica::new("t", 0, broker_id, rules, SETTINGS, log, 0);
         Fixture {
             _dir: dir,
             events,
@@ -1090,6 +1077,8 @@ mod tests {
         isr: &[u32],
     ) -> PartitionMetadata {
         PartitionMetadata {
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
             partition: 0,
             leader,
             leader_epoch,
@@ -1112,7 +1101,7 @@ mod tests {
     };
 
     fn leader(isr: &[u32]) -> Fixture {
-        let mut f = fixture(1, Protocol::Current);
+        let mut f = fixture(1, KafkaVersion::V4_1.rules());
         f.replica
             .apply_metadata(&pm(Some(1), 0, 0, isr), &CONFIGS, 1_000, &f.events)
             .unwrap();
@@ -1127,6 +1116,7 @@ mod tests {
         now: u64,
     ) -> Result<(LeaderFetch, Option<AlterProposal>), ApiError> {
         let req = ReplicaFetchRequest {
+            broker_epoch: None,
             cluster_id: "c".into(),
             replica_id: from,
             topic: "t".into(),
@@ -1286,7 +1276,7 @@ mod tests {
     #[test]
     fn a_stale_last_fetched_epoch_gets_the_diverging_epoch_and_the_follower_truncates_there() {
         // The new leader (broker 2) has epoch 0 for offsets 0..5 and epoch 2 from 5.
-        let mut l = fixture(2, Protocol::Current);
+        let mut l = fixture(2, KafkaVersion::V4_1.rules());
         l.replica
             .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &l.events)
             .unwrap();
@@ -1300,7 +1290,7 @@ mod tests {
         // The old leader (broker 1) has 0..5 in epoch 0 and an uncommitted 5..9 in epoch 1,
         // which it leads.
         let history = [epoch_start(0, 0), epoch_start(1, 5)];
-        let mut old = fixture_with_epochs(1, Protocol::Current, &history);
+        let mut old = fixture_with_epochs(1, KafkaVersion::V4_1.rules(), &history);
         let mut batch: Vec<Record> = (0..9)
             .map(|o| Record {
                 offset: o,
@@ -1355,7 +1345,7 @@ mod tests {
     #[test]
     fn an_empty_epoch_at_the_end_is_dropped_so_the_follower_converges() {
         // Broker 1 follows in epoch 1, gets 2 records, then leads epoch 2 without appending.
-        let mut one = fixture(1, Protocol::Current);
+        let mut one = fixture(1, KafkaVersion::V4_1.rules());
         one.replica
             .apply_metadata(&pm(Some(2), 1, 1, &[1, 2, 3]), &CONFIGS, 0, &one.events)
             .unwrap();
@@ -1367,7 +1357,7 @@ mod tests {
             .unwrap();
         assert_eq!(one.replica.log.latest_epoch(), Some(2));
         // Broker 3 has the same records and leads epoch 3.
-        let mut three = fixture(3, Protocol::Current);
+        let mut three = fixture(3, KafkaVersion::V4_1.rules());
         three
             .replica
             .apply_metadata(&pm(Some(2), 1, 1, &[1, 2, 3]), &CONFIGS, 0, &three.events)
@@ -1406,7 +1396,7 @@ mod tests {
     /// A legacy-hw broker 2 following broker 1, having applied `answers` (records of epoch 0,
     /// the leader's HW) in order.
     fn legacy_follower(answers: &[(std::ops::Range<u64>, u64)]) -> Fixture {
-        let mut f = fixture(2, Protocol::LegacyHw);
+        let mut f = fixture(2, KafkaVersion::V0_10_2.rules());
         f.replica
             .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
             .unwrap();
@@ -1466,7 +1456,7 @@ mod tests {
     /// Legacy item L2 (Kafka 0.10.2 ReplicaFetcherThread `handleOffsetOutOfRange`): a follower
     /// whose LEO is past its leader's does not truncate when unclean election is off; it records
     /// `truncation_refused` and asks the broker to exit. With unclean election on (and always
-    /// in the current protocol) it truncates to the leader's LEO.
+    /// with leader epochs) it truncates to the leader's LEO.
     #[test]
     fn a_legacy_follower_ahead_of_its_leader_stops_instead_of_truncating() {
         let ahead = |protocol, unclean| {
@@ -1495,7 +1485,7 @@ mod tests {
                 .collect();
             (action, f.replica.leo(), events)
         };
-        let (action, leo, events) = ahead(Protocol::LegacyHw, false);
+        let (action, leo, events) = ahead(KafkaVersion::V0_10_2.rules(), false);
         assert_eq!(action, OutOfRange::Exit);
         assert_eq!(leo, 6, "nothing truncated");
         let refused = events
@@ -1509,9 +1499,9 @@ mod tests {
             ),
             (&json!(4), &json!(6))
         );
-        let (action, leo, _) = ahead(Protocol::LegacyHw, true);
+        let (action, leo, _) = ahead(KafkaVersion::V0_10_2.rules(), true);
         assert_eq!((action, leo), (OutOfRange::Truncated, 4));
-        let (action, leo, _) = ahead(Protocol::Current, false);
+        let (action, leo, _) = ahead(KafkaVersion::V4_1.rules(), false);
         assert_eq!((action, leo), (OutOfRange::Truncated, 4));
     }
 
@@ -1526,7 +1516,7 @@ mod tests {
         let (info, _) = resp.frames.iter().next().expect("one batch");
         assert_eq!(resp.frames.len(), 1);
         assert_eq!((info.base_offset, info.last_offset_delta), (0, 4));
-        let mut f = fixture(2, Protocol::Current);
+        let mut f = fixture(2, KafkaVersion::V4_1.rules());
         f.replica
             .apply_metadata(&pm(Some(1), 0, 0, &[1, 2]), &CONFIGS, 0, &f.events)
             .unwrap();
@@ -1542,7 +1532,7 @@ mod tests {
         wire[at] ^= 0x01;
         let err = ReplicaFetchResponse::decode(wire.into()).unwrap_err();
         assert!(err.contains("CRC"), "{err}");
-        let g = fixture(3, Protocol::Current);
+        let g = fixture(3, KafkaVersion::V4_1.rules());
         assert_eq!(g.replica.leo(), 0, "nothing of a batch that fails its CRC");
     }
 

@@ -9,6 +9,7 @@
 pub mod http;
 pub use http::run;
 
+use crate::version::KafkaVersion;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ pub struct ControllerConfig {
     pub data: PathBuf,
     pub cluster_id: String,
     pub session_timeout_ms: u64,
+    /// The Kafka version whose rules the controller follows.
+    pub version: KafkaVersion,
 }
 
 /// What survives a controller restart.
@@ -148,6 +151,8 @@ impl ControllerState {
                 .brokers
                 .iter()
                 .map(|&id| BrokerStatus {
+                    epoch: None,
+                    shutting_down: false,
                     id,
                     alive: self.is_alive(id),
                     kafka_address: self.durable.kafka_addresses.get(&id).cloned(),
@@ -211,6 +216,8 @@ impl ControllerState {
             .map(|p| {
                 let replicas = assign_replicas(&brokers, start + p as usize, rf as usize);
                 PartitionMetadata {
+                    elr: Vec::new(),
+                    last_known_elr: Vec::new(),
                     partition: p,
                     leader: Some(replicas[0]),
                     leader_epoch: 0,
@@ -280,6 +287,8 @@ impl ControllerState {
         let metadata =
             (req.metadata_version != self.durable.metadata_version).then(|| self.metadata());
         Ok(HeartbeatResponse {
+            broker_epoch: None,
+            should_shut_down: false,
             metadata_version: self.durable.metadata_version,
             metadata,
         })
@@ -673,6 +682,8 @@ mod tests {
 
     fn partition(replicas: &[u32], isr: &[u32], leader: u32) -> PartitionMetadata {
         PartitionMetadata {
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
             partition: 0,
             leader: Some(leader),
             leader_epoch: 3,
@@ -723,6 +734,7 @@ mod tests {
             data: dir.path().to_path_buf(),
             cluster_id: "c".into(),
             session_timeout_ms: 1000,
+            version: KafkaVersion::default(),
         };
         let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
         let state = ControllerState::open(config, events).unwrap();
@@ -736,6 +748,8 @@ mod tests {
         metadata_version: u64,
     ) -> Result<HeartbeatResponse, ApiError> {
         c.heartbeat(HeartbeatRequest {
+            want_shutdown: false,
+            broker_epoch: None,
             cluster_id: "c".into(),
             broker_id: id,
             incarnation,
@@ -800,6 +814,8 @@ mod tests {
         let (_dir, mut c) = controller();
         let legacy_beat = |c: &mut ControllerState, id: u32, incarnation: u64| {
             c.heartbeat(HeartbeatRequest {
+                want_shutdown: false,
+                broker_epoch: None,
                 cluster_id: "c".into(),
                 broker_id: id,
                 incarnation,
@@ -873,6 +889,7 @@ mod tests {
             leader_epoch,
             partition_epoch,
             new_isr: isr,
+            broker_epochs: Default::default(),
         };
         let err = c.alter_partition(req(1, 0, vec![leader])).unwrap_err();
         assert_eq!(err.error, ErrorCode::FencedLeaderEpoch);
@@ -896,6 +913,7 @@ mod tests {
             data: dir.path().to_path_buf(),
             cluster_id: "c".into(),
             session_timeout_ms: 1000,
+            version: KafkaVersion::default(),
         };
         let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
         let back = ControllerState::open(config, events).unwrap();
@@ -922,6 +940,7 @@ mod tests {
             data: dir.path().to_path_buf(),
             cluster_id: "c".into(),
             session_timeout_ms: 1000,
+            version: KafkaVersion::default(),
         };
         let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
         let mut c = ControllerState::open(config, events).unwrap();

@@ -205,7 +205,8 @@ pub fn error_code(e: &ApiError) -> i16 {
         | InvalidConfig
         | InvalidUpdateVersion
         | IneligibleReplica
-        | DuplicateBrokerRegistration => code::INVALID_REQUEST,
+        | DuplicateBrokerRegistration
+        | StaleBrokerEpoch => code::INVALID_REQUEST,
     }
 }
 
