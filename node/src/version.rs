@@ -64,6 +64,7 @@ impl KafkaVersion {
                 controlled_shutdown: true,
             },
             KafkaVersion::V3_7 => Rules {
+                version: self,
                 eligible_leader_replicas: false,
                 unclean_shutdown_leaves_isr: false,
                 ..KafkaVersion::V4_1.rules()
