@@ -258,7 +258,7 @@ fn write_config(dir: &Path) -> std::io::Result<()> {
         "name": "bench", "seed": 1, "start_unix_ms": 1_763_700_000_000u64, "nodes": BROKERS,
         "topics": ["t"], "partitions": PARTITIONS, "replication_factor": 3, "acks": "all",
         "min_insync_replicas": 2, "unclean_leader_election": false, "replica_lag_time_max_ms": 1000,
-        "replication_protocol": "current", "workload": "produce-consume", "nemesis": [],
+        "kafka_version": "4.1", "workload": "produce-consume", "nemesis": [],
         "nemesis_interval_ms": 3000, "max_faulty": 2, "time_limit_ms": TIME_LIMIT_MS, "rate": 10000.0,
         "concurrency": 8
     });

@@ -6,7 +6,7 @@
 //! and reading the file. It does not own the harness's command line or what a fault does.
 //!
 //! Every named setting is an enum that refuses unknown names: a misspelt `replication_protocol`
-//! read as a string once weakened the guarantee and so silently excused committed loss. An
+//! (now `kafka_version`) read as a string once weakened the guarantee and so silently excused committed loss. An
 //! unknown name in test.json is a [`CheckError`] that names the field.
 
 use crate::error::{CheckError, ConfigError};
@@ -37,7 +37,9 @@ pub struct TestConfig {
     pub min_insync_replicas: u32,
     pub unclean_leader_election: bool,
     pub replica_lag_time_max_ms: u64,
-    pub replication_protocol: ReplicationProtocol,
+    /// Read from `replication_protocol` in runs stored before the version was a setting.
+    #[serde(alias = "replication_protocol")]
+    pub kafka_version: KafkaVersion,
     pub workload: Workload,
     /// The random nemesis's faults, or `[schedule]` when a schedule replaced it.
     pub nemesis: Vec<NemesisKind>,
@@ -70,7 +72,7 @@ impl Default for TestConfig {
             min_insync_replicas: 2,
             unclean_leader_election: false,
             replica_lag_time_max_ms: 1000,
-            replication_protocol: ReplicationProtocol::Current,
+            kafka_version: KafkaVersion::V4_1,
             workload: Workload::Produce,
             nemesis: FaultKind::ALL
                 .into_iter()
@@ -187,26 +189,38 @@ impl HarnessSettings {
     }
 }
 
-/// How a follower decides where to truncate its log when it follows a new leader. The next
-/// issue turns this into the Kafka version the brokers emulate (a version enum), of which these
-/// two behaviours become values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ReplicationProtocol {
-    /// Leader epochs (KIP-101, Kafka 0.11 on): truncate to the leader's end of the epoch.
-    Current,
-    /// Truncate to the HW checkpoint, as before Kafka 0.11: can lose committed records.
-    LegacyHw,
+/// The Kafka version whose replication rules the brokers follow (`--kafka-version`): the
+/// node's `version.rs` holds each version's rules, docs/replication.md cites Kafka's source
+/// for each. What a version means for the guarantee is here ([`KafkaVersion::hw_truncation`]).
+///
+/// test.json written before the version became a setting has `replication_protocol`: its
+/// `current` is read as 3.7 (the rules the node followed then) and `legacy-hw` as 0.10.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum KafkaVersion {
+    /// Eligible Leader Replicas (KIP-966) on, as for new clusters from 4.1.
+    #[default]
+    V4_1,
+    /// KRaft with leader epochs and broker epochs, without Eligible Leader Replicas.
+    V3_7,
+    /// Truncation to the HW checkpoint (before KIP-101): can lose committed records.
+    V0_10_2,
 }
 
-impl ReplicationProtocol {
-    pub const ALL: [ReplicationProtocol; 2] =
-        [ReplicationProtocol::Current, ReplicationProtocol::LegacyHw];
+impl KafkaVersion {
+    pub const ALL: [KafkaVersion; 3] = [KafkaVersion::V4_1, KafkaVersion::V3_7, KafkaVersion::V0_10_2];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            ReplicationProtocol::Current => "current",
-            ReplicationProtocol::LegacyHw => "legacy-hw",
+            KafkaVersion::V4_1 => "4.1",
+            KafkaVersion::V3_7 => "3.7",
+            KafkaVersion::V0_10_2 => "0.10.2",
         }
+    }
+
+    /// Whether a follower truncates to its HW when it follows a new leader (Kafka before 0.11,
+    /// the flaw KIP-101 fixed): committed records can then be lost.
+    pub fn hw_truncation(self) -> bool {
+        self == KafkaVersion::V0_10_2
     }
 }
 
@@ -396,7 +410,17 @@ macro_rules! named {
     };
 }
 
-named!(ReplicationProtocol, "replication protocol", []);
+named!(
+    KafkaVersion,
+    "Kafka version",
+    [
+        ("4.1.0", KafkaVersion::V4_1),
+        ("3.7.0", KafkaVersion::V3_7),
+        ("0.10.2.1", KafkaVersion::V0_10_2),
+        ("current", KafkaVersion::V3_7),
+        ("legacy-hw", KafkaVersion::V0_10_2)
+    ]
+);
 named!(Workload, "workload", []);
 named!(FaultKind, "fault", [("latency", FaultKind::Delay)]);
 named!(
@@ -419,13 +443,13 @@ fn from_name<T: Named>(s: &str) -> Option<T> {
         .map(|(_, value)| value)
 }
 
-/// `unknown replication protocol "curent" (known: current, legacy-hw)`: for the command line.
+/// `unknown Kafka version "4.11" (known: 4.1, 3.7, 0.10.2)`: for the command line.
 fn unknown_name<T: Named>(s: &str) -> String {
     let known: Vec<&str> = T::VALUES.iter().map(|v| v.name()).collect();
     format!("unknown {} {s:?} (known: {})", T::WHAT, known.join(", "))
 }
 
-/// `unknown variant "curent", expected one of "current", "legacy-hw"`: for test.json, where
+/// `unknown variant "4.11", expected one of "4.1", "3.7", "0.10.2"`: for test.json, where
 /// serde_path_to_error puts the field before it.
 fn unknown_variant<T: Named>(s: &str) -> String {
     let known: Vec<String> = T::VALUES
@@ -473,7 +497,7 @@ mod tests {
 
     #[test]
     fn every_name_round_trips() {
-        round_trips::<ReplicationProtocol>();
+        round_trips::<KafkaVersion>();
         round_trips::<Workload>();
         round_trips::<FaultKind>();
         round_trips::<NemesisKind>();
@@ -484,9 +508,13 @@ mod tests {
     #[test]
     fn an_unknown_name_lists_the_known_ones() {
         assert_eq!(
-            "curent".parse::<ReplicationProtocol>(),
-            Err(r#"unknown replication protocol "curent" (known: current, legacy-hw)"#.into())
+            "3.8".parse::<KafkaVersion>(),
+            Err(r#"unknown Kafka version "3.8" (known: 4.1, 3.7, 0.10.2)"#.into())
         );
+        // Runs stored before the version was a setting name their rules the old way.
+        assert_eq!("current".parse(), Ok(KafkaVersion::V3_7));
+        assert_eq!("legacy-hw".parse(), Ok(KafkaVersion::V0_10_2));
+        assert_eq!("3.7.0".parse(), Ok(KafkaVersion::V3_7));
         assert_eq!(
             "sigint".parse::<KillSignal>(),
             Err(r#"unknown kill signal "sigint" (known: kill, term)"#.into())

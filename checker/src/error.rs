@@ -14,7 +14,7 @@ pub enum CheckError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Reads `.../test.json: replication_protocol: unknown variant "curent", ...`.
+    /// Reads `.../test.json: kafka_version: unknown variant "4.11", ...`.
     #[error("{}: {source}", path.display())]
     TestConfigInvalid { path: PathBuf, source: ConfigError },
 }
@@ -22,7 +22,7 @@ pub enum CheckError {
 /// What is wrong with the text of a test.json, and in which field.
 #[derive(Debug)]
 pub struct ConfigError {
-    /// The field as a path (`replication_protocol`, `nemesis[1]`, `extra.kill_signal`); empty
+    /// The field as a path (`kafka_version`, `nemesis[1]`, `extra.kill_signal`); empty
     /// when the problem is the text as a whole (not JSON, trailing characters).
     pub field: String,
     pub source: serde_json::Error,

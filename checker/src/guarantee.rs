@@ -2,7 +2,7 @@
 //! setting. It owns the table in docs/results.md ("Which setting excuses what"); it finds
 //! nothing itself.
 
-use crate::config::{ReplicationProtocol, TestConfig};
+use crate::config::TestConfig;
 use crate::history::Acks;
 use crate::results::{AnomalyKind, Guarantee};
 use std::collections::BTreeMap;
@@ -64,8 +64,8 @@ impl Rules {
                 COMMITTED_LOSS,
             );
         }
-        if config.replication_protocol == ReplicationProtocol::LegacyHw {
-            let setting = format!("replication_protocol={}", config.replication_protocol);
+        if config.kafka_version.hw_truncation() {
+            let setting = format!("kafka_version={}", config.kafka_version);
             rules.weaken(&setting, COMMITTED_LOSS);
         }
         rules

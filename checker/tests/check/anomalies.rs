@@ -1,7 +1,7 @@
 //! One small hand-written run per anomaly: found, with the right offsets, values and indices.
 
 use crate::support::*;
-use faultline_checker::config::ReplicationProtocol;
+use faultline_checker::config::KafkaVersion;
 use faultline_checker::events::NodeEvent;
 use faultline_checker::history::{OpType, Process};
 use faultline_checker::{AnomalyKind, Valid};
@@ -501,7 +501,7 @@ fn a_send_without_completion_is_indefinite_in_the_log_and_lost_only_if_read() {
 #[test]
 fn a_legacy_hw_loss_names_the_clean_election_and_the_hw_checkpoint_truncation() {
     let mut run = Run::happy(6);
-    run.config.replication_protocol = ReplicationProtocol::LegacyHw;
+    run.config.kafka_version = KafkaVersion::V0_10_2;
     let kept = records(&["v0", "v1", "v2", "v3"]);
     run.set_final(0, kept.clone());
     for broker in 1..=3 {
@@ -522,7 +522,7 @@ fn a_legacy_hw_loss_names_the_clean_election_and_the_hw_checkpoint_truncation() 
     let lost = of_kind(&results, AnomalyKind::Lost);
     assert_eq!(
         lost[0].excused_by.as_deref(),
-        Some("replication_protocol=legacy-hw")
+        Some("kafka_version=0.10.2")
     );
     assert_eq!(
         results.explanations[0].sentence,

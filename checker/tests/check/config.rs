@@ -3,7 +3,7 @@
 //! weaker setting.
 
 use faultline_checker::config::{
-    Client, FaultKind, KillSignal, NemesisKind, ReplicationProtocol, TestConfig, Workload,
+    Client, FaultKind, KafkaVersion, KillSignal, NemesisKind, TestConfig, Workload,
 };
 use faultline_checker::{check_run, CheckError};
 
@@ -23,7 +23,7 @@ const RANDOM_NEMESIS_RUN: &str = r#"{
   "min_insync_replicas": 2,
   "unclean_leader_election": false,
   "replica_lag_time_max_ms": 1000,
-  "replication_protocol": "current",
+  "kafka_version": "4.1",
   "workload": "produce",
   "nemesis": [
     "kill",
@@ -73,7 +73,7 @@ const SCHEDULED_RUN: &str = r#"{
   "min_insync_replicas": 1,
   "unclean_leader_election": true,
   "replica_lag_time_max_ms": 500,
-  "replication_protocol": "legacy-hw",
+  "kafka_version": "0.10.2",
   "workload": "produce-consume",
   "nemesis": [
     "schedule"
@@ -130,7 +130,7 @@ fn a_test_json_as_written_today_round_trips_byte_for_byte() {
 #[test]
 fn a_test_json_reads_into_typed_values() {
     let config = parse(SCHEDULED_RUN);
-    assert_eq!(config.replication_protocol, ReplicationProtocol::LegacyHw);
+    assert_eq!(config.kafka_version, KafkaVersion::V0_10_2);
     assert_eq!(config.workload, Workload::ProduceConsume);
     assert_eq!(config.nemesis, vec![NemesisKind::Schedule]);
     assert_eq!(config.harness.client, Client::Kafka);
@@ -139,6 +139,22 @@ fn a_test_json_reads_into_typed_values() {
     let config = parse(RANDOM_NEMESIS_RUN);
     let faults = FaultKind::ALL[..7].iter().map(|&k| NemesisKind::Fault(k));
     assert_eq!(config.nemesis, faults.collect::<Vec<_>>());
+}
+
+/// Runs stored before the Kafka version was a setting say `replication_protocol`: `current`
+/// was the 3.7 rules the node followed then, `legacy-hw` 0.10.2.
+#[test]
+fn a_test_json_from_before_the_kafka_version_reads_as_the_version_it_ran() {
+    for (old, version) in [
+        ("current", KafkaVersion::V3_7),
+        ("legacy-hw", KafkaVersion::V0_10_2),
+    ] {
+        let text = RANDOM_NEMESIS_RUN.replace(
+            "\"kafka_version\": \"4.1\"",
+            &format!("\"replication_protocol\": \"{old}\""),
+        );
+        assert_eq!(parse(&text).kafka_version, version, "{old}");
+    }
 }
 
 #[test]
@@ -183,9 +199,9 @@ fn a_misspelt_value_is_refused_naming_its_field() {
     // (as written today, misspelt, what the refusal says after the file's path)
     let cases = [
         (
-            r#""current""#,
-            r#""curent""#,
-            r#"replication_protocol: unknown variant "curent", expected one of "current", "legacy-hw""#,
+            r#""4.1""#,
+            r#""4.11""#,
+            r#"kafka_version: unknown variant "4.11", expected one of "4.1", "3.7", "0.10.2""#,
         ),
         (
             r#""produce""#,

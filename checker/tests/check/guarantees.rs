@@ -1,7 +1,7 @@
 //! One test per guarantee rule: which setting excuses which anomaly (docs/results.md).
 
 use crate::support::*;
-use faultline_checker::config::ReplicationProtocol;
+use faultline_checker::config::KafkaVersion;
 use faultline_checker::history::Acks;
 use faultline_checker::{AnomalyKind, Valid};
 
@@ -116,7 +116,7 @@ fn unclean_election_excuses_loss_below_hw_and_dirty_reads() {
 #[test]
 fn legacy_hw_excuses_loss_but_not_phantoms_or_duplicates() {
     let mut run = tail_loss();
-    run.config.replication_protocol = ReplicationProtocol::LegacyHw;
+    run.config.kafka_version = KafkaVersion::V0_10_2;
     assert_eq!(run.check().valid, Valid::True);
     let log = records(&["v0", "v1", "v2", "ghost", "v1"]);
     run.set_final(0, log.clone());

@@ -30,7 +30,7 @@ use faultline_workloads::NodeClient;
 use serde_json::{json, Map};
 use tokio::time::Instant;
 
-use faultline_checker::config::ReplicationProtocol;
+use faultline_checker::config::KafkaVersion;
 
 use crate::cluster::lazy::{LazyMounts, MountPaths};
 use crate::cluster::network::Network;
@@ -44,7 +44,7 @@ pub struct ClusterSpec {
     pub brokers: u32,
     pub cluster_id: String,
     pub replica_lag_time_max_ms: u64,
-    pub replication_protocol: ReplicationProtocol,
+    pub kafka_version: KafkaVersion,
     pub seed: u64,
     /// Passed to every broker after the harness's own flags.
     pub broker_args: Vec<String>,
@@ -159,6 +159,8 @@ impl Cluster {
             self.data_dir(controller).display().to_string(),
             "--cluster-id".to_string(),
             self.spec.cluster_id.clone(),
+            "--kafka-version".to_string(),
+            self.spec.kafka_version.as_str().to_string(),
         ];
         self.add_node(controller, args).await?;
         for &id in self.broker_addrs.keys() {
@@ -188,8 +190,8 @@ impl Cluster {
             self.spec.cluster_id.clone(),
             "--replica-lag-time-max-ms".into(),
             self.spec.replica_lag_time_max_ms.to_string(),
-            "--replication-protocol".into(),
-            self.spec.replication_protocol.as_str().to_string(),
+            "--kafka-version".into(),
+            self.spec.kafka_version.as_str().to_string(),
         ];
         if let (Some(listen), Some(advertise)) =
             (self.kafka_addrs.get(&id), self.network.kafka_addr(id))

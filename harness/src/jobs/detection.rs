@@ -13,7 +13,7 @@ use anyhow::Context;
 use faultline_checker::history::{Op, OpType, Process};
 use faultline_checker::{AnomalyKind, Results, Valid};
 
-use faultline_checker::config::ReplicationProtocol;
+use faultline_checker::config::KafkaVersion;
 use faultline_checker::history::Acks;
 
 use crate::duration::format_duration;
@@ -26,28 +26,71 @@ use crate::test::run::Interrupt;
 /// The settings of one measured configuration, applied to the defaults.
 pub type Settings = fn() -> TestRequest;
 
-/// The configurations measured, with the settings that make each.
-pub const CONFIGS: [(&str, Settings); 4] = [
-    ("unclean election (acks=all, min ISR 1)", || TestRequest {
-        acks: Acks::All,
-        min_insync_replicas: Some(1),
-        unclean_leader_election: true,
-        ..TestRequest::default()
-    }),
-    ("acks=1", || TestRequest {
-        acks: Acks::One,
-        ..TestRequest::default()
-    }),
-    ("legacy-hw", || TestRequest {
-        replication_protocol: ReplicationProtocol::LegacyHw,
-        ..TestRequest::default()
-    }),
-    ("durable (acks=all, min ISR 2)", || TestRequest {
-        acks: Acks::All,
-        min_insync_replicas: Some(2),
-        ..TestRequest::default()
-    }),
+/// The Kafka versions with leader epochs, under which the loss-prone settings and the durable
+/// one are measured.
+const EPOCH_VERSIONS: &[KafkaVersion] = &[KafkaVersion::V4_1, KafkaVersion::V3_7];
+
+/// The configurations measured, with the settings that make each and the Kafka versions each
+/// is measured under.
+pub const CONFIGS: [(&str, Settings, &[KafkaVersion]); 4] = [
+    (
+        "unclean election (acks=all, min ISR 1)",
+        || TestRequest {
+            acks: Acks::All,
+            min_insync_replicas: Some(1),
+            unclean_leader_election: true,
+            ..TestRequest::default()
+        },
+        EPOCH_VERSIONS,
+    ),
+    (
+        "acks=1",
+        || TestRequest {
+            acks: Acks::One,
+            ..TestRequest::default()
+        },
+        EPOCH_VERSIONS,
+    ),
+    (
+        "legacy-hw (HW truncation)",
+        TestRequest::default,
+        &[KafkaVersion::V0_10_2],
+    ),
+    (
+        "durable (acks=all, min ISR 2)",
+        || TestRequest {
+            acks: Acks::All,
+            min_insync_replicas: Some(2),
+            ..TestRequest::default()
+        },
+        EPOCH_VERSIONS,
+    ),
 ];
+
+/// Every measured configuration under each of its versions: its label (`acks=1, Kafka 3.7`),
+/// the slug of its runs' names, and its settings.
+fn measured() -> Vec<(String, String, TestRequest)> {
+    let mut out = Vec::new();
+    for (label, settings, versions) in CONFIGS {
+        let slug: String = label
+            .chars()
+            .take_while(|c| *c != ' ' && *c != '(')
+            .filter(|c| *c != '=')
+            .collect();
+        for &version in versions {
+            let request = TestRequest {
+                kafka_version: version,
+                ..settings()
+            };
+            out.push((
+                format!("{label}, Kafka {version}"),
+                format!("{slug}-{version}"),
+                request,
+            ));
+        }
+    }
+    out
+}
 
 /// One run's finding.
 #[derive(Debug, Clone)]
@@ -113,7 +156,7 @@ pub async fn detection(
         "| configuration | seeds with a loss found | median time to first loss | max | invalid verdicts |\n|---|---|---|---|---|\n",
     );
     let mut durable_broken = false;
-    for (label, settings) in CONFIGS {
+    for (label, slug, settings) in measured() {
         if only.is_some_and(|o| !label.contains(o)) {
             continue;
         }
@@ -122,17 +165,13 @@ pub async fn detection(
             if interrupt.borrow().is_some() {
                 return Err(crate::test::run::Interrupted(store.to_path_buf()).into());
             }
-            let slug: String = label
-                .chars()
-                .take_while(|c| *c != ' ' && *c != '(')
-                .collect();
             let entry = Entry {
-                name: format!("detection-{}-{seed}", slug.replace('=', "")),
+                name: format!("detection-{slug}-{seed}"),
                 request: TestRequest {
                     nemesis: NemesisChoice::All,
                     seed: Some(seed),
                     time_limit: Some(run_time),
-                    ..settings()
+                    ..settings.clone()
                 },
                 schedule: None,
                 expect: Expect::Guarantee,

@@ -1,11 +1,12 @@
-//! `faultline repro SCENARIO`: runs a built-in scenario (`scenarios`) — each of its runs in
-//! turn, with the run's usual output and explanations — and says whether the expected outcome
+//! `faultline repro SCENARIO [--kafka-version V]`: runs a built-in scenario (`scenarios`) — each
+//! of its runs under each Kafka version it names (V's alone when given) in turn, with the run's usual output and explanations — and says whether the expected outcome
 //! happened. Exit 0 when every run showed it, 1 when not.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::jobs::entry::Entry;
+use faultline_checker::config::KafkaVersion;
+
 use crate::jobs::scenarios;
 use crate::test::error::{BadArgs, EXIT_INVALID, EXIT_VALID};
 use crate::test::observer::Observer;
@@ -13,6 +14,7 @@ use crate::test::run::Interrupt;
 
 pub async fn repro(
     name: &str,
+    version: Option<KafkaVersion>,
     store: &Path,
     seed: u64,
     node_bin: Option<&Path>,
@@ -27,24 +29,31 @@ pub async fn repro(
         ))
         .into());
     };
+    let runs = scenario.entries("repro", seed, version);
+    if runs.is_empty() {
+        let versions: Vec<&str> = scenario.versions().iter().map(|v| v.as_str()).collect();
+        return Err(BadArgs(format!(
+            "scenario {} states no outcome under Kafka {} (it does under {})",
+            scenario.name,
+            version.map_or("?", KafkaVersion::as_str),
+            versions.join(", ")
+        ))
+        .into());
+    }
     eprintln!("faultline: repro {}: {}", scenario.name, scenario.summary);
     let mut all_passed = true;
-    for (i, run) in scenario.runs.iter().enumerate() {
-        let entry = Entry {
-            name: scenario.entry_name("repro", i),
-            request: run.request(seed),
-            schedule: Some(run.schedule),
-            expect: run.expect,
-        };
-        let outcome = entry
+    for run in runs {
+        let outcome = run
+            .entry
             .run(store, node_bin, interrupt.clone(), observer.clone())
             .await?;
         all_passed &= outcome.judgement.passed;
         println!(
-            "repro {} ({}): expected {}: {} — {}",
+            "repro {} ({}, Kafka {}): expected {}: {} — {}",
             scenario.name,
             run.label,
-            run.expect.as_str(),
+            run.version,
+            run.entry.expect.as_str(),
             outcome.judgement.detail,
             if outcome.judgement.passed {
                 "REPRODUCED"

@@ -8,11 +8,12 @@
 use std::path::Path;
 
 use anyhow::Context;
-use faultline_checker::config::ReplicationProtocol;
+use faultline_checker::config::KafkaVersion;
 use faultline_checker::dump::DumpRecord;
 use faultline_checker::history::Acks;
 use faultline_checker::{AnomalyKind, Results, Valid};
 
+use crate::jobs::entry::Entry;
 use crate::test::options::TestRequest;
 
 /// What a run of a scenario must show.
@@ -40,28 +41,39 @@ impl Expect {
     }
 }
 
-/// One run of a scenario.
+/// One run of a scenario: its settings, and what it must show under each Kafka version it is
+/// run with.
 #[derive(Debug, Clone, Copy)]
 pub struct ScenarioRun {
-    /// Which variant of the scenario (`current`, `legacy-hw`), for the output.
+    /// Which variant of the scenario (`unclean election on`, `fsync`), for the output.
     pub label: &'static str,
-    /// The settings it needs, applied to the defaults (the schedule, store and seed are the
-    /// caller's).
+    /// The settings it needs, applied to the defaults (the Kafka version, schedule, store and
+    /// seed are the caller's).
     pub settings: fn(TestRequest) -> TestRequest,
     pub schedule: &'static str,
-    pub expect: Expect,
+    /// Every Kafka version the run is made under, with the outcome that version must show.
+    pub outcomes: &'static [(KafkaVersion, Expect)],
 }
 
 impl ScenarioRun {
-    /// The request of this run: its settings, the schedule's own client only (no workload),
-    /// and `seed` for the run's random choices.
-    pub fn request(&self, seed: u64) -> TestRequest {
+    /// The request of this run under `version`: its settings, the schedule's own client only
+    /// (no workload), and `seed` for the run's random choices.
+    pub fn request(&self, version: KafkaVersion, seed: u64) -> TestRequest {
         (self.settings)(TestRequest {
+            kafka_version: version,
             concurrency: 0,
             seed: Some(seed),
             ..TestRequest::default()
         })
     }
+}
+
+/// One run of a scenario under one Kafka version, as an entry of a job.
+#[derive(Debug, Clone)]
+pub struct VersionedRun {
+    pub label: &'static str,
+    pub version: KafkaVersion,
+    pub entry: Entry,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,15 +84,63 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// The name of its `i`-th run's entry: `PREFIX-NAME`, numbered when it has several runs.
-    pub fn entry_name(&self, prefix: &str, i: usize) -> String {
-        if self.runs.len() == 1 {
-            format!("{prefix}-{}", self.name)
-        } else {
-            format!("{prefix}-{}-{}", self.name, i + 1)
+    /// Every run under every version it names (only `version`'s when given), as entries named
+    /// `PREFIX-NAME[-I]-VERSION` (numbered when the scenario has several runs).
+    pub fn entries(
+        &self,
+        prefix: &str,
+        seed: u64,
+        version: Option<KafkaVersion>,
+    ) -> Vec<VersionedRun> {
+        let mut out = Vec::new();
+        for (i, run) in self.runs.iter().enumerate() {
+            let numbered = if self.runs.len() == 1 {
+                format!("{prefix}-{}", self.name)
+            } else {
+                format!("{prefix}-{}-{}", self.name, i + 1)
+            };
+            for &(v, expect) in run.outcomes {
+                if version.is_some_and(|only| only != v) {
+                    continue;
+                }
+                out.push(VersionedRun {
+                    label: run.label,
+                    version: v,
+                    entry: Entry {
+                        name: format!("{numbered}-{v}"),
+                        request: run.request(v, seed),
+                        schedule: Some(run.schedule),
+                        expect,
+                    },
+                });
+            }
         }
+        out
+    }
+
+    /// The Kafka versions any of its runs is made under.
+    pub fn versions(&self) -> Vec<KafkaVersion> {
+        KafkaVersion::ALL
+            .into_iter()
+            .filter(|v| {
+                self.runs
+                    .iter()
+                    .any(|r| r.outcomes.iter().any(|(o, _)| o == v))
+            })
+            .collect()
     }
 }
+
+/// The versions with leader epochs: where the scenarios that show no loss must show none.
+const EPOCHS_ALL: &[(KafkaVersion, Expect)] = &[
+    (KafkaVersion::V4_1, Expect::NoLoss),
+    (KafkaVersion::V3_7, Expect::NoLoss),
+];
+/// A loss every version shows.
+const LOSS_ALL: &[(KafkaVersion, Expect)] = &[
+    (KafkaVersion::V4_1, Expect::Loss),
+    (KafkaVersion::V3_7, Expect::Loss),
+];
 
 const UNCLEAN: &str = include_str!("../../scenarios/unclean-election.txt");
 const ACKS1: &str = include_str!("../../scenarios/acks1-leader-failover.txt");
@@ -92,9 +152,8 @@ const CLUSTER_POWER: &str = include_str!("../../scenarios/cluster-power-loss.txt
 
 /// The legacy-hw-truncation settings, explained at the top of its schedule file: followers
 /// stay in the ISR through the scenario's pauses, and the HW checkpoint is never written.
-fn legacy_hw_window(protocol: ReplicationProtocol, r: TestRequest) -> TestRequest {
+fn legacy_hw_window(r: TestRequest) -> TestRequest {
     TestRequest {
-        replication_protocol: protocol,
         acks: Acks::All,
         min_insync_replicas: Some(2),
         replica_lag_time_max_ms: 5000,
@@ -135,7 +194,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ..r
             },
             schedule: UNCLEAN,
-            expect: Expect::Loss,
+            outcomes: LOSS_ALL,
         }],
     },
     Scenario {
@@ -148,7 +207,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 ..r
             },
             schedule: ACKS1,
-            expect: Expect::Loss,
+            outcomes: LOSS_ALL,
         }],
     },
     Scenario {
@@ -156,7 +215,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "KIP-279: two brokers alternately alone take writes at the same offsets; \
                   leader epochs leave the logs identical",
         runs: &[ScenarioRun {
-            label: "current protocol",
+            label: "leader epochs",
             settings: |r| TestRequest {
                 nodes: 2,
                 replication_factor: Some(2),
@@ -166,7 +225,10 @@ pub const SCENARIOS: &[Scenario] = &[
                 ..r
             },
             schedule: EPOCHS,
-            expect: Expect::IdenticalLogs,
+            outcomes: &[
+                (KafkaVersion::V4_1, Expect::IdenticalLogs),
+                (KafkaVersion::V3_7, Expect::IdenticalLogs),
+            ],
         }],
     },
     Scenario {
@@ -180,46 +242,46 @@ pub const SCENARIOS: &[Scenario] = &[
                 ..r
             },
             schedule: DURABLE,
-            expect: Expect::NoLoss,
+            outcomes: EPOCHS_ALL,
         }],
     },
     Scenario {
         name: "legacy-hw-truncation",
         summary: "KIP-101: a follower truncates to its HW when the leader changes and is elected \
-                  before it fetched again; legacy-hw loses acknowledged writes, the current \
-                  protocol nothing",
-        runs: &[
-            ScenarioRun {
-                label: "legacy-hw",
-                settings: |r| legacy_hw_window(ReplicationProtocol::LegacyHw, r),
-                schedule: LEGACY_HW,
-                expect: Expect::Loss,
-            },
-            ScenarioRun {
-                label: "current",
-                settings: |r| legacy_hw_window(ReplicationProtocol::Current, r),
-                schedule: LEGACY_HW,
-                expect: Expect::NoLoss,
-            },
-        ],
+                  before it fetched again; Kafka 0.10.2 loses acknowledged writes, 3.7 and 4.1 \
+                  (leader epochs) nothing",
+        runs: &[ScenarioRun {
+            label: "the KIP-101 window",
+            settings: legacy_hw_window,
+            schedule: LEGACY_HW,
+            outcomes: &[
+                (KafkaVersion::V0_10_2, Expect::Loss),
+                (KafkaVersion::V3_7, Expect::NoLoss),
+                (KafkaVersion::V4_1, Expect::NoLoss),
+            ],
+        }],
     },
     Scenario {
         name: "last-replica-standing",
         summary: "KIP-966: the followers leave the ISR one after the other, the leader alone in \
-                  it loses power and its unfsynced records, is elected again cleanly, and the \
-                  followers truncate: committed writes lost (none with --fsync)",
+                  it loses power and its unfsynced records; Kafka 3.7 elects it again cleanly \
+                  and the followers truncate: committed writes lost (none with --fsync); 4.1 \
+                  elects the Eligible Leader Replica instead: nothing lost",
         runs: &[
             ScenarioRun {
                 label: "no fsync",
                 settings: |r| on_lazy_mounts(false, r),
                 schedule: LAST_REPLICA,
-                expect: Expect::Loss,
+                outcomes: &[
+                    (KafkaVersion::V3_7, Expect::Loss),
+                    (KafkaVersion::V4_1, Expect::NoLoss),
+                ],
             },
             ScenarioRun {
                 label: "fsync",
                 settings: |r| on_lazy_mounts(true, r),
                 schedule: LAST_REPLICA,
-                expect: Expect::NoLoss,
+                outcomes: EPOCHS_ALL,
             },
         ],
     },
@@ -232,13 +294,13 @@ pub const SCENARIOS: &[Scenario] = &[
                 label: "no fsync",
                 settings: |r| on_lazy_mounts(false, r),
                 schedule: CLUSTER_POWER,
-                expect: Expect::Loss,
+                outcomes: &[(KafkaVersion::V4_1, Expect::Loss)],
             },
             ScenarioRun {
                 label: "fsync",
                 settings: |r| on_lazy_mounts(true, r),
                 schedule: CLUSTER_POWER,
-                expect: Expect::NoLoss,
+                outcomes: &[(KafkaVersion::V4_1, Expect::NoLoss)],
             },
         ],
     },

@@ -27,7 +27,7 @@ use crate::test::error::{BadArgs, Failure};
 use crate::test::observer::{Observer, Phase};
 use crate::test::options::TestOptions;
 use crate::test::store;
-use faultline_checker::config::{Client, ReplicationProtocol};
+use faultline_checker::config::Client;
 
 /// Set once by a signal handler to the signal's name (`SIGINT`, `SIGTERM`).
 pub type Interrupt = watch::Receiver<Option<&'static str>>;
@@ -75,7 +75,7 @@ pub async fn run_test(
         brokers: opts.config.nodes,
         cluster_id,
         replica_lag_time_max_ms: opts.config.replica_lag_time_max_ms,
-        replication_protocol: opts.config.replication_protocol,
+        kafka_version: opts.config.kafka_version,
         seed: opts.config.seed,
         broker_args: opts.config.harness.node_args.clone(),
         kafka: opts.client() == Client::Kafka,
@@ -338,7 +338,7 @@ impl Run {
                 interval: self.opts.nemesis.interval,
                 kill_signal: self.opts.nemesis.kill_signal,
                 targets: self.opts.nemesis.targets.clone(),
-                legacy_hw: self.opts.config.replication_protocol == ReplicationProtocol::LegacyHw,
+                legacy_hw: self.opts.config.kafka_version.hw_truncation(),
             };
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {

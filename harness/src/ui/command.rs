@@ -68,6 +68,7 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
         Command::Repro(args) => block_on(|interrupt| async move {
             crate::jobs::repro::repro(
                 &args.scenario,
+                args.kafka_version,
                 &args.store,
                 args.seed,
                 args.node_bin.as_deref(),
@@ -78,8 +79,14 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
         }),
         Command::Suite { suite } => match suite {
             SuiteCommand::Ci(args) => block_on(|interrupt| async move {
-                crate::jobs::suite::ci(&args.store, args.node_bin.as_deref(), interrupt, observer)
-                    .await
+                crate::jobs::suite::ci(
+                    &args.store,
+                    args.kafka_version,
+                    args.node_bin.as_deref(),
+                    interrupt,
+                    observer,
+                )
+                .await
             }),
             SuiteCommand::Nightly(args) => {
                 let (nightly, store, node_bin) = args.validate()?;

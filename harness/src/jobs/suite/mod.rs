@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline_checker::config::{FaultKind, ReplicationProtocol, Workload};
+use faultline_checker::config::{FaultKind, KafkaVersion, Workload};
 use faultline_checker::history::Acks;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -65,40 +65,44 @@ pub fn ci_entries() -> Vec<Entry> {
         ("all", NemesisChoice::All, Workload::Produce),
         ("all", NemesisChoice::All, Workload::ProduceConsume),
     ];
-    for (label, nemesis, workload) in matrix {
+    // The durable matrix under every version whose replication keeps committed writes: 4.1
+    // (with Eligible Leader Replicas) and 3.7 (without).
+    for version in [KafkaVersion::V4_1, KafkaVersion::V3_7] {
+        for (label, nemesis, workload) in matrix.iter().cloned() {
+            entries.push(Entry {
+                name: format!("durable-{label}-{}-{version}", workload.as_str()),
+                request: TestRequest {
+                    nemesis,
+                    workload,
+                    kafka_version: version,
+                    ..durable.clone()
+                },
+                schedule: None,
+                expect: Expect::NoLoss,
+            });
+        }
+        // Power cuts on lazy mounts with every append fsynced: the node's fsync must keep
+        // every acknowledged write through random power losses (and kills).
         entries.push(Entry {
-            name: format!("durable-{label}-{}", workload.as_str()),
+            name: format!("durable-power-loss-fsync-{version}"),
             request: TestRequest {
-                nemesis,
-                workload,
+                lazyfs: true,
+                node_args: vec!["--fsync".into()],
+                nemesis: NemesisChoice::Kinds(vec![FaultKind::Kill, FaultKind::PowerLoss]),
+                kafka_version: version,
                 ..durable.clone()
             },
             schedule: None,
             expect: Expect::NoLoss,
         });
     }
-    // Power cuts on lazy mounts with every append fsynced: the node's fsync must keep every
-    // acknowledged write through random power losses (and kills).
-    entries.push(Entry {
-        name: "durable-power-loss-fsync".to_string(),
-        request: TestRequest {
-            lazyfs: true,
-            node_args: vec!["--fsync".into()],
-            nemesis: NemesisChoice::Kinds(vec![FaultKind::Kill, FaultKind::PowerLoss]),
-            ..durable
-        },
-        schedule: None,
-        expect: Expect::NoLoss,
-    });
     for scenario in scenarios::SCENARIOS {
-        for (i, run) in scenario.runs.iter().enumerate() {
-            entries.push(Entry {
-                name: scenario.entry_name("scenario", i),
-                request: run.request(1),
-                schedule: Some(run.schedule),
-                expect: run.expect,
-            });
-        }
+        entries.extend(
+            scenario
+                .entries("scenario", 1, None)
+                .into_iter()
+                .map(|r| r.entry),
+        );
     }
     entries
 }
@@ -155,20 +159,16 @@ pub async fn run_entries(
 /// `faultline suite ci`.
 pub async fn ci(
     store: &Path,
+    version: Option<KafkaVersion>,
     node_bin: Option<&Path>,
     interrupt: Interrupt,
     observer: Arc<dyn Observer>,
 ) -> anyhow::Result<i32> {
     let started = Instant::now();
-    let result = run_entries(
-        "ci",
-        ci_entries(),
-        store,
-        node_bin,
-        interrupt.clone(),
-        observer,
-    )
-    .await?;
+    let entries = ci_entries()
+        .into_iter()
+        .filter(|e| version.is_none_or(|v| e.request.kafka_version == v));
+    let result = run_entries("ci", entries, store, node_bin, interrupt.clone(), observer).await?;
     finish(store, &result, started)?;
     if interrupt.borrow().is_some() {
         return Err(crate::test::run::Interrupted(store.to_path_buf()).into());
@@ -188,6 +188,8 @@ pub struct Nightly {
     pub seed: u64,
     pub shard: (u32, u32),
     pub keep_passing: bool,
+    /// Every run under this version; drawn per run when absent.
+    pub kafka_version: Option<KafkaVersion>,
 }
 
 /// The i-th random configuration of a shard's seed stream: disjoint across shards.
@@ -201,10 +203,12 @@ pub fn nightly_entry(n: &Nightly, i: u64) -> Entry {
         .choose(&mut rng)
         .expect("not empty");
     let min_isr: u32 = if rng.gen_bool(0.75) { 2 } else { 1 };
-    let replication_protocol = if rng.gen_bool(0.2) {
-        ReplicationProtocol::LegacyHw
+    let kafka_version = if rng.gen_bool(0.2) {
+        KafkaVersion::V0_10_2
+    } else if rng.gen_bool(0.5) {
+        KafkaVersion::V3_7
     } else {
-        ReplicationProtocol::Current
+        KafkaVersion::V4_1
     };
     use FaultKind::*;
     let nemesis = [
@@ -235,7 +239,7 @@ pub fn nightly_entry(n: &Nightly, i: u64) -> Entry {
             partitions,
             acks,
             min_insync_replicas: Some(min_isr),
-            replication_protocol,
+            kafka_version: n.kafka_version.unwrap_or(kafka_version),
             nemesis,
             nemesis_interval,
             rate,
@@ -336,6 +340,7 @@ mod tests {
             seed: 100,
             shard: (i, 3),
             keep_passing: true,
+            kafka_version: None,
         };
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..3 {

@@ -72,10 +72,7 @@ impl TestOptions {
             "replica-lag-time-max-ms",
             c.replica_lag_time_max_ms.to_string(),
         );
-        flag(
-            "replication-protocol",
-            c.replication_protocol.as_str().to_string(),
-        );
+        flag("kafka-version", c.kafka_version.as_str().to_string());
         flag("workload", c.workload.as_str().to_string());
         flag("max-faulty", c.max_faulty.to_string());
         flag("kill-signal", h.kill_signal.as_str().to_string());

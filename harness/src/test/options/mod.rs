@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faultline_checker::config::{
-    Client, FaultKind, HarnessSettings, KillSignal, NemesisKind, ReplicationProtocol, TestConfig,
-    Workload,
+    Client, FaultKind, HarnessSettings, KafkaVersion, KillSignal, NemesisKind, TestConfig, Workload,
 };
 use faultline_checker::history::Acks;
 
@@ -39,7 +38,7 @@ pub struct TestRequest {
     pub min_insync_replicas: Option<u32>,
     pub unclean_leader_election: bool,
     pub replica_lag_time_max_ms: u64,
-    pub replication_protocol: ReplicationProtocol,
+    pub kafka_version: KafkaVersion,
     pub workload: Workload,
     pub client: Client,
     pub nemesis: NemesisChoice,
@@ -76,7 +75,7 @@ impl Default for TestRequest {
             min_insync_replicas: None,
             unclean_leader_election: false,
             replica_lag_time_max_ms: 1000,
-            replication_protocol: ReplicationProtocol::Current,
+            kafka_version: KafkaVersion::V4_1,
             workload: Workload::Produce,
             client: Client::Http,
             nemesis: NemesisChoice::All,
@@ -167,7 +166,7 @@ impl TestRequest {
             min_insync_replicas: sizes.min_insync_replicas,
             unclean_leader_election: self.unclean_leader_election,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,
-            replication_protocol: self.replication_protocol,
+            kafka_version: self.kafka_version,
             workload: self.workload,
             nemesis,
             nemesis_interval_ms: self.nemesis_interval.as_millis() as u64,

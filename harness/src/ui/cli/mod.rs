@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use faultline_checker::config::{Client, FaultKind, KillSignal, ReplicationProtocol, Workload};
+use faultline_checker::config::{Client, FaultKind, KafkaVersion, KillSignal, Workload};
 use faultline_checker::history::Acks;
 
 use crate::duration::duration_arg;
@@ -72,6 +72,10 @@ pub struct ReproArgs {
     /// Seeds the run's random choices (a scenario's steps are fixed either way).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Run the scenario under this Kafka version alone (4.1, 3.7, 0.10.2); exit 0 when that
+    /// version's expected outcome happened. Default: every version the scenario names.
+    #[arg(long, value_parser = parse_kafka_version)]
+    pub kafka_version: Option<KafkaVersion>,
     /// The faultline-node binary; default: beside this binary.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
@@ -121,6 +125,9 @@ pub struct SuiteArgs {
     /// Where the suite's runs, suite.json, junit.xml, summary.md and index.html go.
     #[arg(long, default_value = "store/suite-ci")]
     pub store: PathBuf,
+    /// Only the entries under this Kafka version (4.1, 3.7, 0.10.2); default: all.
+    #[arg(long, value_parser = parse_kafka_version)]
+    pub kafka_version: Option<KafkaVersion>,
     /// The faultline-node binary; default: beside this binary.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
@@ -143,6 +150,9 @@ pub struct NightlyArgs {
     /// Keep passing runs whole (true) or only their test.json, results.json and schedule.txt.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub keep_passing: bool,
+    /// Every run under this Kafka version (4.1, 3.7, 0.10.2); default: drawn per run.
+    #[arg(long, value_parser = parse_kafka_version)]
+    pub kafka_version: Option<KafkaVersion>,
     /// Where the night's runs and index go.
     #[arg(long, default_value = "store/nightly")]
     pub store: PathBuf,
@@ -178,6 +188,7 @@ impl NightlyArgs {
             seed: self.seed.unwrap_or_else(rand::random),
             shard: (index, count),
             keep_passing: self.keep_passing,
+            kafka_version: self.kafka_version,
         };
         Ok((nightly, self.store, self.node_bin))
     }
@@ -244,10 +255,15 @@ pub struct TestArgs {
     /// drops it from the ISR.
     #[arg(long, default_value_t = 1000)]
     pub replica_lag_time_max_ms: u64,
-    /// The brokers' replication protocol: current (KIP-101 leader epochs) or legacy-hw
-    /// (truncate to the HW checkpoint, Kafka before 0.11).
-    #[arg(long, default_value = "current")]
-    pub replication_protocol: ReplicationProtocol,
+    /// The Kafka version whose replication rules the nodes follow: 4.1 (Eligible Leader
+    /// Replicas), 3.7 (KRaft, leader and broker epochs, no ELR) or 0.10.2 (truncation to the HW
+    /// checkpoint, before KIP-101); docs/replication.md "Kafka versions".
+    #[arg(long, value_parser = parse_kafka_version, conflicts_with = "replication_protocol")]
+    pub kafka_version: Option<KafkaVersion>,
+    /// The setting of earlier releases, an alias: current = the default version (4.1),
+    /// legacy-hw = 0.10.2.
+    #[arg(long, value_parser = ["current", "legacy-hw"])]
+    pub replication_protocol: Option<String>,
     /// What clients do: produce or produce-consume.
     #[arg(long, default_value = "produce")]
     pub workload: Workload,
@@ -311,6 +327,27 @@ pub struct TestArgs {
     pub lazyfs: bool,
 }
 
+/// `--kafka-version`: a version's name (a patch level such as `3.7.0` is accepted); the old
+/// protocol words belong to `--replication-protocol`, where `current` means the default.
+pub fn parse_kafka_version(text: &str) -> Result<KafkaVersion, String> {
+    if matches!(text, "current" | "legacy-hw") {
+        return Err(format!(
+            "{text:?} is a --replication-protocol value; --kafka-version takes 4.1, 3.7 or 0.10.2"
+        ));
+    }
+    text.parse()
+}
+
+/// The version `--kafka-version` or its alias `--replication-protocol` names (the default 4.1
+/// when neither is given).
+fn version_of(version: Option<KafkaVersion>, protocol: Option<&str>) -> KafkaVersion {
+    match (version, protocol) {
+        (Some(version), _) => version,
+        (None, Some("legacy-hw")) => KafkaVersion::V0_10_2,
+        (None, _) => KafkaVersion::default(),
+    }
+}
+
 impl TestArgs {
     /// The request these arguments make; `validate` checks it.
     pub fn into_request(self) -> anyhow::Result<TestRequest> {
@@ -326,7 +363,7 @@ impl TestArgs {
             min_insync_replicas: self.min_insync_replicas,
             unclean_leader_election: self.unclean_leader_election,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,
-            replication_protocol: self.replication_protocol,
+            kafka_version: version_of(self.kafka_version, self.replication_protocol.as_deref()),
             workload: self.workload,
             client: self.client,
             nemesis: self.nemesis,

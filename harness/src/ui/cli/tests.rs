@@ -57,16 +57,10 @@ fn assert_round_trips(entries: &[Entry]) -> usize {
 #[test]
 fn every_gate_entry_and_scenario_round_trips_through_its_arguments() {
     let entries = suite::ci_entries();
-    let scenario_runs = scenarios::SCENARIOS
+    let repro: Vec<Entry> = scenarios::SCENARIOS
         .iter()
-        .flat_map(|s| s.runs.iter().enumerate().map(move |(i, run)| (s, i, run)));
-    let repro: Vec<Entry> = scenario_runs
-        .map(|(s, i, run)| Entry {
-            name: s.entry_name("repro", i),
-            request: run.request(3),
-            schedule: Some(run.schedule),
-            expect: run.expect,
-        })
+        .flat_map(|s| s.entries("repro", 3, None))
+        .map(|r| r.entry)
         .collect();
     // Every entry is checked but those on lazy mounts where there are none (said above).
     assert!(assert_round_trips(&entries) >= entries.iter().filter(|e| !e.request.lazyfs).count());
@@ -81,12 +75,13 @@ fn nightly_configurations_and_detection_runs_round_trip_through_their_arguments(
         seed: 0,
         shard: (0, 1),
         keep_passing: true,
+        kafka_version: None,
     };
     let entries: Vec<Entry> = (0..50).map(|i| suite::nightly_entry(&night, i)).collect();
     assert_eq!(assert_round_trips(&entries), 50);
     let detection: Vec<Entry> = detection::CONFIGS
         .iter()
-        .map(|(label, settings)| Entry {
+        .map(|(label, settings, _)| Entry {
             name: format!("detection-{}", label.len()),
             request: TestRequest {
                 nemesis: NemesisChoice::All,

@@ -180,7 +180,7 @@ mod tests {
             json!({"name": "n", "seed": 1, "start_unix_ms": 0, "nodes": 3,
             "topics": ["t"], "partitions": 1, "replication_factor": 3, "acks": "all",
             "min_insync_replicas": 2, "unclean_leader_election": false,
-            "replica_lag_time_max_ms": 1000, "replication_protocol": "current",
+            "replica_lag_time_max_ms": 1000, "kafka_version": "4.1",
             "workload": "produce", "nemesis": [], "nemesis_interval_ms": 1000, "max_faulty": 2,
             "time_limit_ms": 1000, "rate": 1.0, "concurrency": 1}),
         )

@@ -42,14 +42,14 @@ pub fn configuration(data: &RunData) -> Vec<String> {
     vec![
         format!(
             "{} brokers, replication factor {}, {} partition(s), acks={}, min.insync.replicas={}, \
-             unclean.leader.election.enable={}, replication protocol {}",
+             unclean.leader.election.enable={}, Kafka {}",
             c.nodes,
             c.replication_factor,
             c.partitions,
             c.acks.as_str(),
             c.min_insync_replicas,
             c.unclean_leader_election,
-            c.replication_protocol
+            c.kafka_version
         ),
         format!(
             "workload {} at {}/s with {} clients for {} ms; {faults}; seed {}",
