@@ -53,7 +53,15 @@ fn bad_arguments_exit_254_naming_the_problem() {
         ),
         (
             &["--replication-protocol", "old"],
-            "(known: current, legacy-hw)",
+            "[possible values: current, legacy-hw]",
+        ),
+        (
+            &["--kafka-version", "2.8"],
+            "unknown Kafka version \"2.8\" (known: 4.1, 3.7, 0.10.2)",
+        ),
+        (
+            &["--kafka-version", "current"],
+            "is a --replication-protocol value",
         ),
         (&["--no-such-flag"], "--no-such-flag"),
         (&["--rate", "0"], "--rate must be a positive number"),

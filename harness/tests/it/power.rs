@@ -44,9 +44,10 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn repro(scenario: &str, store: &Path, seed: u64) -> std::process::Output {
+fn repro(scenario: &str, version: &str, store: &Path, seed: u64) -> std::process::Output {
     Command::new(faultline_bin())
-        .args(["repro", scenario, "--seed", &seed.to_string(), "--store"])
+        .args(["repro", scenario, "--kafka-version", version])
+        .args(["--seed", &seed.to_string(), "--store"])
         .arg(store)
         .arg("--node-bin")
         .arg(node_bin())
@@ -72,12 +73,12 @@ fn run_of(store: &Path, name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn last_replica_standing_loses_committed_writes_without_fsync_and_none_with() {
+fn last_replica_standing_loses_committed_writes_under_3_7_without_fsync_and_none_with() {
     if !fuse_or_skip() {
         return;
     }
     let store = tempfile::tempdir().unwrap();
-    let output = repro("last-replica-standing", store.path(), 7);
+    let output = repro("last-replica-standing", "3.7", store.path(), 7);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -89,7 +90,7 @@ fn last_replica_standing_loses_committed_writes_without_fsync_and_none_with() {
 
     // Without fsync: the acknowledged records of both ISR sizes are gone from every replica,
     // and the explanation names the power cut, the clean re-election and the truncations.
-    let lossy = run_of(store.path(), "repro-last-replica-standing-1");
+    let lossy = run_of(store.path(), "repro-last-replica-standing-1-3.7");
     let r = results(&lossy);
     assert_eq!(
         r["valid"],
@@ -117,7 +118,7 @@ fn last_replica_standing_loses_committed_writes_without_fsync_and_none_with() {
     assert!(!dump.contains("\"offset\":0,"), "no replica kept offset 0");
 
     // With fsync the same steps lose nothing.
-    let durable = run_of(store.path(), "repro-last-replica-standing-2");
+    let durable = run_of(store.path(), "repro-last-replica-standing-2-3.7");
     let r = results(&durable);
     assert_eq!(r["valid"], serde_json::json!(true), "{r}");
     assert!(
