@@ -149,6 +149,7 @@ const DURABLE: &str = include_str!("../../scenarios/durable-under-n-1.txt");
 const LEGACY_HW: &str = include_str!("../../scenarios/legacy-hw-truncation.txt");
 const LAST_REPLICA: &str = include_str!("../../scenarios/last-replica-standing.txt");
 const CLUSTER_POWER: &str = include_str!("../../scenarios/cluster-power-loss.txt");
+const ELR_UNCLEAN: &str = include_str!("../../scenarios/elr-unclean-shutdown.txt");
 
 /// The legacy-hw-truncation settings, explained at the top of its schedule file: followers
 /// stay in the ISR through the scenario's pauses, and the HW checkpoint is never written.
@@ -284,6 +285,22 @@ pub const SCENARIOS: &[Scenario] = &[
                 outcomes: EPOCHS_ALL,
             },
         ],
+    },
+    Scenario {
+        name: "elr-unclean-shutdown",
+        summary: "KIP-966: the last ISR member returns after a power cut took its tail while the \
+                  replica that left the ISR last is paused; Kafka 3.7 elects it again cleanly \
+                  and committed writes are lost; 4.1 keeps it out of ISR and ELR and waits for \
+                  the Eligible Leader Replica: nothing lost",
+        runs: &[ScenarioRun {
+            label: "no fsync",
+            settings: |r| on_lazy_mounts(false, r),
+            schedule: ELR_UNCLEAN,
+            outcomes: &[
+                (KafkaVersion::V3_7, Expect::Loss),
+                (KafkaVersion::V4_1, Expect::NoLoss),
+            ],
+        }],
     },
     Scenario {
         name: "cluster-power-loss",
