@@ -207,7 +207,11 @@ pub enum KafkaVersion {
 }
 
 impl KafkaVersion {
-    pub const ALL: [KafkaVersion; 3] = [KafkaVersion::V4_1, KafkaVersion::V3_7, KafkaVersion::V0_10_2];
+    pub const ALL: [KafkaVersion; 3] = [
+        KafkaVersion::V4_1,
+        KafkaVersion::V3_7,
+        KafkaVersion::V0_10_2,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -47,6 +47,10 @@ pub struct NodeEvent {
     pub isr: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isr_before: Option<Vec<u32>>,
+    /// The Eligible Leader Replicas after an `election` or `isr_change` (KIP-966, Kafka 4.1):
+    /// absent without ELR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elr: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_leader: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -520,10 +520,7 @@ fn a_legacy_hw_loss_names_the_clean_election_and_the_hw_checkpoint_truncation() 
     let results = run.check();
     assert_eq!(results.valid, Valid::True, "legacy-hw excuses the loss");
     let lost = of_kind(&results, AnomalyKind::Lost);
-    assert_eq!(
-        lost[0].excused_by.as_deref(),
-        Some("kafka_version=0.10.2")
-    );
+    assert_eq!(lost[0].excused_by.as_deref(), Some("kafka_version=0.10.2"));
     assert_eq!(
         results.explanations[0].sentence,
         "offsets 4–5 of t/0, acknowledged by an unknown broker in an unknown epoch, were lost: \

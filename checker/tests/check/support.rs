@@ -123,6 +123,7 @@ pub fn event(kind: &str) -> NodeEvent {
         dropped_bytes: None,
         isr: None,
         isr_before: None,
+        elr: None,
         previous_leader: None,
         high_watermark: None,
         broker: None,

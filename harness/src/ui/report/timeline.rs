@@ -59,6 +59,14 @@ impl Mark {
     }
 }
 
+/// `, ELR [2]` when the event names Eligible Leader Replicas (Kafka 4.1), else nothing.
+fn elr(ids: &Option<Vec<u32>>) -> String {
+    match ids {
+        Some(ids) => format!(", ELR {}", list(&Some(ids.clone()))),
+        None => String::new(),
+    }
+}
+
 fn list(ids: &Option<Vec<u32>>) -> String {
     let ids = ids.as_deref().unwrap_or(&[]);
     let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
@@ -85,12 +93,13 @@ pub fn describe(e: &TimedEvent) -> (Option<Mark>, String) {
             let unclean = ev.unclean == Some(true);
             let mark = if unclean { Mark::UncleanElection } else { Mark::CleanElection };
             let text = format!(
-                "{} election: leader {} (was {}), epoch {}, isr {}, reason {}",
+                "{} election: leader {} (was {}), epoch {}, isr {}{}, reason {}",
                 if unclean { "UNCLEAN" } else { "clean" },
                 opt(ev.leader),
                 opt(ev.previous_leader),
                 opt(ev.leader_epoch),
                 list(&ev.isr),
+                elr(&ev.elr),
                 ev.reason.as_deref().unwrap_or("?")
             );
             (Some(mark), text)
@@ -108,9 +117,10 @@ pub fn describe(e: &TimedEvent) -> (Option<Mark>, String) {
             let after = ev.isr.as_ref().map_or(0, Vec::len);
             let mark = if after < before { Mark::IsrShrink } else { Mark::IsrExpand };
             let text = format!(
-                "ISR {} -> {} ({}, by {node})",
+                "ISR {} -> {}{} ({}, by {node})",
                 list(&ev.isr_before),
                 list(&ev.isr),
+                elr(&ev.elr),
                 ev.reason.as_deref().unwrap_or("?")
             );
             (by_controller.then_some(mark), text)
@@ -152,6 +162,19 @@ pub fn describe(e: &TimedEvent) -> (Option<Mark>, String) {
             format!("controller fenced broker {} ({})", opt(ev.broker), ev.reason.as_deref().unwrap_or("?")),
         ),
         "broker_unfenced" => (Some(Mark::Unfenced), format!("controller unfenced broker {}", opt(ev.broker))),
+        "broker_controlled_shutdown" => (
+            Some(Mark::Fenced),
+            format!("broker {} in controlled shutdown: it leaves every ISR and leads nothing", opt(ev.broker)),
+        ),
+        "stale_fetch_refused" => (
+            None,
+            format!(
+                "{node} refused a fetch of broker {} from an older incarnation (broker epoch {} < {})",
+                opt(ev.broker),
+                ev.extra.get("broker_epoch").map_or("?".to_string(), ToString::to_string),
+                ev.extra.get("current_broker_epoch").map_or("?".to_string(), ToString::to_string),
+            ),
+        ),
         "started" => (None, format!("{node} started")),
         other => (None, format!("{node}: {other}")),
     }
@@ -391,5 +414,31 @@ mod tests {
         assert_eq!(nice_step(0.7), 1.0);
         assert_eq!(nice_step(3.0), 5.0);
         assert_eq!(nice_step(13.0), 20.0);
+    }
+
+    /// Kafka 4.1's Eligible Leader Replicas show on the timeline's ISR changes and elections.
+    #[test]
+    fn isr_changes_and_elections_name_the_elr_when_there_is_one() {
+        let event = |json: serde_json::Value| TimedEvent {
+            time_s: 1.0,
+            event: serde_json::from_value(json).unwrap(),
+        };
+        let shrink = event(serde_json::json!({"time_ms": 1, "node": "controller",
+            "type": "isr_change", "isr_before": [1], "isr": [], "elr": [2, 1],
+            "reason": "broker_fenced"}));
+        let (mark, text) = describe(&shrink);
+        assert_eq!(mark, Some(Mark::IsrShrink));
+        assert_eq!(
+            text,
+            "ISR [1] -> [], ELR [2,1] (broker_fenced, by controller)"
+        );
+        let elected = event(serde_json::json!({"time_ms": 2, "node": "controller",
+            "type": "election", "leader": 2, "previous_leader": null, "leader_epoch": 3,
+            "isr": [2], "elr": [], "unclean": false, "reason": "broker_unfenced"}));
+        let (_, text) = describe(&elected);
+        assert!(text.contains("isr [2], ELR []"), "{text}");
+        let before_elr = event(serde_json::json!({"time_ms": 3, "node": "controller",
+            "type": "isr_change", "isr_before": [1, 2], "isr": [1], "reason": "alter_partition"}));
+        assert!(!describe(&before_elr).1.contains("ELR"));
     }
 }
