@@ -1,20 +1,28 @@
 //! The one place a broker process starts its listeners: the HTTP API ([`crate::broker_http`])
 //! and, with `--kafka-listen`, the Kafka wire protocol ([`crate::kafka`]), both over one
-//! [`Broker`]; then the broker's background loops, and the clean shutdown once the HTTP server
-//! stops (SIGTERM or SIGINT). Both transports depend on the broker and the broker on neither,
-//! so this module, which knows all three, is where they meet.
+//! [`Broker`]; then the broker's background loops; and its stop. The first stop request
+//! (SIGTERM or SIGINT, caught in `main.rs`) starts a controlled shutdown
+//! ([`crate::broker::shutdown`]) while the listeners keep serving; once it ends, the HTTP server
+//! finishes the requests in flight and the logs are closed cleanly. Both transports depend on
+//! the broker and the broker on neither, so this module, which knows all three, is where they
+//! meet.
 
+use axum::serve::ListenerExt;
+use axum::Router;
+use std::future::Future;
 use std::net::SocketAddr;
 
+use crate::broker::shutdown::{self, StopRequests};
 use crate::broker::{Broker, BrokerConfig};
-use crate::{broker_http, kafka, server};
+use crate::{broker_http, kafka};
 
-/// Runs a broker until SIGTERM/SIGINT: the HTTP API on `listen` and, when `kafka_listen` is
-/// given, the Kafka wire protocol beside it.
+/// Runs a broker until it has stopped after a stop request from `stops`: the HTTP API on
+/// `listen` and, when `kafka_listen` is given, the Kafka wire protocol beside it.
 pub async fn run_broker(
     config: BrokerConfig,
     listen: SocketAddr,
     kafka_listen: Option<SocketAddr>,
+    mut stops: StopRequests,
 ) -> anyhow::Result<()> {
     let broker = Broker::new(config)?;
     if let Some(addr) = kafka_listen {
@@ -22,7 +30,38 @@ pub async fn run_broker(
         tokio::spawn(kafka::serve(broker.clone(), listener));
     }
     broker.start_background();
-    let result = server::serve(listen, broker_http::router(broker.clone())).await;
+    let stopping = broker.clone();
+    let stop = async move {
+        // A closed channel means no signal can come any more: stop as if one had.
+        let signal = stops.recv().await.unwrap_or("end of stop requests");
+        shutdown::stop(&stopping, signal, &mut stops).await;
+    };
+    let result = serve_http(listen, broker_http::router(broker.clone()), stop).await;
     broker.shutdown();
     result
+}
+
+/// Serves `router` on `listen` until `stop` resolves, then lets the requests in flight finish.
+/// (`crate::server::serve` stops at the first signal itself; a broker must keep serving through
+/// its controlled shutdown.)
+async fn serve_http(
+    listen: SocketAddr,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!("listening on {}", listener.local_addr()?);
+    // Without TCP_NODELAY a response's last small segment waits, under Nagle's algorithm, for
+    // the client's delayed ACK (40 ms on Linux): see `crate::server::serve`.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY on an accepted connection: {e}");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await?;
+    Ok(())
 }

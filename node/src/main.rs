@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use faultline_node::broker::shutdown::StopRequests;
 use faultline_node::broker::BrokerConfig;
 use faultline_node::controller::{self, ControllerConfig};
 use faultline_node::listeners;
@@ -232,9 +233,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_request_bytes,
                 kafka_advertise,
             };
-            runtime()?.block_on(listeners::run_broker(config, listen, kafka_listen))
+            runtime()?.block_on(async {
+                let stops = stop_requests()?;
+                listeners::run_broker(config, listen, kafka_listen, stops).await
+            })
         }
     }
+}
+
+/// How many stop requests may wait to be read; more are dropped (the first starts the
+/// controlled shutdown, the second ends it).
+const STOP_REQUESTS_BOUND: usize = 4;
+
+/// A broker's signals: every SIGTERM and SIGINT becomes a stop request. The first starts a
+/// controlled shutdown, the next one forces the stop (`broker::shutdown`), as a second Ctrl-C
+/// would. Caught from the start, so a signal during log recovery waits for the broker to be up.
+fn stop_requests() -> anyhow::Result<StopRequests> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(STOP_REQUESTS_BOUND);
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = term.recv() => "SIGTERM",
+                Some(()) = int.recv() => "SIGINT",
+                else => return,
+            };
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(name) {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::api::*;
 use crate::broker::replica::{
-    AlterOutcome, AlterProposal, IsrSettings, LeaderFetch, OutOfRange, Replica, Role,
+    AlterOutcome, AlterProposal, IsrSettings, LeaderFetch, OutOfRange, Registrations, Replica, Role,
 };
 use crate::controller::{ControllerConfig, ControllerState};
 use crate::events::EventLog;
@@ -65,6 +65,8 @@ struct Node {
     replica: Option<Replica>,
     hw_checkpoint: u64,
     incarnation: u64,
+    /// The broker epoch the controller named in this incarnation's heartbeat answers, if any.
+    broker_epoch: Option<u64>,
 }
 
 struct Sim {
@@ -106,6 +108,7 @@ impl Sim {
                 replica: None,
                 hw_checkpoint: 0,
                 incarnation: 1,
+                broker_epoch: None,
             })
             .collect();
         let mut sim = Sim {
@@ -166,7 +169,10 @@ impl Sim {
             other => other.unwrap(),
         };
         req.metadata_version = resp.metadata_version;
-        self.controller.heartbeat(req).unwrap();
+        req.broker_epoch = resp.broker_epoch;
+        let first_epoch = resp.broker_epoch;
+        let resp = self.controller.heartbeat(req).unwrap();
+        self.nodes[i].broker_epoch = resp.broker_epoch.or(first_epoch);
     }
 
     fn open(&mut self, i: usize) {
@@ -191,17 +197,10 @@ impl Sim {
     /// Every live broker learns the controller's view (as its next heartbeat would).
     fn publish(&mut self) {
         let (pm, configs) = self.partition();
-        let fenced: Vec<u32> = self
-            .controller
-            .metadata()
-            .brokers
-            .iter()
-            .filter(|b| !b.alive)
-            .map(|b| b.id)
-            .collect();
+        let brokers = self.controller.metadata().brokers;
         for node in &mut self.nodes {
             if let Some(r) = &mut node.replica {
-                r.set_fenced_brokers(fenced.clone());
+                r.set_registrations(Registrations::new(&brokers, node.broker_epoch));
                 r.apply_metadata(&pm, &configs, self.now_ms, &self.events)
                     .unwrap();
             }
@@ -250,7 +249,7 @@ impl Sim {
 
     fn alter(&mut self, l: usize, proposal: AlterProposal) {
         let req = AlterPartitionRequest {
-            broker_epochs: Default::default(),
+            broker_epochs: proposal.broker_epochs.clone(),
             cluster_id: "sim".into(),
             broker_id: self.nodes[l].id,
             topic: "t".into(),
@@ -366,7 +365,7 @@ impl Sim {
             return;
         };
         let now = self.now_ms;
-        let answer = leader.leader_fetch(&req, now);
+        let answer = leader.leader_fetch(&req, now, &self.events);
         let follower = self.nodes[f].replica.as_mut().unwrap();
         match answer {
             Ok((LeaderFetch::Records(resp) | LeaderFetch::Empty(resp), expand)) => {
@@ -424,6 +423,7 @@ impl Sim {
     fn restart(&mut self, i: usize) {
         self.nodes[i].replica = None;
         self.nodes[i].incarnation += 1;
+        self.nodes[i].broker_epoch = None;
         self.open(i);
         self.heartbeat(i);
         self.publish();

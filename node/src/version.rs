@@ -62,6 +62,7 @@ impl KafkaVersion {
                 eligible_leader_replicas: true,
                 unclean_shutdown_leaves_isr: true,
                 controlled_shutdown: true,
+                reset_last_caught_up_time: false,
             },
             KafkaVersion::V3_7 => Rules {
                 version: self,
@@ -79,6 +80,7 @@ impl KafkaVersion {
                 eligible_leader_replicas: false,
                 unclean_shutdown_leaves_isr: false,
                 controlled_shutdown: true,
+                reset_last_caught_up_time: true,
             },
         }
     }
@@ -137,6 +139,10 @@ pub struct Rules {
     /// KIP-841 / KRaft controlled shutdown: SIGTERM moves leadership away and takes the broker
     /// out of every ISR before it stops.
     pub controlled_shutdown: bool,
+    /// 0.10.2.1 `Partition.makeLeader`: a leader starting a new epoch counts every follower, in
+    /// the ISR or not, as having fetched just now (`Replica.resetLastCaughtUpTime`); 3.7.0's
+    /// `Replica.resetReplicaState` does that only for ISR members.
+    pub reset_last_caught_up_time: bool,
 }
 
 #[cfg(test)]

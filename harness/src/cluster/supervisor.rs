@@ -195,45 +195,60 @@ impl Supervisor {
             .collect()
     }
 
-    /// Stops every node: with SIGTERM paused ones are resumed first (a stopped process cannot
-    /// act on it), then each gets the signal; those still alive after one shared
-    /// [`TERM_DEADLINE`] get SIGKILL. Returns the nodes that needed SIGKILL.
+    /// Stops every node, the brokers first and the controller last, as Kafka stops a combined
+    /// server (`KafkaRaftServer.shutdown`): a broker's SIGTERM is a controlled shutdown, which
+    /// needs the controller to move its leaderships and let it go. With SIGTERM paused nodes are
+    /// resumed first (a stopped process cannot act on it), then each gets the signal; those
+    /// still alive after a [`TERM_DEADLINE`] (one per wave) get SIGKILL. Returns the nodes that
+    /// needed SIGKILL.
     pub async fn stop_all(&self, how: KillSignal) -> Vec<Node> {
         let mut slots = self.slots.lock().await;
-        let signal = match how {
-            KillSignal::Kill => Signal::SIGKILL,
-            KillSignal::Term => Signal::SIGTERM,
-        };
-        for (node, slot) in slots.iter_mut() {
-            refresh(slot);
-            // A stopped process cannot act on SIGTERM, so it is resumed first; SIGKILL needs no
-            // SIGCONT, which would only let it run a moment before dying.
-            if slot.state == ProcState::Paused && how == KillSignal::Term {
-                let _ = send(*node, slot, Signal::SIGCONT);
-                slot.state = ProcState::Running;
-            }
-            if matches!(slot.state, ProcState::Running | ProcState::Paused) {
-                let _ = send(*node, slot, signal);
-            }
-        }
-        let deadline = tokio::time::Instant::now() + TERM_DEADLINE;
-        let mut forced = Vec::new();
-        for (node, slot) in slots.iter_mut() {
-            if !matches!(slot.state, ProcState::Running | ProcState::Paused) {
-                continue;
-            }
-            if let Some(mut child) = slot.child.take() {
-                let exited = tokio::time::timeout_at(deadline, child.wait()).await;
-                if exited.is_err() {
-                    forced.push(*node);
-                    let _ = child.start_kill();
-                    let _ = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
-                }
-            }
-            slot.state = ProcState::Down;
-        }
+        let mut forced = stop_wave(&mut slots, how, |n| n.broker().is_some()).await;
+        forced.extend(stop_wave(&mut slots, how, |n| n.broker().is_none()).await);
         forced
     }
+}
+
+/// Signals every live node `which` selects, then waits for them together until one shared
+/// [`TERM_DEADLINE`]; SIGKILLs those still alive. Returns those.
+async fn stop_wave(
+    slots: &mut BTreeMap<Node, Slot>,
+    how: KillSignal,
+    which: impl Fn(Node) -> bool,
+) -> Vec<Node> {
+    let signal = match how {
+        KillSignal::Kill => Signal::SIGKILL,
+        KillSignal::Term => Signal::SIGTERM,
+    };
+    for (node, slot) in slots.iter_mut().filter(|(n, _)| which(**n)) {
+        refresh(slot);
+        // A stopped process cannot act on SIGTERM, so it is resumed first; SIGKILL needs no
+        // SIGCONT, which would only let it run a moment before dying.
+        if slot.state == ProcState::Paused && how == KillSignal::Term {
+            let _ = send(*node, slot, Signal::SIGCONT);
+            slot.state = ProcState::Running;
+        }
+        if matches!(slot.state, ProcState::Running | ProcState::Paused) {
+            let _ = send(*node, slot, signal);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + TERM_DEADLINE;
+    let mut forced = Vec::new();
+    for (node, slot) in slots.iter_mut().filter(|(n, _)| which(**n)) {
+        if !matches!(slot.state, ProcState::Running | ProcState::Paused) {
+            continue;
+        }
+        if let Some(mut child) = slot.child.take() {
+            let exited = tokio::time::timeout_at(deadline, child.wait()).await;
+            if exited.is_err() {
+                forced.push(*node);
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
+            }
+        }
+        slot.state = ProcState::Down;
+    }
+    forced
 }
 
 fn not_running(node: Node, state: &ProcState) -> SupervisorError {

@@ -1,5 +1,5 @@
-//! The broker's background work: the heartbeat loop (registration, liveness, metadata), the
-//! ISR-shrink check (every replica.lag.time.max.ms / 2, as Kafka's `isr-expiration` task), the
+//! The broker's background work: the heartbeat loop (registration, liveness, metadata, the
+//! broker epoch, and the controlled shutdown's `want_shutdown`), the ISR-shrink check (every replica.lag.time.max.ms / 2, as Kafka's `isr-expiration` task), the
 //! HW checkpoint loop, and sending AlterPartition proposals to the controller, retried until the
 //! controller answers (Kafka's AlterPartitionManager never gives up on a request). Each loop runs
 //! for the life of the process; every wait in them is bounded.
@@ -26,31 +26,41 @@ pub fn isr_check_period_ms(replica_lag_time_max_ms: u64) -> u64 {
     (replica_lag_time_max_ms / 2).max(1)
 }
 
+/// Heartbeats for the life of the broker, until it shuts down (Kafka's
+/// `BrokerLifecycleManager`): every heartbeat interval, sooner when a controlled shutdown
+/// begins or wants an early answer.
 pub async fn heartbeat_loop(broker: Shared) {
     let period = Duration::from_millis(broker.config.heartbeat_interval_ms.max(1));
     let mut failures = 0u64;
-    loop {
-        match heartbeat_once(&broker).await {
-            Ok(()) => failures = 0,
+    while !broker.lifecycle.is_shutting_down() {
+        let delay = match heartbeat_once(&broker).await {
+            Ok(sooner) => {
+                failures = 0;
+                sooner.unwrap_or(period)
+            }
             Err(e) => {
                 failures += 1;
                 if failures.is_power_of_two() {
                     tracing::warn!("heartbeat to the controller failed ({failures} in a row): {e}");
                 }
+                period
             }
-        }
-        tokio::time::sleep(period).await;
+        };
+        broker.lifecycle.wait_for_heartbeat(delay).await;
     }
 }
 
-async fn heartbeat_once(broker: &Shared) -> Result<(), String> {
+/// One heartbeat. Returns how soon the next one is due, when sooner than the interval.
+async fn heartbeat_once(broker: &Shared) -> Result<Option<Duration>, String> {
+    let rules = broker.config.version.rules();
+    let want_shutdown = broker.lifecycle.wants_shutdown();
     let req = HeartbeatRequest {
-        want_shutdown: false,
-        broker_epoch: None,
+        want_shutdown,
+        broker_epoch: broker.broker_epoch().filter(|_| rules.broker_epochs),
         cluster_id: broker.config.cluster_id.clone(),
         broker_id: broker.config.id,
         incarnation: broker.incarnation,
-        registers_fenced: broker.config.version.rules().registers_fenced,
+        registers_fenced: rules.registers_fenced,
         metadata_version: broker.metadata_version(),
         kafka_address: broker.config.kafka_advertise.clone(),
     };
@@ -63,10 +73,16 @@ async fn heartbeat_once(broker: &Shared) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
+    if let Some(epoch) = resp.broker_epoch.filter(|_| rules.broker_epochs) {
+        broker.set_broker_epoch(epoch);
+    }
     if let Some(metadata) = resp.metadata {
         broker.apply_metadata(metadata);
     }
-    Ok(())
+    if !want_shutdown || broker.lifecycle.is_shutting_down() {
+        return Ok(None);
+    }
+    Ok(broker.lifecycle.on_shutdown_answer(resp.should_shut_down))
 }
 
 pub async fn isr_loop(broker: Shared) {
@@ -96,7 +112,7 @@ async fn send_alter(broker: Shared, handle: Arc<PartitionHandle>, proposal: Alte
     let req = {
         let r = handle.lock();
         AlterPartitionRequest {
-            broker_epochs: Default::default(),
+            broker_epochs: proposal.broker_epochs.clone(),
             cluster_id: broker.config.cluster_id.clone(),
             broker_id: broker.config.id,
             topic: r.topic().to_string(),

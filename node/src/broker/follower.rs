@@ -1,7 +1,8 @@
 //! The follower's fetch loop for one partition: long-poll fetches from the leader, handed to
 //! [`Replica::follower_apply`] (append, or truncate at a diverging epoch) under the partition's
 //! lock. One loop per (leader, leader_epoch); it ends when either changes and the new metadata
-//! starts another. The replication rules themselves live in `replica.rs`.
+//! starts another, when the broker stops fetching the partition (controlled shutdown), and when
+//! the broker shuts down. The replication rules themselves live in `replica/`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,11 @@ pub async fn follow(broker: Shared, handle: Arc<PartitionHandle>, leader: u32, e
     let wait_ms = broker.config.replica_fetch_wait_max_ms;
     let timeout = Duration::from_millis(wait_ms + 2_000);
     let still_following = |r: &Replica| {
-        r.role() == Role::Follower && r.leader() == Some(leader) && r.leader_epoch() == Some(epoch)
+        r.role() == Role::Follower
+            && r.leader() == Some(leader)
+            && r.leader_epoch() == Some(epoch)
+            && !handle.fetching_stopped()
+            && !broker.lifecycle.is_shutting_down()
     };
     loop {
         let req = {

@@ -5,10 +5,11 @@
 //! partitions, recovery, HW checkpoints), [`produce`] (the checked produce path and its limits),
 //! [`fetch`] (what a leader answers consumers and followers, with the long-polls),
 //! [`follower`] (the follower fetch loop), [`background`] (heartbeats, ISR checks, checkpoints,
-//! AlterPartition) and [`client`] (internal HTTP calls). This module holds the broker itself and
-//! its metadata cache. It knows no transport: the HTTP API (`crate::broker_http`) and the Kafka
-//! wire protocol (`crate::kafka`) call [`produce`] and [`fetch`], and `crate::listeners` starts
-//! them, so nothing here imports either.
+//! AlterPartition), [`shutdown`] (the controlled shutdown a SIGTERM starts) and [`client`]
+//! (internal HTTP calls). This module holds the broker itself, its metadata cache and its broker
+//! epoch. It knows no transport: the HTTP API (`crate::broker_http`) and the Kafka wire protocol
+//! (`crate::kafka`) call [`produce`] and [`fetch`], and `crate::listeners` starts them, so
+//! nothing here imports either.
 
 pub mod background;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod follower;
 pub mod produce;
 pub mod registry;
 pub mod replica;
+pub mod shutdown;
 
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +33,7 @@ use crate::version::KafkaVersion;
 pub use client::post_json;
 use registry::PartitionHandle;
 pub use registry::{parse_partition_dir, HW_CHECKPOINT};
-use replica::{IsrSettings, Transition};
+use replica::{IsrSettings, Registrations, Transition};
 
 /// Bounds on what one read may ask for (a produce's bounds are in [`produce`]).
 pub const MAX_FETCH_RECORDS: usize = 100_000;
@@ -68,6 +70,11 @@ pub struct Broker {
     events: Arc<EventLog>,
     partitions: RwLock<BTreeMap<(String, u32), Arc<PartitionHandle>>>,
     metadata: Mutex<Option<Metadata>>,
+    /// This broker's broker epoch (KIP-903), as the controller last named it in a heartbeat
+    /// answer: the epoch of this process's registration. None until then, and always without
+    /// broker epochs.
+    broker_epoch: Mutex<Option<u64>>,
+    lifecycle: shutdown::Lifecycle,
 }
 
 type Shared = Arc<Broker>;
@@ -92,6 +99,8 @@ impl Broker {
             events,
             partitions: RwLock::new(BTreeMap::new()),
             metadata: Mutex::new(None),
+            broker_epoch: Mutex::new(None),
+            lifecycle: shutdown::Lifecycle::default(),
         });
         broker.recover_partitions()?;
         Ok(broker)
@@ -110,46 +119,107 @@ impl Broker {
 
     /// Applies a metadata snapshot from the controller to every replica this broker hosts.
     fn apply_metadata(self: &Arc<Self>, metadata: Metadata) {
-        let fenced: Vec<u32> = metadata
-            .brokers
-            .iter()
-            .filter(|b| !b.alive)
-            .map(|b| b.id)
-            .collect();
+        let registrations = Registrations::new(&metadata.brokers, self.broker_epoch());
         for topic in &metadata.topics {
             for pm in &topic.partitions {
-                if !pm.replicas.contains(&self.config.id) {
-                    continue;
-                }
-                let handle = match self.partition(&topic.name, pm.partition) {
-                    Ok(h) => h,
-                    Err(_) => match self.open_partition(&topic.name, pm.partition) {
-                        Ok(h) => h,
-                        Err(e) => {
-                            tracing::error!("cannot open {}/{}: {e:#}", topic.name, pm.partition);
-                            continue;
-                        }
-                    },
-                };
-                let transition = {
-                    let mut r = handle.lock();
-                    r.set_fenced_brokers(fenced.clone());
-                    r.apply_metadata(pm, &topic.configs, now_ms(), &self.events)
-                };
-                handle.notify();
-                match transition {
-                    Ok(Transition::Follow {
-                        leader,
-                        leader_epoch,
-                    }) => {
-                        tokio::spawn(follower::follow(self.clone(), handle, leader, leader_epoch));
-                    }
-                    Ok(Transition::None) => {}
-                    Err(e) => tracing::error!("{}/{}: {e}", topic.name, pm.partition),
+                if pm.replicas.contains(&self.config.id) {
+                    self.apply_partition(topic, pm, &registrations);
                 }
             }
         }
         *self.metadata.lock().unwrap_or_else(|p| p.into_inner()) = Some(metadata);
+    }
+
+    /// One partition's metadata: the replica applies it, and the broker starts a follower fetch
+    /// loop when the replica now follows a new leader epoch, or stops fetching during a
+    /// controlled shutdown.
+    fn apply_partition(
+        self: &Arc<Self>,
+        topic: &TopicMetadata,
+        pm: &PartitionMetadata,
+        registrations: &Registrations,
+    ) {
+        let Some(handle) = self.partition_or_open(&topic.name, pm.partition) else {
+            return;
+        };
+        let (transition, changed) = {
+            let mut r = handle.lock();
+            r.set_registrations(registrations.clone());
+            let before = (r.leader_epoch(), r.partition_epoch());
+            let transition = r.apply_metadata(pm, &topic.configs, now_ms(), &self.events);
+            let after = (r.leader_epoch(), r.partition_epoch());
+            (transition, before != after)
+        };
+        handle.notify();
+        if changed && self.stops_fetching(pm) {
+            handle.stop_fetching();
+            return;
+        }
+        match transition {
+            Ok(Transition::Follow {
+                leader,
+                leader_epoch,
+            }) => {
+                handle.start_fetching();
+                tokio::spawn(follower::follow(self.clone(), handle, leader, leader_epoch));
+            }
+            Ok(Transition::None) => {}
+            Err(e) => tracing::error!("{}/{}: {e}", topic.name, pm.partition),
+        }
+    }
+
+    fn partition_or_open(&self, topic: &str, partition: u32) -> Option<Arc<PartitionHandle>> {
+        if let Ok(handle) = self.partition(topic, partition) {
+            return Some(handle);
+        }
+        match self.open_partition(topic, partition) {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                tracing::error!("cannot open {topic}/{partition}: {e:#}");
+                None
+            }
+        }
+    }
+
+    /// Kafka's `ReplicaManager.applyLocalFollowersDelta` (3.7.0): in controlled shutdown, a
+    /// partition whose metadata changed and now has no leader, or an ISR without this broker,
+    /// is not fetched any more (this broker is a follower there, or no one leads).
+    fn stops_fetching(&self, pm: &PartitionMetadata) -> bool {
+        let me = self.config.id;
+        self.lifecycle.in_controlled_shutdown()
+            && pm.leader != Some(me)
+            && (pm.leader.is_none() || !pm.isr.contains(&me))
+    }
+
+    /// This broker's broker epoch, when the controller has named it.
+    pub fn broker_epoch(&self) -> Option<u64> {
+        *self.broker_epoch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the broker epoch a heartbeat answer named, and tells every replica when it changed
+    /// (a leader names its own in AlterPartition, a follower in every fetch).
+    fn set_broker_epoch(&self, epoch: u64) {
+        let previous = self
+            .broker_epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(epoch);
+        if previous == Some(epoch) {
+            return;
+        }
+        let registrations = Registrations::new(&self.cached_metadata().brokers, Some(epoch));
+        for handle in self.handles() {
+            handle.lock().set_registrations(registrations.clone());
+        }
+    }
+
+    /// Kafka's RUNNING: the controller's metadata lists this broker registered and unfenced.
+    fn is_running(&self) -> bool {
+        let me = self.config.id;
+        self.cached_metadata()
+            .brokers
+            .iter()
+            .any(|b| b.id == me && b.alive)
     }
 
     fn metadata_version(&self) -> u64 {
@@ -191,5 +261,111 @@ impl Broker {
             registered: self.metadata_version() > 0,
             partitions: self.handles().iter().map(|h| h.state()).collect(),
         }
+    }
+}
+
+/// A broker for unit tests: its data dir in `dir`, a controller nobody listens at (the
+/// background loops are not started), and metadata built by [`testing::metadata`].
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub fn broker(dir: &std::path::Path, id: u32, version: KafkaVersion) -> Arc<Broker> {
+        Broker::new(BrokerConfig {
+            id,
+            data: dir.to_path_buf(),
+            controller: "127.0.0.1:9".into(),
+            peers: HashMap::new(),
+            cluster_id: "c".into(),
+            replica_lag_time_max_ms: 1_000,
+            replica_fetch_wait_max_ms: 100,
+            replica_lag_max_messages: 0,
+            version,
+            heartbeat_interval_ms: 100,
+            hw_checkpoint_interval_ms: 1_000,
+            log: LogConfig::default(),
+            max_request_bytes: 1 << 20,
+            kafka_advertise: None,
+        })
+        .unwrap()
+    }
+
+    /// Topic `t` with one partition on brokers 1, 2 and 3, all alive.
+    pub fn metadata(
+        metadata_version: u64,
+        leader: Option<u32>,
+        leader_epoch: u32,
+        partition_epoch: u32,
+        isr: &[u32],
+    ) -> Metadata {
+        let brokers = (1..=3)
+            .map(|id| BrokerStatus {
+                id,
+                alive: true,
+                epoch: None,
+                shutting_down: false,
+                kafka_address: None,
+            })
+            .collect();
+        let partition = PartitionMetadata {
+            partition: 0,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            isr: isr.to_vec(),
+            replicas: vec![1, 2, 3],
+            unclean: false,
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
+        };
+        Metadata {
+            cluster_id: "c".into(),
+            metadata_version,
+            brokers,
+            topics: vec![TopicMetadata {
+                name: "t".into(),
+                configs: TopicConfigs {
+                    min_insync_replicas: 1,
+                    unclean_leader_election_enable: false,
+                },
+                partitions: vec![partition],
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{broker, metadata};
+    use crate::version::KafkaVersion;
+
+    /// Kafka 3.7.0 `ReplicaManager.applyLocalFollowersDelta`: during a controlled shutdown, a
+    /// partition whose metadata changes to one with no leader or an ISR without this broker is
+    /// no longer fetched (and a new leader epoch there starts no fetcher); a change that keeps
+    /// it in the ISR, or no change at all, leaves the fetcher alone; before the controlled
+    /// shutdown nothing of the kind happens.
+    #[tokio::test]
+    async fn in_controlled_shutdown_fetching_stops_where_a_change_leaves_no_leader_or_isr() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path(), 2, KafkaVersion::V4_1);
+        b.apply_metadata(metadata(1, Some(1), 0, 0, &[1, 3]));
+        let h = b.partition("t", 0).unwrap();
+        assert!(!h.fetching_stopped(), "not in controlled shutdown");
+        b.lifecycle.begin_controlled_shutdown();
+        b.apply_metadata(metadata(2, Some(1), 0, 0, &[1, 3]));
+        assert!(!h.fetching_stopped(), "no change to this partition");
+        b.apply_metadata(metadata(3, Some(1), 0, 1, &[1, 2, 3]));
+        assert!(!h.fetching_stopped(), "a change that keeps it in the ISR");
+        b.apply_metadata(metadata(4, Some(1), 0, 2, &[1, 3]));
+        assert!(h.fetching_stopped(), "it left the ISR");
+        b.apply_metadata(metadata(5, Some(3), 1, 3, &[3]));
+        assert!(h.fetching_stopped(), "a new leader epoch starts no fetcher");
+        let dir = tempfile::tempdir().unwrap();
+        let leaderless = broker(dir.path(), 2, KafkaVersion::V0_10_2);
+        leaderless.apply_metadata(metadata(1, Some(1), 0, 0, &[1, 2, 3]));
+        leaderless.lifecycle.begin_controlled_shutdown();
+        leaderless.apply_metadata(metadata(2, None, 1, 1, &[1, 2, 3]));
+        let h = leaderless.partition("t", 0).unwrap();
+        assert!(h.fetching_stopped(), "no leader");
     }
 }

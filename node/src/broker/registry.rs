@@ -1,11 +1,13 @@
 //! The partition registry of a broker: which partition replicas it hosts, each behind its lock
-//! with a change counter that wakes long-polls and acks=all waits; opening (and so recovering)
-//! every partition found in the data dir at start; and the HW checkpoint files. It owns no
-//! task and speaks no HTTP.
+//! with a change counter that wakes long-polls and acks=all waits and a flag that stops its
+//! follower fetch loop (controlled shutdown); opening (and so recovering) every partition found
+//! in the data dir at start; the HW checkpoint files; and closing every log at shutdown. It
+//! owns no task and speaks no HTTP.
 
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -25,6 +27,9 @@ pub struct PartitionHandle {
     changed: watch::Sender<u64>,
     /// Follower fetches being answered now, by follower id (for `/v1/state`).
     fetches_in_flight: Mutex<BTreeMap<u32, u32>>,
+    /// Set when this broker must stop fetching the partition (Kafka's `ReplicaManager` removes
+    /// its fetcher during a controlled shutdown); cleared when a new fetch loop starts.
+    fetching_stopped: AtomicBool,
 }
 
 /// Counts one follower fetch as in flight until dropped.
@@ -52,7 +57,22 @@ impl PartitionHandle {
             replica: Mutex::new(replica),
             changed: watch::channel(0).0,
             fetches_in_flight: Mutex::new(BTreeMap::new()),
+            fetching_stopped: AtomicBool::new(false),
         }
+    }
+
+    /// The follower fetch loop ends at its next turn.
+    pub fn stop_fetching(&self) {
+        self.fetching_stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Before a new follower fetch loop starts.
+    pub fn start_fetching(&self) {
+        self.fetching_stopped.store(false, Ordering::SeqCst);
+    }
+
+    pub fn fetching_stopped(&self) -> bool {
+        self.fetching_stopped.load(Ordering::SeqCst)
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Replica> {
@@ -212,8 +232,10 @@ impl Broker {
         }
     }
 
-    /// Clean shutdown: HW checkpoints and logs flushed.
+    /// Clean shutdown: no more heartbeats or fetches, then HW checkpoints and logs flushed. A
+    /// closed replica is offline, so nothing appends past its clean-shutdown marker.
     pub fn shutdown(&self) {
+        self.lifecycle.begin_shutdown();
         self.write_hw_checkpoints();
         for handle in self.handles() {
             if let Err(e) = handle.lock().close_clean() {

@@ -1,25 +1,38 @@
 //! The controller role: the cluster's metadata (topics, replica assignment and, per partition,
-//! leader, leader_epoch, partition_epoch and ISR), kept durably; broker liveness by heartbeats;
-//! leader elections, clean from the ISR or unclean from any live replica when the topic allows
-//! it; and AlterPartition, the only way a leader may change its ISR, fenced by leader_epoch and
-//! partition_epoch. It never calls a broker: brokers heartbeat to it and learn metadata from the
-//! answers. This module is the pure state machine ([`ControllerState`]); the HTTP server and the
-//! session-expiry ticker around it live in [`http`].
+//! leader, leader_epoch, partition_epoch, ISR and ELR) and every broker's registration (broker
+//! epoch, fenced, in controlled shutdown), kept durably; broker liveness by heartbeats; leader
+//! elections; and AlterPartition, the only way a leader may change its ISR, fenced by
+//! leader_epoch, partition_epoch and broker epochs. It never calls a broker: brokers heartbeat to
+//! it and learn metadata from the answers. Which Kafka version's rules apply is
+//! [`crate::version::Rules`], asked rule by rule.
+//!
+//! This module is the pure state machine ([`ControllerState`]): its durable state, topics and
+//! the events it writes. Broker liveness (registration, fencing, controlled shutdown, session
+//! expiry) is [`liveness`]; how one partition's ISR, ELR and leader change is [`election`];
+//! AlterPartition is [`alter_partition`]; the HTTP server and the session-expiry task around it
+//! live in [`http`].
 
+mod alter_partition;
+pub mod election;
 pub mod http;
-pub use http::run;
+mod liveness;
 
-use crate::version::KafkaVersion;
+pub use election::{change, elect, ChangeRules};
+pub use http::run;
+pub use liveness::ContactTimes;
+
+use crate::version::{KafkaVersion, Rules};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::api::*;
 use crate::events::EventLog;
 use crate::storage::checkpoint::write_atomic;
+use liveness::{Liveness, Registration, Update};
 
 /// The broker session timeout unless told otherwise (Kafka's `broker.session.timeout.ms` is
 /// 9000). Kept below the brokers' default replica.lag.time.max.ms, in Kafka's proportion
@@ -40,17 +53,17 @@ pub struct ControllerConfig {
     pub version: KafkaVersion,
 }
 
-/// What survives a controller restart.
+/// What survives a controller restart: KRaft's metadata image (topics, partitions, broker
+/// registrations), written atomically on every change.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Durable {
     cluster_id: String,
     metadata_version: u64,
-    /// Every broker id that ever registered.
-    brokers: Vec<u32>,
-    /// Each broker's last registered incarnation (KRaft keeps registrations in its log), so a
-    /// broker restarted while the controller was down is still recognised as restarted.
+    /// Every broker that ever registered, with its latest registration (KRaft keeps them in its
+    /// log), so a restarted controller knows each broker's incarnation, broker epoch and
+    /// whether it is fenced or in controlled shutdown.
     #[serde(default)]
-    incarnations: BTreeMap<u32, u64>,
+    registrations: BTreeMap<u32, Registration>,
     topics: Vec<TopicMetadata>,
     /// Each broker's advertised Kafka listener as it last registered it, served in the metadata
     /// so every broker can answer a Kafka Metadata request with the others' addresses.
@@ -58,70 +71,61 @@ struct Durable {
     kafka_addresses: BTreeMap<u32, String>,
 }
 
-#[derive(Debug)]
-struct Liveness {
-    incarnation: u64,
-    last_heartbeat: Instant,
-    /// Unfenced: the broker may lead and be in an ISR.
-    alive: bool,
-    /// The metadata version that holds this incarnation's registration. Like KRaft's
-    /// `registerBrokerRecordOffset`, a registered broker stays fenced until a heartbeat shows it
-    /// has caught up to it (BrokerHeartbeatManager `calculateNextBrokerState`).
-    registered_version: u64,
-}
-
 pub struct ControllerState {
     config: ControllerConfig,
+    rules: Rules,
     durable: Durable,
     liveness: BTreeMap<u32, Liveness>,
+    contacts: Arc<ContactTimes>,
     events: Arc<EventLog>,
 }
 
 impl ControllerState {
-    /// Loads the metadata checkpoint (if any). Brokers known before a restart are given one
-    /// session timeout from now to heartbeat before they are fenced.
+    /// Loads the metadata checkpoint (if any) and, as Kafka's `ClusterControlManager.activate`
+    /// (3.7.0; unchanged in trunk) registers every broker with the heartbeat manager with its
+    /// stored fenced flag, restores each broker as it was: an unfenced broker gets a fresh
+    /// session from now, a fenced one stays fenced until a heartbeat shows it has caught up.
+    /// Kafka 0.10.2 differs in mechanism, not in outcome: its controller reads the live brokers
+    /// from ZooKeeper on failover (0.10.2.1 `KafkaController.initializeControllerContext`,
+    /// `zkUtils.getAllBrokersInCluster`), sessions that a controller failover does not end.
     pub fn open(config: ControllerConfig, events: Arc<EventLog>) -> anyhow::Result<Self> {
-        let path = config.data.join(METADATA_FILE);
-        let durable = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let durable: Durable = serde_json::from_slice(&bytes)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                if durable.cluster_id != config.cluster_id {
-                    anyhow::bail!(
-                        "{} belongs to cluster {:?}, not {:?}",
-                        path.display(),
-                        durable.cluster_id,
-                        config.cluster_id
-                    );
-                }
-                durable
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Durable {
-                cluster_id: config.cluster_id.clone(),
-                ..Durable::default()
-            },
-            Err(e) => return Err(e.into()),
-        };
+        let durable = load(&config)?;
         let now = Instant::now();
+        let contacts = Arc::new(ContactTimes::default());
+        for (&id, registration) in &durable.registrations {
+            contacts.start(id, registration.incarnation, now);
+        }
+        if !durable.registrations.is_empty() {
+            let with = |fenced: bool| -> Vec<u32> {
+                let registrations = durable.registrations.iter();
+                registrations
+                    .filter(|(_, r)| r.fenced == fenced)
+                    .map(|(&id, _)| id)
+                    .collect()
+            };
+            events.emit(
+                "brokers_restored",
+                json!({"unfenced": with(false), "fenced": with(true)}),
+            );
+        }
         let liveness = durable
-            .brokers
-            .iter()
-            .map(|&id| {
-                let l = Liveness {
-                    incarnation: durable.incarnations.get(&id).copied().unwrap_or(0),
-                    last_heartbeat: now,
-                    alive: true,
-                    registered_version: 0,
-                };
-                (id, l)
-            })
+            .registrations
+            .keys()
+            .map(|&id| (id, Liveness::default()))
             .collect();
         Ok(ControllerState {
+            rules: config.version.rules(),
             config,
             durable,
             liveness,
+            contacts,
             events,
         })
+    }
+
+    /// The contact times heartbeats update before they take the controller's lock.
+    pub fn contact_times(&self) -> Arc<ContactTimes> {
+        self.contacts.clone()
     }
 
     fn persist(&mut self) -> Result<(), ApiError> {
@@ -130,16 +134,23 @@ impl ControllerState {
         write_atomic(&self.config.data.join(METADATA_FILE), &bytes).map_err(ApiError::storage)
     }
 
-    fn alive_brokers(&self) -> Vec<u32> {
-        self.liveness
+    /// Kafka's `ClusterControlManager.isActive`: registered, unfenced and not in controlled
+    /// shutdown. Only these may lead, join an ISR or get new replicas.
+    fn active_brokers(&self) -> Vec<u32> {
+        self.durable
+            .registrations
             .iter()
-            .filter(|(_, l)| l.alive)
-            .map(|(&b, _)| b)
+            .filter(|(_, r)| !r.fenced && !r.in_controlled_shutdown)
+            .map(|(&id, _)| id)
             .collect()
     }
 
+    #[cfg(test)]
     fn is_alive(&self, id: u32) -> bool {
-        self.liveness.get(&id).is_some_and(|l| l.alive)
+        self.durable
+            .registrations
+            .get(&id)
+            .is_some_and(|r| !r.fenced)
     }
 
     pub fn metadata(&self) -> Metadata {
@@ -148,13 +159,13 @@ impl ControllerState {
             metadata_version: self.durable.metadata_version,
             brokers: self
                 .durable
-                .brokers
+                .registrations
                 .iter()
-                .map(|&id| BrokerStatus {
-                    epoch: None,
-                    shutting_down: false,
+                .map(|(&id, r)| BrokerStatus {
                     id,
-                    alive: self.is_alive(id),
+                    alive: !r.fenced,
+                    epoch: r.epoch,
+                    shutting_down: r.in_controlled_shutdown,
                     kafka_address: self.durable.kafka_addresses.get(&id).cloned(),
                 })
                 .collect(),
@@ -192,13 +203,7 @@ impl ControllerState {
                 ),
             ));
         }
-        let brokers: Vec<u32> = self
-            .durable
-            .brokers
-            .iter()
-            .copied()
-            .filter(|&b| self.is_alive(b))
-            .collect();
+        let brokers = self.active_brokers();
         if req.replication_factor < 1 || req.replication_factor > brokers.len() as i64 {
             return Err(ApiError::new(
                 ErrorCode::InvalidReplicationFactor,
@@ -234,355 +239,145 @@ impl ControllerState {
             partitions,
         };
         for p in &topic.partitions {
-            self.events.emit(
-                "election",
-                json!({"topic": topic.name, "partition": p.partition, "leader": p.leader,
-                       "previous_leader": null, "leader_epoch": 0, "partition_epoch": 0,
-                       "isr": p.isr, "unclean": false, "reason": "topic_created"}),
-            );
+            let mut event = json!({"topic": topic.name, "partition": p.partition,
+                "leader": p.leader, "previous_leader": null, "leader_epoch": 0,
+                "partition_epoch": 0, "isr": p.isr, "unclean": false, "reason": "topic_created"});
+            self.add_elr(&mut event, p, None);
+            self.events.emit("election", event);
         }
         self.durable.topics.push(topic.clone());
         self.persist()?;
         Ok(topic)
     }
 
-    /// A heartbeat registers a broker, keeps its session and unfences it.
-    ///
-    /// A new incarnation (a restarted broker) is refused with DUPLICATE_BROKER_REGISTRATION while
-    /// the previous incarnation's session is still valid; once it has expired the previous
-    /// incarnation is fenced (it leaves every ISR, its leaderships move). Both protocols do this:
-    /// KRaft's ClusterControlManager `registerBroker` (Kafka 3.7) refuses the registration, and
-    /// ZooKeeper-era Kafka (0.10.2 `ZkUtils.registerBrokerInZk`) finds the old ephemeral
-    /// registration still there and fails the broker's startup until the old session expires,
-    /// whose expiry the controller handles as a broker failure (`onBrokerFailure`: every replica
-    /// on it goes to OfflineReplica, which removes it from every ISR). With `registers_fenced`
-    /// (the current protocol) the new incarnation is then registered fenced, as KRaft does, to be
-    /// unfenced by the first heartbeat that shows it has caught up on metadata; without it
-    /// (legacy-hw) it is live at once, as a 0.10 broker is once its registration is written.
-    pub fn heartbeat(&mut self, req: HeartbeatRequest) -> Result<HeartbeatResponse, ApiError> {
-        self.check_cluster(&req.cluster_id)?;
-        let id = req.broker_id;
-        if !self.durable.brokers.contains(&id) {
-            self.durable.brokers.push(id);
-            self.durable.brokers.sort_unstable();
-            self.persist()?;
-        }
-        let kraft = req.registers_fenced;
-        let known = self.liveness.get(&id).map(|l| l.incarnation);
-        let registering = known.is_none_or(|inc| inc != req.incarnation && inc != 0);
-        if registering && known.is_some() {
-            self.end_previous_session(id)?;
-        }
-        if registering || known == Some(0) {
-            self.register(id, req.incarnation, kraft)?;
-        }
-        self.record_kafka_address(id, req.kafka_address.as_deref())?;
-        let entry = self.liveness.get_mut(&id).expect("registered above");
-        entry.last_heartbeat = Instant::now();
-        let unfence = !entry.alive && req.metadata_version >= entry.registered_version;
-        if unfence {
-            entry.alive = true;
-            self.unfence(id)?;
-        }
-        let metadata =
-            (req.metadata_version != self.durable.metadata_version).then(|| self.metadata());
-        Ok(HeartbeatResponse {
-            broker_epoch: None,
-            should_shut_down: false,
-            metadata_version: self.durable.metadata_version,
-            metadata,
-        })
-    }
-
-    /// Keeps the Kafka listener `id` advertises; a change is a new metadata version, so every
-    /// broker learns it with its next heartbeat.
-    fn record_kafka_address(&mut self, id: u32, address: Option<&str>) -> Result<(), ApiError> {
-        let Some(address) = address else {
-            return Ok(());
-        };
-        if self.durable.kafka_addresses.get(&id).map(String::as_str) == Some(address) {
-            return Ok(());
-        }
-        self.durable.kafka_addresses.insert(id, address.to_string());
-        self.persist()
-    }
-
-    /// A new incarnation of `id` wants to register: refused while the previous incarnation's
-    /// session is valid; otherwise that incarnation is fenced (if it was not already).
-    fn end_previous_session(&mut self, id: u32) -> Result<(), ApiError> {
-        let timeout = Duration::from_millis(self.config.session_timeout_ms);
-        let (alive, silent_for) = {
-            let l = &self.liveness[&id];
-            (l.alive, l.last_heartbeat.elapsed())
-        };
-        if alive && silent_for <= timeout {
-            return Err(ApiError::new(
-                ErrorCode::DuplicateBrokerRegistration,
-                format!(
-                    "broker {id}'s previous incarnation has a valid session for {} ms more; \
-                     a new incarnation may register once it expires",
-                    (timeout - silent_for).as_millis()
-                ),
-            ));
-        }
-        if alive {
-            self.fence(id, "session_timeout")?;
-        }
-        Ok(())
-    }
-
-    /// Records a new incarnation of `id`. With KRaft's rules it starts fenced until a heartbeat
-    /// shows the metadata version that holds this registration.
-    fn register(&mut self, id: u32, incarnation: u64, kraft: bool) -> Result<(), ApiError> {
-        let was_alive = self.liveness.get(&id).is_some_and(|l| l.alive);
-        if self.durable.incarnations.get(&id) != Some(&incarnation) {
-            self.durable.incarnations.insert(id, incarnation);
-            self.persist()?;
-        }
-        self.events.emit(
-            "broker_registered",
-            json!({"broker": id, "incarnation": incarnation, "fenced": kraft || !was_alive}),
-        );
-        let registered_version = if kraft {
-            self.durable.metadata_version
-        } else {
-            0
-        };
-        self.liveness.insert(
-            id,
-            Liveness {
-                incarnation,
-                last_heartbeat: Instant::now(),
-                alive: !kraft && was_alive,
-                registered_version,
-            },
-        );
-        Ok(())
-    }
-
-    /// The controller itself was stopped (SIGSTOP, a long stall) for `stall`: heartbeats could not
-    /// be heard meanwhile, so silence during it is no evidence against any broker. Every live
-    /// broker gets a fresh session instead of being fenced all at once.
-    pub fn forgive_stall(&mut self, stall: Duration) {
-        tracing::warn!("controller stalled for {stall:?}; renewing every broker's session");
-        let now = Instant::now();
-        for l in self.liveness.values_mut().filter(|l| l.alive) {
-            l.last_heartbeat = l.last_heartbeat.max(now);
-        }
-    }
-
-    /// Fences every broker whose last heartbeat is older than the session timeout.
-    pub fn expire_sessions(&mut self) {
-        let timeout = Duration::from_millis(self.config.session_timeout_ms);
-        let expired: Vec<u32> = self
-            .liveness
-            .iter()
-            .filter(|(_, l)| l.alive && l.last_heartbeat.elapsed() > timeout)
-            .map(|(&id, _)| id)
+    /// Kafka's `generateLeaderAndIsrUpdates`: every partition `select` picks gets a target ISR
+    /// without `update.remove` and `update.unclean_shutdown`, and [`change`] elects where the
+    /// leader may not stay. Writes the events; the caller persists, in one write with the
+    /// broker change that caused it.
+    fn update_partitions(&mut self, update: Update, select: impl Fn(&PartitionMetadata) -> bool) {
+        let acceptable: Vec<u32> = self
+            .active_brokers()
+            .into_iter()
+            .chain(update.add)
+            .filter(|&b| Some(b) != update.remove && Some(b) != update.unclean_shutdown)
             .collect();
-        for id in expired {
-            if let Err(e) = self.fence(id, "session_timeout") {
-                tracing::error!("fencing broker {id} failed: {e}");
-            }
-        }
-    }
-
-    /// The broker is gone: it leaves every ISR (unless it is the last member, which KRaft keeps so
-    /// the partition can come back cleanly), and every partition it led elects a new leader.
-    pub(crate) fn fence(&mut self, id: u32, reason: &str) -> Result<(), ApiError> {
-        if let Some(l) = self.liveness.get_mut(&id) {
-            l.alive = false;
-        }
-        self.events
-            .emit("broker_fenced", json!({"broker": id, "reason": reason}));
-        let alive = self.alive_brokers();
+        let leaves = |b: u32| Some(b) == update.remove || Some(b) == update.unclean_shutdown;
         let mut changes = Vec::new();
         for topic in &mut self.durable.topics {
-            let unclean_ok = topic.configs.unclean_leader_election_enable;
-            for p in &mut topic.partitions {
-                if !p.replicas.contains(&id) {
-                    continue;
-                }
-                let isr_before = p.isr.clone();
-                if p.isr.len() > 1 {
-                    p.isr.retain(|&b| b != id);
-                }
-                if p.leader == Some(id) {
-                    let previous = p.leader;
-                    elect(p, &alive, unclean_ok);
-                    changes.push(Change::Election(
-                        topic.name.clone(),
-                        p.clone(),
-                        previous,
-                        "broker_fenced",
-                    ));
-                } else if p.isr != isr_before {
-                    p.partition_epoch += 1;
-                    changes.push(Change::Isr(
-                        topic.name.clone(),
-                        p.clone(),
-                        isr_before,
-                        "broker_fenced",
-                    ));
+            let rules = ChangeRules {
+                elr: self.rules.eligible_leader_replicas,
+                min_isr: effective_min_isr(topic),
+                unclean_ok: topic.configs.unclean_leader_election_enable,
+                acceptable: &acceptable,
+                unclean_shutdown: update.unclean_shutdown,
+            };
+            for p in topic.partitions.iter_mut().filter(|p| select(p)) {
+                let before = p.clone();
+                let target = p.isr.iter().copied().filter(|&b| !leaves(b)).collect();
+                if change(p, target, &rules) {
+                    changes.push(Change::new(&topic.name, before, p, update.reason));
                 }
             }
         }
         self.record(changes);
-        self.persist()
     }
 
-    /// The broker is back: offline partitions it can lead get a leader again.
-    fn unfence(&mut self, id: u32) -> Result<(), ApiError> {
-        self.events.emit("broker_unfenced", json!({"broker": id}));
-        let alive = self.alive_brokers();
-        let mut changes = Vec::new();
-        for topic in &mut self.durable.topics {
-            let unclean_ok = topic.configs.unclean_leader_election_enable;
-            for p in &mut topic.partitions {
-                if p.leader.is_none() && p.replicas.contains(&id) && elect(p, &alive, unclean_ok) {
-                    changes.push(Change::Election(
-                        topic.name.clone(),
-                        p.clone(),
-                        None,
-                        "broker_unfenced",
-                    ));
-                }
-            }
-        }
-        self.record(changes);
-        self.persist()
-    }
-
+    /// One event per changed partition: `election` when its leader changed (its leader epoch
+    /// moved), `isr_change` otherwise.
     fn record(&self, changes: Vec<Change>) {
-        for change in changes {
-            match change {
-                Change::Election(topic, p, previous, reason) => self.events.emit(
-                    "election",
-                    json!({"topic": topic, "partition": p.partition, "leader": p.leader,
-                           "previous_leader": previous, "leader_epoch": p.leader_epoch,
-                           "partition_epoch": p.partition_epoch, "isr": p.isr,
-                           "unclean": p.unclean, "reason": reason}),
-                ),
-                Change::Isr(topic, p, before, reason) => self.events.emit(
-                    "isr_change",
-                    json!({"topic": topic, "partition": p.partition, "isr_before": before,
-                           "isr": p.isr, "leader_epoch": p.leader_epoch,
-                           "partition_epoch": p.partition_epoch, "reason": reason}),
-                ),
+        for c in changes {
+            let (before, p) = (&c.before, &c.after);
+            if p.leader_epoch != before.leader_epoch {
+                let mut event = json!({"topic": c.topic, "partition": p.partition,
+                    "leader": p.leader, "previous_leader": before.leader,
+                    "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch,
+                    "isr": p.isr, "unclean": p.unclean, "reason": c.reason});
+                self.add_elr(&mut event, p, None);
+                self.events.emit("election", event);
+            } else {
+                let mut event = json!({"topic": c.topic, "partition": p.partition,
+                    "isr_before": before.isr, "isr": p.isr, "leader_epoch": p.leader_epoch,
+                    "partition_epoch": p.partition_epoch, "reason": c.reason});
+                self.add_elr(&mut event, p, Some(before));
+                self.events.emit("isr_change", event);
             }
         }
     }
 
-    /// AlterPartition: a leader proposes a new ISR. Refused unless it comes from the current
-    /// leader with the current leader_epoch and partition_epoch, keeps the leader in the ISR, and
-    /// only adds live replicas.
-    pub fn alter_partition(
-        &mut self,
-        req: AlterPartitionRequest,
-    ) -> Result<PartitionMetadata, ApiError> {
-        self.check_cluster(&req.cluster_id)?;
-        let reject = |code: ErrorCode, msg: String| ApiError::new(code, msg);
-        let alive_check: Vec<u32> = req
-            .new_isr
-            .iter()
-            .copied()
-            .filter(|&b| !self.is_alive(b))
-            .collect();
-        let result = (|| {
-            let topic = self
-                .durable
-                .topics
-                .iter_mut()
-                .find(|t| t.name == req.topic)
-                .ok_or_else(|| ApiError::unknown_partition(&req.topic, req.partition))?;
-            let p = topic
-                .partitions
-                .get_mut(req.partition as usize)
-                .ok_or_else(|| ApiError::unknown_partition(&req.topic, req.partition))?;
-            if p.leader != Some(req.broker_id) {
-                let mut e = reject(
-                    ErrorCode::NotLeaderOrFollower,
-                    format!(
-                        "broker {} does not lead {}/{}",
-                        req.broker_id, req.topic, req.partition
-                    ),
-                );
-                e.leader = p.leader;
-                return Err(e);
-            }
-            if req.leader_epoch != p.leader_epoch {
-                return Err(reject(
-                    ErrorCode::FencedLeaderEpoch,
-                    format!(
-                        "leader_epoch {} is not the current {}",
-                        req.leader_epoch, p.leader_epoch
-                    ),
-                ));
-            }
-            if req.partition_epoch != p.partition_epoch {
-                return Err(reject(
-                    ErrorCode::InvalidUpdateVersion,
-                    format!(
-                        "partition_epoch {} is not the current {}",
-                        req.partition_epoch, p.partition_epoch
-                    ),
-                ));
-            }
-            let mut new_isr = req.new_isr.clone();
-            new_isr.sort_unstable();
-            new_isr.dedup();
-            if !new_isr.contains(&req.broker_id) || new_isr.iter().any(|b| !p.replicas.contains(b))
-            {
-                return Err(reject(
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "ISR {new_isr:?} must hold the leader and only replicas {:?}",
-                        p.replicas
-                    ),
-                ));
-            }
-            let added_dead: Vec<u32> = new_isr
-                .iter()
-                .copied()
-                .filter(|b| !p.isr.contains(b) && alive_check.contains(b))
-                .collect();
-            if !added_dead.is_empty() {
-                return Err(reject(
-                    ErrorCode::IneligibleReplica,
-                    format!("broker(s) {added_dead:?} are fenced and cannot join the ISR"),
-                ));
-            }
-            let before = std::mem::replace(&mut p.isr, new_isr);
-            p.partition_epoch += 1;
-            Ok((topic.name.clone(), p.clone(), before))
-        })();
-        match result {
-            Ok((topic, p, before)) => {
-                let reason = if p.isr.len() < before.len() {
-                    "shrink"
-                } else {
-                    "expand"
-                };
-                self.record(vec![Change::Isr(topic, p.clone(), before, reason)]);
-                self.persist()?;
-                Ok(p)
-            }
-            Err(e) => {
-                self.events.emit(
-                    "alter_partition_rejected",
-                    json!({"topic": req.topic, "partition": req.partition, "broker": req.broker_id,
-                           "error": e.error, "leader_epoch": req.leader_epoch,
-                           "partition_epoch": req.partition_epoch}),
-                );
-                Err(e)
-            }
+    /// With ELR on, an `election` or `isr_change` event names the ELR and the last known
+    /// leader (and, for an `isr_change`, the ELR before); without ELR they are absent, so a
+    /// reader can tell "no ELR" from "an empty ELR".
+    fn add_elr(
+        &self,
+        event: &mut serde_json::Value,
+        p: &PartitionMetadata,
+        before: Option<&PartitionMetadata>,
+    ) {
+        if !self.rules.eligible_leader_replicas {
+            return;
+        }
+        event["elr"] = json!(p.elr);
+        event["last_known_elr"] = json!(p.last_known_elr);
+        if let Some(before) = before {
+            event["elr_before"] = json!(before.elr);
         }
     }
 }
 
-enum Change {
-    Election(String, PartitionMetadata, Option<u32>, &'static str),
-    Isr(String, PartitionMetadata, Vec<u32>, &'static str),
+/// Reads the metadata checkpoint of `config.data`, or starts empty.
+fn load(config: &ControllerConfig) -> anyhow::Result<Durable> {
+    let path = config.data.join(METADATA_FILE);
+    let durable = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Durable>(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Durable {
+                cluster_id: config.cluster_id.clone(),
+                ..Durable::default()
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if durable.cluster_id != config.cluster_id {
+        anyhow::bail!(
+            "{} belongs to cluster {:?}, not {:?}",
+            path.display(),
+            durable.cluster_id,
+            config.cluster_id
+        );
+    }
+    Ok(durable)
+}
+
+/// One partition's change, for its event.
+struct Change {
+    topic: String,
+    before: PartitionMetadata,
+    after: PartitionMetadata,
+    reason: &'static str,
+}
+
+impl Change {
+    fn new(
+        topic: &str,
+        before: PartitionMetadata,
+        after: &PartitionMetadata,
+        reason: &'static str,
+    ) -> Self {
+        Change {
+            topic: topic.to_string(),
+            before,
+            after: after.clone(),
+            reason,
+        }
+    }
+}
+
+/// `ReplicationControlManager.getTopicEffectiveMinIsr`: min(min.insync.replicas, replication
+/// factor).
+fn effective_min_isr(topic: &TopicMetadata) -> usize {
+    let rf = topic.partitions.first().map_or(0, |p| p.replicas.len());
+    (topic.configs.min_insync_replicas as usize).min(rf)
 }
 
 /// Kafka's round-robin assignment (without racks): partition p's replicas start at broker
@@ -591,46 +386,6 @@ pub fn assign_replicas(brokers: &[u32], first: usize, rf: usize) -> Vec<u32> {
     (0..rf)
         .map(|i| brokers[(first + i) % brokers.len()])
         .collect()
-}
-
-/// Elects a leader for `p` among `alive` brokers: the first replica (in assignment order) that
-/// is in the ISR; failing that, when `unclean_ok`, the first live replica, with the ISR reset to
-/// it alone. Otherwise the partition goes offline. As in KRaft (PartitionChangeBuilder
-/// `tryElection`, PartitionRegistration `merge`), both epochs are bumped only when the leader
-/// changes: a partition already offline that still finds no leader is left untouched. Returns
-/// whether anything changed.
-pub fn elect(p: &mut PartitionMetadata, alive: &[u32], unclean_ok: bool) -> bool {
-    let clean = p
-        .replicas
-        .iter()
-        .copied()
-        .find(|b| p.isr.contains(b) && alive.contains(b));
-    let unclean = || p.replicas.iter().copied().find(|b| alive.contains(b));
-    if clean.is_none() && (!unclean_ok || unclean().is_none()) && p.leader.is_none() {
-        return false;
-    }
-    p.leader_epoch += 1;
-    p.partition_epoch += 1;
-    match (clean, unclean_ok) {
-        (Some(leader), _) => {
-            p.leader = Some(leader);
-            p.unclean = false;
-            if p.isr.len() > 1 {
-                p.isr.retain(|b| alive.contains(b) || *b == leader);
-            }
-        }
-        (None, true) if unclean().is_some() => {
-            let leader = unclean().expect("checked");
-            p.leader = Some(leader);
-            p.isr = vec![leader];
-            p.unclean = true;
-        }
-        _ => {
-            p.leader = None;
-            p.unclean = false;
-        }
-    }
-    true
 }
 
 fn parse_topic_configs(
@@ -676,78 +431,34 @@ fn parse_topic_configs(
     Ok(configs)
 }
 
+/// Helpers the controller's unit tests share: a controller in a temp dir, heartbeats, topics.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    fn partition(replicas: &[u32], isr: &[u32], leader: u32) -> PartitionMetadata {
-        PartitionMetadata {
-            elr: Vec::new(),
-            last_known_elr: Vec::new(),
-            partition: 0,
-            leader: Some(leader),
-            leader_epoch: 3,
-            partition_epoch: 5,
-            isr: isr.to_vec(),
-            replicas: replicas.to_vec(),
-            unclean: false,
-        }
-    }
-
-    #[test]
-    fn round_robin_spreads_leaders_evenly() {
-        let brokers = [1, 2, 3];
-        let leaders: Vec<u32> = (0..6).map(|p| assign_replicas(&brokers, p, 3)[0]).collect();
-        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
-        assert_eq!(assign_replicas(&brokers, 1, 2), vec![2, 3]);
-    }
-
-    #[test]
-    fn clean_election_picks_a_live_isr_member_and_bumps_epochs() {
-        let mut p = partition(&[1, 2, 3], &[2, 3], 1);
-        elect(&mut p, &[2, 3], false);
-        assert_eq!(p.leader, Some(2));
-        assert_eq!((p.leader_epoch, p.partition_epoch), (4, 6));
-        assert!(!p.unclean);
-    }
-
-    #[test]
-    fn no_live_isr_member_means_offline_unless_unclean_is_enabled() {
-        let mut p = partition(&[1, 2, 3], &[1], 1);
-        elect(&mut p, &[2, 3], false);
-        assert_eq!(p.leader, None);
-        assert_eq!(
-            p.isr,
-            vec![1],
-            "the last ISR member stays so it can come back cleanly"
-        );
-        let mut p = partition(&[1, 2, 3], &[1], 1);
-        elect(&mut p, &[3], true);
-        assert_eq!(p.leader, Some(3));
-        assert_eq!(p.isr, vec![3]);
-        assert!(p.unclean);
-    }
-
-    fn controller() -> (tempfile::TempDir, ControllerState) {
-        let dir = tempfile::tempdir().unwrap();
+    pub fn open(dir: &std::path::Path, version: KafkaVersion) -> ControllerState {
         let config = ControllerConfig {
-            data: dir.path().to_path_buf(),
+            data: dir.to_path_buf(),
             cluster_id: "c".into(),
             session_timeout_ms: 1000,
-            version: KafkaVersion::default(),
+            version,
         };
-        let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
-        let state = ControllerState::open(config, events).unwrap();
+        let events = Arc::new(EventLog::open(dir, json!("controller")).unwrap());
+        ControllerState::open(config, events).unwrap()
+    }
+
+    pub fn controller_of(version: KafkaVersion) -> (tempfile::TempDir, ControllerState) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path(), version);
         (dir, state)
     }
 
-    fn try_beat(
-        c: &mut ControllerState,
-        id: u32,
-        incarnation: u64,
-        metadata_version: u64,
-    ) -> Result<HeartbeatResponse, ApiError> {
-        c.heartbeat(HeartbeatRequest {
+    pub fn controller() -> (tempfile::TempDir, ControllerState) {
+        controller_of(KafkaVersion::default())
+    }
+
+    pub fn request(id: u32, incarnation: u64, metadata_version: u64) -> HeartbeatRequest {
+        HeartbeatRequest {
             want_shutdown: false,
             broker_epoch: None,
             cluster_id: "c".into(),
@@ -756,227 +467,70 @@ mod tests {
             registers_fenced: true,
             metadata_version,
             kafka_address: None,
-        })
+        }
+    }
+
+    pub fn try_beat(
+        c: &mut ControllerState,
+        id: u32,
+        incarnation: u64,
+        metadata_version: u64,
+    ) -> Result<HeartbeatResponse, ApiError> {
+        let mut req = request(id, incarnation, metadata_version);
+        req.registers_fenced = c.rules.registers_fenced;
+        c.heartbeat(req)
     }
 
     /// Registers (or renews) a broker and, with a second heartbeat that shows it caught up on
     /// metadata, unfences it.
-    fn beat(c: &mut ControllerState, id: u32, incarnation: u64) {
+    pub fn beat(c: &mut ControllerState, id: u32, incarnation: u64) {
         let resp = try_beat(c, id, incarnation, 0).unwrap();
         try_beat(c, id, incarnation, resp.metadata_version).unwrap();
     }
 
     /// Makes broker `id`'s session look silent for longer than the session timeout.
-    fn expire(c: &mut ControllerState, id: u32) {
-        c.liveness.get_mut(&id).unwrap().last_heartbeat -= Duration::from_secs(5);
+    pub fn expire(c: &mut ControllerState, id: u32) {
+        c.contacts.backdate(id, std::time::Duration::from_secs(5));
     }
 
-    #[test]
-    fn a_new_incarnation_waits_for_the_old_session_then_stays_fenced_until_caught_up() {
-        let (_dir, mut c) = controller();
-        for id in 1..=3 {
-            beat(&mut c, id, 7);
-        }
+    pub fn topic(c: &mut ControllerState, rf: i64, min_isr: u32) -> TopicMetadata {
+        let mut configs = BTreeMap::new();
+        configs.insert("min.insync.replicas".to_string(), json!(min_isr));
         c.create_topic(CreateTopicRequest {
             name: "t".into(),
             partitions: 1,
-            replication_factor: 3,
-            configs: BTreeMap::new(),
+            replication_factor: rf,
+            configs,
         })
-        .unwrap();
-        let leader = c.metadata().topics[0].partitions[0].leader.unwrap();
-        let refused = try_beat(&mut c, leader, 8, 0).unwrap_err();
-        assert_eq!(refused.error, ErrorCode::DuplicateBrokerRegistration);
-        assert_eq!(
-            c.metadata().topics[0].partitions[0].leader,
-            Some(leader),
-            "a refused registration changes nothing"
-        );
-        expire(&mut c, leader);
-        let registered = try_beat(&mut c, leader, 8, 0).unwrap();
-        let p = c.metadata().topics[0].partitions[0].clone();
-        assert_ne!(p.leader, Some(leader), "the old incarnation was fenced");
-        assert!(!p.isr.contains(&leader));
-        assert!(!c.is_alive(leader), "registered fenced");
-        try_beat(&mut c, leader, 8, registered.metadata_version - 1).unwrap();
-        assert!(!c.is_alive(leader), "not caught up on metadata yet");
-        try_beat(&mut c, leader, 8, registered.metadata_version).unwrap();
-        assert!(c.is_alive(leader), "caught up: unfenced");
+        .unwrap()
     }
 
-    /// Legacy-hw (Kafka 0.10.2, ZooKeeper): a broker restarted faster than its session cannot
-    /// register (`ZkUtils.registerBrokerInZk`: "restarted it faster than the zookeeper
-    /// timeout"); when the old session expires the controller takes it out of every ISR
-    /// (`onBrokerFailure` → OfflineReplica → `removeReplicaFromIsr`), and the new incarnation
-    /// is live as soon as it registers. It never keeps the old incarnation's ISR memberships.
-    #[test]
-    fn a_restarted_legacy_broker_waits_for_its_old_session_and_leaves_every_isr() {
-        let (_dir, mut c) = controller();
-        let legacy_beat = |c: &mut ControllerState, id: u32, incarnation: u64| {
-            c.heartbeat(HeartbeatRequest {
-                want_shutdown: false,
-                broker_epoch: None,
-                cluster_id: "c".into(),
-                broker_id: id,
-                incarnation,
-                registers_fenced: false,
-                metadata_version: 0,
-                kafka_address: None,
-            })
-        };
-        for id in 1..=3 {
-            legacy_beat(&mut c, id, 7).unwrap();
-        }
-        c.create_topic(CreateTopicRequest {
-            name: "t".into(),
-            partitions: 1,
-            replication_factor: 3,
-            configs: BTreeMap::new(),
-        })
-        .unwrap();
-        let follower = 3;
-        let refused = legacy_beat(&mut c, follower, 8).unwrap_err();
-        assert_eq!(refused.error, ErrorCode::DuplicateBrokerRegistration);
-        assert!(
-            c.metadata().topics[0].partitions[0].isr.contains(&follower),
-            "a refused registration changes nothing"
-        );
-        expire(&mut c, follower);
-        legacy_beat(&mut c, follower, 8).unwrap();
-        let p = c.metadata().topics[0].partitions[0].clone();
-        assert!(
-            !p.isr.contains(&follower),
-            "the old session's expiry took it out of the ISR: {:?}",
-            p.isr
-        );
-        assert!(c.is_alive(follower), "live at once after registering");
+    pub fn partition(c: &ControllerState) -> PartitionMetadata {
+        c.metadata().topics[0].partitions[0].clone()
     }
 
-    #[test]
-    fn elect_leaves_an_offline_partition_untouched_when_no_leader_is_found() {
-        let mut p = partition(&[1, 2, 3], &[1], 1);
-        p.leader = None;
-        assert!(!elect(&mut p, &[2, 3], false));
-        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 3, 5));
-        let mut p = partition(&[1, 2, 3], &[1], 1);
-        assert!(
-            elect(&mut p, &[2, 3], false),
-            "losing the leader is a change"
-        );
-        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 4, 6));
+    /// The events of `kind` the controller wrote.
+    pub fn events(dir: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["type"] == kind)
+            .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
 
     #[test]
-    fn alter_partition_is_fenced_by_both_epochs_and_metadata_survives_restart() {
-        let (dir, mut c) = controller();
-        for id in 1..=3 {
-            beat(&mut c, id, 7);
-        }
-        let topic = c
-            .create_topic(CreateTopicRequest {
-                name: "t".into(),
-                partitions: 1,
-                replication_factor: 3,
-                configs: BTreeMap::new(),
-            })
-            .unwrap();
-        let leader = topic.partitions[0].leader.unwrap();
-        let req = |leader_epoch, partition_epoch, isr: Vec<u32>| AlterPartitionRequest {
-            cluster_id: "c".into(),
-            broker_id: leader,
-            topic: "t".into(),
-            partition: 0,
-            leader_epoch,
-            partition_epoch,
-            new_isr: isr,
-            broker_epochs: Default::default(),
-        };
-        let err = c.alter_partition(req(1, 0, vec![leader])).unwrap_err();
-        assert_eq!(err.error, ErrorCode::FencedLeaderEpoch);
-        let err = c.alter_partition(req(0, 9, vec![leader])).unwrap_err();
-        assert_eq!(err.error, ErrorCode::InvalidUpdateVersion);
-        let ok = c.alter_partition(req(0, 0, vec![leader])).unwrap();
-        assert_eq!((ok.isr.clone(), ok.partition_epoch), (vec![leader], 1));
-        // A restarted broker's new incarnation fences the old one once its session is over.
-        expire(&mut c, leader);
-        beat(&mut c, leader, 8);
-        let after = c.metadata().topics[0].partitions[0].clone();
-        assert_eq!(
-            after.leader,
-            Some(leader),
-            "sole ISR member stays leader after re-election"
-        );
-        assert_eq!(after.leader_epoch, 2, "fenced then unfenced: two elections");
-        let version = c.metadata().metadata_version;
-        drop(c);
-        let config = ControllerConfig {
-            data: dir.path().to_path_buf(),
-            cluster_id: "c".into(),
-            session_timeout_ms: 1000,
-            version: KafkaVersion::default(),
-        };
-        let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
-        let back = ControllerState::open(config, events).unwrap();
-        assert_eq!(back.metadata().topics[0].partitions[0], after);
-        assert_eq!(back.metadata().metadata_version, version);
-    }
-
-    #[test]
-    fn a_broker_restarted_while_the_controller_was_down_is_still_fenced_once() {
-        let (dir, mut c) = controller();
-        for id in 1..=3 {
-            beat(&mut c, id, 7);
-        }
-        c.create_topic(CreateTopicRequest {
-            name: "t".into(),
-            partitions: 1,
-            replication_factor: 3,
-            configs: BTreeMap::new(),
-        })
-        .unwrap();
-        let leader = c.metadata().topics[0].partitions[0].leader.unwrap();
-        drop(c);
-        let config = ControllerConfig {
-            data: dir.path().to_path_buf(),
-            cluster_id: "c".into(),
-            session_timeout_ms: 1000,
-            version: KafkaVersion::default(),
-        };
-        let events = Arc::new(EventLog::open(dir.path(), json!("controller")).unwrap());
-        let mut c = ControllerState::open(config, events).unwrap();
-        beat(&mut c, leader, 7);
-        assert_eq!(
-            c.metadata().topics[0].partitions[0].leader_epoch,
-            0,
-            "same incarnation: nothing to fence"
-        );
-        expire(&mut c, leader);
-        beat(&mut c, leader, 8);
-        let p = c.metadata().topics[0].partitions[0].clone();
-        assert_ne!(
-            p.leader,
-            Some(leader),
-            "the restarted leader's old incarnation was fenced"
-        );
-        assert_eq!(p.leader_epoch, 1);
-    }
-
-    #[test]
-    fn silent_brokers_are_fenced_but_a_controller_stall_is_forgiven() {
-        let (_dir, mut c) = controller();
-        beat(&mut c, 1, 1);
-        beat(&mut c, 2, 1);
-        c.liveness.get_mut(&1).unwrap().last_heartbeat -= Duration::from_secs(5);
-        c.liveness.get_mut(&2).unwrap().last_heartbeat -= Duration::from_secs(5);
-        c.forgive_stall(Duration::from_secs(5));
-        c.expire_sessions();
-        assert!(
-            c.is_alive(1) && c.is_alive(2),
-            "a stall of the controller is not the brokers' fault"
-        );
-        c.liveness.get_mut(&2).unwrap().last_heartbeat -= Duration::from_secs(5);
-        c.expire_sessions();
-        assert!(c.is_alive(1) && !c.is_alive(2));
+    fn round_robin_spreads_leaders_evenly() {
+        let brokers = [1, 2, 3];
+        let leaders: Vec<u32> = (0..6).map(|p| assign_replicas(&brokers, p, 3)[0]).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+        assert_eq!(assign_replicas(&brokers, 1, 2), vec![2, 3]);
     }
 
     #[test]
@@ -1005,5 +559,15 @@ mod tests {
             c.create_topic(req).unwrap_err().error,
             ErrorCode::InvalidTopicException
         );
+    }
+
+    #[test]
+    fn the_effective_min_isr_is_capped_at_the_replication_factor() {
+        let (_dir, mut c) = controller();
+        beat(&mut c, 1, 1);
+        let mut t = topic(&mut c, 1, 1);
+        assert_eq!(effective_min_isr(&t), 1);
+        t.configs.min_insync_replicas = 3;
+        assert_eq!(effective_min_isr(&t), 1);
     }
 }

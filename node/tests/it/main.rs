@@ -3,6 +3,8 @@
 //! deadline.
 
 mod bad_input;
+mod broker_rules;
+mod controller_rules;
 mod corruption;
 mod failover;
 mod fuzz_input;
