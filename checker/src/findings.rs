@@ -8,7 +8,7 @@ use crate::intern::ValueId;
 use crate::logs::{BrokerLog, Final, LogValues, PartIdx, Partitions};
 use crate::results::AnomalyKind;
 use crate::values::{
-    ValueState, Values, FAIL, INFO, INVOKED, IN_DUMP, IN_FINAL, NONE, NO_PART, OK, READ,
+    ValueState, Values, FAIL, INFO, INVOKED, IN_DUMP, IN_FINAL, NONE, NO_PART, OK, READ, WEAK_ACKS,
 };
 use std::collections::HashSet;
 
@@ -90,6 +90,9 @@ fn lost_anomaly(inputs: &Inputs, st: &ValueState, item: &LostItem) -> crate::Ano
         );
     }
     let mut a = anomaly(AnomalyKind::Lost, topic, partition, detail);
+    if st.has(WEAK_ACKS) {
+        a.excused_by = Some(crate::results::WEAK_SEND_EXCUSE.to_string());
+    }
     a.offsets = item.offset.into_iter().collect();
     a.values = vec![value];
     a.indices = [st.invoke_index, st.completion_index, st.read_index]

@@ -32,9 +32,14 @@ impl Found {
         &self.rules
     }
 
-    /// Records one anomaly; `excused_by` is filled in from the run's rules.
+    /// Records one anomaly; `excused_by` is kept when the anomaly's own operation excuses it (a
+    /// send with acks=1 in an acks=all run: the narrower reason), else filled in from the run's
+    /// rules.
     pub fn push(&mut self, mut anomaly: Anomaly) {
-        anomaly.excused_by = self.rules.excuse(anomaly.kind);
+        anomaly.excused_by = anomaly
+            .excused_by
+            .take()
+            .or_else(|| self.rules.excuse(anomaly.kind));
         if anomaly.breaks_guarantee() {
             self.breaking += 1;
         } else if anomaly.excused_by.is_none() {

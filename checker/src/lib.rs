@@ -45,7 +45,7 @@ mod values;
 pub use error::{CheckError, ConfigError};
 pub use results::{
     Anomaly, AnomalyKind, Counts, Explanation, Guarantee, OpCounts, PartitionSummary, Results,
-    Valid, Warning, MAX_ANOMALIES_PER_KIND, MAX_WARNINGS,
+    Valid, Warning, MAX_ANOMALIES_PER_KIND, MAX_WARNINGS, WEAK_SEND_EXCUSE,
 };
 
 use config::TestConfig;

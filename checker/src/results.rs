@@ -7,6 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// `excused_by` of an anomaly excused by its own send's acks (acks=1 or 0 in a run whose
+/// producers use acks=all: a schedule's `produce N acks 1`), not by the run's settings.
+pub const WEAK_SEND_EXCUSE: &str = "acks=1 or 0 on this send";
+
 /// Jepsen's tri-state verdict. Serialized as `true`, `false` or `"unknown"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Valid {

@@ -8,13 +8,15 @@
 
 use crate::found::{anomaly, Found};
 use crate::history::{
-    FaultValue, OpLine, OpType, OpValue, PollValue, PolledRecord, Process, SendValue,
+    Acks, FaultValue, OpLine, OpType, OpValue, PollValue, PolledRecord, Process, SendValue,
 };
 use crate::intern::{FastMap, ValueId};
 use crate::logs::{Final, PartIdx, Partitions};
 use crate::results::{AnomalyKind, Counts, OpCounts};
 use crate::text::Text;
-use crate::values::{Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_ACK_BY, NO_PART, OK, READ};
+use crate::values::{
+    Values, FAIL, INFO, INVOKED, IN_FINAL, NONE, NO_ACK_BY, NO_PART, OK, READ, WEAK_ACKS,
+};
 
 /// Width of the time buckets used to measure write availability.
 pub const BUCKET_NS: u64 = 1_000_000_000;
@@ -196,6 +198,9 @@ impl<'a> Scan<'a> {
         match op.kind {
             OpType::Ok => {
                 st.flags |= OK;
+                if matches!(v.acks, Some(Acks::One | Acks::Zero)) {
+                    st.flags |= WEAK_ACKS;
+                }
                 st.ok_time_ns = op.time_ns;
                 st.ack_offset = v.offset.unwrap_or(NONE);
                 st.ack_node = v.node.unwrap_or(NO_ACK_BY);

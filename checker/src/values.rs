@@ -19,6 +19,10 @@ pub const IN_FINAL: u8 = 32;
 /// Some broker's dump holds the value at an offset where the final log does not hold it (a
 /// value the final log holds at the same offset is resolved without touching its state).
 pub const IN_DUMP: u8 = 64;
+/// The send asked for acks=1 or 0 (a schedule's `produce N acks 1` in a run whose producers use
+/// acks=all): Kafka promises nothing of it beyond the leader, so its loss is excused whatever
+/// the run's own `acks`.
+pub const WEAK_ACKS: u8 = 128;
 /// `ack_node` / `ack_epoch` of a send that named no acknowledging broker or epoch.
 pub const NO_ACK_BY: u32 = u32::MAX;
 

@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use faultline_checker::config::KafkaVersion;
-use faultline_checker::history::Acks;
+use faultline_checker::history::{Acks, OpType, Process, SendValue};
 use faultline_checker::{AnomalyKind, Valid};
 
 /// v3 was acknowledged at offset 3 and is gone.
@@ -154,4 +154,41 @@ fn power_loss_excuses_committed_loss_only_without_fsync() {
     let results = run.check();
     assert!(results.guarantee.durable);
     assert_eq!(results.valid, Valid::False);
+}
+
+/// A schedule's `produce 1 acks 1` in an acks=all run: Kafka promises nothing of that write
+/// beyond the leader, so losing it is excused by the send's own acks, while losing an acks=all
+/// write of the same run is not.
+#[test]
+fn a_lost_acks_1_send_is_excused_by_its_own_acks_in_an_acks_all_run() {
+    let mut run = Run::happy(3);
+    let weak = SendValue {
+        acks: Some(Acks::One),
+        ..send_value(0, "weak")
+    };
+    let done = SendValue {
+        offset: Some(3),
+        ..weak.clone()
+    };
+    run.ops
+        .push(op(Process::Client(0), OpType::Invoke, "send", &weak, None));
+    run.ops
+        .push(op(Process::Client(0), OpType::Ok, "send", &done, None));
+    let results = run.check();
+    let lost = of_kind(&results, AnomalyKind::Lost);
+    assert_eq!(lost.len(), 1);
+    assert_eq!(
+        lost[0].excused_by.as_deref(),
+        Some("acks=1 or 0 on this send")
+    );
+    assert_eq!(results.valid, Valid::True);
+
+    run.send(0, "strong", "ok", Some(4));
+    let results = run.check();
+    assert_eq!(of_kind(&results, AnomalyKind::Lost).len(), 2);
+    assert_eq!(
+        results.valid,
+        Valid::False,
+        "the acks=all loss is not excused"
+    );
 }
