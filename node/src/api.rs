@@ -268,6 +268,13 @@ pub struct HeartbeatRequest {
     /// with an older one is refused with STALE_BROKER_EPOCH.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_epoch: Option<u64>,
+    /// The broker epoch this broker's previous process had when it last stopped cleanly, read
+    /// from its clean-shutdown marker (KIP-966's `PreviousBrokerEpoch`, KAFKA-15582); absent
+    /// after an unclean stop or on first start. Sent until the broker knows its new epoch. A
+    /// new incarnation whose value is not its previous registration's epoch counts as an
+    /// unclean shutdown (with Kafka 4.1's rules it leaves every ISR and ELR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_broker_epoch: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -57,6 +57,7 @@ async fn heartbeat_once(broker: &Shared) -> Result<Option<Duration>, String> {
     let req = HeartbeatRequest {
         want_shutdown,
         broker_epoch: broker.broker_epoch().filter(|_| rules.broker_epochs),
+        previous_broker_epoch: broker.previous_broker_epoch(),
         cluster_id: broker.config.cluster_id.clone(),
         broker_id: broker.config.id,
         incarnation: broker.incarnation,

@@ -5,13 +5,15 @@
 //! partitions, recovery, HW checkpoints), [`produce`] (the checked produce path and its limits),
 //! [`fetch`] (what a leader answers consumers and followers, with the long-polls),
 //! [`follower`] (the follower fetch loop), [`background`] (heartbeats, ISR checks, checkpoints,
-//! AlterPartition), [`shutdown`] (the controlled shutdown a SIGTERM starts) and [`client`]
+//! AlterPartition), [`shutdown`] (the controlled shutdown a SIGTERM starts), [`clean_shutdown`]
+//! (the marker that carries the broker epoch across a clean stop) and [`client`]
 //! (internal HTTP calls). This module holds the broker itself, its metadata cache and its broker
 //! epoch. It knows no transport: the HTTP API (`crate::broker_http`) and the Kafka wire protocol
 //! (`crate::kafka`) call [`produce`] and [`fetch`], and `crate::listeners` starts them, so
 //! nothing here imports either.
 
 pub mod background;
+pub mod clean_shutdown;
 pub mod client;
 pub mod fetch;
 pub mod follower;
@@ -74,6 +76,9 @@ pub struct Broker {
     /// answer: the epoch of this process's registration. None until then, and always without
     /// broker epochs.
     broker_epoch: Mutex<Option<u64>>,
+    /// The broker epoch the previous process stopped cleanly with (its clean-shutdown marker,
+    /// consumed at start), named in heartbeats until this process knows its own.
+    previous_broker_epoch: Option<u64>,
     lifecycle: shutdown::Lifecycle,
 }
 
@@ -84,9 +89,12 @@ impl Broker {
         std::fs::create_dir_all(&config.data)?;
         let events = Arc::new(EventLog::open(&config.data, json!(config.id))?);
         let incarnation = rand::random::<u64>() >> 1;
+        // Consumed before anything else, so that a crash from here on is an unclean shutdown.
+        let previous_broker_epoch = clean_shutdown::take(&config.data)?;
         events.emit(
             "started",
-            json!({"incarnation": incarnation, "kafka_version": config.version.as_str()}),
+            json!({"incarnation": incarnation, "kafka_version": config.version.as_str(),
+                   "previous_broker_epoch": previous_broker_epoch}),
         );
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -100,6 +108,7 @@ impl Broker {
             partitions: RwLock::new(BTreeMap::new()),
             metadata: Mutex::new(None),
             broker_epoch: Mutex::new(None),
+            previous_broker_epoch,
             lifecycle: shutdown::Lifecycle::default(),
         });
         broker.recover_partitions()?;
@@ -194,6 +203,14 @@ impl Broker {
     /// This broker's broker epoch, when the controller has named it.
     pub fn broker_epoch(&self) -> Option<u64> {
         *self.broker_epoch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What a heartbeat names as `previous_broker_epoch`: the epoch the previous process
+    /// stopped cleanly with, until the controller has named this process's own (Kafka's
+    /// `BrokerLifecycleManager` sends it in the registration, and only there).
+    fn previous_broker_epoch(&self) -> Option<u64> {
+        self.previous_broker_epoch
+            .filter(|_| self.broker_epoch().is_none())
     }
 
     /// Keeps the broker epoch a heartbeat answer named, and tells every replica when it changed
@@ -336,8 +353,41 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::clean_shutdown::{CleanShutdown, CLEAN_SHUTDOWN_FILE};
     use super::testing::{broker, metadata};
     use crate::version::KafkaVersion;
+
+    /// KAFKA-15582 / KAFKA-15586 (Kafka 3.8.0): a clean shutdown leaves the broker epoch in the
+    /// data dir's marker; the next process consumes it at start, before it serves, and names
+    /// it as `previous_broker_epoch` until it learns its own epoch. A process that ends without
+    /// the clean shutdown (a crash: here it is dropped) leaves none, so the one after it names
+    /// none; and a stop before any epoch was known has nothing to record.
+    #[test]
+    fn a_clean_shutdown_leaves_the_broker_epoch_for_the_next_process_and_a_crash_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join(CLEAN_SHUTDOWN_FILE);
+        let first = broker(dir.path(), 2, KafkaVersion::V4_1);
+        first.open_partition("t", 0).unwrap();
+        assert_eq!(first.previous_broker_epoch(), None, "a first start");
+        first.set_broker_epoch(9);
+        assert_eq!(first.shutdown(), Some(9));
+        let text = std::fs::read(&marker).unwrap();
+        let written: CleanShutdown = serde_json::from_slice(&text).unwrap();
+        assert_eq!(written, CleanShutdown { broker_epoch: 9 });
+        drop(first);
+
+        let second = broker(dir.path(), 2, KafkaVersion::V4_1);
+        assert!(!marker.exists(), "consumed at start");
+        assert_eq!(second.previous_broker_epoch(), Some(9));
+        second.set_broker_epoch(12);
+        assert_eq!(second.previous_broker_epoch(), None, "registered: no more");
+        drop(second);
+
+        let third = broker(dir.path(), 2, KafkaVersion::V4_1);
+        assert_eq!(third.previous_broker_epoch(), None, "the second crashed");
+        assert_eq!(third.shutdown(), None, "no epoch known: nothing to record");
+        assert!(!marker.exists());
+    }
 
     /// Kafka 3.7.0 `ReplicaManager.applyLocalFollowersDelta`: during a controlled shutdown, a
     /// partition whose metadata changes to one with no leader or an ISR without this broker is

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::replica::Replica;
-use super::Broker;
+use super::{clean_shutdown, Broker};
 use crate::api::*;
 use crate::storage::checkpoint::{read_u64, write_atomic};
 use crate::storage::Log;
@@ -233,13 +233,27 @@ impl Broker {
     }
 
     /// Clean shutdown: no more heartbeats or fetches, then HW checkpoints and logs flushed. A
-    /// closed replica is offline, so nothing appends past its clean-shutdown marker.
-    pub fn shutdown(&self) {
+    /// closed replica is offline, so nothing appends past its clean-shutdown marker. Once every
+    /// log is closed, the broker's own marker records its broker epoch (Kafka 3.8.0
+    /// `LogManager.shutdown(brokerEpoch)`); without a known epoch, or if a log failed to close,
+    /// there is nothing to show the controller and no marker is written. Returns the epoch
+    /// recorded.
+    pub fn shutdown(&self) -> Option<u64> {
         self.lifecycle.begin_shutdown();
         self.write_hw_checkpoints();
+        let mut closed = true;
         for handle in self.handles() {
             if let Err(e) = handle.lock().close_clean() {
                 tracing::error!("sync at shutdown: {e}");
+                closed = false;
+            }
+        }
+        let epoch = self.broker_epoch().filter(|_| closed)?;
+        match clean_shutdown::write(&self.config.data, epoch) {
+            Ok(()) => Some(epoch),
+            Err(e) => {
+                tracing::error!("clean-shutdown marker: {e}");
+                None
             }
         }
     }

@@ -132,17 +132,18 @@ pub(super) struct Update {
 
 /// Whether the previous process of a broker that registers a new incarnation shut down
 /// uncleanly, so that the new one must leave every ISR and ELR (`rules.unclean_shutdown_leaves_isr`).
-/// Kafka 3.9 and the trunk of October 2024 count every new incarnation as unclean (KAFKA-16952,
-/// `ClusterControlManager.registerBroker`: `!request.incarnationId().equals(prevIncarnationId)`
-/// calls `brokerUncleanShutdownHandler`). Kafka 3.8.0 (KAFKA-15586) and again KAFKA-18635 (PR
-/// #18277) compare the `PreviousBrokerEpoch` the broker read from its clean-shutdown marker
-/// with the previous registration's epoch; once heartbeats carry it (a `previous_broker_epoch`
-/// field) this becomes `previous.is_none_or(|r| r.epoch.is_none() || req.previous_broker_epoch != r.epoch)`.
-fn previous_shutdown_was_unclean(
-    _previous: Option<&Registration>,
-    _req: &HeartbeatRequest,
-) -> bool {
-    true
+/// Kafka 3.8.0 (KAFKA-15586, `ClusterControlManager.registerBroker`: `version < 2 || existing ==
+/// null || request.previousBrokerEpoch() != existing.epoch()`), and again trunk after KAFKA-18635
+/// (PR #18277): unclean unless the broker names, as the epoch its clean-shutdown marker holds
+/// (KAFKA-15582), the previous registration's epoch. A broker that crashed names none (its
+/// marker was consumed when it started), and neither does one registering for the first time.
+/// Kafka 3.9 and the trunk of October 2024 counted every new incarnation as unclean
+/// (KAFKA-16952), so that a broker stopped by SIGTERM left every ISR and ELR too.
+fn previous_shutdown_was_unclean(previous: Option<&Registration>, req: &HeartbeatRequest) -> bool {
+    match (previous.and_then(|r| r.epoch), req.previous_broker_epoch) {
+        (Some(registered), Some(stopped_at)) => registered != stopped_at,
+        _ => true,
+    }
 }
 
 impl ControllerState {
@@ -267,8 +268,9 @@ impl ControllerState {
     /// Records a new incarnation of `id`, fenced, with a new broker epoch: the metadata version
     /// the registration is written in, so epochs only grow and survive a controller restart.
     /// With `rules.unclean_shutdown_leaves_isr` a new incarnation after an unclean shutdown
-    /// leaves every ISR and ELR in the same write, as `registerBroker` puts the records of
-    /// `handleBrokerUncleanShutdown` in the registration's batch (trunk, KAFKA-16952).
+    /// ([`previous_shutdown_was_unclean`]) leaves every ISR and ELR in the same write, as
+    /// `registerBroker` puts the records of `handleBrokerUncleanShutdown` in the registration's
+    /// batch (3.8.0, KAFKA-15586).
     fn register(
         &mut self,
         id: u32,
@@ -293,7 +295,8 @@ impl ControllerState {
         self.events.emit(
             "broker_registered",
             json!({"broker": id, "incarnation": req.incarnation, "epoch": registration.epoch,
-                   "fenced": kraft, "unclean_shutdown": unclean}),
+                   "fenced": kraft, "previous_broker_epoch": req.previous_broker_epoch,
+                   "unclean_shutdown": unclean}),
         );
         if unclean {
             // Kafka's handleBrokerUncleanShutdown: over the partitions with it in the ISR, then

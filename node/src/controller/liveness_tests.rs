@@ -258,9 +258,10 @@ fn a_heartbeat_counts_from_its_arrival_not_from_when_the_controller_gets_to_it()
     );
 }
 
-/// Kafka 4.1 (KAFKA-16952, trunk `registerBroker`): every new incarnation counts as an unclean
-/// shutdown; it leaves every ISR and ELR and may not lead until it is back in an ISR. Kafka 3.7
-/// keeps the last ISR member, which leads again once unfenced.
+/// Kafka 4.1 (KAFKA-15586 / KAFKA-18635, `registerBroker`): a new incarnation that names no
+/// previous broker epoch (it crashed) counts as an unclean shutdown; it leaves every ISR and ELR
+/// and may not lead until it is back in an ISR. Kafka 3.7 keeps the last ISR member, which
+/// leads again once unfenced.
 #[test]
 fn a_new_incarnation_after_an_unclean_shutdown_leaves_isr_and_elr_in_4_1_only() {
     let (dir, mut c) = cluster(KafkaVersion::V4_1, 3);
@@ -304,6 +305,72 @@ fn a_new_incarnation_after_an_unclean_shutdown_leaves_isr_and_elr_in_4_1_only() 
         (Some(1), false),
         "and elects it cleanly"
     );
+}
+
+/// Registers a new incarnation of `id` that names `previous_broker_epoch` (what its clean-shutdown
+/// marker held, if any), and unfences it with a second heartbeat.
+fn return_with(c: &mut ControllerState, id: u32, incarnation: u64, previous: Option<u64>) {
+    let mut req = request(id, incarnation, 0);
+    req.registers_fenced = c.rules.registers_fenced;
+    req.previous_broker_epoch = previous;
+    let resp = c.heartbeat(req.clone()).unwrap();
+    req.metadata_version = resp.metadata_version;
+    req.broker_epoch = resp.broker_epoch;
+    c.heartbeat(req).unwrap();
+}
+
+/// Kafka 3.8.0 (KAFKA-15586, `ClusterControlManager.registerBroker`), again after KAFKA-18635:
+/// a new incarnation is a clean return only if it names its previous registration's broker
+/// epoch, read from its clean-shutdown marker. Then it stays in the ELR and may lead from it,
+/// cleanly; one that names none (it crashed) or another epoch leaves ISR and ELR. All three
+/// brokers are fenced first, so ISR is empty and ELR is {1, 2, 3}.
+#[test]
+fn only_a_return_naming_the_previous_broker_epoch_is_clean_and_keeps_its_elr_membership() {
+    let (dir, mut c) = cluster(KafkaVersion::V4_1, 3);
+    let epochs: Vec<u64> = (1..=3).map(|id| epoch_of(&c, id).unwrap()).collect();
+    for id in [3, 2, 1] {
+        expire(&mut c, id);
+        c.maybe_fence_one_stale_broker(Instant::now());
+    }
+    let p = partition(&c);
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.elr.clone()),
+        (None, vec![], vec![1, 2, 3])
+    );
+
+    return_with(&mut c, 2, 8, Some(epochs[1]));
+    let p = partition(&c);
+    assert_eq!(
+        (p.leader, p.unclean, p.isr.clone(), p.elr.clone()),
+        (Some(2), false, vec![2], vec![1, 3]),
+        "a clean return stays eligible and is elected from the ELR"
+    );
+    let registered = events(dir.path(), "broker_registered");
+    let last = registered.last().unwrap();
+    assert_eq!(
+        (&last["previous_broker_epoch"], &last["unclean_shutdown"]),
+        (&json!(epochs[1]), &json!(false))
+    );
+
+    return_with(&mut c, 3, 8, None);
+    assert_eq!(
+        partition(&c).elr,
+        vec![1],
+        "a crashed broker names no epoch"
+    );
+    return_with(&mut c, 1, 8, Some(epochs[0] - 1));
+    let p = partition(&c);
+    assert_eq!(
+        (p.isr.clone(), p.elr.clone()),
+        (vec![2], vec![]),
+        "nor another"
+    );
+    let unclean: Vec<_> = events(dir.path(), "broker_registered")
+        .into_iter()
+        .filter(|e| e["unclean_shutdown"] == true)
+        .map(|e| e["broker"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&unclean[unclean.len() - 2..], [3, 1]);
 }
 
 fn shutdown_request(c: &ControllerState, id: u32) -> HeartbeatRequest {

@@ -461,6 +461,7 @@ pub(crate) mod testing {
         HeartbeatRequest {
             want_shutdown: false,
             broker_epoch: None,
+            previous_broker_epoch: None,
             cluster_id: "c".into(),
             broker_id: id,
             incarnation,

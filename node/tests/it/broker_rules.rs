@@ -259,6 +259,12 @@ async fn sigterm_moves_leadership_away_before_the_broker_exits() {
 async fn a_second_sigterm_stops_a_broker_whose_controlled_shutdown_waits() {
     let mut c = Cluster::start(Settings::default()).await;
     c.create_topic("t", 1, 3, 1, false).await;
+    // `create_topic` waits for the leader only: broker 2 must host t/0 before the controller
+    // stops, or it has no log to close.
+    c.poll("broker 2 to host t/0", Duration::from_secs(10), || async {
+        c.replica_state(2, "t", 0).await.map(|_| ())
+    })
+    .await;
     let controller = pid_of(&c.dir.path().join("controller"));
     kill(controller, Signal::SIGSTOP).unwrap();
     assert!(faultline_launch::wait_stopped(
@@ -306,4 +312,61 @@ async fn a_second_sigterm_stops_a_broker_whose_controlled_shutdown_waits() {
         c.data_dir(2).join("t-0").join("clean-shutdown").exists(),
         "the log was closed cleanly"
     );
+}
+
+/// KIP-966's detection of an unclean shutdown (Kafka 3.8.0, KAFKA-15582 and KAFKA-15586): a
+/// broker stopped by SIGTERM leaves its broker epoch in `clean-shutdown.json`; a SIGKILL-ed one
+/// leaves none. Restarted, each consumes its marker before it serves and names what it read as
+/// `previous_broker_epoch`: the controller counts the first as a clean return and the second as
+/// an unclean shutdown (what each then does to ISR and ELR is in `controller/liveness_tests.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_leaves_the_broker_epoch_for_the_next_registration_and_a_sigkill_does_not() {
+    use faultline_node::broker::clean_shutdown::{CleanShutdown, CLEAN_SHUTDOWN_FILE};
+    let mut c = Cluster::start(Settings::default()).await;
+    c.create_topic("t", 1, 3, 2, false).await;
+    let leader = c.leader("t", 0).await.unwrap();
+    let (clean, crashed) = match leader {
+        1 => (2, 3),
+        2 => (1, 3),
+        _ => (1, 2),
+    };
+    let epoch = broker_epoch(&c, clean).await.expect("registered");
+    kill(pid_of(&c.data_dir(clean)), Signal::SIGTERM).unwrap();
+    let status = exit_status(&mut c, clean, Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}");
+    let marker = c.data_dir(clean).join(CLEAN_SHUTDOWN_FILE);
+    let written: CleanShutdown =
+        serde_json::from_slice(&std::fs::read(&marker).expect("a marker")).unwrap();
+    assert_eq!(written.broker_epoch, epoch);
+    c.kill(crashed);
+    let crashed_marker = c.data_dir(crashed).join(CLEAN_SHUTDOWN_FILE);
+    assert!(!crashed_marker.exists(), "SIGKILL leaves no marker");
+
+    c.restart(clean);
+    c.restart(crashed);
+    let registrations = |id: u32| {
+        c.events("controller")
+            .into_iter()
+            .filter(move |e| e["type"] == "broker_registered" && e["broker"] == id)
+            .collect::<Vec<_>>()
+    };
+    let (back, back_crashed) = c
+        .poll(
+            "both brokers registered again",
+            Duration::from_secs(15),
+            || async {
+                let back = registrations(clean).get(1).cloned()?;
+                let back_crashed = registrations(crashed).get(1).cloned()?;
+                Some((back, back_crashed))
+            },
+        )
+        .await;
+    assert!(!marker.exists(), "consumed at start");
+    assert_eq!(back["previous_broker_epoch"], json!(epoch), "{back}");
+    assert_eq!(back["unclean_shutdown"], false, "{back}");
+    assert_eq!(back_crashed["previous_broker_epoch"], Value::Null);
+    assert_eq!(back_crashed["unclean_shutdown"], true, "{back_crashed}");
+    let started = c.events(&clean.to_string());
+    let started: Vec<_> = started.iter().filter(|e| e["type"] == "started").collect();
+    assert_eq!(started[1]["previous_broker_epoch"], json!(epoch));
 }

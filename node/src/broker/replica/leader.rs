@@ -207,6 +207,12 @@ pub enum LeaderFetch {
 }
 
 impl Replica {
+    /// What this broker, as leader, knows of follower `id` (None when it does not lead, or has
+    /// no state for it).
+    pub fn follower_state(&self, id: u32) -> Option<&FollowerState> {
+        self.leader_state.as_ref()?.followers.get(&id)
+    }
+
     /// The ISR proposed in an AlterPartition that has not been answered yet, if any.
     pub fn pending_isr(&self) -> Option<&[u32]> {
         self.leader_state.as_ref()?.pending_isr.as_deref()
