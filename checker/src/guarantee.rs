@@ -30,6 +30,9 @@ const COMMITTED_LOSS: &[AnomalyKind] = &[
 pub struct Rules {
     pub durable: bool,
     pub weakened_by: Vec<String>,
+    /// The producers' acks: a send that asked for less (a schedule's `produce N acks 1` in an
+    /// acks=all run) is excused its own loss.
+    pub acks: Acks,
     excuses: BTreeMap<AnomalyKind, Vec<String>>,
 }
 
@@ -38,6 +41,7 @@ impl Rules {
         let mut rules = Rules {
             durable: true,
             weakened_by: Vec::new(),
+            acks: config.acks,
             excuses: BTreeMap::new(),
         };
         match config.acks {

@@ -198,7 +198,9 @@ impl<'a> Scan<'a> {
         match op.kind {
             OpType::Ok => {
                 st.flags |= OK;
-                if matches!(v.acks, Some(Acks::One | Acks::Zero)) {
+                // Weaker than the run's own acks=all: Kafka promises this send nothing.
+                let run_acks_all = self.found.rules().acks == Acks::All;
+                if run_acks_all && matches!(v.acks, Some(Acks::One | Acks::Zero)) {
                     st.flags |= WEAK_ACKS;
                 }
                 st.ok_time_ns = op.time_ns;
