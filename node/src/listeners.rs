@@ -7,9 +7,6 @@
 //! the broker and the broker on neither, so this module, which knows all three, is where they
 //! meet.
 
-use axum::serve::ListenerExt;
-use axum::Router;
-use std::future::Future;
 use std::net::SocketAddr;
 
 use crate::broker::shutdown::{self, StopRequests};
@@ -36,32 +33,8 @@ pub async fn run_broker(
         let signal = stops.recv().await.unwrap_or("end of stop requests");
         shutdown::stop(&stopping, signal, &mut stops).await;
     };
-    let result = serve_http(listen, broker_http::router(broker.clone()), stop).await;
+    let result =
+        crate::server::serve_until(listen, broker_http::router(broker.clone()), stop).await;
     broker.shutdown();
     result
-}
-
-/// Serves `router` on `listen` until `stop` resolves, then lets the requests in flight finish.
-/// (`crate::server::serve` stops at the first signal itself; a broker must keep serving through
-/// its controlled shutdown.)
-async fn serve_http(
-    listen: SocketAddr,
-    router: Router,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    tracing::info!("listening on {}", listener.local_addr()?);
-    // Without TCP_NODELAY a response's last small segment waits, under Nagle's algorithm, for
-    // the client's delayed ACK (40 ms on Linux): see `crate::server::serve`.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY on an accepted connection: {e}");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await?;
-    Ok(())
 }

@@ -1,8 +1,9 @@
-//! Serving a router on a TCP listener until SIGTERM or SIGINT, and the JSON 404 every unknown
+//! Serving a router on a TCP listener until SIGTERM or SIGINT or a given future, and the JSON 404 every unknown
 //! path gets.
 
 use axum::serve::ListenerExt;
 use axum::Router;
+use std::future::Future;
 use std::net::SocketAddr;
 
 use crate::api::{ApiError, ErrorCode};
@@ -22,7 +23,19 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Serves `router` on `listen` until SIGTERM or SIGINT (the controller's way to stop).
 pub async fn serve(listen: SocketAddr, router: Router) -> anyhow::Result<()> {
+    serve_until(listen, router, shutdown_signal()).await
+}
+
+/// Serves `router` on `listen` until `stop` resolves, then lets the requests in flight finish.
+/// A broker stops this way: it must keep serving through its controlled shutdown, after the
+/// first signal.
+pub async fn serve_until(
+    listen: SocketAddr,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -36,7 +49,7 @@ pub async fn serve(listen: SocketAddr, router: Router) -> anyhow::Result<()> {
         }
     });
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await?;
     Ok(())
 }
