@@ -324,17 +324,7 @@ pub(crate) mod testing {
                 kafka_address: None,
             })
             .collect();
-        let partition = PartitionMetadata {
-            partition: 0,
-            leader,
-            leader_epoch,
-            partition_epoch,
-            isr: isr.to_vec(),
-            replicas: vec![1, 2, 3],
-            unclean: false,
-            elr: Vec::new(),
-            last_known_elr: Vec::new(),
-        };
+        let partition = super::replica::testing::pm(leader, leader_epoch, partition_epoch, isr);
         Metadata {
             cluster_id: "c".into(),
             metadata_version,

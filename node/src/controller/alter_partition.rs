@@ -245,6 +245,18 @@ mod tests {
                 "sole ISR member (4.1: last known leader) leads again: {version}"
             );
             assert_eq!(after.leader_epoch, 2, "fenced then unfenced: two elections");
+            // Only ELR's last resort marks its winner: the report tells it from a topic's unclean
+            // election by this flag.
+            let flagged: Vec<bool> = events(dir.path(), "election")
+                .iter()
+                .map(|e| e["last_known_leader"] == true)
+                .collect();
+            let last_resort = version.rules().eligible_leader_replicas;
+            assert_eq!(flagged.last(), Some(&last_resort), "{version}: {flagged:?}");
+            assert_eq!(
+                flagged.iter().filter(|f| **f).count(),
+                usize::from(last_resort)
+            );
             let version_before = c.metadata().metadata_version;
             drop(c);
             let back = open(dir.path(), version);

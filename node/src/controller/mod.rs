@@ -293,6 +293,17 @@ impl ControllerState {
                     "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch,
                     "isr": p.isr, "unclean": p.unclean, "reason": c.reason});
                 self.add_elr(&mut event, p, None);
+                // KIP-966's last resort, which Kafka marks unclean whatever the topic's
+                // unclean.leader.election.enable: the leader recorded when ISR and ELR emptied
+                // (trunk `PartitionChangeBuilder.canElectLastKnownLeader`). Only it can be the
+                // winner of an unclean election that names the last known leader: when it is
+                // not acceptable, the topic's unclean election picks another broker.
+                if p.unclean
+                    && p.leader.is_some()
+                    && before.last_known_elr.first() == p.leader.as_ref()
+                {
+                    event["last_known_leader"] = json!(true);
+                }
                 self.events.emit("election", event);
             } else {
                 let mut event = json!({"topic": c.topic, "partition": p.partition,

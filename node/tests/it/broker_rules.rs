@@ -6,34 +6,10 @@
 //! `KafkaServer.controlledShutdown`), while a second SIGTERM stops it at once.
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-/// The node process started with `--data <data>` (the cluster helper does not hand out pids).
-fn pid_of(data: &Path) -> Pid {
-    let data = data.display().to_string();
-    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_node = args.first().is_some_and(|a| a.ends_with(b"faultline-node"));
-        let has_data = args
-            .windows(2)
-            .any(|w| w[0] == b"--data" && w[1] == data.as_bytes());
-        if is_node && has_data {
-            return Pid::from_raw(pid);
-        }
-    }
-    panic!("no faultline-node process with --data {data}");
-}
 
 /// A broker's registration epoch, as the controller publishes it.
 async fn broker_epoch(c: &Cluster, id: u32) -> Option<u64> {
@@ -187,7 +163,7 @@ async fn sigterm_moves_leadership_away_before_the_broker_exits() {
         let (status, body) = c.produce(old, "t", 0, "all", &acked, 5_000).await;
         assert_eq!(status, 200, "{protocol}: {body}");
         let term = Instant::now();
-        kill(pid_of(&c.data_dir(old)), Signal::SIGTERM).unwrap();
+        kill(c.broker_pid(old), Signal::SIGTERM).unwrap();
         let status = exit_status(&mut c, old, Duration::from_secs(20)).await;
         assert!(status.success(), "{protocol}: {status}");
         eprintln!("{protocol}: controlled shutdown in {:?}", term.elapsed());
@@ -265,14 +241,14 @@ async fn a_second_sigterm_stops_a_broker_whose_controlled_shutdown_waits() {
         c.replica_state(2, "t", 0).await.map(|_| ())
     })
     .await;
-    let controller = pid_of(&c.dir.path().join("controller"));
+    let controller = c.controller_pid();
     kill(controller, Signal::SIGSTOP).unwrap();
     assert!(faultline_launch::wait_stopped(
         controller.as_raw() as u32,
         true,
         Duration::from_secs(5)
     ));
-    let broker = pid_of(&c.data_dir(2));
+    let broker = c.broker_pid(2);
     kill(broker, Signal::SIGTERM).unwrap();
     c.poll(
         "the controlled shutdown to begin",
@@ -331,7 +307,7 @@ async fn a_sigterm_leaves_the_broker_epoch_for_the_next_registration_and_a_sigki
         _ => (1, 2),
     };
     let epoch = broker_epoch(&c, clean).await.expect("registered");
-    kill(pid_of(&c.data_dir(clean)), Signal::SIGTERM).unwrap();
+    kill(c.broker_pid(clean), Signal::SIGTERM).unwrap();
     let status = exit_status(&mut c, clean, Duration::from_secs(20)).await;
     assert!(status.success(), "{status}");
     let marker = c.data_dir(clean).join(CLEAN_SHUTDOWN_FILE);

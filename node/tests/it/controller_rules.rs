@@ -9,27 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// The controller process of `c`, found by its data dir on its command line (the cluster
-/// helper does not hand out its pid).
-fn controller_pid(c: &Cluster) -> nix::unistd::Pid {
-    let data = c.dir.path().join("controller").display().to_string();
-    let entries = std::fs::read_dir("/proc").expect("procfs");
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_node = args.first().is_some_and(|a| a.ends_with(b"faultline-node"));
-        if is_node && args.contains(&&b"controller"[..]) && args.contains(&data.as_bytes()) {
-            return nix::unistd::Pid::from_raw(pid);
-        }
-    }
-    panic!("no controller process with --data {data}");
-}
-
 fn brokers(md: &Value) -> Vec<Value> {
     md["brokers"].as_array().cloned().unwrap_or_default()
 }
@@ -49,7 +28,7 @@ fn session_fencings(c: &Cluster) -> usize {
 async fn a_controller_stopped_past_the_session_timeout_fences_at_most_one_broker() {
     let c = Cluster::start(Settings::default()).await;
     c.create_topic("t", 3, 3, 1, false).await;
-    let pid = controller_pid(&c);
+    let pid = c.controller_pid();
     let before = session_fencings(&c);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     assert!(

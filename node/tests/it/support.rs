@@ -448,6 +448,16 @@ impl Cluster {
         }
     }
 
+    /// The running broker's pid, for tests that signal it themselves.
+    pub fn broker_pid(&self, broker: u32) -> nix::unistd::Pid {
+        self.brokers[&broker].pid()
+    }
+
+    /// The running controller's pid.
+    pub fn controller_pid(&self) -> nix::unistd::Pid {
+        self.controller.pid()
+    }
+
     pub fn data_dir(&self, broker: u32) -> PathBuf {
         self.dir.path().join(format!("broker-{broker}"))
     }

@@ -91,10 +91,16 @@ pub fn describe(e: &TimedEvent) -> (Option<Mark>, String) {
         ),
         "election" => {
             let unclean = ev.unclean == Some(true);
+            let last_known = ev.extra.get("last_known_leader") == Some(&serde_json::Value::Bool(true));
             let mark = if unclean { Mark::UncleanElection } else { Mark::CleanElection };
             let text = format!(
                 "{} election: leader {} (was {}), epoch {}, isr {}{}, reason {}",
-                if unclean { "UNCLEAN" } else { "clean" },
+                match (unclean, last_known) {
+                    // KIP-966's last resort: Kafka marks it unclean even with unclean election off.
+                    (true, true) => "UNCLEAN (last known leader: ISR and ELR were empty)",
+                    (true, false) => "UNCLEAN",
+                    _ => "clean",
+                },
                 opt(ev.leader),
                 opt(ev.previous_leader),
                 opt(ev.leader_epoch),
@@ -437,6 +443,16 @@ mod tests {
             "isr": [2], "elr": [], "unclean": false, "reason": "broker_unfenced"}));
         let (_, text) = describe(&elected);
         assert!(text.contains("isr [2], ELR []"), "{text}");
+        let last_resort = event(serde_json::json!({"time_ms": 3, "node": "controller",
+            "type": "election", "leader": 1, "previous_leader": null, "leader_epoch": 4,
+            "isr": [1], "elr": [], "unclean": true, "last_known_leader": true,
+            "reason": "broker_unfenced"}));
+        let (mark, text) = describe(&last_resort);
+        assert_eq!(mark, Some(Mark::UncleanElection));
+        assert!(
+            text.starts_with("UNCLEAN (last known leader: ISR and ELR were empty)"),
+            "{text}"
+        );
         let before_elr = event(serde_json::json!({"time_ms": 3, "node": "controller",
             "type": "isr_change", "isr_before": [1, 2], "isr": [1], "reason": "alter_partition"}));
         assert!(!describe(&before_elr).1.contains("ELR"));

@@ -571,14 +571,7 @@ impl Replica {
         current: u64,
         events: &EventLog,
     ) {
-        let state = self
-            .leader_state
-            .as_mut()
-            .expect("a leader has leader state");
-        let follower = state
-            .followers
-            .entry(req.replica_id)
-            .or_insert(FollowerState::EMPTY);
+        let follower = self.follower_mut(req.replica_id);
         if follower.refused_epoch == Some(requested) {
             return;
         }
@@ -592,6 +585,16 @@ impl Replica {
         );
     }
 
+    /// What this leader knows of `follower`, created empty on its first fetch.
+    fn follower_mut(&mut self, follower: u32) -> &mut FollowerState {
+        self.leader_state
+            .as_mut()
+            .expect("a leader has leader state")
+            .followers
+            .entry(follower)
+            .or_insert(FollowerState::EMPTY)
+    }
+
     /// Kafka's `Partition.updateFollowerFetchState` (3.7.0): the follower's fetch state, then
     /// the ISR expansion it may earn (`maybeExpandIsr`), then HW, if the follower's LEO moved.
     fn update_follower_fetch_state(
@@ -600,14 +603,7 @@ impl Replica {
         leader_leo: u64,
         now_ms: u64,
     ) -> Option<AlterProposal> {
-        let state = self
-            .leader_state
-            .as_mut()
-            .expect("a leader has leader state");
-        let follower = state
-            .followers
-            .entry(req.replica_id)
-            .or_insert(FollowerState::EMPTY);
+        let follower = self.follower_mut(req.replica_id);
         let previous_leo = follower.leo;
         follower.on_fetch(req.fetch_offset, leader_leo, now_ms, req.broker_epoch);
         let expand = self.expansion_for(req.replica_id, now_ms);

@@ -13,7 +13,7 @@ mod follower;
 mod leader;
 mod registrations;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

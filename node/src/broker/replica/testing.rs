@@ -49,7 +49,8 @@ pub(super) fn fixture_with_epochs(broker_id: u32, rules: Rules, epochs: &[EpochE
     }
 }
 
-pub(super) fn pm(
+/// Partition 0 of a topic on brokers 1, 2 and 3 (also the broker module's test metadata).
+pub(crate) fn pm(
     leader: Option<u32>,
     leader_epoch: u32,
     partition_epoch: u32,
