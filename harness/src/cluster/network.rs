@@ -151,12 +151,14 @@ impl Network {
     }
 
     /// Sets the delay of both directions of every selected link; returns how many.
-    pub fn delay(&self, selector: LinkSelector, delay: Delay) -> usize {
+    pub fn delay(&self, selector: LinkSelector, delay: Delay, one_way: bool) -> usize {
         self.all_links()
             .filter(|((from, to), _)| selector.matches(*from, *to))
             .map(|(_, link)| {
                 link.set_delay(Direction::Forward, delay);
-                link.set_delay(Direction::Backward, delay);
+                if !one_way {
+                    link.set_delay(Direction::Backward, delay);
+                }
             })
             .count()
     }

@@ -29,6 +29,9 @@ pub enum Expect {
     /// The run kept its configuration's guarantee: any verdict but invalid (nightly chaos,
     /// where the configuration is random and loss may be allowed).
     Guarantee,
+    /// As `NoLoss`, and some node wrote an event of this type (docs/node-events.md): the run
+    /// went through the situation it exists to show.
+    NoLossWithEvent(&'static str),
 }
 
 impl Expect {
@@ -38,6 +41,7 @@ impl Expect {
             Expect::NoLoss => "nothing lost",
             Expect::IdenticalLogs => "replicas identical",
             Expect::Guarantee => "guarantee kept",
+            Expect::NoLossWithEvent(_) => "nothing lost, the refusal seen",
         }
     }
 }
@@ -151,6 +155,7 @@ const LEGACY_HW: &str = include_str!("../../scenarios/legacy-hw-truncation.txt")
 const LAST_REPLICA: &str = include_str!("../../scenarios/last-replica-standing.txt");
 const CLUSTER_POWER: &str = include_str!("../../scenarios/cluster-power-loss.txt");
 const ELR_UNCLEAN: &str = include_str!("../../scenarios/elr-unclean-shutdown.txt");
+const STALE_INCARNATION: &str = include_str!("../../scenarios/stale-incarnation.txt");
 
 /// The legacy-hw-truncation settings, explained at the top of its schedule file: followers
 /// stay in the ISR through the scenario's pauses, and the HW checkpoint is never written.
@@ -304,6 +309,28 @@ pub const SCENARIOS: &[Scenario] = &[
         }],
     },
     Scenario {
+        name: "stale-incarnation",
+        summary: "KIP-903: a fetch of a broker's previous incarnation, held on a slow link, \
+                  reaches the leader after the broker lost power and registered again; the \
+                  leader refuses it by its broker epoch (event stale_fetch_refused) and the \
+                  broker catches up from what it kept: nothing lost",
+        runs: &[ScenarioRun {
+            label: "no fsync",
+            settings: |r| on_lazy_mounts(false, r),
+            schedule: STALE_INCARNATION,
+            outcomes: &[
+                (
+                    KafkaVersion::V4_1,
+                    Expect::NoLossWithEvent("stale_fetch_refused"),
+                ),
+                (
+                    KafkaVersion::V3_7,
+                    Expect::NoLossWithEvent("stale_fetch_refused"),
+                ),
+            ],
+        }],
+    },
+    Scenario {
         name: "cluster-power-loss",
         summary: "every broker loses power at once: every acknowledged write not fsynced is lost \
                   (none with --fsync)",
@@ -375,6 +402,16 @@ pub fn judge(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
             passed: lost == weak && results.valid == Valid::True,
             detail: format!("{lost} acknowledged writes lost{weak_note}, verdict {verdict}"),
         },
+        Expect::NoLossWithEvent(event) => {
+            let seen = count_events(run_dir, event)?;
+            Judgement {
+                passed: lost == weak && results.valid == Valid::True && seen > 0,
+                detail: format!(
+                    "{lost} acknowledged writes lost{weak_note}, verdict {verdict}, \
+                     {seen} `{event}` events"
+                ),
+            }
+        }
         Expect::Guarantee => Judgement {
             passed: results.valid != Valid::False,
             detail: format!("verdict {verdict}, {lost} acknowledged writes lost"),
@@ -392,6 +429,25 @@ pub fn judge(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
         }
     };
     Ok(judgement)
+}
+
+/// How many events of type `event` the run's nodes wrote (`nodes/*/events.jsonl`).
+fn count_events(run_dir: &Path, event: &str) -> anyhow::Result<usize> {
+    let nodes = run_dir.join("nodes");
+    let mut count = 0;
+    for entry in
+        std::fs::read_dir(&nodes).with_context(|| format!("reading {}", nodes.display()))?
+    {
+        let Ok(text) = std::fs::read_to_string(entry?.path().join("events.jsonl")) else {
+            continue;
+        };
+        count += text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|e| e["type"] == event)
+            .count();
+    }
+    Ok(count)
 }
 
 /// Where the brokers' surviving logs differ, partition by partition (empty when identical).

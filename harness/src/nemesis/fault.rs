@@ -38,6 +38,8 @@ pub mod field {
     pub const LINKS: &str = "links";
     pub const DELAY_MS: &str = "delay_ms";
     pub const JITTER_MS: &str = "jitter_ms";
+    /// Present (true) only on a delay of the connecting side's bytes alone.
+    pub const ONE_WAY: &str = "one_way";
     /// How a network partition was chosen (isolate, halves, bridge, one-way, groups).
     pub const KIND: &str = "kind";
     pub const GROUPS: &str = "groups";
@@ -166,10 +168,13 @@ pub enum Fault {
     Resume {
         node: Node,
     },
-    /// Sets both directions of the selected links; `delay_ms` 0 removes latency.
+    /// Sets both directions of the selected links, or only the bytes from the side that
+    /// connects to the side that listens when `one_way` (a request held, its answer not);
+    /// `delay_ms` 0 removes latency.
     Delay {
         links: LinkSelector,
         delay: Delay,
+        one_way: bool,
     },
     /// `kind` says how it was chosen (isolate, halves, bridge, one-way, groups).
     NetworkPartition {
@@ -213,6 +218,7 @@ impl Fault {
             Fault::Delay { links, .. } => Some(Fault::Delay {
                 links: *links,
                 delay: Delay::NONE,
+                one_way: false,
             }),
             Fault::NetworkPartition { .. } => Some(Fault::Heal),
             Fault::PowerLoss { .. } => None,
@@ -244,10 +250,17 @@ impl Fault {
             Fault::Start { node } | Fault::Pause { node } | Fault::Resume { node } => {
                 Some(node_ref(*node))
             }
-            Fault::Delay { links, delay } => {
+            Fault::Delay {
+                links,
+                delay,
+                one_way,
+            } => {
                 detail.insert(field::LINKS.into(), Value::from(links.to_string()));
                 detail.insert(field::DELAY_MS.into(), Value::from(delay.delay_ms));
                 detail.insert(field::JITTER_MS.into(), Value::from(delay.jitter_ms));
+                if *one_way {
+                    detail.insert(field::ONE_WAY.into(), Value::from(true));
+                }
                 match links {
                     LinkSelector::Touching(Endpoint::Node(node)) => Some(node_ref(*node)),
                     _ => None,

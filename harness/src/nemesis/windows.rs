@@ -241,14 +241,22 @@ mod tests {
             Fault::Delay {
                 links: LinkSelector::All,
                 delay,
+                one_way: false,
             },
             Fault::Delay {
                 links: LinkSelector::Touching(b2),
                 delay,
+                one_way: false,
             },
             Fault::Delay {
                 links: LinkSelector::Link(b1, Endpoint::CONTROLLER),
                 delay,
+                one_way: false,
+            },
+            Fault::Delay {
+                links: LinkSelector::Link(b2, b1),
+                delay,
+                one_way: true,
             },
             cut(NetworkPartition::Groups(vec![
                 vec![b1],

@@ -12,4 +12,5 @@ mod kafka_bad_input;
 mod kafka_clients;
 mod replica_repair;
 mod replication;
+mod serving;
 mod support;

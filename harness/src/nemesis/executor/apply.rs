@@ -84,8 +84,12 @@ impl Nemesis {
             Fault::Start { node } => supervisor.start(*node).await.map(|_| ()).map_err(err),
             Fault::Pause { node } => supervisor.pause(*node).await.map_err(err),
             Fault::Resume { node } => supervisor.resume(*node).await.map_err(err),
-            Fault::Delay { links, delay } => {
-                if network.delay(*links, *delay) == 0 {
+            Fault::Delay {
+                links,
+                delay,
+                one_way,
+            } => {
+                if network.delay(*links, *delay, *one_way) == 0 {
                     return Err(format!("no link matches {links}"));
                 }
                 in_force.delay = self.delay_in_force();

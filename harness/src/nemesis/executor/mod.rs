@@ -200,7 +200,11 @@ impl Nemesis {
         }
         if let Some(delay) = in_force.delay {
             let links = LinkSelector::All;
-            faults.push(Fault::Delay { links, delay });
+            faults.push(Fault::Delay {
+                links,
+                delay,
+                one_way: false,
+            });
         }
         faults.extend(in_force.partition.clone());
         faults

@@ -44,13 +44,18 @@ impl Nemesis {
                 .into_iter()
                 .map(|node| Fault::Resume { node })
                 .collect(),
-            Action::Delay { links, delay } => self
+            Action::Delay {
+                links,
+                delay,
+                one_way,
+            } => self
                 .resolve_links(links)
                 .await?
                 .into_iter()
                 .map(|links| Fault::Delay {
                     links,
                     delay: *delay,
+                    one_way: *one_way,
                 })
                 .collect(),
             Action::NetworkPartition(spec) => vec![self.resolve_partition(spec).await?],

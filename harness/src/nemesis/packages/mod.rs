@@ -179,6 +179,7 @@ pub fn plan(kind: FaultKind, rng: &mut StdRng, ctx: &PlanContext) -> Plan {
                     delay_ms,
                     jitter_ms: delay_ms / 4,
                 },
+                one_way: false,
             };
             single(ctx, rng, action)
         }

@@ -198,9 +198,11 @@ pub enum Action {
     Resume {
         node: Option<Node>,
     },
+    /// `one-way`: only the bytes the connecting side sends (its requests) are held.
     Delay {
         links: LinkSpec,
         delay: Delay,
+        one_way: bool,
     },
     NetworkPartition(NetworkPartitionSpec),
     Heal,
@@ -242,9 +244,14 @@ impl From<Fault> for Action {
                 target: Target::Node(node),
             },
             Fault::Resume { node } => Action::Resume { node: Some(node) },
-            Fault::Delay { links, delay } => Action::Delay {
+            Fault::Delay {
+                links,
+                delay,
+                one_way,
+            } => Action::Delay {
                 links: links.into(),
                 delay,
+                one_way,
             },
             Fault::NetworkPartition { net, .. } => {
                 let side = |s: Vec<Endpoint>| s.into_iter().map(Member::Endpoint).collect();
@@ -294,7 +301,11 @@ impl fmt::Display for Action {
             Action::Start { node } => write!(f, "start {}", all_or(node)),
             Action::Pause { target } => write!(f, "pause {target}"),
             Action::Resume { node } => write!(f, "resume {}", all_or(node)),
-            Action::Delay { links, delay } => write_delay(f, links, delay),
+            Action::Delay {
+                links,
+                delay,
+                one_way,
+            } => write_delay(f, links, delay, *one_way),
             Action::NetworkPartition(spec) => write!(f, "partition {spec}"),
             Action::Heal => f.write_str("heal"),
             Action::PowerLoss(targets) => write!(f, "power-loss {targets}"),
@@ -329,10 +340,18 @@ impl fmt::Display for Fault {
     }
 }
 
-fn write_delay(f: &mut fmt::Formatter<'_>, links: &LinkSpec, delay: &Delay) -> fmt::Result {
+fn write_delay(
+    f: &mut fmt::Formatter<'_>,
+    links: &LinkSpec,
+    delay: &Delay,
+    one_way: bool,
+) -> fmt::Result {
     write!(f, "delay {links} {}ms", delay.delay_ms)?;
     if delay.jitter_ms > 0 {
         write!(f, " jitter {}ms", delay.jitter_ms)?;
+    }
+    if one_way {
+        write!(f, " one-way")?;
     }
     Ok(())
 }

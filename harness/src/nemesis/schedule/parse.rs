@@ -118,12 +118,14 @@ fn parse_delay(tokens: &mut Tokens) -> Result<Action, String> {
     } else {
         0
     };
+    let one_way = tokens.take_if("one-way");
     Ok(Action::Delay {
         links,
         delay: Delay {
             delay_ms,
             jitter_ms,
         },
+        one_way,
     })
 }
 
@@ -356,6 +358,7 @@ mod tests {
             "partition groups 1,controller | others",
             "delay node leader t/0 100ms",
             "delay link leader->follower 50ms jitter 10ms",
+            "delay link follower->leader 3000ms one-way",
             "heal",
             "power-loss all",
             "power-loss leader",
