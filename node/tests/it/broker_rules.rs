@@ -1,12 +1,19 @@
 //! The broker's Kafka rules that show only across processes (issue 20): a fetch from a previous
 //! incarnation of a broker, naming its old broker epoch, is refused by the leader and cannot put
-//! it back in the ISR (KIP-903, Kafka 3.7.0 `Replica.updateFetchStateOrThrow`); and SIGTERM is a
+//! it back in the ISR (KIP-903, Kafka 3.7.0 `Replica.updateFetchStateOrThrow`); SIGTERM is a
 //! controlled shutdown: the broker's leaderships move and it leaves every ISR before it exits,
 //! with its logs closed cleanly (3.7.0 `BrokerServer.shutdown`, 0.10.2.1
-//! `KafkaServer.controlledShutdown`), while a second SIGTERM stops it at once.
+//! `KafkaServer.controlledShutdown`), while a second SIGTERM stops it at once; a follower fetch
+//! is answered with the HW from before that fetch, and a parked one with the HW of its expiry
+//! (docs/replication.md B5, 3.7.0 `Partition.fetchRecords`, `DelayedFetch.onComplete`); and a
+//! leader re-elected in a new leader epoch keeps its followers' LEOs, where one that was not
+//! leading just before starts without them (B8, 3.7.0 `Partition.makeLeader`).
 
+use faultline_node::api::{ReplicaFetchRequest, REPLICA_FETCH_MAX_BYTES};
+use faultline_node::version::KafkaVersion;
 use nix::sys::signal::{kill, Signal};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -345,4 +352,305 @@ async fn a_sigterm_leaves_the_broker_epoch_for_the_next_registration_and_a_sigki
     let started = c.events(&clean.to_string());
     let started: Vec<_> = started.iter().filter(|e| e["type"] == "started").collect();
     assert_eq!(started[1]["previous_broker_epoch"], json!(epoch));
+}
+
+/// A fetch of t/0 in `follower`'s name from `leader` at `fetch_offset`, as that follower's
+/// replica fetcher sends it: the leader's current leader epoch, the epoch of the record before
+/// `fetch_offset` in the leader's log, and the follower's broker epoch from the controller's
+/// metadata (the last two only in versions that have them).
+async fn fetch_as(
+    c: &Cluster,
+    leader: u32,
+    follower: u32,
+    fetch_offset: u64,
+    max_wait_ms: u64,
+) -> ReplicaFetchRequest {
+    let state = c.state(leader).await.expect("the leader answers");
+    let version: KafkaVersion = state["kafka_version"].as_str().unwrap().parse().unwrap();
+    let rules = version.rules();
+    let replica = c
+        .replica_state(leader, "t", 0)
+        .await
+        .expect("the leader hosts t/0");
+    let last_fetched_epoch = replica["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["start_offset"].as_u64().unwrap() < fetch_offset)
+        .filter_map(|e| e["epoch"].as_u64())
+        .next_back()
+        .map(|e| e as u32);
+    let broker_epoch = if rules.broker_epochs {
+        broker_epoch(c, follower).await
+    } else {
+        None
+    };
+    ReplicaFetchRequest {
+        cluster_id: state["cluster_id"].as_str().unwrap().to_string(),
+        replica_id: follower,
+        topic: "t".into(),
+        partition: 0,
+        fetch_offset,
+        last_fetched_epoch: last_fetched_epoch.filter(|_| rules.leader_epoch_truncation),
+        broker_epoch,
+        current_leader_epoch: replica["leader_epoch"].as_u64().unwrap() as u32,
+        max_records: 100,
+        max_bytes: REPLICA_FETCH_MAX_BYTES,
+        max_wait_ms,
+    }
+}
+
+/// The HW of t/0 on `broker`, from `/v1/state`.
+async fn hw_of(c: &Cluster, broker: u32) -> u64 {
+    c.replica_state(broker, "t", 0).await.unwrap()["high_watermark"]
+        .as_u64()
+        .unwrap()
+}
+
+/// What a leader's `/v1/state` shows of each follower of t/0: id → LEO (None: unknown).
+fn follower_leos(replica: &Value) -> BTreeMap<u64, Option<u64>> {
+    replica["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_u64().unwrap(), f["log_end_offset"].as_u64()))
+        .collect()
+}
+
+/// A broker's `role_change` events for t/0, in order: (role, leader epoch).
+fn role_changes(c: &Cluster, broker: u32) -> Vec<(String, u64)> {
+    c.events(&broker.to_string())
+        .into_iter()
+        .filter(|e| e["type"] == "role_change" && e["topic"] == "t")
+        .map(|e| {
+            let role = e["role"].as_str().unwrap().to_string();
+            (role, e["leader_epoch"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// B5 across processes, for 4.1, 3.7 and 0.10.2. Neither follower can reach the leader (1), so
+/// the test sends their fetches itself, and the lag time is long enough that both stay in the
+/// ISR: HW waits for the LEO of each. Broker 3's fetch at the leader's LEO is the one that moves
+/// HW from 0 to 5; its answer still carries 0, the HW from before that fetch (Kafka's
+/// `Partition.fetchRecords` reads `initialHighWatermark` before `updateFollowerFetchState`), and
+/// only its next fetch sees 5. Then broker 2 parks a fetch at the log end (8) for 3 s; broker
+/// 3's fetch moves HW from 5 to 8 meanwhile (which does not wake the parked fetch: no records),
+/// and the parked fetch, at its expiry, answers with 8, the HW as of then, not the 5 of its
+/// arrival (`DelayedFetch.onComplete` reads again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_answer_carries_the_hw_from_before_that_fetch_at_process_level() {
+    const PARKED_WAIT_MS: u64 = 3_000;
+    for version in KafkaVersion::ALL {
+        let settings = Settings {
+            kafka_version: Some(version),
+            unreachable: vec![(2, 1), (3, 1)],
+            replica_lag_time_max_ms: 60_000,
+            ..Settings::default()
+        };
+        let c = Cluster::start(settings).await;
+        c.create_topic("t", 1, 3, 1, false).await;
+        assert_eq!(
+            c.leader("t", 0).await,
+            Some(1),
+            "{version}: the first replica leads"
+        );
+        let (status, body) = c.produce(1, "t", 0, "1", &values("r", 5), 5_000).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        assert_eq!(hw_of(&c, 1).await, 0, "{version}: no follower has fetched");
+
+        let two = c.replica_fetch(1, &fetch_as(&c, 1, 2, 5, 0).await).await;
+        assert_eq!(two.unwrap().high_watermark, 0, "{version}");
+        assert_eq!(hw_of(&c, 1).await, 0, "{version}: HW waits for broker 3");
+        let three = c.replica_fetch(1, &fetch_as(&c, 1, 3, 5, 0).await).await;
+        assert_eq!(
+            hw_of(&c, 1).await,
+            5,
+            "{version}: broker 3's fetch moved HW"
+        );
+        assert_eq!(
+            three.unwrap().high_watermark,
+            0,
+            "{version}: the answer carries the HW from before the fetch that moved it"
+        );
+        let again = c.replica_fetch(1, &fetch_as(&c, 1, 3, 5, 0).await).await;
+        assert_eq!(
+            again.unwrap().high_watermark,
+            5,
+            "{version}: the next fetch"
+        );
+
+        let (status, body) = c.produce(1, "t", 0, "1", &values("s", 3), 5_000).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        let parked_req = fetch_as(&c, 1, 2, 8, PARKED_WAIT_MS).await;
+        let three_req = fetch_as(&c, 1, 3, 8, 0).await;
+        let sent = Instant::now();
+        let meanwhile = async {
+            c.poll(
+                "broker 2's fetch to park at the log end",
+                Duration::from_secs(5),
+                || async {
+                    let replica = c.replica_state(1, "t", 0).await?;
+                    let two = replica["followers"]
+                        .as_array()?
+                        .iter()
+                        .find(|f| f["id"] == 2)?
+                        .clone();
+                    (two["log_end_offset"] == 8 && two["fetches_in_flight"] == 1).then_some(())
+                },
+            )
+            .await;
+            assert_eq!(hw_of(&c, 1).await, 5, "{version}: HW waits for broker 3");
+            let three = c.replica_fetch(1, &three_req).await;
+            (three, sent.elapsed())
+        };
+        let (parked, (three, moved_after)) =
+            tokio::join!(c.replica_fetch(1, &parked_req), meanwhile);
+        let parked_for = sent.elapsed();
+        assert!(
+            moved_after < Duration::from_millis(PARKED_WAIT_MS),
+            "{version}: inconclusive, HW moved only {moved_after:?} after the parked fetch"
+        );
+        assert_eq!(three.unwrap().high_watermark, 5, "{version}");
+        assert_eq!(
+            hw_of(&c, 1).await,
+            8,
+            "{version}: broker 3's fetch moved HW"
+        );
+        let parked = parked.expect("the parked fetch is answered");
+        assert!(
+            parked_for >= Duration::from_millis(PARKED_WAIT_MS),
+            "{version}: the parked fetch expired (nothing woke it): {parked_for:?}"
+        );
+        assert!(parked.frames.is_empty(), "{version}");
+        assert_eq!(
+            parked.high_watermark, 8,
+            "{version}: a parked fetch answers with the HW of its expiry, not of its arrival"
+        );
+    }
+}
+
+/// B8 across processes, for 4.1 and 3.7. Both followers replicate 10 records and stop
+/// (SIGSTOP); the leader (1) appends 5 more and is left alone in the ISR, knowing each
+/// follower at LEO 10. Paused past its session, broker 1 is fenced and t/0 goes offline;
+/// resumed, its next heartbeat unfences it and it is elected again, and the heartbeat's answer
+/// carries both changes at once, so the broker goes from leader to leader in a leader epoch two
+/// newer: Kafka's `makeLeader` with `isNewLeaderEpoch` and not `isNewLeader`. Its `/v1/state`
+/// still shows both followers at 10 (a new leader would show them unknown, and the epoch start
+/// is 15). Then broker 1 follows broker 2 for a while and is elected again: a broker that was
+/// not leading just before, it starts with both followers unknown, though it knew them before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reelected_leader_keeps_its_followers_leos_at_process_level() {
+    for version in [KafkaVersion::V4_1, KafkaVersion::V3_7] {
+        let settings = Settings {
+            kafka_version: Some(version),
+            ..Settings::default()
+        };
+        let c = Cluster::start(settings).await;
+        c.create_topic("t", 1, 3, 1, false).await;
+        assert_eq!(
+            c.leader("t", 0).await,
+            Some(1),
+            "{version}: the first replica leads"
+        );
+        assert_eq!(c.state(1).await.unwrap()["kafka_version"], version.as_str());
+        let (status, body) = c.produce(1, "t", 0, "all", &values("r", 10), 5_000).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        let at_ten = BTreeMap::from([(2, Some(10)), (3, Some(10))]);
+        c.poll("both followers at 10", Duration::from_secs(5), || async {
+            let replica = c.replica_state(1, "t", 0).await?;
+            (follower_leos(&replica) == at_ten).then_some(())
+        })
+        .await;
+        c.pause(2);
+        c.pause(3);
+        c.wait_no_fetch_in_flight(1, "t", 0).await;
+        let (status, body) = c.produce(1, "t", 0, "1", &values("s", 5), 5_000).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        c.poll(
+            "broker 1 alone in the ISR",
+            Duration::from_secs(10),
+            || async { (c.isr("t", 0).await == [1]).then_some(()) },
+        )
+        .await;
+        let before = c.replica_state(1, "t", 0).await.unwrap();
+        assert_eq!(follower_leos(&before), at_ten, "{version}: {before}");
+        let first_epoch = before["leader_epoch"].as_u64().unwrap();
+
+        c.pause(1);
+        c.poll("t/0 offline", Duration::from_secs(10), || async {
+            c.partition("t", 0).await["leader"].is_null().then_some(())
+        })
+        .await;
+        c.resume(1);
+        let reelected = c
+            .poll(
+                "broker 1 leading again",
+                Duration::from_secs(10),
+                || async {
+                    let replica = c.replica_state(1, "t", 0).await?;
+                    let newer = replica["leader_epoch"].as_u64()? > first_epoch;
+                    (replica["role"] == "leader" && newer).then_some(replica)
+                },
+            )
+            .await;
+        let second_epoch = reelected["leader_epoch"].as_u64().unwrap();
+        assert_eq!(
+            role_changes(&c, 1),
+            [
+                ("leader".to_string(), first_epoch),
+                ("leader".to_string(), second_epoch)
+            ],
+            "{version}: broker 1 went from leader to leader, in a newer leader epoch"
+        );
+        assert_eq!(reelected["leader_epoch_start_offset"], 15, "{version}");
+        assert_eq!(
+            follower_leos(&reelected),
+            at_ten,
+            "{version}: a re-elected leader keeps its followers' LEOs: {reelected}"
+        );
+
+        // A spell as follower of broker 2, then leader again.
+        c.resume(2);
+        c.poll("broker 2 in the ISR", Duration::from_secs(10), || async {
+            c.isr("t", 0).await.contains(&2).then_some(())
+        })
+        .await;
+        c.pause(1);
+        c.poll("broker 2 to lead", Duration::from_secs(10), || async {
+            (c.leader("t", 0).await == Some(2)).then_some(())
+        })
+        .await;
+        c.resume(1);
+        c.poll(
+            "broker 1 in broker 2's ISR",
+            Duration::from_secs(10),
+            || async { c.isr("t", 0).await.contains(&1).then_some(()) },
+        )
+        .await;
+        c.pause(2);
+        let leading = c
+            .poll(
+                "broker 1 leading after its spell as follower",
+                Duration::from_secs(10),
+                || async {
+                    let replica = c.replica_state(1, "t", 0).await?;
+                    let newer = replica["leader_epoch"].as_u64()? > second_epoch;
+                    (replica["role"] == "leader" && newer).then_some(replica)
+                },
+            )
+            .await;
+        let roles: Vec<String> = role_changes(&c, 1).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(
+            roles,
+            ["leader", "leader", "follower", "leader"],
+            "{version}"
+        );
+        assert_eq!(
+            follower_leos(&leading),
+            BTreeMap::from([(2, None), (3, None)]),
+            "{version}: a broker that was not leading just before starts with its followers' \
+             LEOs unknown: {leading}"
+        );
+    }
 }

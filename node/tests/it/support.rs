@@ -3,6 +3,8 @@
 //! resume, restart), HTTP helpers and polling with deadlines. Every child is killed by pid when
 //! the cluster is dropped, and each has PR_SET_PDEATHSIG so none outlives a killed test binary.
 
+use faultline_node::api::{ReplicaFetchRequest, ReplicaFetchResponse};
+use faultline_node::version::KafkaVersion;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,10 @@ pub struct Settings {
     pub unreachable: Vec<(u32, u32)>,
     /// Give every broker a Kafka listener (`--kafka-listen`) on a free port.
     pub kafka: bool,
+    /// `--kafka-version` for the controller and every broker; `protocol` is then not passed
+    /// (the broker refuses both together). None: brokers get `protocol`, the controller its
+    /// default version.
+    pub kafka_version: Option<KafkaVersion>,
 }
 
 impl Default for Settings {
@@ -38,6 +44,7 @@ impl Default for Settings {
             protocol: "current",
             unreachable: Vec::new(),
             kafka: false,
+            kafka_version: None,
         }
     }
 }
@@ -133,6 +140,10 @@ impl Cluster {
             log: dir.path().join("controller.log"),
             child: None,
         };
+        if let Some(version) = settings.kafka_version {
+            controller.args.push("--kafka-version".into());
+            controller.args.push(version.as_str().into());
+        }
         controller.spawn();
         let mut brokers = BTreeMap::new();
         for (&id, addr) in &broker_addrs {
@@ -157,9 +168,11 @@ impl Cluster {
                 settings.hw_checkpoint_interval_ms.to_string(),
                 "--replica-fetch-wait-max-ms".into(),
                 settings.replica_fetch_wait_max_ms.to_string(),
-                "--replication-protocol".into(),
-                settings.protocol.into(),
             ];
+            match settings.kafka_version {
+                Some(version) => args.extend(["--kafka-version".into(), version.as_str().into()]),
+                None => args.extend(["--replication-protocol".into(), settings.protocol.into()]),
+            }
             if let Some(kafka) = kafka_addrs.get(&id) {
                 args.push("--kafka-listen".into());
                 args.push(kafka.clone());
@@ -286,6 +299,35 @@ impl Cluster {
             .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Sends `req` to `leader`'s `/v1/internal/replica-fetch`, as the follower it names would:
+    /// the decoded answer (every frame checked), or the error's status and JSON body. Waits up
+    /// to the fetch's own `max_wait_ms` plus 10 s.
+    pub async fn replica_fetch(
+        &self,
+        leader: u32,
+        req: &ReplicaFetchRequest,
+    ) -> Result<ReplicaFetchResponse, (u16, Value)> {
+        let resp = self
+            .http
+            .post(self.broker_url(leader, "/v1/internal/replica-fetch"))
+            .json(req)
+            .timeout(Duration::from_millis(req.max_wait_ms + 10_000))
+            .send()
+            .await
+            .map_err(|e| (0, json!({"error": "CONNECTION", "message": e.to_string()})))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| {
+            (
+                status,
+                json!({"error": "CONNECTION", "message": e.to_string()}),
+            )
+        })?;
+        if status != 200 {
+            return Err((status, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+        }
+        Ok(ReplicaFetchResponse::decode(body).expect("a well-formed replica-fetch answer"))
     }
 
     pub async fn metadata(&self) -> Result<Value, reqwest::Error> {
