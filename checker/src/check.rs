@@ -14,6 +14,7 @@ use crate::history::HISTORY_FILE;
 use crate::jsonl::{for_each_line, Damage, Outcome};
 use crate::logs::{self, BrokerLog, Final, Partitions};
 use crate::partition_events::Events;
+use crate::probes::{self, Probes};
 use crate::results::{Counts, PartitionSummary, Results, Valid};
 use crate::scan::{Scan, ScanStats, BUCKET_NS};
 use crate::values::Values;
@@ -36,6 +37,7 @@ struct Run {
     unknown: Vec<String>,
     /// True when every broker of the run left a readable dump.
     all_dumped: bool,
+    probes: Probes,
 }
 
 pub fn check(run_dir: &Path, config: TestConfig) -> Results {
@@ -50,6 +52,7 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         events: Events::default(),
         unknown: Vec::new(),
         all_dumped: false,
+        probes: Probes::new(),
         config,
     };
     run.register_configured_partitions();
@@ -245,6 +248,17 @@ impl Run {
             power_losses: &stats.power_losses,
         };
         let explanations = explain::explain(&ctx, &lost, &std::mem::take(&mut stats.moved));
+        let inputs = &mut stats.probe_inputs;
+        for loss in &stats.power_losses {
+            inputs.power_losses.push((loss.time_ns, loss.nodes.clone()));
+        }
+        self.probes = probes::detect(
+            &self.events,
+            inputs,
+            self.config.min_insync_replicas,
+            self.config.start_unix_ms,
+            stats.stop_ns.map(|ns| ns / 1_000_000),
+        );
         self.note_final_problems();
         let partitions = self.partition_summaries(&stats);
         self.assemble(stats, partitions, explanations)
@@ -352,6 +366,7 @@ impl Run {
             unknown_reasons: self.unknown,
             warnings: self.damage.warnings,
             warnings_total: self.damage.total,
+            probes: std::mem::take(&mut self.probes),
         }
     }
 }

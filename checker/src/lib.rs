@@ -21,6 +21,9 @@ pub mod final_reads;
 pub mod history;
 pub mod text;
 
+// What a run went through (its analysis is private; the names are public).
+pub mod probes;
+
 // Reading the files.
 mod error;
 mod fastpath;

@@ -24,6 +24,8 @@ pub struct Election {
 #[derive(Debug, Default)]
 pub struct Events {
     by_partition: HashMap<(String, u32), Vec<NodeEvent>>,
+    /// Events about no partition (`broker_fenced`, `broker_registered`, ...).
+    global: Vec<NodeEvent>,
     pub lines: u64,
 }
 
@@ -38,6 +40,8 @@ impl Events {
                     .entry((topic, partition))
                     .or_default()
                     .push(event);
+            } else {
+                self.global.push(event);
             }
             Ok(())
         });
@@ -48,6 +52,23 @@ impl Events {
         for events in self.by_partition.values_mut() {
             events.sort_by_key(|e| e.time_ms);
         }
+        self.global.sort_by_key(|e| e.time_ms);
+    }
+
+    /// Every partition with events, in name order, with its events by time.
+    pub fn partitions(&self) -> Vec<(&(String, u32), &[NodeEvent])> {
+        let mut all: Vec<_> = self
+            .by_partition
+            .iter()
+            .map(|(k, v)| (k, v.as_slice()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
+    /// The events about no partition, by time.
+    pub fn without_partition(&self) -> &[NodeEvent] {
+        &self.global
     }
 
     pub fn of(&self, topic: &str, partition: u32) -> &[NodeEvent] {

@@ -3,6 +3,7 @@
 //! warnings about damaged input. It owns the shape of `results.json` (docs/results.md) and the
 //! short terminal summary; it does not decide anything.
 
+use crate::probes::Probes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -261,6 +262,9 @@ pub struct Results {
     /// Damaged or missing input, at most [`MAX_WARNINGS`]; `warnings_total` counts them all.
     pub warnings: Vec<Warning>,
     pub warnings_total: u64,
+    /// The Kafka situations the run went through (absent in runs checked before probes).
+    #[serde(default)]
+    pub probes: Probes,
 }
 
 /// Anomalies listed in detail per kind; counts are always complete.
@@ -291,6 +295,7 @@ impl Results {
             c.send.ok, c.send.fail, c.send.info, c.poll.ok, c.polled_records, c.final_records
         );
         self.summary_anomalies(&mut out);
+        let _ = writeln!(out, "probes: {}", crate::probes::one_line(&self.probes));
         summary_list(
             &mut out,
             "why",

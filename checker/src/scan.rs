@@ -8,10 +8,11 @@
 
 use crate::found::{anomaly, Found};
 use crate::history::{
-    Acks, FaultValue, OpLine, OpType, OpValue, PollValue, PolledRecord, Process, SendValue,
+    Acks, FaultValue, NodeRef, OpLine, OpType, OpValue, PollValue, PolledRecord, Process, SendValue,
 };
 use crate::intern::{FastMap, ValueId};
 use crate::logs::{Final, PartIdx, Partitions};
+use crate::probes::ProbeInputs;
 use crate::results::{AnomalyKind, Counts, OpCounts};
 use crate::text::Text;
 use crate::values::{
@@ -41,6 +42,10 @@ pub struct ScanStats {
     pub moved: Vec<(PartIdx, u64, ValueId)>,
     /// The history's `power-loss` faults that were applied, for explanations.
     pub power_losses: Vec<PowerLoss>,
+    /// What the probes need of the history (refusals, timeouts, pauses, commits).
+    pub probe_inputs: ProbeInputs,
+    /// When the harness began stopping the nodes (its `stop` marker), when recorded.
+    pub stop_ns: Option<u64>,
 }
 
 /// A `power-loss` nemesis operation: these brokers lost what they had not fsynced.
@@ -130,6 +135,10 @@ impl<'a> Scan<'a> {
         match op.f.as_ref() {
             "send" => self.send(&op),
             "poll" => self.poll(&op),
+            "stop" if !op.process.is_nemesis() => {
+                self.stats.stop_ns = Some(op.time_ns);
+                Ok(())
+            }
             "abort" => {
                 let reason = op.error.as_deref().map(str::to_string);
                 let reason = reason.or_else(|| op.value.raw().map(str::to_string));
@@ -150,6 +159,16 @@ impl<'a> Scan<'a> {
                         .raw()
                         .and_then(|raw| PowerLoss::parse(op.time_ns, raw));
                     self.stats.power_losses.extend(loss);
+                }
+                if op.f.as_ref() == "pause" && op.error.is_none() {
+                    let node = op
+                        .value
+                        .raw()
+                        .and_then(|raw| serde_json::from_str::<FaultValue>(raw).ok())
+                        .and_then(|v| v.node);
+                    if let Some(NodeRef::Broker(broker)) = node {
+                        self.stats.probe_inputs.pauses.push((op.time_ns, broker));
+                    }
                 }
                 Ok(())
             }
@@ -209,11 +228,25 @@ impl<'a> Scan<'a> {
                 st.ack_epoch = v.leader_epoch.unwrap_or(NO_ACK_BY);
                 self.mark_ok_bucket(part, op.time_ns);
                 if let Some(offset) = v.offset {
+                    if v.acks.unwrap_or(self.found.rules().acks) == Acks::All {
+                        let inputs = &mut self.stats.probe_inputs;
+                        inputs.committed(&v.topic, v.partition, op.time_ns, offset);
+                    }
                     self.check_ack(part, offset, id, op.index);
                 }
             }
             OpType::Fail => st.flags |= FAIL,
             _ => st.flags |= INFO,
+        }
+        if let Some(error) = op.error.as_deref() {
+            let inputs = &mut self.stats.probe_inputs;
+            if error.starts_with("NOT_ENOUGH_REPLICAS") {
+                inputs.refused(op.time_ns, &v.topic, v.partition);
+            } else if error == "REQUEST_TIMED_OUT"
+                && v.acks.unwrap_or(self.found.rules().acks) == Acks::All
+            {
+                inputs.timed_out(op.time_ns, &v.topic, v.partition);
+            }
         }
         Ok(())
     }

@@ -175,6 +175,7 @@ pub async fn detection(
                 },
                 schedule: None,
                 expect: Expect::Guarantee,
+                probes: &[],
             };
             let outcome = entry
                 .run(store, node_bin, interrupt.clone(), observer.clone())

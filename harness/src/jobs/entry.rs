@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use faultline_checker::probes::Probe;
+
 use crate::jobs::scenarios::{self, Expect, Judgement};
 use crate::test::error::{bad, EXIT_HARNESS_FAILED};
 use crate::test::observer::Observer;
@@ -24,6 +26,8 @@ pub struct Entry {
     /// A schedule's text, written beside the run and run in place of the random nemesis.
     pub schedule: Option<&'static str>,
     pub expect: Expect,
+    /// The probes (docs/results.md) the run must reach; one missed makes it `vacuous`.
+    pub probes: &'static [Probe],
 }
 
 /// How an entry ended.
@@ -75,25 +79,17 @@ impl Entry {
         let run_dir = std::fs::canonicalize(store.join("latest")).ok();
         let (exit_code, judgement) = match (&result, &run_dir) {
             (Ok(code), Some(dir)) => {
-                let judgement = scenarios::judge(self.expect, dir).unwrap_or_else(|e| Judgement {
-                    passed: false,
-                    detail: format!("cannot judge the run: {e:#}"),
-                });
+                let judgement = scenarios::judge(self.expect, self.probes, dir)
+                    .unwrap_or_else(|e| Judgement::failed(format!("cannot judge the run: {e:#}")));
                 (*code, judgement)
             }
             (Err(error), _) => (
                 EXIT_HARNESS_FAILED,
-                Judgement {
-                    passed: false,
-                    detail: format!("the run failed: {error:#}"),
-                },
+                Judgement::failed(format!("the run failed: {error:#}")),
             ),
             (Ok(code), None) => (
                 *code,
-                Judgement {
-                    passed: false,
-                    detail: "the run left no directory".to_string(),
-                },
+                Judgement::failed("the run left no directory".to_string()),
             ),
         };
         if let Err(error) = result {

@@ -57,6 +57,8 @@ pub async fn repro(
             outcome.judgement.detail,
             if outcome.judgement.passed {
                 "REPRODUCED"
+            } else if outcome.judgement.vacuous {
+                "VACUOUS"
             } else {
                 "NOT REPRODUCED"
             }

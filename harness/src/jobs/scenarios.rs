@@ -11,6 +11,7 @@ use anyhow::Context;
 use faultline_checker::config::KafkaVersion;
 use faultline_checker::dump::DumpRecord;
 use faultline_checker::history::Acks;
+use faultline_checker::probes::Probe;
 use faultline_checker::{AnomalyKind, Results, Valid, WEAK_SEND_EXCUSE};
 
 use crate::jobs::entry::Entry;
@@ -29,9 +30,6 @@ pub enum Expect {
     /// The run kept its configuration's guarantee: any verdict but invalid (nightly chaos,
     /// where the configuration is random and loss may be allowed).
     Guarantee,
-    /// As `NoLoss`, and some node wrote an event of this type (docs/node-events.md): the run
-    /// went through the situation it exists to show.
-    NoLossWithEvent(&'static str),
 }
 
 impl Expect {
@@ -41,7 +39,6 @@ impl Expect {
             Expect::NoLoss => "nothing lost",
             Expect::IdenticalLogs => "replicas identical",
             Expect::Guarantee => "guarantee kept",
-            Expect::NoLossWithEvent(_) => "nothing lost, the refusal seen",
         }
     }
 }
@@ -56,8 +53,26 @@ pub struct ScenarioRun {
     /// seed are the caller's).
     pub settings: fn(TestRequest) -> TestRequest,
     pub schedule: &'static str,
-    /// Every Kafka version the run is made under, with the outcome that version must show.
-    pub outcomes: &'static [(KafkaVersion, Expect)],
+    /// Every Kafka version the run is made under, with what that version must show.
+    pub outcomes: &'static [Expected],
+}
+
+/// What a run must show under one Kafka version: its outcome, and the probes (docs/results.md)
+/// it must reach for that outcome to mean anything — a run that missed one is `vacuous`.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    pub version: KafkaVersion,
+    pub expect: Expect,
+    pub probes: &'static [Probe],
+}
+
+/// `version` must show `expect`, having reached every one of `probes`.
+pub const fn under(version: KafkaVersion, expect: Expect, probes: &'static [Probe]) -> Expected {
+    Expected {
+        version,
+        expect,
+        probes,
+    }
 }
 
 impl ScenarioRun {
@@ -104,7 +119,12 @@ impl Scenario {
             } else {
                 format!("{prefix}-{}-{}", self.name, i + 1)
             };
-            for &(v, expect) in run.outcomes {
+            for &Expected {
+                version: v,
+                expect,
+                probes,
+            } in run.outcomes
+            {
                 if version.is_some_and(|only| only != v) {
                     continue;
                 }
@@ -116,6 +136,7 @@ impl Scenario {
                         request: run.request(v, seed),
                         schedule: Some(run.schedule),
                         expect,
+                        probes,
                     },
                 });
             }
@@ -130,22 +151,27 @@ impl Scenario {
             .filter(|v| {
                 self.runs
                     .iter()
-                    .any(|r| r.outcomes.iter().any(|(o, _)| o == v))
+                    .any(|r| r.outcomes.iter().any(|o| o.version == *v))
             })
             .collect()
     }
 }
 
-/// The versions with leader epochs: where the scenarios that show no loss must show none.
-const EPOCHS_ALL: &[(KafkaVersion, Expect)] = &[
-    (KafkaVersion::V4_1, Expect::NoLoss),
-    (KafkaVersion::V3_7, Expect::NoLoss),
-];
-/// A loss every version shows.
-const LOSS_ALL: &[(KafkaVersion, Expect)] = &[
-    (KafkaVersion::V4_1, Expect::Loss),
-    (KafkaVersion::V3_7, Expect::Loss),
-];
+use KafkaVersion::{V0_10_2, V3_7, V4_1};
+use Probe::*;
+
+/// An unclean election's loss: the ISR shrank, a replica from outside it was elected, and
+/// the old leader truncated what it alone had.
+const UNCLEAN_LOSS: &[Probe] = &[IsrShrunk, UncleanElection, TruncatedBelowHw];
+/// A leader's writes the new one never had: a clean failover, and the old leader truncating
+/// at the diverging epoch when it returns.
+const FAILOVER: &[Probe] = &[CleanElection, EpochDivergenceResolved];
+/// Kafka 3.7's loss in the KIP-966 scenarios: the power cut hits the last ISR member, it is
+/// elected again, and the followers truncate committed records to its shorter log.
+const LAST_MEMBER_REELECTED: &[Probe] = &[PowerLossLastIsrMember, CleanElection, TruncatedBelowHw];
+/// Diverged logs put back in line: a leader from outside the ISR, and a follower truncating at
+/// the diverging epoch.
+const DIVERGED: &[Probe] = &[UncleanElection, EpochDivergenceResolved];
 
 const UNCLEAN: &str = include_str!("../../scenarios/unclean-election.txt");
 const ACKS1: &str = include_str!("../../scenarios/acks1-leader-failover.txt");
@@ -201,7 +227,10 @@ pub const SCENARIOS: &[Scenario] = &[
                 ..r
             },
             schedule: UNCLEAN,
-            outcomes: LOSS_ALL,
+            outcomes: &[
+                under(V4_1, Expect::Loss, UNCLEAN_LOSS),
+                under(V3_7, Expect::Loss, UNCLEAN_LOSS),
+            ],
         }],
     },
     Scenario {
@@ -214,7 +243,10 @@ pub const SCENARIOS: &[Scenario] = &[
                 ..r
             },
             schedule: ACKS1,
-            outcomes: LOSS_ALL,
+            outcomes: &[
+                under(V4_1, Expect::Loss, FAILOVER),
+                under(V3_7, Expect::Loss, FAILOVER),
+            ],
         }],
     },
     Scenario {
@@ -233,8 +265,8 @@ pub const SCENARIOS: &[Scenario] = &[
             },
             schedule: EPOCHS,
             outcomes: &[
-                (KafkaVersion::V4_1, Expect::IdenticalLogs),
-                (KafkaVersion::V3_7, Expect::IdenticalLogs),
+                under(V4_1, Expect::IdenticalLogs, DIVERGED),
+                under(V3_7, Expect::IdenticalLogs, DIVERGED),
             ],
         }],
     },
@@ -249,7 +281,10 @@ pub const SCENARIOS: &[Scenario] = &[
                 ..r
             },
             schedule: DURABLE,
-            outcomes: EPOCHS_ALL,
+            outcomes: &[
+                under(V4_1, Expect::NoLoss, &[IsrShrunk, CleanElection]),
+                under(V3_7, Expect::NoLoss, &[IsrShrunk, CleanElection]),
+            ],
         }],
     },
     Scenario {
@@ -262,9 +297,9 @@ pub const SCENARIOS: &[Scenario] = &[
             settings: legacy_hw_window,
             schedule: LEGACY_HW,
             outcomes: &[
-                (KafkaVersion::V0_10_2, Expect::Loss),
-                (KafkaVersion::V3_7, Expect::NoLoss),
-                (KafkaVersion::V4_1, Expect::NoLoss),
+                under(V0_10_2, Expect::Loss, &[CleanElection, TruncatedBelowHw]),
+                under(V3_7, Expect::NoLoss, &[CleanElection]),
+                under(V4_1, Expect::NoLoss, &[CleanElection]),
             ],
         }],
     },
@@ -280,15 +315,18 @@ pub const SCENARIOS: &[Scenario] = &[
                 settings: |r| on_lazy_mounts(false, r),
                 schedule: LAST_REPLICA,
                 outcomes: &[
-                    (KafkaVersion::V3_7, Expect::Loss),
-                    (KafkaVersion::V4_1, Expect::NoLoss),
+                    under(V3_7, Expect::Loss, LAST_MEMBER_REELECTED),
+                    under(V4_1, Expect::NoLoss, &[PowerLossLastIsrMember, ElrElection]),
                 ],
             },
             ScenarioRun {
                 label: "fsync",
                 settings: |r| on_lazy_mounts(true, r),
                 schedule: LAST_REPLICA,
-                outcomes: EPOCHS_ALL,
+                outcomes: &[
+                    under(V4_1, Expect::NoLoss, &[PowerLossLastIsrMember]),
+                    under(V3_7, Expect::NoLoss, &[PowerLossLastIsrMember]),
+                ],
             },
         ],
     },
@@ -303,8 +341,8 @@ pub const SCENARIOS: &[Scenario] = &[
             settings: |r| on_lazy_mounts(false, r),
             schedule: ELR_UNCLEAN,
             outcomes: &[
-                (KafkaVersion::V3_7, Expect::Loss),
-                (KafkaVersion::V4_1, Expect::NoLoss),
+                under(V3_7, Expect::Loss, LAST_MEMBER_REELECTED),
+                under(V4_1, Expect::NoLoss, &[PowerLossLastIsrMember, ElrElection]),
             ],
         }],
     },
@@ -319,14 +357,8 @@ pub const SCENARIOS: &[Scenario] = &[
             settings: |r| on_lazy_mounts(false, r),
             schedule: STALE_INCARNATION,
             outcomes: &[
-                (
-                    KafkaVersion::V4_1,
-                    Expect::NoLossWithEvent("stale_fetch_refused"),
-                ),
-                (
-                    KafkaVersion::V3_7,
-                    Expect::NoLossWithEvent("stale_fetch_refused"),
-                ),
+                under(V4_1, Expect::NoLoss, &[StaleFetchRefused]),
+                under(V3_7, Expect::NoLoss, &[StaleFetchRefused]),
             ],
         }],
     },
@@ -339,13 +371,13 @@ pub const SCENARIOS: &[Scenario] = &[
                 label: "no fsync",
                 settings: |r| on_lazy_mounts(false, r),
                 schedule: CLUSTER_POWER,
-                outcomes: &[(KafkaVersion::V4_1, Expect::Loss)],
+                outcomes: &[under(V4_1, Expect::Loss, &[Fenced])],
             },
             ScenarioRun {
                 label: "fsync",
                 settings: |r| on_lazy_mounts(true, r),
                 schedule: CLUSTER_POWER,
-                outcomes: &[(KafkaVersion::V4_1, Expect::NoLoss)],
+                outcomes: &[under(V4_1, Expect::NoLoss, &[Fenced])],
             },
         ],
     },
@@ -358,17 +390,69 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 /// What a finished run showed against what it had to show.
 #[derive(Debug, Clone)]
 pub struct Judgement {
+    /// The expected outcome happened and the run reached every required probe.
     pub passed: bool,
+    /// The expected outcome happened but the run missed a required probe: it proves nothing.
+    pub vacuous: bool,
     /// One sentence: what was expected and what happened.
     pub detail: String,
 }
 
-/// Judges a stored run against `expect`, from its results.json and dumps.
-pub fn judge(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
+impl Judgement {
+    /// One that did not judge the run at all (it failed, or left nothing to judge).
+    pub fn failed(detail: String) -> Judgement {
+        Judgement {
+            passed: false,
+            vacuous: false,
+            detail,
+        }
+    }
+
+    /// PASS, FAIL or VACUOUS.
+    pub fn word(&self) -> &'static str {
+        if self.passed {
+            "PASS"
+        } else if self.vacuous {
+            "VACUOUS"
+        } else {
+            "FAIL"
+        }
+    }
+}
+
+/// Judges a stored run against `expect`, from its results.json and dumps, and against the
+/// probes it must have reached.
+pub fn judge(expect: Expect, probes: &[Probe], run_dir: &Path) -> anyhow::Result<Judgement> {
+    let judgement = judge_outcome(expect, run_dir)?;
+    let results = read_results(run_dir)?;
+    let missing: Vec<&str> = probes
+        .iter()
+        .filter(|p| !results.probes.contains_key(p))
+        .map(|p| p.as_str())
+        .collect();
+    if !judgement.passed || missing.is_empty() {
+        return Ok(judgement);
+    }
+    Ok(Judgement {
+        passed: false,
+        vacuous: true,
+        detail: format!(
+            "{}; VACUOUS: the run never reached {}",
+            judgement.detail,
+            missing.join(", ")
+        ),
+    })
+}
+
+fn read_results(run_dir: &Path) -> anyhow::Result<Results> {
     let path = run_dir.join("results.json");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let results: Results =
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Judges the outcome alone.
+fn judge_outcome(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
+    let results = read_results(run_dir)?;
     let lost = results
         .anomaly_counts
         .get(&AnomalyKind::Lost)
@@ -396,30 +480,24 @@ pub fn judge(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
     let judgement = match expect {
         Expect::Loss => Judgement {
             passed: lost > weak && results.valid == Valid::True,
+            vacuous: false,
             detail: format!("{lost} acknowledged writes lost{weak_note}, verdict {verdict}"),
         },
         Expect::NoLoss => Judgement {
             passed: lost == weak && results.valid == Valid::True,
+            vacuous: false,
             detail: format!("{lost} acknowledged writes lost{weak_note}, verdict {verdict}"),
         },
-        Expect::NoLossWithEvent(event) => {
-            let seen = count_events(run_dir, event)?;
-            Judgement {
-                passed: lost == weak && results.valid == Valid::True && seen > 0,
-                detail: format!(
-                    "{lost} acknowledged writes lost{weak_note}, verdict {verdict}, \
-                     {seen} `{event}` events"
-                ),
-            }
-        }
         Expect::Guarantee => Judgement {
             passed: results.valid != Valid::False,
+            vacuous: false,
             detail: format!("verdict {verdict}, {lost} acknowledged writes lost"),
         },
         Expect::IdenticalLogs => {
             let differences = log_differences(run_dir)?;
             Judgement {
                 passed: differences.is_empty() && results.valid != Valid::False,
+                vacuous: false,
                 detail: if differences.is_empty() {
                     format!("every replica's log identical, verdict {verdict}")
                 } else {
@@ -429,25 +507,6 @@ pub fn judge(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
         }
     };
     Ok(judgement)
-}
-
-/// How many events of type `event` the run's nodes wrote (`nodes/*/events.jsonl`).
-fn count_events(run_dir: &Path, event: &str) -> anyhow::Result<usize> {
-    let nodes = run_dir.join("nodes");
-    let mut count = 0;
-    for entry in
-        std::fs::read_dir(&nodes).with_context(|| format!("reading {}", nodes.display()))?
-    {
-        let Ok(text) = std::fs::read_to_string(entry?.path().join("events.jsonl")) else {
-            continue;
-        };
-        count += text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|e| e["type"] == event)
-            .count();
-    }
-    Ok(count)
 }
 
 /// Where the brokers' surviving logs differ, partition by partition (empty when identical).
@@ -502,3 +561,6 @@ pub fn log_differences(run_dir: &Path) -> anyhow::Result<Vec<String>> {
     }
     Ok(differences)
 }
+
+#[cfg(test)]
+mod tests;

@@ -218,6 +218,18 @@ impl Run {
         if let Err(e) = nemesis.heal_all().await {
             self.say(format!("recording the final heal failed: {e}"));
         }
+        // What the nodes do from here (controlled shutdowns, their elections) is the harness's
+        // doing, not the run's: the checker's probes end at this marker.
+        let marked = self.history.append(
+            Process::Named("harness".to_string()),
+            OpType::Info,
+            "stop",
+            json!({}),
+            None,
+        );
+        if let Err(error) = marked {
+            self.say(format!("could not record the stop in the history: {error}"));
+        }
         let stopping = Instant::now();
         let forced = self.cluster.stop().await;
         if !forced.is_empty() {

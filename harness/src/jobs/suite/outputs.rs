@@ -17,6 +17,9 @@ pub struct EntryResult {
     pub name: String,
     pub expect: String,
     pub passed: bool,
+    /// Its outcome held but it missed a required probe (absent in suites run before probes).
+    #[serde(default)]
+    pub vacuous: bool,
     pub detail: String,
     pub exit_code: i32,
     pub run_dir: Option<PathBuf>,
@@ -43,12 +46,26 @@ impl SuiteResult {
     }
 }
 
+impl EntryResult {
+    /// PASS, FAIL or VACUOUS.
+    pub fn word(&self) -> &'static str {
+        if self.passed {
+            "PASS"
+        } else if self.vacuous {
+            "VACUOUS"
+        } else {
+            "FAIL"
+        }
+    }
+}
+
 impl From<&Outcome> for EntryResult {
     fn from(o: &Outcome) -> Self {
         EntryResult {
             name: o.entry.name.clone(),
             expect: o.entry.expect.as_str().to_string(),
             passed: o.judgement.passed,
+            vacuous: o.judgement.vacuous,
             detail: o.judgement.detail.clone(),
             exit_code: o.exit_code,
             run_dir: o.run_dir.clone(),
@@ -164,7 +181,13 @@ pub fn markdown(result: &SuiteResult) -> String {
             e.name,
             e.expect,
             e.detail.replace('|', "\\|"),
-            if e.passed { "✅" } else { "❌" }
+            if e.passed {
+                "✅"
+            } else if e.vacuous {
+                "❌ vacuous"
+            } else {
+                "❌"
+            }
         ));
     }
     out.push('\n');
@@ -200,7 +223,7 @@ pub fn index_html(result: &SuiteResult) -> String {
         rows.push_str(&format!(
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>\n",
             if e.passed { "pass" } else { "fail" },
-            if e.passed { "PASS" } else { "FAIL" },
+            e.word(),
             escape(&e.name),
             escape(&e.expect),
             escape(&e.detail),
@@ -234,6 +257,7 @@ mod tests {
                     name: format!("e{i}"),
                     expect: "nothing lost".into(),
                     passed: p,
+                    vacuous: false,
                     detail: format!("detail {i} <b>"),
                     exit_code: if p { 0 } else { 1 },
                     run_dir: None,

@@ -90,6 +90,7 @@ fn nightly_configurations_and_detection_runs_round_trip_through_their_arguments(
             },
             schedule: None,
             expect: scenarios::Expect::Guarantee,
+            probes: &[],
         })
         .collect();
     assert_eq!(assert_round_trips(&detection), detection.len());

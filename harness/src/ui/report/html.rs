@@ -65,6 +65,7 @@ pub fn page(data: &RunData) -> anyhow::Result<String> {
     );
     header(&mut out, data);
     anomalies(&mut out, data);
+    super::probes::probes(&mut out, data);
     availability(&mut out, data);
     let _ = write!(
         out,

@@ -10,6 +10,7 @@ pub mod data;
 pub mod html;
 pub mod junit;
 pub mod plots;
+mod probes;
 pub mod summary;
 pub mod timeline;
 

@@ -151,6 +151,11 @@ pub fn availability(data: &RunData) -> Vec<String> {
         .collect()
 }
 
+/// The Kafka situations the run went through, one line (docs/results.md, `probes`).
+pub fn probes(data: &RunData) -> String {
+    faultline_checker::probes::one_line(&data.results.probes)
+}
+
 fn operations(data: &RunData) -> String {
     let c = &data.results.counts;
     format!(
@@ -176,6 +181,7 @@ pub fn terminal(data: &RunData, report: &Path) -> String {
     let (faults, elections) = happenings(data);
     let _ = writeln!(out, "{:<16}{faults}", "faults");
     let _ = writeln!(out, "{:<16}{elections}", "elections");
+    let _ = writeln!(out, "{:<16}{}", "probes", probes(data));
     let rows = anomaly_rows(data);
     if rows.is_empty() {
         let _ = writeln!(out, "{:<16}none", "anomalies");
@@ -256,7 +262,8 @@ pub fn markdown(data: &RunData, report: &Path) -> String {
     }
     let _ = writeln!(out, "- {}", operations(data));
     let (faults, elections) = happenings(data);
-    let _ = writeln!(out, "- faults: {faults}; elections: {elections}\n");
+    let _ = writeln!(out, "- faults: {faults}; elections: {elections}");
+    let _ = writeln!(out, "- probes: {}\n", probes(data));
     let rows = anomaly_rows(data);
     if rows.is_empty() {
         let _ = writeln!(out, "No anomalies.\n");
