@@ -5,6 +5,7 @@
 //! every run's outcome is the expected one. This module is data plus the judgement of an
 //! outcome; running is `repro`'s and the suites'.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -394,6 +395,8 @@ pub struct Judgement {
     pub passed: bool,
     /// The expected outcome happened but the run missed a required probe: it proves nothing.
     pub vacuous: bool,
+    /// The probes the run reached, with their counts (empty when it could not be judged).
+    pub reached: BTreeMap<Probe, u64>,
     /// One sentence: what was expected and what happened.
     pub detail: String,
 }
@@ -404,6 +407,7 @@ impl Judgement {
         Judgement {
             passed: false,
             vacuous: false,
+            reached: BTreeMap::new(),
             detail,
         }
     }
@@ -423,8 +427,13 @@ impl Judgement {
 /// Judges a stored run against `expect`, from its results.json and dumps, and against the
 /// probes it must have reached.
 pub fn judge(expect: Expect, probes: &[Probe], run_dir: &Path) -> anyhow::Result<Judgement> {
-    let judgement = judge_outcome(expect, run_dir)?;
+    let mut judgement = judge_outcome(expect, run_dir)?;
     let results = read_results(run_dir)?;
+    judgement.reached = results
+        .probes
+        .iter()
+        .map(|(p, hit)| (*p, hit.count))
+        .collect();
     let missing: Vec<&str> = probes
         .iter()
         .filter(|p| !results.probes.contains_key(p))
@@ -436,6 +445,7 @@ pub fn judge(expect: Expect, probes: &[Probe], run_dir: &Path) -> anyhow::Result
     Ok(Judgement {
         passed: false,
         vacuous: true,
+        reached: judgement.reached,
         detail: format!(
             "{}; VACUOUS: the run never reached {}",
             judgement.detail,
@@ -481,16 +491,19 @@ fn judge_outcome(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
         Expect::Loss => Judgement {
             passed: lost > weak && results.valid == Valid::True,
             vacuous: false,
+            reached: BTreeMap::new(),
             detail: format!("{lost} acknowledged writes lost{weak_note}, verdict {verdict}"),
         },
         Expect::NoLoss => Judgement {
             passed: lost == weak && results.valid == Valid::True,
             vacuous: false,
+            reached: BTreeMap::new(),
             detail: format!("{lost} acknowledged writes lost{weak_note}, verdict {verdict}"),
         },
         Expect::Guarantee => Judgement {
             passed: results.valid != Valid::False,
             vacuous: false,
+            reached: BTreeMap::new(),
             detail: format!("verdict {verdict}, {lost} acknowledged writes lost"),
         },
         Expect::IdenticalLogs => {
@@ -498,6 +511,7 @@ fn judge_outcome(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
             Judgement {
                 passed: differences.is_empty() && results.valid != Valid::False,
                 vacuous: false,
+                reached: BTreeMap::new(),
                 detail: if differences.is_empty() {
                     format!("every replica's log identical, verdict {verdict}")
                 } else {
@@ -511,7 +525,6 @@ fn judge_outcome(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
 
 /// Where the brokers' surviving logs differ, partition by partition (empty when identical).
 pub fn log_differences(run_dir: &Path) -> anyhow::Result<Vec<String>> {
-    use std::collections::BTreeMap;
     type Log = Vec<(u64, u32, String)>;
     let mut logs: BTreeMap<(String, u32), BTreeMap<String, Log>> = BTreeMap::new();
     let nodes = run_dir.join("nodes");

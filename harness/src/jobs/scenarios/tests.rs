@@ -89,6 +89,8 @@ fn every_scenario_run_requires_probes_and_the_gate_fails_a_vacuous_entry() {
         run_dir: None,
         duration_ms: 1,
         command: String::new(),
+        probes: judgement.reached,
+        configuration: "durable".into(),
     };
     let suite = crate::jobs::suite::outputs::SuiteResult {
         suite: "ci".into(),

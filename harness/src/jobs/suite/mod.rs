@@ -6,6 +6,7 @@
 //! the outputs of `outputs` (suite.json, junit.xml, summary.md, index.html); `suite merge` joins
 //! nightly shards.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use crate::test::observer::Observer;
 use crate::test::options::{NemesisChoice, TestRequest};
 use crate::test::run::Interrupt;
 
+pub mod coverage;
 pub(crate) mod outputs;
 
 use outputs::{finish, write_outputs};
@@ -220,12 +222,35 @@ pub struct Nightly {
     pub keep_passing: bool,
     /// Every run under this version; drawn per run when absent.
     pub kafka_version: Option<KafkaVersion>,
+    /// Steer each run toward the probes the night reached least (coverage.rs); off: the seed
+    /// stream's runs in order.
+    pub bias: bool,
+    /// A quarter of the runs on lazy mounts, with power cuts among their faults (needs FUSE).
+    pub lazyfs: bool,
 }
 
 /// The i-th random configuration of a shard's seed stream: disjoint across shards.
 pub fn nightly_entry(n: &Nightly, i: u64) -> Entry {
     let (index, count) = n.shard;
-    let seed = n.seed.wrapping_add(i * count as u64 + index as u64);
+    nightly_entry_of_seed(n, n.seed.wrapping_add(i * count as u64 + index as u64))
+}
+
+/// The configurations the biased night chooses the i-th run from: the stream's own first,
+/// then [`coverage::CANDIDATES`] - 1 others from seeds derived from it (disjoint from the
+/// stream's, so each is named and replayed by its own seed).
+pub fn nightly_candidates(n: &Nightly, i: u64) -> Vec<Entry> {
+    let own = nightly_entry(n, i);
+    let base = own.request.seed.unwrap_or(0);
+    let mut out = vec![own];
+    for j in 1..coverage::CANDIDATES {
+        // SplitMix64's increment, to land far from the stream's consecutive seeds.
+        let derived = base ^ (j.wrapping_mul(0x9E37_79B9_7F4A_7C15) | (1 << 63));
+        out.push(nightly_entry_of_seed(n, derived));
+    }
+    out
+}
+
+fn nightly_entry_of_seed(n: &Nightly, seed: u64) -> Entry {
     let mut rng = StdRng::seed_from_u64(seed);
     let nodes: u32 = rng.gen_range(3..=5);
     let partitions: u32 = rng.gen_range(1..=3);
@@ -262,6 +287,8 @@ pub fn nightly_entry(n: &Nightly, i: u64) -> Entry {
     // Drawn after the rate and workload, as ever, so a seed keeps naming the same run.
     let nemesis_interval = Duration::from_millis(rng.gen_range(500..=3000));
     let unclean_leader_election = rng.gen_bool(0.25);
+    // Drawn last, and only for nights on lazy mounts, so a seed names the same run as before.
+    let lazyfs = n.lazyfs && rng.gen_bool(0.25);
     Entry {
         name: format!("nightly-{seed}"),
         request: TestRequest {
@@ -277,6 +304,7 @@ pub fn nightly_entry(n: &Nightly, i: u64) -> Entry {
             time_limit: Some(n.run_time),
             seed: Some(seed),
             unclean_leader_election,
+            lazyfs,
             ..TestRequest::default()
         },
         schedule: None,
@@ -305,13 +333,21 @@ pub async fn nightly(
         suite: "nightly".to_string(),
         entries: Vec::new(),
     };
+    let mut coverage = coverage::Coverage::default();
+    let mut first_reached: BTreeMap<Probe, (Duration, String)> = BTreeMap::new();
     // Bounded by the duration: a run is started only while a whole run still fits.
     for i in 0.. {
         let left = n.duration.saturating_sub(started.elapsed());
         if left < n.run_time || interrupt.borrow().is_some() {
             break;
         }
-        let entry = nightly_entry(n, i);
+        let entry = if n.bias {
+            let mut candidates = nightly_candidates(n, i);
+            let chosen = coverage.choose(&candidates);
+            candidates.swap_remove(chosen)
+        } else {
+            nightly_entry(n, i)
+        };
         let part = run_entries(
             "nightly",
             [entry],
@@ -327,9 +363,24 @@ pub async fn nightly(
                     prune(dir)?;
                 }
             }
+            let complete = coverage.complete();
+            coverage.add(&e.configuration, e.probes.keys().copied());
+            for probe in e.probes.keys() {
+                first_reached
+                    .entry(*probe)
+                    .or_insert_with(|| (started.elapsed(), e.name.clone()));
+            }
+            if !complete && coverage.complete() {
+                println!(
+                    "suite nightly: every probe reached after {} runs, {}",
+                    coverage.total,
+                    format_duration(started.elapsed())
+                );
+            }
             result.entries.push(e);
         }
         write_outputs(store, &result)?;
+        outputs::write_coverage(store, &coverage, &first_reached)?;
     }
     finish(store, &result, started)?;
     Ok(if result.passed() {
@@ -372,6 +423,8 @@ mod tests {
             shard: (i, 3),
             keep_passing: true,
             kafka_version: None,
+            bias: false,
+            lazyfs: false,
         };
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..3 {

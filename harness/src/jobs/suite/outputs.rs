@@ -2,6 +2,7 @@
 //! `summary.md` (appended to `$GITHUB_STEP_SUMMARY` when set) and `index.html` with failing
 //! runs first; and `suite merge`, which joins the outcomes of nightly shards into one.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::format_duration;
+use faultline_checker::probes::Probe;
+
 use crate::jobs::entry::Outcome;
+use crate::jobs::suite::coverage::Coverage;
 
 /// One entry's outcome as `suite.json` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +29,12 @@ pub struct EntryResult {
     pub run_dir: Option<PathBuf>,
     pub duration_ms: u64,
     pub command: String,
+    /// The probes the run reached, with their counts (docs/results.md).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probes: BTreeMap<Probe, u64>,
+    /// Its configuration in short (`4.1 acks=all min-isr=2 all unclean`), for coverage.
+    #[serde(default)]
+    pub configuration: String,
 }
 
 /// `suite.json`.
@@ -71,6 +81,8 @@ impl From<&Outcome> for EntryResult {
             run_dir: o.run_dir.clone(),
             duration_ms: o.duration_ms,
             command: o.command.clone(),
+            probes: o.judgement.reached.clone(),
+            configuration: super::coverage::configuration(&o.entry.request),
         }
     }
 }
@@ -137,6 +149,62 @@ pub(super) fn write_outputs(dir: &Path, result: &SuiteResult) -> anyhow::Result<
     Ok(())
 }
 
+/// `coverage.json`: per probe, the runs that reached it, by configuration, and when the night
+/// first did (since the night began, and in which run).
+pub fn write_coverage(
+    store: &Path,
+    coverage: &Coverage,
+    first_reached: &BTreeMap<Probe, (Duration, String)>,
+) -> anyhow::Result<()> {
+    let probes: serde_json::Map<String, serde_json::Value> = Probe::ALL
+        .iter()
+        .map(|p| {
+            let first = first_reached.get(p);
+            let value = serde_json::json!({
+                "runs": coverage.runs.get(p).copied().unwrap_or(0),
+                "first_after_ms": first.map(|(t, _)| t.as_millis() as u64),
+                "first_run": first.map(|(_, name)| name.clone()),
+                "by_configuration": coverage.by_configuration.get(p).cloned().unwrap_or_default(),
+            });
+            (p.as_str().to_string(), value)
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "runs": coverage.total,
+        "complete": coverage.complete(),
+        "probes": probes,
+    });
+    let path = store.join("coverage.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Per probe: how many of the suite's runs reached it, and by which configurations (most
+/// first, at most three named).
+fn coverage_rows(result: &SuiteResult) -> Vec<(Probe, usize, String)> {
+    Probe::ALL
+        .iter()
+        .map(|p| {
+            let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+            for e in result.entries.iter().filter(|e| e.probes.contains_key(p)) {
+                *by.entry(e.configuration.as_str()).or_default() += 1;
+            }
+            let runs = by.values().sum();
+            let mut configs: Vec<(&str, usize)> = by.into_iter().collect();
+            configs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let mut named: Vec<String> = configs
+                .iter()
+                .take(3)
+                .map(|(c, n)| format!("{c} ×{n}"))
+                .collect();
+            if configs.len() > 3 {
+                named.push(format!("{} more", configs.len() - 3));
+            }
+            (*p, runs, named.join("; "))
+        })
+        .collect()
+}
+
 pub fn junit(result: &SuiteResult) -> anyhow::Result<String> {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut report = Report::new(format!("faultline-{}", result.suite));
@@ -191,6 +259,16 @@ pub fn markdown(result: &SuiteResult) -> String {
         ));
     }
     out.push('\n');
+    let rows = coverage_rows(result);
+    let reached = rows.iter().filter(|(_, runs, _)| *runs > 0).count();
+    out.push_str(&format!(
+        "Probe coverage: {reached} of {} probes reached.\n\n| probe | runs | by configuration |\n|---|---:|---|\n",
+        rows.len()
+    ));
+    for (probe, runs, by) in rows {
+        out.push_str(&format!("| `{probe}` | {runs} | {by} |\n"));
+    }
+    out.push('\n');
     out
 }
 
@@ -204,6 +282,7 @@ fn escape(text: &str) -> String {
 /// One self-contained page: failing runs first, each with its verdict, what it had to show,
 /// where it is stored and the command that replays it.
 pub fn index_html(result: &SuiteResult) -> String {
+    let coverage = coverage_rows(result);
     let failed = result.entries.iter().filter(|e| !e.passed).count();
     let mut rows = String::new();
     for e in result.failing_first() {
@@ -236,7 +315,19 @@ pub fn index_html(result: &SuiteResult) -> String {
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:13px}}\
 tr.fail td:first-child{{background:#f8d0d0;font-weight:bold}}tr.pass td:first-child{{background:#d8f0d8}}code{{font-size:11px}}</style></head>\n\
 <body><h1>faultline suite {suite}: {verdict}</h1><p>{total} runs, {failed} failed (failing runs first).</p>\n\
-<table><tr><th></th><th>run</th><th>expected</th><th>what happened</th><th>stored</th><th>replay</th></tr>\n{rows}</table></body></html>\n",
+<table><tr><th></th><th>run</th><th>expected</th><th>what happened</th><th>stored</th><th>replay</th></tr>\n{rows}</table>\n\
+<h2>Probe coverage</h2><p>The Kafka situations the runs went through (docs/results.md, \"Probes\"): {reached} of {probes} reached.</p>\n\
+<table><tr><th>probe</th><th>runs</th><th>by configuration</th></tr>\n{coverage}</table></body></html>\n",
+        reached = coverage.iter().filter(|(_, runs, _)| *runs > 0).count(),
+        probes = coverage.len(),
+        coverage = coverage
+            .iter()
+            .map(|(p, runs, by)| format!(
+                "<tr class=\"{}\"><td><code>{p}</code></td><td>{runs}</td><td>{}</td></tr>\n",
+                if *runs > 0 { "pass" } else { "none" },
+                escape(by)
+            ))
+            .collect::<String>(),
         suite = escape(&result.suite),
         verdict = if failed == 0 { "passed" } else { "FAILED" },
         total = result.entries.len(),
@@ -263,6 +354,8 @@ mod tests {
                     run_dir: None,
                     duration_ms: 1500,
                     command: "faultline test --seed 1".into(),
+                    probes: BTreeMap::new(),
+                    configuration: String::new(),
                 })
                 .collect(),
         }

@@ -153,6 +153,14 @@ pub struct NightlyArgs {
     /// Every run under this Kafka version (4.1, 3.7, 0.10.2); default: drawn per run.
     #[arg(long, value_parser = parse_kafka_version)]
     pub kafka_version: Option<KafkaVersion>,
+    /// Run the seed stream's configurations in order, without steering toward the probes the
+    /// night reached least (docs/detection.md "Probe coverage").
+    #[arg(long)]
+    pub no_bias: bool,
+    /// Draw lazy mounts, with power cuts among the faults, for a quarter of the runs (needs
+    /// FUSE: docs/power-loss.md).
+    #[arg(long)]
+    pub lazyfs: bool,
     /// Where the night's runs and index go.
     #[arg(long, default_value = "store/nightly")]
     pub store: PathBuf,
@@ -189,6 +197,8 @@ impl NightlyArgs {
             shard: (index, count),
             keep_passing: self.keep_passing,
             kafka_version: self.kafka_version,
+            bias: !self.no_bias,
+            lazyfs: self.lazyfs,
         };
         Ok((nightly, self.store, self.node_bin))
     }

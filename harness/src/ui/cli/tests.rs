@@ -76,6 +76,8 @@ fn nightly_configurations_and_detection_runs_round_trip_through_their_arguments(
         shard: (0, 1),
         keep_passing: true,
         kafka_version: None,
+        bias: false,
+        lazyfs: false,
     };
     let entries: Vec<Entry> = (0..50).map(|i| suite::nightly_entry(&night, i)).collect();
     assert_eq!(assert_round_trips(&entries), 50);
