@@ -62,6 +62,7 @@ impl KafkaVersion {
                 eligible_leader_replicas: true,
                 unclean_shutdown_leaves_isr: true,
                 controlled_shutdown: true,
+                zk_controlled_shutdown: false,
                 reset_last_caught_up_time: false,
             },
             KafkaVersion::V3_7 => Rules {
@@ -80,6 +81,7 @@ impl KafkaVersion {
                 eligible_leader_replicas: false,
                 unclean_shutdown_leaves_isr: false,
                 controlled_shutdown: true,
+                zk_controlled_shutdown: true,
                 reset_last_caught_up_time: true,
             },
         }
@@ -139,6 +141,18 @@ pub struct Rules {
     /// KIP-841 / KRaft controlled shutdown: SIGTERM moves leadership away and takes the broker
     /// out of every ISR before it stops.
     pub controlled_shutdown: bool,
+    /// With `controlled_shutdown`, 0.10.2.1's way instead of KRaft's: every ask re-runs
+    /// `KafkaController.shutdownBroker` (the broker joins `shuttingDownBrokerIds`; each
+    /// partition it leads with more than one replica moves to the first live assigned replica in
+    /// the ISR without shutting-down brokers, `ControlledShutdownLeaderSelector`, or keeps its
+    /// leader when there is none; it leaves the ISR of each it follows, `removeReplicaFromIsr`,
+    /// which bumps the leader epoch and keeps a last member unless unclean election is on;
+    /// partitions with one replica are skipped), and the broker may stop as soon as it leads no
+    /// replicated partition, with no wait for other brokers' metadata. The broker asks at most
+    /// `controlled.shutdown.max.retries` (3) times, `controlled.shutdown.retry.backoff.ms`
+    /// (5000) apart, then stops anyway (`KafkaServer.controlledShutdown`). Shutting down is no
+    /// bar to an ISR there (the leader writes the ISR to ZooKeeper itself, `Partition.updateIsr`).
+    pub zk_controlled_shutdown: bool,
     /// 0.10.2.1 `Partition.makeLeader`: a leader starting a new epoch counts every follower, in
     /// the ISR or not, as having fetched just now (`Replica.resetLastCaughtUpTime`); 3.7.0's
     /// `Replica.resetReplicaState` does that only for ISR members.
@@ -188,5 +202,7 @@ mod tests {
         assert!(v37.broker_epochs && v37.min_isr_hw_freeze && v37.epoch_start_expansion);
         assert!(!v0102.leader_epoch_truncation && !v0102.min_isr_hw_freeze);
         assert!(!v0102.epoch_start_expansion && !v0102.broker_epochs);
+        assert!(v0102.zk_controlled_shutdown && !v37.zk_controlled_shutdown);
+        assert!(v0102.controlled_shutdown && !v41.zk_controlled_shutdown);
     }
 }

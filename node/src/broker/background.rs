@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use super::client::post_json;
 use super::registry::PartitionHandle;
@@ -28,12 +29,24 @@ pub fn isr_check_period_ms(replica_lag_time_max_ms: u64) -> u64 {
 
 /// Heartbeats for the life of the broker, until it shuts down (Kafka's
 /// `BrokerLifecycleManager`): every heartbeat interval, sooner when a controlled shutdown
-/// begins or wants an early answer.
+/// begins or wants an early answer. In a controlled shutdown every heartbeat asks to stop
+/// (`want_shutdown`), except with 0.10.2.1's rules, where only some do (`Lifecycle::zk_ask_due`)
+/// and the others keep the session alive, as a 0.10 broker's ZooKeeper session outlives its
+/// ControlledShutdownRequests.
 pub async fn heartbeat_loop(broker: Shared) {
     let period = Duration::from_millis(broker.config.heartbeat_interval_ms.max(1));
+    let zk = broker.config.version.rules().zk_controlled_shutdown;
     let mut failures = 0u64;
     while !broker.lifecycle.is_shutting_down() {
-        let delay = match heartbeat_once(&broker).await {
+        let want_shutdown = if zk {
+            broker.lifecycle.zk_ask_due(Instant::now())
+        } else {
+            broker.lifecycle.wants_shutdown()
+        };
+        if broker.lifecycle.is_shutting_down() {
+            break;
+        }
+        let delay = match heartbeat_once(&broker, want_shutdown).await {
             Ok(sooner) => {
                 failures = 0;
                 sooner.unwrap_or(period)
@@ -43,6 +56,9 @@ pub async fn heartbeat_loop(broker: Shared) {
                 if failures.is_power_of_two() {
                     tracing::warn!("heartbeat to the controller failed ({failures} in a row): {e}");
                 }
+                if zk && want_shutdown {
+                    broker.lifecycle.on_zk_answer(None, Instant::now());
+                }
                 period
             }
         };
@@ -50,10 +66,10 @@ pub async fn heartbeat_loop(broker: Shared) {
     }
 }
 
-/// One heartbeat. Returns how soon the next one is due, when sooner than the interval.
-async fn heartbeat_once(broker: &Shared) -> Result<Option<Duration>, String> {
+/// One heartbeat, asking to shut down if `want_shutdown`. Returns how soon the next one is
+/// due, when sooner than the interval.
+async fn heartbeat_once(broker: &Shared, want_shutdown: bool) -> Result<Option<Duration>, String> {
     let rules = broker.config.version.rules();
-    let want_shutdown = broker.lifecycle.wants_shutdown();
     let req = HeartbeatRequest {
         want_shutdown,
         broker_epoch: broker.broker_epoch().filter(|_| rules.broker_epochs),
@@ -81,6 +97,11 @@ async fn heartbeat_once(broker: &Shared) -> Result<Option<Duration>, String> {
         broker.apply_metadata(metadata);
     }
     if !want_shutdown || broker.lifecycle.is_shutting_down() {
+        return Ok(None);
+    }
+    if rules.zk_controlled_shutdown {
+        let answer = Some(resp.should_shut_down);
+        broker.lifecycle.on_zk_answer(answer, Instant::now());
         return Ok(None);
     }
     Ok(broker.lifecycle.on_shutdown_answer(resp.should_shut_down))

@@ -123,7 +123,9 @@ impl ControllerState {
         let Some(registration) = self.durable.registrations.get(&b) else {
             return Some("not registered".into());
         };
-        if registration.in_controlled_shutdown {
+        // 0.10.2.1's leader writes the ISR to ZooKeeper itself (`Partition.updateIsr`), with no
+        // word on shutting-down brokers; one that still leads may take followers back.
+        if registration.in_controlled_shutdown && !self.rules.zk_controlled_shutdown {
             return Some("shutting down".into());
         }
         if registration.fenced {
@@ -141,15 +143,19 @@ impl ControllerState {
         }
     }
 
-    /// Writes the accepted ISR. The leader stays (it is in the ISR and active), so this is
-    /// never an election. The partition epoch moves even when nothing else does, as it always
-    /// has here (Kafka writes no record for a no-op).
+    /// Writes the accepted ISR. The leader stays (it is in the ISR, and active or, with
+    /// 0.10.2.1's rules, shutting down while no other ISR member could take over: its own ISR
+    /// write elects nobody), so this is never an election. The partition epoch moves even when
+    /// nothing else does, as it always has here (Kafka writes no record for a no-op).
     fn apply_alter(
         &mut self,
         req: &AlterPartitionRequest,
         new_isr: Vec<u32>,
     ) -> Result<PartitionMetadata, ApiError> {
-        let acceptable = self.active_brokers();
+        let mut acceptable = self.active_brokers();
+        if self.rules.zk_controlled_shutdown {
+            acceptable.push(req.broker_id);
+        }
         let elr = self.rules.eligible_leader_replicas;
         let topic = self
             .durable

@@ -9,6 +9,10 @@
 //! of October 2024 (commit `1eb76443`), `build` and the methods it calls, plus KAFKA-19522
 //! (PR #20200: a fenced last known leader is not elected). Without it (3.7, 0.10.2) the ISR
 //! never becomes empty and [`elect`] chooses, exactly as before ELR existed.
+//!
+//! 0.10.2.1's controlled shutdown (`rules.zk_controlled_shutdown`) changes partitions its own
+//! way, with [`controlled_shutdown_leader`] and [`remove_replica_from_isr`]; the latter may
+//! empty the ISR of a topic that allows unclean election, as ZooKeeper-era Kafka did.
 
 use crate::api::PartitionMetadata;
 
@@ -251,6 +255,63 @@ pub fn elect(p: &mut PartitionMetadata, alive: &[u32], unclean_ok: bool) -> bool
     true
 }
 
+/// 0.10.2.1 `ControlledShutdownLeaderSelector.selectLeader` (`core/…/controller/
+/// PartitionLeaderSelector.scala`), for a partition led by a broker in controlled shutdown: the
+/// new ISR is the ISR without every shutting-down broker, and the new leader the first assigned
+/// replica that is live or shutting down (`liveOrShuttingDownBrokerIds`: `live`) and in that
+/// ISR; the leader epoch goes up by one. With no such replica Kafka throws
+/// `StateChangeFailedException`, which `PartitionStateMachine.handleStateChanges` logs: the
+/// partition keeps its leader and ISR. Returns whether it changed.
+pub fn controlled_shutdown_leader(
+    p: &mut PartitionMetadata,
+    shutting_down: &[u32],
+    live: &[u32],
+) -> bool {
+    let new_isr: Vec<u32> = p
+        .isr
+        .iter()
+        .copied()
+        .filter(|b| !shutting_down.contains(b))
+        .collect();
+    let Some(leader) = p
+        .replicas
+        .iter()
+        .copied()
+        .find(|b| live.contains(b) && new_isr.contains(b))
+    else {
+        return false;
+    };
+    p.leader = Some(leader);
+    p.isr = new_isr;
+    p.unclean = false;
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+    true
+}
+
+/// 0.10.2.1 `KafkaController.removeReplicaFromIsr` (the OfflineReplica transition of
+/// `ReplicaStateMachine`): a replica in the ISR leaves it; if it led, the partition has no
+/// leader; if it was the last member and the topic does not allow unclean election, the ISR is
+/// kept as it was ("so that the replica can eventually be restored as the leader"). Either way
+/// the leader epoch goes up by one ("increment the leader epoch even if the ISR changes"). A
+/// replica outside the ISR changes nothing. Returns whether the partition changed.
+pub fn remove_replica_from_isr(p: &mut PartitionMetadata, replica: u32, unclean_ok: bool) -> bool {
+    if !p.isr.contains(&replica) {
+        return false;
+    }
+    if p.leader == Some(replica) {
+        p.leader = None;
+        p.unclean = false;
+    }
+    let new_isr: Vec<u32> = p.isr.iter().copied().filter(|&b| b != replica).collect();
+    if !new_isr.is_empty() || unclean_ok {
+        p.isr = new_isr;
+    }
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +505,45 @@ mod tests {
             (p.leader, p.elr.clone(), p.isr.clone()),
             (Some(2), vec![], vec![2])
         );
+    }
+
+    /// 0.10.2.1 `ControlledShutdownLeaderSelector`: the first live assigned replica in the ISR
+    /// without the shutting-down brokers leads that ISR; none: nothing changes.
+    #[test]
+    fn the_controlled_shutdown_selector_leaves_out_every_shutting_down_broker() {
+        let mut p = partition(&[1, 2, 3], &[1, 2, 3], Some(1));
+        assert!(controlled_shutdown_leader(&mut p, &[1, 2], &[1, 2, 3]));
+        assert_eq!((p.leader, p.isr.clone()), (Some(3), vec![3]));
+        assert_eq!((p.leader_epoch, p.partition_epoch), (4, 6));
+        let mut p = partition(&[1, 2, 3], &[1, 3], Some(1));
+        assert!(
+            !controlled_shutdown_leader(&mut p, &[1], &[1, 2]),
+            "3 is not live, 2 not in the ISR"
+        );
+        assert_eq!(p, partition(&[1, 2, 3], &[1, 3], Some(1)));
+    }
+
+    /// 0.10.2.1 `removeReplicaFromIsr`: the leader epoch moves with every removal, a last member
+    /// stays unless unclean election is on, and a leader that leaves leaves no leader.
+    #[test]
+    fn removing_a_replica_from_the_isr_bumps_the_leader_epoch_and_keeps_a_last_member() {
+        let mut p = partition(&[1, 2, 3], &[1, 2], Some(1));
+        assert!(remove_replica_from_isr(&mut p, 2, false));
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.leader_epoch),
+            (Some(1), vec![1], 4)
+        );
+        assert!(!remove_replica_from_isr(&mut p, 3, false), "not in the ISR");
+        let mut q = partition(&[1, 2, 3], &[2], None);
+        assert!(remove_replica_from_isr(&mut q, 2, false));
+        assert_eq!(
+            (q.isr.clone(), q.leader_epoch, q.partition_epoch),
+            (vec![2], 4, 6)
+        );
+        assert!(remove_replica_from_isr(&mut q, 2, true));
+        assert!(q.isr.is_empty(), "unclean election on: the ISR may empty");
+        assert!(remove_replica_from_isr(&mut p, 1, false));
+        assert_eq!((p.leader, p.isr.clone()), (None, vec![1]));
     }
 
     #[test]

@@ -24,6 +24,11 @@
 //! FENCED, UNFENCED and "in controlled shutdown" are durable (the registration), as KRaft's
 //! `BrokerRegistration` is; contact times and the controlled-shutdown progress are soft state,
 //! renewed when the controller starts (`ClusterControlManager.activate`).
+//!
+//! 0.10.2.1 (`rules.zk_controlled_shutdown`) has no such states: each `want_shutdown` is a
+//! ControlledShutdownRequest that runs `KafkaController.shutdownBroker` again
+//! ([`ControllerState::shutdown_broker`]), and "in controlled shutdown" is its
+//! `shuttingDownBrokerIds`, which a fenced broker leaves and a restarted controller forgets.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,7 +36,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::ControllerState;
+use super::election::{controlled_shutdown_leader, remove_replica_from_isr};
+use super::{Change, ControllerState};
 use crate::api::*;
 
 /// A broker's latest registration, kept durably as KRaft keeps `BrokerRegistration` in its
@@ -323,6 +329,10 @@ impl ControllerState {
             return Ok(());
         };
         registration.fenced = true;
+        if self.rules.zk_controlled_shutdown {
+            // 0.10.2.1 `onBrokerFailure`: a dead broker leaves `shuttingDownBrokerIds`.
+            registration.in_controlled_shutdown = false;
+        }
         if let Some(l) = self.liveness.get_mut(&id) {
             // A fenced broker leaves controlled shutdown (`BrokerHeartbeatManager.touch`).
             l.controlled_shutdown_version = None;
@@ -370,7 +380,11 @@ impl ControllerState {
     /// controlled shutdown may stop once it leads nothing and every active broker has caught up
     /// on the metadata that moved its leaderships (`controlledShutdownOffset <=
     /// lowestActiveOffset`). Stopping is `SHUTDOWN_NOW`, which fences it (`handleBrokerFenced`).
+    /// 0.10.2.1's rules are [`Self::shutdown_broker`].
     fn want_shutdown(&mut self, id: u32) -> Result<bool, ApiError> {
+        if self.rules.controlled_shutdown && self.rules.zk_controlled_shutdown {
+            return self.shutdown_broker(id);
+        }
         if !self.rules.controlled_shutdown || self.durable.registrations[&id].fenced {
             return Ok(true);
         }
@@ -414,6 +428,96 @@ impl ControllerState {
             .or_default()
             .controlled_shutdown_version = Some(version);
         Ok(())
+    }
+
+    /// A heartbeat with `want_shutdown` under 0.10.2.1's rules (`rules.zk_controlled_shutdown`)
+    /// stands for one ControlledShutdownRequest, and gets `KafkaController.shutdownBroker` anew
+    /// (`KafkaApis.handleControlledShutdownRequest`); returns whether the broker may stop. A
+    /// broker that is not live is refused (`BrokerNotAvailableException`: an error answer,
+    /// which the broker counts as a failed attempt). Otherwise it joins the shutting-down
+    /// brokers (`shuttingDownBrokerIds`: no longer live for elections, still live for the
+    /// selector), its replicated partitions change ([`Self::move_replicas_off`]), and the answer
+    /// is the replicated partitions it still leads: when there are none it may stop, at once,
+    /// whatever the other brokers have seen. Stopping fences it, as the stopped broker's
+    /// ZooKeeper session ends (`onBrokerFailure`).
+    fn shutdown_broker(&mut self, id: u32) -> Result<bool, ApiError> {
+        let registration = self.durable.registrations.get_mut(&id).expect("registered");
+        let epoch = registration.epoch;
+        if registration.fenced {
+            self.events.emit(
+                "broker_controlled_shutdown",
+                json!({"broker": id, "epoch": epoch, "error": "broker_not_available"}),
+            );
+            return Ok(false);
+        }
+        let joined = !registration.in_controlled_shutdown;
+        registration.in_controlled_shutdown = true;
+        let changes = self.move_replicas_off(id);
+        let remaining = self.replicated_partitions_led_by(id);
+        self.events.emit(
+            "broker_controlled_shutdown",
+            json!({"broker": id, "epoch": epoch, "partitions_remaining": remaining}),
+        );
+        let changed = joined || !changes.is_empty();
+        self.record(changes);
+        if remaining.is_empty() {
+            // One write: the moves and the end of the session.
+            self.fence(id, "controlled_shutdown")?;
+            return Ok(true);
+        }
+        if changed {
+            self.persist()?;
+        }
+        Ok(false)
+    }
+
+    /// `shutdownBroker`'s loop over the partitions assigned to `id`, skipping those with one
+    /// replica: one it leads gets the leader [`controlled_shutdown_leader`] picks, or stays as
+    /// it is; one it does not lead loses it from the ISR ([`remove_replica_from_isr`]). Kafka
+    /// sends that follower a StopReplica as well; here it stops fetching once the metadata
+    /// shows it out of the ISR (`Broker::stops_fetching`).
+    fn move_replicas_off(&mut self, id: u32) -> Vec<Change> {
+        let registrations = &self.durable.registrations;
+        let live: Vec<u32> = registrations
+            .iter()
+            .filter(|(_, r)| !r.fenced)
+            .map(|(&b, _)| b)
+            .collect();
+        let shutting_down: Vec<u32> = registrations
+            .iter()
+            .filter(|(_, r)| !r.fenced && r.in_controlled_shutdown)
+            .map(|(&b, _)| b)
+            .collect();
+        let mut changes = Vec::new();
+        for topic in &mut self.durable.topics {
+            let unclean_ok = topic.configs.unclean_leader_election_enable;
+            let on_broker =
+                |p: &&mut PartitionMetadata| p.replicas.len() > 1 && p.replicas.contains(&id);
+            for p in topic.partitions.iter_mut().filter(on_broker) {
+                let before = p.clone();
+                let changed = if p.leader == Some(id) {
+                    controlled_shutdown_leader(p, &shutting_down, &live)
+                } else {
+                    remove_replica_from_isr(p, id, unclean_ok)
+                };
+                if changed {
+                    changes.push(Change::new(&topic.name, before, p, "controlled_shutdown"));
+                }
+            }
+        }
+        changes
+    }
+
+    /// `shutdownBroker`'s answer (`partitionsRemaining`): the partitions with more than one
+    /// replica that `id` still leads.
+    fn replicated_partitions_led_by(&self, id: u32) -> Vec<serde_json::Value> {
+        self.durable
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (&t.name, p)))
+            .filter(|(_, p)| p.leader == Some(id) && p.replicas.len() > 1)
+            .map(|(topic, p)| json!({"topic": topic, "partition": p.partition}))
+            .collect()
     }
 
     fn leads_any(&self, id: u32) -> bool {

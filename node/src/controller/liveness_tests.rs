@@ -386,7 +386,7 @@ fn shutdown_request(c: &ControllerState, id: u32) -> HeartbeatRequest {
 /// told to stop once it leads nothing and every active broker has caught up on metadata.
 #[test]
 fn controlled_shutdown_moves_leadership_and_waits_for_active_brokers_to_catch_up() {
-    for version in KafkaVersion::ALL {
+    for version in [KafkaVersion::V4_1, KafkaVersion::V3_7] {
         let (dir, mut c) = cluster(version, 1);
         let resp = c.heartbeat(shutdown_request(&c, 1)).unwrap();
         assert!(
@@ -500,4 +500,190 @@ fn controlled_shutdown_survives_a_controller_restart() {
     assert_ne!(partition(&c).leader, Some(1));
     let resp = c.heartbeat(shutdown_request(&c, 1)).unwrap();
     assert!(resp.should_shut_down);
+}
+
+/// The partitions a 0.10.2 controller's answer to an ask names (`partitionsRemaining`), from
+/// its last `broker_controlled_shutdown` event.
+fn remaining(dir: &std::path::Path) -> serde_json::Value {
+    let asks = events(dir, "broker_controlled_shutdown");
+    asks.last().expect("an ask")["partitions_remaining"].clone()
+}
+
+/// Broker `leader`, the leader of t/0, proposes `isr` (AlterPartition).
+fn propose_isr(
+    c: &mut ControllerState,
+    leader: u32,
+    isr: &[u32],
+) -> Result<PartitionMetadata, ApiError> {
+    let p = partition(c);
+    c.alter_partition(AlterPartitionRequest {
+        cluster_id: "c".into(),
+        broker_id: leader,
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        new_isr: isr.to_vec(),
+        broker_epochs: Default::default(),
+    })
+}
+
+/// 0.10.2.1 `shutdownBroker` with `ControlledShutdownLeaderSelector`: the leader's first ask
+/// moves t/0 to the first live replica of the ISR without it, with the next leader epoch, and
+/// the answer names nothing left, so the broker may stop at once: no wait for brokers 2 and 3
+/// to report that metadata (KRaft's `controlledShutdownOffset <= lowestActiveOffset`).
+#[test]
+fn a_0_10_2_leader_hands_over_at_once_and_may_stop_without_waiting_for_metadata() {
+    let (dir, mut c) = cluster(KafkaVersion::V0_10_2, 1);
+    let resp = c.heartbeat(shutdown_request(&c, 1)).unwrap();
+    assert!(resp.should_shut_down, "leads nothing any more: it may stop");
+    assert!(
+        c.lowest_active_metadata_version() < resp.metadata_version,
+        "2 and 3 have not seen the move"
+    );
+    let p = partition(&c);
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.leader_epoch),
+        (Some(2), vec![2, 3], 1)
+    );
+    assert_eq!(remaining(dir.path()), json!([]));
+    let elections = events(dir.path(), "election");
+    assert_eq!(elections.last().unwrap()["reason"], "controlled_shutdown");
+    let me = c.metadata().brokers[0].clone();
+    assert!(
+        !me.alive && !me.shutting_down,
+        "stopped: its session ended and it left the shutting-down brokers"
+    );
+}
+
+/// `ControlledShutdownLeaderSelector` finds no other live ISR member: Kafka's
+/// `StateChangeFailedException` leaves t/0 with this leader and ISR, and the answer names t/0
+/// ("not yet"), ask after ask. The broker is shutting down (no election may pick it) but still
+/// leads, and, as 0.10.2's leader writes its own ISR, takes a returning follower back into the
+/// ISR; the next ask then moves the leadership to it.
+#[test]
+fn a_0_10_2_sole_isr_leader_keeps_leading_and_is_told_not_yet() {
+    let (dir, mut c) = cluster(KafkaVersion::V0_10_2, 1);
+    for id in [3, 2] {
+        expire(&mut c, id);
+        c.maybe_fence_one_stale_broker(Instant::now());
+    }
+    let before = partition(&c);
+    assert_eq!((before.leader, before.isr.clone()), (Some(1), vec![1]));
+    for _ in 0..2 {
+        let resp = c.heartbeat(shutdown_request(&c, 1)).unwrap();
+        assert!(!resp.should_shut_down, "it still leads t/0");
+        assert_eq!(partition(&c), before, "no leader to move to: unchanged");
+        assert_eq!(
+            remaining(dir.path()),
+            json!([{"topic": "t", "partition": 0}])
+        );
+    }
+    let me = c.metadata().brokers[0].clone();
+    assert!(me.alive && me.shutting_down);
+    beat(&mut c, 2, 7);
+    assert_eq!(
+        partition(&c).leader,
+        Some(1),
+        "2 is back, and not in the ISR"
+    );
+    propose_isr(&mut c, 1, &[1, 2]).expect("a shutting-down 0.10.2 leader writes its ISR");
+    let resp = c.heartbeat(shutdown_request(&c, 1)).unwrap();
+    assert!(resp.should_shut_down);
+    let p = partition(&c);
+    assert_eq!(
+        (p.leader, p.isr, p.leader_epoch),
+        (Some(2), vec![2], before.leader_epoch + 1)
+    );
+}
+
+/// `shutdownBroker` skips partitions with one replica: a broker that leads only those may stop
+/// at its first ask (its partition then goes offline with its session, `onBrokerFailure`).
+#[test]
+fn a_0_10_2_single_replica_partition_does_not_hold_the_shutdown() {
+    let (dir, mut c) = controller_of(KafkaVersion::V0_10_2);
+    for id in 1..=3 {
+        beat(&mut c, id, 7);
+    }
+    topic(&mut c, 1, 1);
+    assert_eq!(partition(&c).leader, Some(1));
+    let resp = c.heartbeat(shutdown_request(&c, 1)).unwrap();
+    assert!(resp.should_shut_down, "t/0 has one replica: not counted");
+    assert_eq!(remaining(dir.path()), json!([]));
+    let moved = events(dir.path(), "election")
+        .into_iter()
+        .filter(|e| e["reason"] == "controlled_shutdown")
+        .count();
+    assert_eq!(moved, 0, "the selector was not run on t/0");
+    let p = partition(&c);
+    assert_eq!(
+        (p.leader, p.isr),
+        (None, vec![1]),
+        "offline once the broker stopped"
+    );
+}
+
+/// A follower that asks leaves every ISR (`removeReplicaFromIsr`), which bumps the leader
+/// epoch though the leader stays (an `isr_change`, not an election); it leads nothing, so it
+/// may stop at once.
+#[test]
+fn a_0_10_2_follower_leaves_the_isr_with_a_new_leader_epoch() {
+    let (dir, mut c) = cluster(KafkaVersion::V0_10_2, 1);
+    let resp = c.heartbeat(shutdown_request(&c, 3)).unwrap();
+    assert!(resp.should_shut_down);
+    let p = partition(&c);
+    assert_eq!((p.leader, p.isr, p.leader_epoch), (Some(1), vec![1, 2], 1));
+    let change = events(dir.path(), "isr_change").pop().unwrap();
+    assert_eq!(
+        (&change["reason"], &change["isr"], &change["leader_epoch"]),
+        (&json!("controlled_shutdown"), &json!([1, 2]), &json!(1))
+    );
+    assert_eq!(
+        events(dir.path(), "election").len(),
+        1,
+        "topic creation only"
+    );
+}
+
+/// 0.10.2.1 `onBrokerFailure` elects only where the leader died: a shutting-down leader that
+/// keeps t/0 (no other ISR member to take it) stays when the follower it took back dies.
+#[test]
+fn a_0_10_2_shutting_down_leader_stays_when_its_follower_dies() {
+    let (_dir, mut c) = cluster(KafkaVersion::V0_10_2, 1);
+    for id in [3, 2] {
+        expire(&mut c, id);
+        c.maybe_fence_one_stale_broker(Instant::now());
+    }
+    assert!(
+        !c.heartbeat(shutdown_request(&c, 1))
+            .unwrap()
+            .should_shut_down
+    );
+    beat(&mut c, 2, 7);
+    propose_isr(&mut c, 1, &[1, 2]).unwrap();
+    expire(&mut c, 2);
+    assert_eq!(c.maybe_fence_one_stale_broker(Instant::now()), Some(2));
+    let p = partition(&c);
+    assert_eq!((p.leader, p.isr), (Some(1), vec![1]));
+}
+
+/// 0.10.2.1's controller forgets `shuttingDownBrokerIds` when it starts
+/// (`initializeControllerContext`); the broker's next ask adds it again.
+#[test]
+fn a_restarted_0_10_2_controller_forgets_who_is_shutting_down() {
+    let (dir, mut c) = cluster(KafkaVersion::V0_10_2, 1);
+    for id in [3, 2] {
+        expire(&mut c, id);
+        c.maybe_fence_one_stale_broker(Instant::now());
+    }
+    c.heartbeat(shutdown_request(&c, 1)).unwrap();
+    drop(c);
+    let mut c = open(dir.path(), KafkaVersion::V0_10_2);
+    assert!(!c.metadata().brokers[0].shutting_down);
+    assert!(
+        !c.heartbeat(shutdown_request(&c, 1))
+            .unwrap()
+            .should_shut_down
+    );
+    assert!(c.metadata().brokers[0].shutting_down);
 }

@@ -88,8 +88,17 @@ impl ControllerState {
     /// Kafka 0.10.2 differs in mechanism, not in outcome: its controller reads the live brokers
     /// from ZooKeeper on failover (0.10.2.1 `KafkaController.initializeControllerContext`,
     /// `zkUtils.getAllBrokersInCluster`), sessions that a controller failover does not end.
+    ///
+    /// 0.10.2.1's controller also forgets which brokers are shutting down
+    /// (`initializeControllerContext`: `shuttingDownBrokerIds = mutable.Set.empty`); their next
+    /// ControlledShutdownRequest adds them again.
     pub fn open(config: ControllerConfig, events: Arc<EventLog>) -> anyhow::Result<Self> {
-        let durable = load(&config)?;
+        let mut durable = load(&config)?;
+        if config.version.rules().zk_controlled_shutdown {
+            for registration in durable.registrations.values_mut() {
+                registration.in_controlled_shutdown = false;
+            }
+        }
         let now = Instant::now();
         let contacts = Arc::new(ContactTimes::default());
         for (&id, registration) in &durable.registrations {
@@ -254,14 +263,27 @@ impl ControllerState {
     /// without `update.remove` and `update.unclean_shutdown`, and [`change`] elects where the
     /// leader may not stay. Writes the events; the caller persists, in one write with the
     /// broker change that caused it.
+    ///
+    /// With 0.10.2.1's rules a leader that is shutting down (it leads a partition no other ISR
+    /// member could take) may stay, though no election picks it: `onBrokerFailure` elects only
+    /// where the leader died, and `OfflinePartitionLeaderSelector` picks among
+    /// `liveBrokerIds`, which leaves out `shuttingDownBrokerIds`.
     fn update_partitions(&mut self, update: Update, select: impl Fn(&PartitionMetadata) -> bool) {
+        let leaves = |b: u32| Some(b) == update.remove || Some(b) == update.unclean_shutdown;
         let acceptable: Vec<u32> = self
             .active_brokers()
             .into_iter()
             .chain(update.add)
-            .filter(|&b| Some(b) != update.remove && Some(b) != update.unclean_shutdown)
+            .filter(|&b| !leaves(b))
             .collect();
-        let leaves = |b: u32| Some(b) == update.remove || Some(b) == update.unclean_shutdown;
+        let shutting_down: Vec<u32> = self
+            .durable
+            .registrations
+            .iter()
+            .filter(|(_, r)| self.rules.zk_controlled_shutdown && !r.fenced)
+            .filter(|(&b, r)| r.in_controlled_shutdown && !leaves(b))
+            .map(|(&b, _)| b)
+            .collect();
         let mut changes = Vec::new();
         for topic in &mut self.durable.topics {
             let rules = ChangeRules {
@@ -274,6 +296,17 @@ impl ControllerState {
             for p in topic.partitions.iter_mut().filter(|p| select(p)) {
                 let before = p.clone();
                 let target = p.isr.iter().copied().filter(|&b| !leaves(b)).collect();
+                let with_leader: Vec<u32>;
+                let rules = match p.leader.filter(|l| shutting_down.contains(l)) {
+                    Some(leader) => {
+                        with_leader = acceptable.iter().copied().chain([leader]).collect();
+                        ChangeRules {
+                            acceptable: &with_leader,
+                            ..rules
+                        }
+                    }
+                    None => rules,
+                };
                 if change(p, target, &rules) {
                     changes.push(Change::new(&topic.name, before, p, update.reason));
                 }
@@ -282,12 +315,13 @@ impl ControllerState {
         self.record(changes);
     }
 
-    /// One event per changed partition: `election` when its leader changed (its leader epoch
-    /// moved), `isr_change` otherwise.
+    /// One event per changed partition: `election` when its leader changed, `isr_change`
+    /// otherwise (0.10.2.1's `removeReplicaFromIsr` bumps the leader epoch of an ISR change
+    /// too; the event's `leader_epoch` shows it).
     fn record(&self, changes: Vec<Change>) {
         for c in changes {
             let (before, p) = (&c.before, &c.after);
-            if p.leader_epoch != before.leader_epoch {
+            if p.leader != before.leader {
                 let mut event = json!({"topic": c.topic, "partition": p.partition,
                     "leader": p.leader, "previous_leader": before.leader,
                     "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch,

@@ -654,3 +654,84 @@ async fn a_reelected_leader_keeps_its_followers_leos_at_process_level() {
         );
     }
 }
+
+/// 0.10.2.1's controlled shutdown across processes (`KafkaServer.controlledShutdown`,
+/// `KafkaController.shutdownBroker`, `ControlledShutdownLeaderSelector`): SIGTERM to the leader
+/// of t/0 after both followers died, so it is the only ISR member and no replica can take over.
+/// Every ask is answered "not yet" (t/0 remains) and it stays leader, serving, while it asks;
+/// it asks 3 times (`controlled.shutdown.max.retries`), 5 s apart
+/// (`controlled.shutdown.retry.backoff.ms`), and after the backoff that follows the third it
+/// stops by itself (`retries_exhausted`), about 15 s after the SIGTERM, its logs closed cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_10_2_sole_isr_leader_keeps_leading_while_it_asks_and_stops_after_three_asks() {
+    let settings = Settings {
+        kafka_version: Some(faultline_node::version::KafkaVersion::V0_10_2),
+        ..Settings::default()
+    };
+    let mut c = Cluster::start(settings).await;
+    c.create_topic("t", 1, 3, 1, false).await;
+    let leader = c.leader("t", 0).await.unwrap();
+    for follower in (1..=3).filter(|&b| b != leader) {
+        c.kill(follower);
+    }
+    c.poll(
+        "the leader alone in the ISR",
+        Duration::from_secs(10),
+        || async { (c.isr("t", 0).await == vec![leader]).then_some(()) },
+    )
+    .await;
+    let asks = |c: &Cluster| {
+        c.events("controller")
+            .into_iter()
+            .filter(|e| e["type"] == "broker_controlled_shutdown" && e["broker"] == leader)
+            .collect::<Vec<_>>()
+    };
+    let term = Instant::now();
+    kill(c.broker_pid(leader), Signal::SIGTERM).unwrap();
+    c.poll("the second ask", Duration::from_secs(10), || async {
+        (asks(&c).len() >= 2).then_some(())
+    })
+    .await;
+    assert!(c.exited(leader).is_none(), "it is still asking");
+    let p = c.partition("t", 0).await;
+    assert_eq!(
+        (&p["leader"], &p["isr"]),
+        (&json!(leader), &json!([leader]))
+    );
+    let role = c.replica_state(leader, "t", 0).await.expect("serving");
+    assert_eq!(role["role"], "leader", "{role}");
+    let status = exit_status(&mut c, leader, Duration::from_secs(25)).await;
+    let took = term.elapsed();
+    assert!(status.success(), "{status}");
+    eprintln!("0.10.2: three refused asks, then stopped {took:?} after the SIGTERM");
+    let asks = asks(&c);
+    assert_eq!(asks.len(), 3, "{asks:#?}");
+    for ask in &asks {
+        assert_eq!(
+            ask["partitions_remaining"],
+            json!([{"topic": "t", "partition": 0}])
+        );
+    }
+    for pair in asks.windows(2) {
+        let apart_ms = pair[1]["time_ms"].as_u64().unwrap() - pair[0]["time_ms"].as_u64().unwrap();
+        assert!(apart_ms >= 4_900, "asks {apart_ms} ms apart: {asks:#?}");
+    }
+    let events = c.events(&leader.to_string());
+    let shutdown = events.iter().find(|e| e["type"] == "shutdown").unwrap();
+    assert_eq!(
+        (&shutdown["controlled"], &shutdown["asks"]),
+        (&json!("retries_exhausted"), &json!(3)),
+        "{shutdown}"
+    );
+    assert!(
+        shutdown["waited_ms"].as_u64().unwrap() >= 15_000,
+        "{shutdown}"
+    );
+    assert!(
+        c.data_dir(leader)
+            .join("t-0")
+            .join("clean-shutdown")
+            .exists(),
+        "the logs were closed cleanly all the same"
+    );
+}

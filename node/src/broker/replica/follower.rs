@@ -25,13 +25,17 @@ impl Replica {
     pub(super) fn become_follower(
         &mut self,
         leader: u32,
+        previous_leader: Option<u32>,
         events: &EventLog,
     ) -> std::io::Result<()> {
         self.role = Role::Follower;
         self.leader_since_epoch = None;
         self.leader_state = None;
         self.emit_role(events);
-        if !self.rules.leader_epoch_truncation {
+        // 0.10.2.1 `Partition.makeFollower` is false for the leader it already follows (a new
+        // leader epoch from `KafkaController.removeReplicaFromIsr`, which bumps it for an ISR
+        // change), and `ReplicaManager.makeFollowers` then skips the truncation.
+        if !self.rules.leader_epoch_truncation && previous_leader != Some(leader) {
             // Kafka before 0.11: whatever lies above the HW is presumed uncommitted and dropped,
             // then fetched again from the leader (if the leader still has it).
             let reason = if self.fresh_start {

@@ -265,6 +265,7 @@ impl Replica {
             }
             _ => {}
         }
+        let previous_leader = self.leader;
         self.leader_epoch = Some(pm.leader_epoch);
         self.partition_epoch = pm.partition_epoch;
         self.isr = pm.isr.clone();
@@ -279,7 +280,7 @@ impl Replica {
                 Ok(Transition::None)
             }
             Some(leader) => {
-                self.become_follower(leader, events)?;
+                self.become_follower(leader, previous_leader, events)?;
                 Ok(Transition::Follow {
                     leader,
                     leader_epoch: pm.leader_epoch,

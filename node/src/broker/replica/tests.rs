@@ -283,6 +283,22 @@ fn legacy_hw_truncates_to_the_hw_when_it_starts_following() {
     assert_eq!(f.replica.next_fetch("c", 1, 0).last_fetched_epoch, None);
 }
 
+/// 0.10.2.1 `Partition.makeFollower`: a new leader epoch with the leader it already follows (as
+/// `removeReplicaFromIsr` writes when a shutting-down follower leaves the ISR) is no new leader,
+/// and `makeFollowers` truncates nothing.
+#[test]
+fn a_legacy_follower_keeps_its_log_when_only_the_leader_epoch_moves() {
+    let mut f = legacy_follower(&[(0..2, 0), (2..6, 2)]);
+    f.replica
+        .apply_metadata(&pm(Some(1), 1, 1, &[1, 2]), &CONFIGS, 0, &f.events)
+        .unwrap();
+    assert_eq!((f.replica.leo(), f.replica.leader_epoch()), (6, Some(1)));
+    f.replica
+        .apply_metadata(&pm(Some(3), 2, 2, &[2, 3]), &CONFIGS, 0, &f.events)
+        .unwrap();
+    assert_eq!(f.replica.leo(), 2, "a new leader: down to the HW");
+}
+
 /// Without leader epochs, the leader's batch may straddle the end of a follower's log whose
 /// batches lie differently (proptest found this in the sim): the follower drops its batch
 /// holding the leader's base whole, appends nothing of that answer, and its next fetch from
