@@ -38,6 +38,7 @@ bench: release
 # durable under Kafka 4.1 and 3.7; 0.10.2's HW truncation) x 10 seeds x 60 s, about 80 min.
 bench-detection: release
 	target/release/faultline suite detection --seeds 10 --run-time 60s --store $(STORE)/detection
+	scripts/record-figures.sh detection $(STORE)/detection/detection.json
 
 # Every scenario 20 times with different seeds: each must reproduce 20 of 20.
 repro-check: build

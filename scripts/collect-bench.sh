@@ -27,7 +27,11 @@ for n in $(seq 1 "$RUNS"); do
     --arg started "$started" --argjson n "$n" \
     '. + [{run: $n, started: $started, load_before: $before, load_after: $after, benches: $lines}]' <<<"$runs")
 done
-jq -n --argjson runs "$runs" \
+# Figures other targets record in the same file (`detection`, `shrink`: scripts/record-figures.sh)
+# are carried over.
+kept='{}'
+[ -f "$OUT" ] && kept=$(jq -c '{detection, shrink} | with_entries(select(.value != null))' "$OUT")
+jq -n --argjson runs "$runs" --argjson kept "$kept" \
   --arg command "RUNS=$RUNS BENCH_ARGS=\"$BENCH_ARGS\" scripts/collect-bench.sh ($CARGO bench $BENCH_ARGS)" \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --argjson nproc "$(nproc)" \
@@ -36,5 +40,6 @@ jq -n --argjson runs "$runs" \
   --arg kernel "$(uname -r)" \
   '{command: $command, date: $date,
     machine: {nproc: $nproc, cpu_model: $cpu, mem_total_kib: $mem_kib, kernel: $kernel},
-    runs: $runs}' > "$OUT"
+    runs: $runs} + $kept' > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
 echo "collect-bench: $(jq '[.runs[].benches[]] | length' "$OUT") bench lines from $RUNS run(s) in $OUT" >&2

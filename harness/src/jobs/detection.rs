@@ -156,6 +156,7 @@ pub async fn detection(
         "| configuration | seeds with a loss found | median time to first loss | max | invalid verdicts |\n|---|---|---|---|---|\n",
     );
     let mut durable_broken = false;
+    let mut rows = Vec::new();
     for (label, slug, settings) in measured() {
         if only.is_some_and(|o| !label.contains(o)) {
             continue;
@@ -198,6 +199,15 @@ pub async fn detection(
         let invalid = findings.iter().filter(|f| f.valid == Valid::False).count();
         durable_broken |= label.starts_with("durable") && (found > 0 || invalid > 0);
         let median = times.get(times.len() / 2).copied();
+        rows.push(serde_json::json!({
+            "configuration": label,
+            "seeds": findings.len(),
+            "found": found,
+            "median_ms": median.map(|d| d.as_millis() as u64),
+            "max_ms": times.last().map(|d| d.as_millis() as u64),
+            "invalid": invalid,
+            "first_loss_ms": times.iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>(),
+        }));
         table.push_str(&format!(
             "| {label} | {found} of {} | {} | {} | {invalid} |\n",
             findings.len(),
@@ -212,5 +222,17 @@ pub async fn detection(
     println!("\n{table}");
     std::fs::create_dir_all(store)?;
     std::fs::write(store.join("detection.md"), &table)?;
+    // The same figures for bench/results.json (`make bench-detection` puts them under
+    // `detection`).
+    let doc = serde_json::json!({
+        "command": format!("faultline suite detection --seeds {seeds} --run-time {}", format_duration(run_time)),
+        "date": crate::test::store::timestamp(std::time::SystemTime::now()),
+        "run_time_ms": run_time.as_millis() as u64,
+        "rows": rows,
+    });
+    std::fs::write(
+        store.join("detection.json"),
+        serde_json::to_vec_pretty(&doc)?,
+    )?;
     Ok(if durable_broken { 1 } else { 0 })
 }
