@@ -55,7 +55,8 @@ pub fn describe(kind: FaultKind) -> &'static str {
         }
         FaultKind::PowerLoss => {
             "only with --lazyfs: SIGKILL a broker, drop every byte it had not fsynced, \
-             restart it (a power cut; the page cache does not survive it)"
+             restart it (a power cut; the page cache does not survive it); in half the plans \
+             the partition's last ISR member, once its followers were cut off (KIP-966's case)"
         }
     }
 }
@@ -195,15 +196,7 @@ pub fn plan(kind: FaultKind, rng: &mut StdRng, ctx: &PlanContext) -> Plan {
         FaultKind::IsrPressure => isr_pressure(rng, ctx, &tp),
         FaultKind::LeaderLoss => leader_loss(rng, ctx, &tp),
         FaultKind::RollingRestart => rolling_restart(rng, ctx, &tp),
-        FaultKind::PowerLoss => {
-            let target = match ctx.target(rng, &tp) {
-                // The controller's metadata is not on a lazy mount: aim at a broker instead.
-                Target::Node(Node::Controller) => Target::Random,
-                target => target,
-            };
-            let action = Action::PowerLoss(PowerLossTargets::Some(vec![target]));
-            single(ctx, rng, action)
-        }
+        FaultKind::PowerLoss => power_loss(rng, ctx, &tp),
     };
     Plan {
         kind,
@@ -211,6 +204,38 @@ pub fn plan(kind: FaultKind, rng: &mut StdRng, ctx: &PlanContext) -> Plan {
         partition: tp,
         steps,
     }
+}
+
+/// A power cut of one broker; in half the plans, of the partition's last ISR member: its
+/// followers are cut from it until the ISR is the leader alone, and it loses power there — the
+/// case KIP-966 (Eligible Leader Replicas) was written for. Without fsync, Kafka 3.7 elects it
+/// again with what survived and its followers truncate committed records; 4.1 elects an
+/// Eligible Leader Replica (the scenario `last-replica-standing` shows both).
+fn power_loss(
+    rng: &mut StdRng,
+    ctx: &PlanContext,
+    tp: &TopicPartition,
+) -> (&'static str, Vec<PlanStep>) {
+    if rng.gen_bool(0.5) {
+        let steps = vec![
+            PlanStep::Fault(cut_leader_from_followers(tp)),
+            PlanStep::WaitIsr {
+                size: 1,
+                timeout: ctx.lags(rng, 4.0, 6.0),
+            },
+            PlanStep::Fault(Action::PowerLoss(PowerLossTargets::Some(vec![leader(tp)]))),
+            PlanStep::Wait(ctx.hold(rng)),
+            PlanStep::HealMine,
+        ];
+        return ("last-isr-member", steps);
+    }
+    let target = match ctx.target(rng, tp) {
+        // The controller's metadata is not on a lazy mount: aim at a broker instead.
+        Target::Node(Node::Controller) => Target::Random,
+        target => target,
+    };
+    let action = Action::PowerLoss(PowerLossTargets::Some(vec![target]));
+    single(ctx, rng, action)
 }
 
 fn kill(target: Target, signal: KillSignal) -> Action {
