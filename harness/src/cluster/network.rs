@@ -4,16 +4,21 @@
 //! operations faults use on them (cut a set of
 //! links, heal them all, set delays on a selection). Nodes are only ever given the links'
 //! addresses, so every byte between two endpoints crosses a proxy the harness controls. The
-//! harness's own admin calls (readiness, leader lookups, the final read) go straight to the
-//! nodes and are never faulted.
+//! Kafka links are Kafka-aware ([`Link::start_kafka`]): they rewrite the broker addresses in
+//! Metadata and FindCoordinator responses to the Kafka links' own, so a Kafka client stays
+//! behind the proxies even with a broker that advertises its own address (faultline-node
+//! advertises the proxy, so for it the rewrite changes nothing). The harness's own admin calls
+//! (readiness, leader lookups, the final read) go straight to the nodes and are never faulted.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use faultline_workloads::Endpoints;
 
 use crate::cluster::node::{Endpoint, Node};
+use crate::cluster::proxy::kafka::AddressMap;
 use crate::cluster::proxy::{Delay, Direction, Link};
 
 /// Which links a delay applies to.
@@ -76,14 +81,31 @@ impl Network {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
+        let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
+        Ok(Network { links, kafka_links })
+    }
+
+    /// The client→broker links to the Kafka listeners, each rewriting broker addresses in the
+    /// responses it carries to these links' addresses (a broker's Kafka node id is its id).
+    async fn start_kafka_links(
+        kafka_brokers: &BTreeMap<u32, SocketAddr>,
+        seed: u64,
+    ) -> std::io::Result<BTreeMap<(Endpoint, Endpoint), Link>> {
+        let addresses = Arc::new(AddressMap::new());
         let mut kafka_links = BTreeMap::new();
         for (i, (&id, &upstream)) in kafka_brokers.iter().enumerate() {
             let (from, to) = (Endpoint::Client, Endpoint::broker(id));
             let name = format!("{from}->{to} (kafka)");
             let link_seed = seed.rotate_left(17) ^ i as u64;
-            kafka_links.insert((from, to), Link::start(&name, upstream, link_seed).await?);
+            let link = Link::start_kafka(&name, upstream, link_seed, addresses.clone()).await?;
+            let node_id = i32::try_from(id).map_err(|_| {
+                std::io::Error::other(format!("broker id {id} is not a Kafka node id"))
+            })?;
+            // Filled before any client can connect: `start` returns after this loop.
+            addresses.insert(node_id, link.addr());
+            kafka_links.insert((from, to), link);
         }
-        Ok(Network { links, kafka_links })
+        Ok(kafka_links)
     }
 
     /// The proxy address of the client→broker link to `broker`'s Kafka listener.

@@ -18,6 +18,14 @@
 //!                         │ (link healed)
 //!                         └──────────────▶ Closed
 //! ```
+//!
+//! A link started with [`Link::start_kafka`] also reads its connections as Kafka frames
+//! ([`kafka`]): it rewrites the broker addresses in Metadata and FindCoordinator responses to the
+//! proxies' own, so Kafka clients stay behind the proxies even when a broker advertises its own
+//! address. The rewrite happens as bytes are read, before the delay queue, so delays and cuts
+//! act on a Kafka-aware link exactly as on a byte link. A byte link never frames anything.
+
+pub mod kafka;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +41,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+
+use kafka::{AddressMap, Framer};
 
 /// A one-way delay: each chunk is held `delay_ms` ± up to `jitter_ms` (never reordered).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +108,13 @@ pub struct LinkStats {
     pub dials_failed: AtomicU64,
     pub bytes_forwarded: AtomicU64,
     pub bytes_dropped: AtomicU64,
+    /// Kafka-aware links: responses whose broker addresses were rewritten.
+    pub kafka_responses_rewritten: AtomicU64,
+    /// Kafka-aware links: Metadata or FindCoordinator responses the proxy could not decode and
+    /// passed unchanged (each also logged as a warning).
+    pub kafka_responses_undecodable: AtomicU64,
+    /// Kafka-aware links: connections closed for a frame that is not Kafka (logged too).
+    pub kafka_bad_frames: AtomicU64,
 }
 
 /// One directed link proxy. Dropping it stops the listener and closes every connection.
@@ -115,9 +132,41 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 const CHUNKS_IN_FLIGHT: usize = 256;
 const CHUNK_BYTES: usize = 16 * 1024;
 
+/// What a Kafka-aware link gives each of its connections.
+#[derive(Clone)]
+struct KafkaLink {
+    addresses: Arc<AddressMap>,
+    name: Arc<str>,
+}
+
 impl Link {
-    /// Binds a loopback port and starts carrying connections to `upstream`.
+    /// Binds a loopback port and starts carrying connections to `upstream`, byte for byte.
     pub async fn start(name: &str, upstream: SocketAddr, seed: u64) -> std::io::Result<Link> {
+        Link::bind(name, upstream, seed, None).await
+    }
+
+    /// Like [`start`](Self::start), for a link to a Kafka listener: broker addresses in
+    /// Metadata and FindCoordinator responses are rewritten to the proxy addresses `rewrite`
+    /// gives for their node ids (the [`kafka`] module).
+    pub async fn start_kafka(
+        name: &str,
+        upstream: SocketAddr,
+        seed: u64,
+        rewrite: Arc<AddressMap>,
+    ) -> std::io::Result<Link> {
+        let kafka = KafkaLink {
+            addresses: rewrite,
+            name: Arc::from(name),
+        };
+        Link::bind(name, upstream, seed, Some(kafka)).await
+    }
+
+    async fn bind(
+        name: &str,
+        upstream: SocketAddr,
+        seed: u64,
+        kafka: Option<KafkaLink>,
+    ) -> std::io::Result<Link> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let listen_addr = listener.local_addr()?;
         let (control, control_rx) = watch::channel(LinkControl::default());
@@ -128,6 +177,7 @@ impl Link {
             control_rx,
             stats.clone(),
             seed,
+            kafka,
         ));
         Ok(Link {
             name: name.to_string(),
@@ -190,6 +240,7 @@ async fn accept_loop(
     control: watch::Receiver<LinkControl>,
     stats: Arc<LinkStats>,
     seed: u64,
+    kafka: Option<KafkaLink>,
 ) {
     // Owning the connections here means aborting this task closes all of them.
     let mut connections = JoinSet::new();
@@ -207,6 +258,7 @@ async fn accept_loop(
                     control: control.clone(),
                     stats: stats.clone(),
                     rng,
+                    kafka: kafka.clone(),
                 };
                 connections.spawn(connection.run(client));
             }
@@ -240,6 +292,7 @@ struct Connection {
     control: watch::Receiver<LinkControl>,
     stats: Arc<LinkStats>,
     rng: StdRng,
+    kafka: Option<KafkaLink>,
 }
 
 impl Connection {
@@ -280,8 +333,15 @@ impl Connection {
         let _ = upstream.set_nodelay(true);
         let (client_read, client_write) = client.into_split();
         let (upstream_read, upstream_write) = upstream.into_split();
+        let [requests, responses] = match &self.kafka {
+            Some(kafka) => {
+                let (addresses, name) = (kafka.addresses.clone(), kafka.name.clone());
+                Framer::pair(addresses, self.stats.clone(), name).map(Some)
+            }
+            None => [None, None],
+        };
         let mut pumps = JoinSet::new();
-        let pump = |from, to, direction, seed| Pump {
+        let pump = |from, to, direction, seed, framer| Pump {
             from,
             to,
             direction,
@@ -289,10 +349,25 @@ impl Connection {
             control: self.control.clone(),
             stats: self.stats.clone(),
             rng: StdRng::seed_from_u64(seed),
+            framer,
         };
         let seed: u64 = self.rng.gen();
-        pumps.spawn(pump(client_read, upstream_write, Direction::Forward, seed).run());
-        pumps.spawn(pump(upstream_read, client_write, Direction::Backward, !seed).run());
+        let forward = pump(
+            client_read,
+            upstream_write,
+            Direction::Forward,
+            seed,
+            requests,
+        );
+        let backward = pump(
+            upstream_read,
+            client_write,
+            Direction::Backward,
+            !seed,
+            responses,
+        );
+        pumps.spawn(forward.run());
+        pumps.spawn(backward.run());
         if self.control.borrow().carries(generation) {
             ConnState::Open(pumps)
         } else {
@@ -352,7 +427,8 @@ impl Connection {
     }
 }
 
-/// Moves bytes one way on one connection, holding each chunk for the link's delay.
+/// Moves bytes one way on one connection, holding each chunk for the link's delay. On a
+/// Kafka-aware link the bytes read pass through the framer before they are queued.
 struct Pump {
     from: OwnedReadHalf,
     to: OwnedWriteHalf,
@@ -361,6 +437,7 @@ struct Pump {
     control: watch::Receiver<LinkControl>,
     stats: Arc<LinkStats>,
     rng: StdRng,
+    framer: Option<Framer>,
 }
 
 struct Chunk {
@@ -378,6 +455,7 @@ impl Pump {
             control,
             stats,
             mut rng,
+            mut framer,
         } = self;
         let (queue, mut queued) = mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
         let writer_control = control.clone();
@@ -418,18 +496,38 @@ impl Pump {
                 buf.truncate(n);
                 let link = *control.borrow();
                 if !link.carries(generation) {
+                    // A connection that missed bytes never carries again (it is closed on
+                    // heal), so a framer never needs to see what a cut dropped.
                     stats.bytes_dropped.fetch_add(n as u64, Ordering::Relaxed);
                     continue;
                 }
+                let bytes = match framer.as_mut().map(|f| f.feed(&buf)) {
+                    None => buf,
+                    Some(Ok(framed)) if framed.is_empty() => continue,
+                    Some(Ok(framed)) => framed,
+                    // A frame that is not Kafka: the framer warned, the connection closes.
+                    Some(Err(_)) => return PumpEnd::Error,
+                };
                 let delay = link.delay(direction).sample(&mut rng);
                 // TCP never reorders: a chunk is never delivered before the one read before it.
                 let deliver_at = (Instant::now() + delay).max(last_deliver_at);
                 last_deliver_at = deliver_at;
-                let chunk = Chunk {
-                    bytes: buf,
-                    deliver_at,
+                // A framer may give back a whole rewritten response: split it, so the queue's
+                // bound holds in bytes too. What one read gave is always one chunk.
+                let sent = if bytes.len() <= CHUNK_BYTES {
+                    queue.send(Chunk { bytes, deliver_at }).await
+                } else {
+                    let mut sent = Ok(());
+                    for piece in bytes.chunks(CHUNK_BYTES) {
+                        let bytes = piece.to_vec();
+                        sent = queue.send(Chunk { bytes, deliver_at }).await;
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    sent
                 };
-                if queue.send(chunk).await.is_err() {
+                if sent.is_err() {
                     return PumpEnd::Error;
                 }
             }
