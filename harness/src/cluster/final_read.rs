@@ -66,10 +66,47 @@ async fn read_partition(
         read.error = Some(format!("leader {leader} is not a broker of this run"));
         return read;
     };
+    settle(cluster, addr, topic, partition, deadline).await;
     if let Err(error) = fetch_all(cluster, addr, &mut read, deadline).await {
         read.error = Some(error);
     }
     read
+}
+
+/// How long the final read waits for a leader's HW to reach its log end before reading anyway.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits, at most [`SETTLE`] or until `deadline`, until the leader's HW has reached its log end.
+/// After recovery the ISR is full and no client writes, so it will: but a leader elected in the
+/// recovery knows its followers' log ends only from their next fetches, and until then its HW
+/// may sit below records acknowledged with acks=all under the previous leader — records every
+/// replica holds. Reading then would call them lost. (Kafka's consumers see them once the HW
+/// moves, as the final read does after this wait.) A leader that never gets there is read
+/// anyway, and the checker judges what it returns.
+async fn settle(
+    cluster: &Cluster,
+    addr: SocketAddr,
+    topic: &str,
+    partition: u32,
+    deadline: Instant,
+) {
+    let until = deadline.min(Instant::now() + SETTLE);
+    while Instant::now() < until {
+        let settled = cluster.admin.state(addr).await.ok().and_then(|state| {
+            let replica = state
+                .partitions
+                .into_iter()
+                .find(|p| p.topic == topic && p.partition == partition)?;
+            Some(
+                replica.high_watermark.is_some()
+                    && replica.high_watermark == replica.log_end_offset,
+            )
+        });
+        if settled == Some(true) {
+            return;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
 }
 
 async fn fetch_all(

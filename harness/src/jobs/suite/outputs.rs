@@ -313,7 +313,7 @@ pub fn index_html(result: &SuiteResult) -> String {
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>faultline suite {suite}</title>\n\
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:13px}}\
-tr.fail td:first-child{{background:#f8d0d0;font-weight:bold}}tr.pass td:first-child{{background:#d8f0d8}}code{{font-size:11px}}</style></head>\n\
+tr.fail td:first-child{{background:#f8d0d0;font-weight:bold}}tr.pass td:first-child{{background:#d8f0d8}}td.pass{{background:#d8f0d8}}td.none{{color:#8c959f}}code{{font-size:11px}}</style></head>\n\
 <body><h1>faultline suite {suite}: {verdict}</h1><p>{total} runs, {failed} failed (failing runs first).</p>\n\
 <table><tr><th></th><th>run</th><th>expected</th><th>what happened</th><th>stored</th><th>replay</th></tr>\n{rows}</table>\n\
 <h2>Probe coverage</h2><p>The Kafka situations the runs went through (docs/results.md, \"Probes\"): {reached} of {probes} reached.</p>\n\
@@ -323,7 +323,7 @@ tr.fail td:first-child{{background:#f8d0d0;font-weight:bold}}tr.pass td:first-ch
         coverage = coverage
             .iter()
             .map(|(p, runs, by)| format!(
-                "<tr class=\"{}\"><td><code>{p}</code></td><td>{runs}</td><td>{}</td></tr>\n",
+                "<tr><td class=\"{}\"><code>{p}</code></td><td>{runs}</td><td>{}</td></tr>\n",
                 if *runs > 0 { "pass" } else { "none" },
                 escape(by)
             ))
