@@ -16,4 +16,3 @@ mod proxy;
 mod report;
 mod runs;
 mod schedule;
-mod shrink;
