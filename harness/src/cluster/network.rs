@@ -9,6 +9,10 @@
 //! behind the proxies even with a broker that advertises its own address (faultline-node
 //! advertises the proxy, so for it the rewrite changes nothing). The harness's own admin calls
 //! (readiness, leader lookups, the final read) go straight to the nodes and are never faulted.
+//!
+//! A system described by a system file (`--system`, docs/systems.md) gets a smaller network
+//! ([`Network::start_system`]): the client→broker Kafka links, and broker→broker links only
+//! for the peer ports its command names with `{peer_port:N}`. It has no controller links.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,6 +89,24 @@ impl Network {
         Ok(Network { links, kafka_links })
     }
 
+    /// The network of a system described by a system file: a Kafka-aware client→broker link to
+    /// each broker's Kafka port, and one broker→broker link per `(from, to)` in `peers`, to the
+    /// peer port `to` listens on.
+    pub async fn start_system(
+        kafka_brokers: &BTreeMap<u32, SocketAddr>,
+        peers: &BTreeMap<(u32, u32), SocketAddr>,
+        seed: u64,
+    ) -> std::io::Result<Network> {
+        let mut links = BTreeMap::new();
+        for (i, (&(from, to), &upstream)) in peers.iter().enumerate() {
+            let (from, to) = (Endpoint::broker(from), Endpoint::broker(to));
+            let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
+            links.insert((from, to), link);
+        }
+        let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
+        Ok(Network { links, kafka_links })
+    }
+
     /// The client→broker links to the Kafka listeners, each rewriting broker addresses in the
     /// responses it carries to these links' addresses (a broker's Kafka node id is its id).
     async fn start_kafka_links(
@@ -127,9 +149,8 @@ impl Network {
 
     /// The addresses the workload's clients use.
     pub fn client_endpoints(&self) -> Endpoints {
-        let controller = self
-            .addr(Endpoint::Client, Endpoint::CONTROLLER)
-            .expect("the client→controller link always exists");
+        // Absent for a system file's system, which has no controller.
+        let controller = self.addr(Endpoint::Client, Endpoint::CONTROLLER);
         let brokers = self
             .links
             .iter()
