@@ -170,6 +170,32 @@ impl KafkaClient {
         Ok(metadata_from_kafka(&body))
     }
 
+    /// The brokers a node's Metadata lists, as (Kafka node id, port): how the harness learns
+    /// which id a system's node gives itself.
+    pub async fn metadata_raw_brokers(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<Vec<(i32, u16)>, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let body = MetadataRequest::default()
+            .with_topics(Some(Vec::new()))
+            .with_allow_auto_topic_creation(false);
+        let frame = request_frame(ApiKey::Metadata, METADATA_VERSION, correlation_id, &body)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        let body: MetadataResponse = decode_response(
+            answer.expect("a response was awaited"),
+            ApiKey::Metadata,
+            METADATA_VERSION,
+            correlation_id,
+        )?;
+        Ok(body
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, u16::try_from(b.port).unwrap_or(0)))
+            .collect())
+    }
+
     /// Creates a topic with CreateTopics (v4) and the given configs; an existing topic of that
     /// name counts as created (a retry after a lost answer).
     pub async fn create_topic(

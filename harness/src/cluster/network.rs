@@ -60,6 +60,10 @@ pub struct Network {
     /// client→broker links to the brokers' Kafka listeners. They are the same directed links as
     /// the HTTP ones for every fault: cut, healed and delayed together with them.
     kafka_links: BTreeMap<(Endpoint, Endpoint), Link>,
+    /// The Kafka node id each broker's Kafka links answer for, shared by every Kafka link.
+    addresses: Arc<AddressMap>,
+    /// Kafka node ids that are not the harness's (Kafka's → the harness's), learnt at boot.
+    kafka_node_ids: std::sync::Mutex<BTreeMap<u32, u32>>,
 }
 
 impl Network {
@@ -85,8 +89,13 @@ impl Network {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
-        let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
-        Ok(Network { links, kafka_links })
+        let (kafka_links, addresses) = Network::start_kafka_links(kafka_brokers, seed).await?;
+        Ok(Network {
+            links,
+            kafka_links,
+            addresses,
+            kafka_node_ids: Default::default(),
+        })
     }
 
     /// The network of a system described by a system file: a Kafka-aware client→broker link to
@@ -103,8 +112,38 @@ impl Network {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
-        let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
-        Ok(Network { links, kafka_links })
+        let (kafka_links, addresses) = Network::start_kafka_links(kafka_brokers, seed).await?;
+        Ok(Network {
+            links,
+            kafka_links,
+            addresses,
+            kafka_node_ids: Default::default(),
+        })
+    }
+
+    /// A system's broker `broker` calls itself Kafka node `kafka_id`: its Kafka link answers
+    /// for that id too (Metadata naming it points at the link), and clients renumber it.
+    pub fn name_kafka_node(&self, broker: u32, kafka_id: i32) {
+        if let Some(addr) = self.kafka_addr(broker) {
+            self.addresses.insert(kafka_id, addr);
+        }
+        if let Ok(kafka_id) = u32::try_from(kafka_id) {
+            if kafka_id != broker {
+                let mut ids = self
+                    .kafka_node_ids
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                ids.insert(kafka_id, broker);
+            }
+        }
+    }
+
+    /// Kafka node ids that are not the harness's (Kafka's → the harness's).
+    pub fn kafka_node_ids(&self) -> BTreeMap<u32, u32> {
+        self.kafka_node_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The client→broker links to the Kafka listeners, each rewriting broker addresses in the
@@ -112,7 +151,7 @@ impl Network {
     async fn start_kafka_links(
         kafka_brokers: &BTreeMap<u32, SocketAddr>,
         seed: u64,
-    ) -> std::io::Result<BTreeMap<(Endpoint, Endpoint), Link>> {
+    ) -> std::io::Result<(BTreeMap<(Endpoint, Endpoint), Link>, Arc<AddressMap>)> {
         let addresses = Arc::new(AddressMap::new());
         let mut kafka_links = BTreeMap::new();
         for (i, (&id, &upstream)) in kafka_brokers.iter().enumerate() {
@@ -127,7 +166,7 @@ impl Network {
             addresses.insert(node_id, link.addr());
             kafka_links.insert((from, to), link);
         }
-        Ok(kafka_links)
+        Ok((kafka_links, addresses))
     }
 
     /// The proxy address of the client→broker link to `broker`'s Kafka listener.
@@ -171,6 +210,7 @@ impl Network {
             controller,
             brokers,
             kafka_brokers,
+            kafka_node_ids: self.kafka_node_ids(),
         }
     }
 

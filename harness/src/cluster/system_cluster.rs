@@ -192,6 +192,27 @@ impl Cluster {
         Ok(())
     }
 
+    /// Learns the Kafka node id a ready node gives itself: the broker its own Metadata lists at
+    /// its Kafka port (Tansu calls itself 111, faultline-node uses the id it was given).
+    async fn learn_kafka_node_id(&self, id: u32, addr: SocketAddr) -> anyhow::Result<()> {
+        let metadata = self
+            .kafka
+            .metadata_raw_brokers(addr)
+            .await
+            .with_context(|| format!("node {id}: Metadata"))?;
+        match metadata.iter().find(|(_, port)| *port == addr.port()) {
+            Some((kafka_id, _)) => {
+                self.network.name_kafka_node(id, *kafka_id);
+                Ok(())
+            }
+            None => bail!(
+                "node {id}: its Metadata lists no broker at its Kafka port {} (brokers {metadata:?}); \
+                 does its command advertise {{kafka_port}}?",
+                addr.port()
+            ),
+        }
+    }
+
     /// Polls a node's Kafka port with Metadata until it answers, failing early if it exits.
     async fn wait_kafka_ready(
         &self,
@@ -204,7 +225,7 @@ impl Cluster {
         let log = self.node_dir(node).join("node.log");
         loop {
             if self.kafka.metadata(addr, &[]).await.is_ok() {
-                return Ok(());
+                return self.learn_kafka_node_id(id, addr).await;
             }
             if let Some(ProcState::Exited(status)) = self.supervisor.state(node).await {
                 bail!(
@@ -226,7 +247,8 @@ impl Cluster {
     /// Kafka Metadata from the first node that answers, asked directly.
     pub(super) async fn kafka_metadata(&self) -> Option<Metadata> {
         for &addr in self.kafka_addrs.values() {
-            if let Ok(metadata) = self.kafka.metadata(addr, &[]).await {
+            if let Ok(mut metadata) = self.kafka.metadata(addr, &[]).await {
+                metadata.renumber(&self.network.kafka_node_ids());
                 return Some(metadata);
             }
         }
