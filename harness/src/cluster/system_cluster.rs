@@ -192,28 +192,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Learns the Kafka node id a ready node gives itself: the broker its own Metadata lists at
-    /// its Kafka port (Tansu calls itself 111, faultline-node uses the id it was given).
-    async fn learn_kafka_node_id(&self, id: u32, addr: SocketAddr) -> anyhow::Result<()> {
-        let metadata = self
-            .kafka
-            .metadata_raw_brokers(addr)
-            .await
-            .with_context(|| format!("node {id}: Metadata"))?;
-        match metadata.iter().find(|(_, port)| *port == addr.port()) {
-            Some((kafka_id, _)) => {
-                self.network.name_kafka_node(id, *kafka_id);
-                Ok(())
-            }
-            None => bail!(
-                "node {id}: its Metadata lists no broker at its Kafka port {} (brokers {metadata:?}); \
-                 does its command advertise {{kafka_port}}?",
-                addr.port()
-            ),
-        }
-    }
-
-    /// Polls a node's Kafka port with Metadata until it answers, failing early if it exits.
+    /// Polls a node's Kafka port with Metadata until the node lists itself there (a
+    /// faultline-node broker answers before it has registered), failing early if it exits.
+    /// Learns the Kafka node id it gives itself: the broker listed at its own Kafka port
+    /// (Tansu calls itself 111, faultline-node uses the id it was given).
     async fn wait_kafka_ready(
         &self,
         id: u32,
@@ -223,9 +205,14 @@ impl Cluster {
     ) -> anyhow::Result<()> {
         let node = Node::Broker(id);
         let log = self.node_dir(node).join("node.log");
+        let mut listed = None;
         loop {
-            if self.kafka.metadata(addr, &[]).await.is_ok() {
-                return self.learn_kafka_node_id(id, addr).await;
+            if let Ok(brokers) = self.kafka.metadata_raw_brokers(addr).await {
+                if let Some((kafka_id, _)) = brokers.iter().find(|(_, p)| *p == addr.port()) {
+                    self.network.name_kafka_node(id, *kafka_id);
+                    return Ok(());
+                }
+                listed = Some(brokers);
             }
             if let Some(ProcState::Exited(status)) = self.supervisor.state(node).await {
                 bail!(
@@ -234,9 +221,16 @@ impl Cluster {
                 );
             }
             if Instant::now() >= deadline {
+                let seen = match listed {
+                    None => "did not answer Metadata".to_string(),
+                    Some(brokers) => format!(
+                        "answered Metadata but never listed itself there (brokers {brokers:?}: \
+                         does its command advertise {{kafka_port}}?)"
+                    ),
+                };
                 bail!(
-                    "node {id}: its Kafka port {addr} did not answer Metadata within \
-                     `nodes.ready_timeout` ({timeout:?}); see {}",
+                    "node {id}: its Kafka port {addr} {seen} within `nodes.ready_timeout` \
+                     ({timeout:?}); see {}",
                     log.display()
                 );
             }

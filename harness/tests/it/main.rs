@@ -16,3 +16,4 @@ mod proxy;
 mod report;
 mod runs;
 mod schedule;
+mod systems;
