@@ -250,6 +250,15 @@ impl TestRequest {
             return Ok(None);
         };
         let system = SystemFile::load(path).map_err(bad)?;
+        // There is no controller to aim at: the random nemesis aims at brokers only.
+        self.nemesis_targets
+            .retain(|t| *t != TargetKind::Controller);
+        if self.nemesis_targets.is_empty() {
+            return Err(bad(format!(
+                "--nemesis-targets: controller: {} has no controller",
+                system.name
+            )));
+        }
         self.client = Client::Kafka;
         self.nodes = system.nodes.count;
         Ok(Some(system))
