@@ -76,6 +76,6 @@ external-check: build
 	  echo "SKIPPED: external-check: tansu is not installed (scripts/install-tansu.sh installs 0.6.0)"; \
 	  exit 0; \
 	fi; \
-	PATH="$$(dirname $(TANSU_BIN)):$$PATH" target/debug/faultline test \
+	PATH="$$(dirname $(TANSU_BIN)):$$PATH" $(or $(CARGO_TARGET_DIR),target)/debug/faultline test \
 	  --system examples/systems/tansu.toml --nemesis kill,pause,partition --max-faulty 1 \
 	  --store $(STORE)/external
