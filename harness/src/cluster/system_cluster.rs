@@ -81,16 +81,17 @@ impl Cluster {
 
     /// The shared placeholders: every node's Kafka port, `{bootstrap}` and the services' ports.
     fn base_template(&self, service_ports: &BTreeMap<String, u16>) -> Template {
-        let mut t = Template::default();
-        t.kafka_ports = self
-            .kafka_addrs
-            .iter()
-            .map(|(&id, a)| (id, a.port()))
-            .collect();
         let bootstrap: Vec<String> = self.kafka_addrs.values().map(|a| a.to_string()).collect();
-        t.plain.insert("bootstrap".into(), bootstrap.join(","));
-        t.service_ports = service_ports.clone();
-        t
+        Template {
+            plain: [("bootstrap".to_string(), bootstrap.join(","))].into(),
+            kafka_ports: self
+                .kafka_addrs
+                .iter()
+                .map(|(&id, a)| (id, a.port()))
+                .collect(),
+            service_ports: service_ports.clone(),
+            ..Template::default()
+        }
     }
 
     /// Node `id`'s placeholders: `{peer_port:N}` is N's peer listener as `id` reaches it —
