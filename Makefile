@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STORE ?= store
 
-.PHONY: build release test gate run lint fmt bench bench-detection repro-check nightly soak soak-durable clean
+.PHONY: build release test gate run lint fmt bench bench-detection repro-check nightly soak soak-durable clean external-check
 
 build:
 	$(CARGO) build --workspace --bins
@@ -65,3 +65,17 @@ soak-durable: release
 # threads sampled from /proc; fails if the harness grew. DURATION shortens it.
 soak: release
 	STORE=$(STORE) scripts/soak.sh
+
+# A Kafka-protocol system other than faultline-node under faults, by its system file
+# (docs/systems.md): Tansu 0.6.0 on one node under kill, pause and client partitions. Skips,
+# saying so, when tansu is not installed (scripts/install-tansu.sh installs it). Exit 0 valid,
+# 1 invalid (a finding: read the report), 2 unknown.
+TANSU_BIN ?= $(or $(shell command -v tansu 2>/dev/null),/work/tools/tansu/bin/tansu)
+external-check: build
+	@if [ ! -x "$(TANSU_BIN)" ]; then \
+	  echo "SKIPPED: external-check: tansu is not installed (scripts/install-tansu.sh installs 0.6.0)"; \
+	  exit 0; \
+	fi; \
+	PATH="$$(dirname $(TANSU_BIN)):$$PATH" $(or $(CARGO_TARGET_DIR),target)/debug/faultline test \
+	  --system examples/systems/tansu.toml --nemesis kill,pause,partition --max-faulty 1 \
+	  --store $(STORE)/external

@@ -38,7 +38,16 @@ struct Run {
     /// True when every broker of the run left a readable dump.
     all_dumped: bool,
     probes: Probes,
+    /// Properties not checked, and why (results.json's `not_checked`).
+    not_checked: Vec<String>,
 }
+
+/// What a run of a system that gives no dump (docs/systems.md) cannot check: the replicas'
+/// logs are never read, so only the history and the final read are judged.
+pub const NO_DUMP_NOT_CHECKED: [&str; 2] = [
+    "divergence between replicas: not checked, the system gives no dump",
+    "records present only in a surviving replica (holes in the log): not checked, the system gives no dump",
+];
 
 pub fn check(run_dir: &Path, config: TestConfig) -> Results {
     let rules = Rules::from_config(&config);
@@ -53,6 +62,7 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         unknown: Vec::new(),
         all_dumped: false,
         probes: Probes::new(),
+        not_checked: Vec::new(),
         config,
     };
     run.register_configured_partitions();
@@ -160,6 +170,12 @@ impl Run {
         self.all_dumped = missing.is_empty()
             && !self.broker_logs.is_empty()
             && self.broker_logs.len() as u64 >= u64::from(self.config.nodes);
+        let no_dump = self.config.system.as_ref().is_some_and(|s| !s.dump);
+        if no_dump && self.broker_logs.is_empty() {
+            self.not_checked
+                .extend(NO_DUMP_NOT_CHECKED.iter().map(|s| s.to_string()));
+            return;
+        }
         if !missing.is_empty() {
             let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
             self.unknown.push(format!(
@@ -364,6 +380,7 @@ impl Run {
             anomalies_truncated,
             explanations,
             unknown_reasons: self.unknown,
+            not_checked: self.not_checked,
             warnings: self.damage.warnings,
             warnings_total: self.damage.total,
             probes: std::mem::take(&mut self.probes),

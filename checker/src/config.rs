@@ -53,6 +53,32 @@ pub struct TestConfig {
     /// The harness's own settings, kept under the key `extra` that stored runs already use.
     #[serde(default, rename = "extra")]
     pub harness: HarnessSettings,
+    /// Set when the run put a system described by a system file under faults (`--system`,
+    /// docs/systems.md) instead of faultline-node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemInfo>,
+}
+
+/// What test.json records of a system file's system: its name and version (the report names
+/// them), the file, whether it gives a dump of each node's surviving log (without one the
+/// replicas' logs are not checked), and the guarantee it promises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    pub name: String,
+    pub version: String,
+    pub file: PathBuf,
+    pub dump: bool,
+    /// The strongest acks the system promises to honour.
+    pub promise_acks: Acks,
+    /// The min.insync.replicas the system promises to honour.
+    pub promise_min_insync_replicas: u32,
+}
+
+impl SystemInfo {
+    /// `name version`, as the report and summary name the system.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.name, self.version)
+    }
 }
 
 impl Default for TestConfig {
@@ -86,6 +112,7 @@ impl Default for TestConfig {
             concurrency: 8,
             schedule: None,
             harness: HarnessSettings::default(),
+            system: None,
         }
     }
 }

@@ -60,6 +60,24 @@ impl Rules {
         if config.unclean_leader_election {
             rules.weaken("unclean.leader.election.enable=true", COMMITTED_LOSS);
         }
+        if let Some(system) = &config.system {
+            // A system promising less than the run asks for is held to its promise only.
+            if system.promise_acks != Acks::All && config.acks == Acks::All {
+                let setting = format!(
+                    "{} promises acks={}",
+                    system.name,
+                    system.promise_acks.as_str()
+                );
+                rules.weaken(&setting, UNCOMMITTED_LOSS);
+            }
+            if system.promise_min_insync_replicas < 2 && config.min_insync_replicas >= 2 {
+                let setting = format!(
+                    "{} promises min.insync.replicas={}",
+                    system.name, system.promise_min_insync_replicas
+                );
+                rules.weaken(&setting, UNCOMMITTED_LOSS);
+            }
+        }
         if config.harness.lazyfs && !config.harness.fsync() {
             // Kafka's promise holds while one ISR member keeps its log; a power cut of the last
             // one takes what it never fsynced, committed or not (KIP-966's motivation).

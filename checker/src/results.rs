@@ -259,6 +259,10 @@ pub struct Results {
     pub explanations: Vec<Explanation>,
     /// Why the verdict cannot be `valid` although no anomaly breaks the guarantee.
     pub unknown_reasons: Vec<String>,
+    /// Properties this run could not check and why (a system that gives no dump of its
+    /// replicas' logs): said, never counted as clean, and no reason for `unknown` on their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_checked: Vec<String>,
     /// Damaged or missing input, at most [`MAX_WARNINGS`]; `warnings_total` counts them all.
     pub warnings: Vec<Warning>,
     pub warnings_total: u64,
@@ -303,6 +307,7 @@ impl Results {
             5,
         );
         summary_list(&mut out, "unknown because", self.unknown_reasons.iter(), 5);
+        summary_list(&mut out, "not checked", self.not_checked.iter(), 5);
         let warnings = self.warnings.iter().map(|w| match w.line {
             Some(line) => format!("{}:{line}: {}", w.file, w.problem),
             None => format!("{}: {}", w.file, w.problem),

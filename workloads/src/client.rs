@@ -146,6 +146,21 @@ impl Metadata {
             .find(|p| p.partition == partition)
     }
 
+    /// Renames Kafka node ids to the harness's node ids (`ids`: Kafka's → the harness's), for
+    /// a system whose brokers number themselves (Tansu is node 111); ids not in the map stay.
+    pub fn renumber(&mut self, ids: &std::collections::BTreeMap<u32, u32>) {
+        if ids.is_empty() {
+            return;
+        }
+        let map = |id: &mut u32| *id = ids.get(id).copied().unwrap_or(*id);
+        self.brokers.iter_mut().for_each(|b| map(&mut b.id));
+        for p in self.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+            p.leader.iter_mut().for_each(map);
+            p.isr.iter_mut().for_each(map);
+            p.replicas.iter_mut().for_each(map);
+        }
+    }
+
     pub fn is_alive(&self, broker: u32) -> bool {
         self.brokers.iter().any(|b| b.id == broker && b.alive)
     }

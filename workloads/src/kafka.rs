@@ -5,15 +5,20 @@
 //! ([`ProduceResponse`], [`ClientError`] named by Kafka error code), so the workload records
 //! the same history and classifies outcomes with the same table. It keeps a small pool of idle
 //! connections per broker; a connection that saw any transport error is dropped. It does not
-//! discover leaders: the workload routes by its leader cache, as for HTTP.
+//! discover leaders itself: the workload routes by its leader cache, as for HTTP, which asks
+//! [`KafkaClient::metadata`] when the system under test has no HTTP API (`--system`). The
+//! harness also uses [`KafkaClient::metadata`] and [`KafkaClient::create_topic`] as its admin
+//! calls to such a system.
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest as KafkaFetchRequest, FetchResponse as KafkaFetchResponse,
-    ProduceRequest, ProduceResponse as KafkaProduceResponse, RequestHeader, ResponseHeader,
-    TopicName,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest as KafkaFetchRequest,
+    FetchResponse as KafkaFetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse as KafkaProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -27,7 +32,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::client::{ClientError, FetchRequest, FetchResponse, FetchedRecord, ProduceResponse};
+use crate::client::{
+    BrokerInfo, ClientError, FetchRequest, FetchResponse, FetchedRecord, Metadata,
+    PartitionMetadata, ProduceResponse, TopicMetadata,
+};
 use faultline_checker::history::Acks;
 
 /// The Produce version this client speaks (the newest the node serves; it carries
@@ -35,6 +43,13 @@ use faultline_checker::history::Acks;
 pub const PRODUCE_VERSION: i16 = 8;
 /// The Fetch version this client speaks (the newest the node serves).
 pub const FETCH_VERSION: i16 = 11;
+/// The Metadata version this client speaks: the newest non-flexible one with leader epochs
+/// (v7), which faultline-node, Kafka and Tansu all serve.
+pub const METADATA_VERSION: i16 = 7;
+/// The CreateTopics version this client speaks (the newest non-flexible one).
+pub const CREATE_TOPICS_VERSION: i16 = 4;
+/// Kafka's TOPIC_ALREADY_EXISTS: a retried CreateTopics whose first attempt succeeded.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// A poll's byte budget for its one partition (the broker trims by bytes, not records).
 const FETCH_MAX_BYTES: i32 = 1 << 20;
 /// Idle connections kept per broker address.
@@ -120,6 +135,122 @@ impl KafkaClient {
             .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
         let answer = self.call(addr, &frame, true).await?;
         parse_fetch_response(answer.expect("a response was awaited"), correlation_id)
+    }
+
+    /// Kafka Metadata (v7) for `topics` (every topic when empty), in the HTTP API's shape: the
+    /// brokers Metadata lists are the live ones (`alive`), a partition's `leader_id` -1 is no
+    /// leader. A topic-level error (UNKNOWN_TOPIC_OR_PARTITION) leaves the topic out.
+    pub async fn metadata(
+        &self,
+        addr: SocketAddr,
+        topics: &[String],
+    ) -> Result<Metadata, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let wanted = (!topics.is_empty()).then(|| {
+            topics
+                .iter()
+                .map(|t| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                })
+                .collect()
+        });
+        let body = MetadataRequest::default()
+            .with_topics(wanted)
+            .with_allow_auto_topic_creation(false);
+        let frame = request_frame(ApiKey::Metadata, METADATA_VERSION, correlation_id, &body)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        let body: MetadataResponse = decode_response(
+            answer.expect("a response was awaited"),
+            ApiKey::Metadata,
+            METADATA_VERSION,
+            correlation_id,
+        )?;
+        Ok(metadata_from_kafka(&body))
+    }
+
+    /// The brokers a node's Metadata lists, as (Kafka node id, port): how the harness learns
+    /// which id a system's node gives itself.
+    pub async fn metadata_raw_brokers(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<Vec<(i32, u16)>, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let body = MetadataRequest::default()
+            .with_topics(Some(Vec::new()))
+            .with_allow_auto_topic_creation(false);
+        let frame = request_frame(ApiKey::Metadata, METADATA_VERSION, correlation_id, &body)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        let body: MetadataResponse = decode_response(
+            answer.expect("a response was awaited"),
+            ApiKey::Metadata,
+            METADATA_VERSION,
+            correlation_id,
+        )?;
+        Ok(body
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, u16::try_from(b.port).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Creates a topic with CreateTopics (v4) and the given configs; an existing topic of that
+    /// name counts as created (a retry after a lost answer).
+    pub async fn create_topic(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: &[(String, String)],
+    ) -> Result<(), ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let configs = configs
+            .iter()
+            .map(|(k, v)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_value(Some(StrBytes::from_string(v.clone())))
+            })
+            .collect();
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions as i32)
+            .with_replication_factor(replication_factor as i16)
+            .with_configs(configs);
+        let body = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(self.timeout.as_millis().min(i32::MAX as u128) as i32);
+        let frame = request_frame(
+            ApiKey::CreateTopics,
+            CREATE_TOPICS_VERSION,
+            correlation_id,
+            &body,
+        )
+        .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        let body: CreateTopicsResponse = decode_response(
+            answer.expect("a response was awaited"),
+            ApiKey::CreateTopics,
+            CREATE_TOPICS_VERSION,
+            correlation_id,
+        )?;
+        let result = body
+            .topics
+            .first()
+            .ok_or_else(|| ClientError::Decode("a CreateTopics answer with no topic".into()))?;
+        match result.error_code {
+            0 | TOPIC_ALREADY_EXISTS => Ok(()),
+            code => Err(api_error(
+                code,
+                result
+                    .error_message
+                    .as_ref()
+                    .map_or(String::new(), |m| m.to_string()),
+            )),
+        }
     }
 
     /// Sends one request frame and, when `expect_response`, reads its response, all within the
@@ -357,6 +488,43 @@ fn parse_fetch_response(frame: Bytes, correlation_id: i32) -> Result<FetchRespon
         records,
         high_watermark: p.high_watermark.max(0) as u64,
     })
+}
+
+/// A Kafka Metadata answer in the HTTP API's shape.
+fn metadata_from_kafka(body: &MetadataResponse) -> Metadata {
+    let id = |b: &BrokerId| u32::try_from(b.0).ok();
+    let brokers = body
+        .brokers
+        .iter()
+        .filter_map(|b| id(&b.node_id))
+        .map(|id| BrokerInfo { id, alive: true })
+        .collect();
+    let topics = body
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0 || t.error_code == 5)
+        .filter_map(|t| {
+            let name = t.name.as_ref()?.0.to_string();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| PartitionMetadata {
+                    partition: p.partition_index.max(0) as u32,
+                    leader: id(&p.leader_id),
+                    leader_epoch: u32::try_from(p.leader_epoch).ok(),
+                    partition_epoch: None,
+                    isr: p.isr_nodes.iter().filter_map(id).collect(),
+                    replicas: p.replica_nodes.iter().filter_map(id).collect(),
+                })
+                .collect();
+            Some(TopicMetadata { name, partitions })
+        })
+        .collect();
+    Metadata {
+        cluster_id: body.cluster_id.as_ref().map(|c| c.to_string()),
+        brokers,
+        topics,
+    }
 }
 
 fn parse_produce_response(

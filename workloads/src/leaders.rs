@@ -1,5 +1,6 @@
 //! Where clients send: a cache of each partition's leader, refreshed from metadata (the
-//! controller first, then any broker, through the client's links). It does not decide what to
+//! controller first, then any broker, through the client's links; with no controller, a
+//! system under test reached only by Kafka's protocol, Kafka Metadata from any broker). It does not decide what to
 //! send; a stale entry is dropped when a broker answers NOT_LEADER_OR_FOLLOWER.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,15 +9,21 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::client::{Metadata, NodeClient};
+use crate::kafka::KafkaClient;
 
 /// The addresses a client uses to reach each node (the harness's client links).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    pub controller: SocketAddr,
+    /// faultline-node's controller; `None` for a system reached only by Kafka's protocol
+    /// (`--system`), whose metadata comes from its brokers' Kafka Metadata.
+    pub controller: Option<SocketAddr>,
     pub brokers: BTreeMap<u32, SocketAddr>,
     /// Each broker's Kafka listener as clients reach it (empty unless the run uses
     /// `--client kafka`).
     pub kafka_brokers: BTreeMap<u32, SocketAddr>,
+    /// Kafka node ids that are not the harness's node ids (Kafka's → the harness's); empty
+    /// when they are the same (faultline-node).
+    pub kafka_node_ids: BTreeMap<u32, u32>,
 }
 
 /// Refreshes are coalesced: at most one metadata request per `MIN_REFRESH_INTERVAL`, however
@@ -52,6 +59,7 @@ impl LeaderCache {
     pub async fn leader(
         &self,
         client: &NodeClient,
+        kafka: Option<&KafkaClient>,
         endpoints: &Endpoints,
         topic: &str,
         partition: u32,
@@ -59,7 +67,7 @@ impl LeaderCache {
         if let Some(leader) = self.cached(topic, partition) {
             return Some(leader);
         }
-        self.refresh(client, endpoints).await;
+        self.refresh(client, kafka, endpoints).await;
         self.cached(topic, partition)
     }
 
@@ -73,15 +81,26 @@ impl LeaderCache {
         };
     }
 
-    async fn refresh(&self, client: &NodeClient, endpoints: &Endpoints) {
+    async fn refresh(
+        &self,
+        client: &NodeClient,
+        kafka: Option<&KafkaClient>,
+        endpoints: &Endpoints,
+    ) {
         let mut last = self.last_refresh.lock().await;
         if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
             return;
         }
         *last = Some(Instant::now());
         // One bound for the whole refresh, however many nodes stall.
-        let fetch = fetch_metadata(client, endpoints);
-        if let Ok(Some(metadata)) = tokio::time::timeout(client.timeout(), fetch).await {
+        let metadata = match (endpoints.controller, kafka) {
+            (None, Some(kafka)) => {
+                let fetch = fetch_kafka_metadata(kafka, client.timeout(), endpoints);
+                tokio::time::timeout(client.timeout(), fetch).await
+            }
+            _ => tokio::time::timeout(client.timeout(), fetch_metadata(client, endpoints)).await,
+        };
+        if let Ok(Some(metadata)) = metadata {
             self.install(&metadata);
         }
     }
@@ -104,10 +123,10 @@ impl LeaderCache {
 /// client's timeout so that a stalled controller still leaves time to ask the brokers.
 async fn fetch_metadata(client: &NodeClient, endpoints: &Endpoints) -> Option<Metadata> {
     let half = client.timeout() / 2;
-    if let Ok(Ok(metadata)) =
-        tokio::time::timeout(half, client.metadata(endpoints.controller)).await
-    {
-        return Some(metadata);
+    if let Some(controller) = endpoints.controller {
+        if let Ok(Ok(metadata)) = tokio::time::timeout(half, client.metadata(controller)).await {
+            return Some(metadata);
+        }
     }
     let mut asks = tokio::task::JoinSet::new();
     for addr in endpoints.brokers.values().copied() {
@@ -116,6 +135,24 @@ async fn fetch_metadata(client: &NodeClient, endpoints: &Endpoints) -> Option<Me
     }
     while let Some(answer) = asks.join_next().await {
         if let Ok(Ok(metadata)) = answer {
+            return Some(metadata);
+        }
+    }
+    None
+}
+
+/// Kafka Metadata from the first broker that answers, asked through the client's Kafka links
+/// in turn, each given an equal share of the client's timeout so that a stalled broker leaves
+/// time to ask the others (any broker answers for every partition, from its own view).
+async fn fetch_kafka_metadata(
+    kafka: &KafkaClient,
+    timeout: Duration,
+    endpoints: &Endpoints,
+) -> Option<Metadata> {
+    let share = timeout / endpoints.kafka_brokers.len().max(1) as u32;
+    for &addr in endpoints.kafka_brokers.values() {
+        if let Ok(Ok(mut metadata)) = tokio::time::timeout(share, kafka.metadata(addr, &[])).await {
+            metadata.renumber(&endpoints.kafka_node_ids);
             return Some(metadata);
         }
     }

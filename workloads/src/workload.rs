@@ -219,9 +219,20 @@ async fn leader_addr(
 ) -> Option<(u32, std::net::SocketAddr)> {
     let leader = ctx
         .leaders
-        .leader(&ctx.client, &ctx.endpoints, topic, partition)
+        .leader(
+            &ctx.client,
+            ctx.kafka.as_ref(),
+            &ctx.endpoints,
+            topic,
+            partition,
+        )
         .await?;
-    Some((leader, ctx.broker_addr(leader)?))
+    // A system reached only by Kafka's protocol has no HTTP address: its Kafka link stands in
+    // (the sends and polls look up the Kafka address themselves).
+    let addr = ctx
+        .broker_addr(leader)
+        .or_else(|| ctx.endpoints.kafka_brokers.get(&leader).copied())?;
+    Some((leader, addr))
 }
 
 /// Sends one unique value to the partition's leader and records the attempt. Returns `None`

@@ -1,5 +1,6 @@
 //! The final read: after healing, a fresh consumer reads every partition from offset 0 up to
-//! its HW from its leader, straight to the node (never through a faulted link), into
+//! its HW from its leader, straight to the node (never through a faulted link; a system file's
+//! system over Kafka's Fetch to its real Kafka port), into
 //! `final.json`'s [`FinalReads`]. It retries a failed read with fresh metadata until its
 //! deadline and records the last failure; it judges nothing (the checker does).
 
@@ -57,7 +58,10 @@ async fn read_partition(
     };
     let Some(leader) = read.leader else {
         read.error = Some(match metadata {
-            None => "the controller did not answer".to_string(),
+            None => {
+                "no metadata: the controller (or, for a system file, every node) did not answer"
+                    .to_string()
+            }
             Some(_) => "no leader".to_string(),
         });
         return read;
@@ -128,7 +132,6 @@ async fn fetch_all(
             max_wait_ms: 0,
         };
         let response = cluster
-            .admin
             .fetch(addr, request)
             .await
             .map_err(|e| e.to_string())?;
@@ -136,12 +139,19 @@ async fn fetch_all(
         let Some(last) = response.records.last().map(|r| r.offset) else {
             return Ok(());
         };
-        read.records
-            .extend(response.records.into_iter().map(|r| FinalRecord {
-                offset: r.offset,
-                value: r.value,
-                leader_epoch: r.leader_epoch,
-            }));
+        // A Kafka broker answers with whole batches, which may begin before the offset asked.
+        let from = offset;
+        read.records.extend(
+            response
+                .records
+                .into_iter()
+                .filter(|r| r.offset >= from)
+                .map(|r| FinalRecord {
+                    offset: r.offset,
+                    value: r.value,
+                    leader_epoch: r.leader_epoch,
+                }),
+        );
         offset = last + 1;
         if offset >= response.high_watermark {
             return Ok(());

@@ -10,6 +10,13 @@
 //! run's store. It also owns the bounded waits on the controller's metadata (an ISR's size, a new
 //! leader) that schedules and fault plans share. Admin calls go straight to the nodes, never
 //! through links. The final read is `final_read`'s; faults are the executor's (`nemesis`).
+//!
+//! The cluster has one of two backends: faultline-node (the controller and brokers above,
+//! reached over their HTTP API), or a system described by a system file (`system`,
+//! docs/systems.md), which has no controller: its nodes are `sh -c` commands, its metadata is
+//! Kafka Metadata asked of its brokers, its topic is made by CreateTopics (or the file's
+//! command), and its dumps come from the file's `dump` command, if any. The few places that
+//! differ branch on [`ClusterSpec::system`].
 
 pub mod final_read;
 pub mod lazy;
@@ -17,6 +24,8 @@ pub mod network;
 pub mod node;
 pub mod proxy;
 pub mod supervisor;
+pub mod system;
+mod system_cluster;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,8 +34,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use faultline_workloads::client::{CreateTopic, Metadata};
-use faultline_workloads::NodeClient;
+use faultline_workloads::client::{
+    ClientError, CreateTopic, FetchRequest, FetchResponse, Metadata,
+};
+use faultline_workloads::{KafkaClient, NodeClient};
 use serde_json::{json, Map};
 use tokio::time::Instant;
 
@@ -35,7 +46,10 @@ use faultline_checker::config::KafkaVersion;
 use crate::cluster::lazy::{LazyMounts, MountPaths};
 use crate::cluster::network::Network;
 use crate::cluster::node::{Endpoint, Node, TopicPartition};
-use crate::cluster::supervisor::{harden, KillSignal, NodeCommand, ProcState, Supervisor};
+use crate::cluster::supervisor::{
+    harden, KillSignal, NodeCommand, ProcState, ShellNode, Supervisor,
+};
+use crate::cluster::system::{check_port_free, Services, SystemFile, Template};
 
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -52,6 +66,8 @@ pub struct ClusterSpec {
     pub kafka: bool,
     /// `--lazyfs`: the `faultline-lazyfs` binary that mounts each broker's data dir.
     pub lazyfs_bin: Option<PathBuf>,
+    /// `--system FILE`: run the system it describes instead of faultline-node.
+    pub system: Option<std::sync::Arc<SystemFile>>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,12 +91,21 @@ pub struct Cluster {
     pub spec: ClusterSpec,
     pub supervisor: Supervisor,
     pub network: Network,
-    pub controller_addr: SocketAddr,
+    /// faultline-node's controller; a system file's system has none.
+    pub controller_addr: Option<SocketAddr>,
+    /// faultline-node: each broker's HTTP API. A system file's system: each node's real Kafka
+    /// listener (the harness's admin address for it).
     pub broker_addrs: BTreeMap<u32, SocketAddr>,
     /// Each broker's real Kafka listener (empty unless `spec.kafka`).
     pub kafka_addrs: BTreeMap<u32, SocketAddr>,
     /// Direct, unfaulted calls from the harness itself.
     pub admin: NodeClient,
+    /// Direct, unfaulted Kafka calls from the harness to a system file's system.
+    pub kafka: KafkaClient,
+    /// A system file's `[[services]]`, stopped after the nodes.
+    pub services: tokio::sync::Mutex<Services>,
+    /// A system file's placeholders for each node (its dump command uses them too).
+    pub templates: BTreeMap<u32, Template>,
     /// `--lazyfs`: each broker's data dir on its own lazy mount. Declared after the supervisor,
     /// so on an error path the nodes are killed before their mounts are stopped.
     pub mounts: Option<LazyMounts>,
@@ -93,11 +118,17 @@ pub type Waited = Result<Metadata, Option<Metadata>>;
 pub const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const DUMP_DEADLINE: Duration = Duration::from_secs(60);
+/// Each direct Kafka call of the harness to a system file's node: short, so that a paused node
+/// delays a metadata lookup by this much before the next node is asked.
+const ADMIN_KAFKA_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Cluster {
     /// Starts the proxies and every node, and waits until the controller lists every broker
     /// alive. On error the nodes already started are stopped when the cluster is dropped.
     pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
+        if let Some(system) = spec.system.clone() {
+            return Cluster::start_system(spec, system).await;
+        }
         let kafka_ports = if spec.kafka { spec.brokers as usize } else { 0 };
         let mut ports =
             faultline_launch::free_ports(spec.brokers as usize + 1 + kafka_ports)?.into_iter();
@@ -111,10 +142,13 @@ impl Cluster {
         let mut cluster = Cluster {
             supervisor: Supervisor::new(&spec.node_bin),
             network,
-            controller_addr,
+            controller_addr: Some(controller_addr),
             broker_addrs,
             kafka_addrs,
             admin: NodeClient::new(Duration::from_secs(2)),
+            kafka: KafkaClient::new(ADMIN_KAFKA_TIMEOUT),
+            services: Default::default(),
+            templates: BTreeMap::new(),
             mounts: None,
             spec,
         };
@@ -154,7 +188,7 @@ impl Cluster {
         let args = vec![
             "controller".to_string(),
             "--listen".to_string(),
-            self.controller_addr.to_string(),
+            self.node_addr(controller).to_string(),
             "--data".to_string(),
             self.data_dir(controller).display().to_string(),
             "--cluster-id".to_string(),
@@ -218,10 +252,7 @@ impl Cluster {
         let dir = self.node_dir(node);
         std::fs::create_dir_all(self.data_dir(node))
             .with_context(|| format!("creating {}", dir.display()))?;
-        let command = NodeCommand {
-            args,
-            log_path: dir.join("node.log"),
-        };
+        let command = NodeCommand::native(args, dir.join("node.log"));
         self.supervisor.add(node, command).await;
         Ok(())
     }
@@ -275,7 +306,9 @@ impl Cluster {
 
     pub fn node_addr(&self, node: Node) -> SocketAddr {
         match node {
-            Node::Controller => self.controller_addr,
+            Node::Controller => self
+                .controller_addr
+                .expect("only faultline-node has a controller"),
             Node::Broker(id) => self.broker_addrs[&id],
         }
     }
@@ -288,9 +321,26 @@ impl Cluster {
         self.node_dir(node).join("data")
     }
 
-    /// The controller's metadata, asked directly.
+    /// The controller's metadata, asked directly; for a system file's system, Kafka Metadata
+    /// from the first of its nodes that answers.
     pub async fn metadata(&self) -> Option<Metadata> {
-        self.admin.metadata(self.controller_addr).await.ok()
+        match self.controller_addr {
+            Some(addr) => self.admin.metadata(addr).await.ok(),
+            None => self.kafka_metadata().await,
+        }
+    }
+
+    /// Fetches from a broker's admin address, directly: HTTP for faultline-node, Kafka's Fetch
+    /// for a system file's system.
+    pub async fn fetch(
+        &self,
+        addr: SocketAddr,
+        request: FetchRequest<'_>,
+    ) -> Result<FetchResponse, ClientError> {
+        match self.spec.system {
+            None => self.admin.fetch(addr, request).await,
+            Some(_) => self.kafka.fetch(addr, request).await,
+        }
     }
 
     /// Polls the controller's metadata until `done` holds or the deadline passes; on timeout
@@ -331,6 +381,12 @@ impl Cluster {
     }
 
     pub async fn create_topic(&self, topic: &TopicSpec) -> anyhow::Result<()> {
+        if let Some(system) = self.spec.system.clone() {
+            self.create_topic_system(&system, topic).await?;
+            return self
+                .wait_topic_ready(topic, Instant::now() + SETUP_DEADLINE)
+                .await;
+        }
         let mut configs = Map::new();
         configs.insert(
             "min.insync.replicas".into(),
@@ -347,10 +403,16 @@ impl Cluster {
             configs,
         };
         self.admin
-            .create_topic(self.controller_addr, &request)
+            .create_topic(self.node_addr(Node::Controller), &request)
             .await
             .with_context(|| format!("creating topic {}", topic.name))?;
         let deadline = Instant::now() + SETUP_DEADLINE;
+        self.wait_topic_ready(topic, deadline).await?;
+        self.wait_leaders_serving(topic, deadline).await
+    }
+
+    /// Waits until every partition of `topic` has a leader and a full ISR.
+    async fn wait_topic_ready(&self, topic: &TopicSpec, deadline: Instant) -> anyhow::Result<()> {
         let ready = self
             .wait_for(deadline, |m| {
                 unrecovered(m, std::slice::from_ref(topic)).is_empty()
@@ -367,7 +429,7 @@ impl Cluster {
                 missing.join("; ")
             );
         }
-        self.wait_leaders_serving(topic, deadline).await
+        Ok(())
     }
 
     /// The controller elects leaders before the brokers hear of it: wait until each partition's
@@ -416,7 +478,11 @@ impl Cluster {
     /// Stops every node: SIGTERM, then SIGKILL after the supervisor's deadline. Returns the
     /// nodes that did not shut down cleanly in time.
     pub async fn stop(&self) -> Vec<Node> {
-        self.supervisor.stop_all(KillSignal::Term).await
+        let forced = self.supervisor.stop_all(KillSignal::Term).await;
+        for service in self.services.lock().await.stop().await {
+            eprintln!("faultline: service {service} ignored SIGTERM and was killed");
+        }
+        forced
     }
 
     /// After [`stop`](Self::stop): dumps each broker's log with `faultline-node dump` into
@@ -424,8 +490,10 @@ impl Cluster {
     /// (they are reported, not fatal: the checker sees the missing files).
     pub async fn collect(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let nodes =
-            std::iter::once(Node::Controller).chain(self.brokers().into_iter().map(Node::Broker));
+        let controller = self.controller_addr.map(|_| Node::Controller);
+        let nodes = controller
+            .into_iter()
+            .chain(self.brokers().into_iter().map(Node::Broker));
         for node in nodes {
             let events = self.data_dir(node).join("events.jsonl");
             if events.exists() {
@@ -443,6 +511,13 @@ impl Cluster {
     }
 
     async fn dump(&self, node: Node) -> anyhow::Result<()> {
+        if let Some(system) = &self.spec.system {
+            return match &system.nodes.dump {
+                Some(command) => self.dump_system(node, command).await,
+                // No dump: the checker says what it could not check.
+                None => Ok(()),
+            };
+        }
         let dir = self.node_dir(node);
         let out = std::fs::File::create(dir.join("dump.jsonl"))?;
         let log = std::fs::OpenOptions::new()

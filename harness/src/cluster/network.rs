@@ -9,6 +9,10 @@
 //! behind the proxies even with a broker that advertises its own address (faultline-node
 //! advertises the proxy, so for it the rewrite changes nothing). The harness's own admin calls
 //! (readiness, leader lookups, the final read) go straight to the nodes and are never faulted.
+//!
+//! A system described by a system file (`--system`, docs/systems.md) gets a smaller network
+//! ([`Network::start_system`]): the client→broker Kafka links, and broker→broker links only
+//! for the peer ports its command names with `{peer_port:N}`. It has no controller links.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +60,10 @@ pub struct Network {
     /// client→broker links to the brokers' Kafka listeners. They are the same directed links as
     /// the HTTP ones for every fault: cut, healed and delayed together with them.
     kafka_links: BTreeMap<(Endpoint, Endpoint), Link>,
+    /// The Kafka node id each broker's Kafka links answer for, shared by every Kafka link.
+    addresses: Arc<AddressMap>,
+    /// Kafka node ids that are not the harness's (Kafka's → the harness's), learnt at boot.
+    kafka_node_ids: std::sync::Mutex<BTreeMap<u32, u32>>,
 }
 
 impl Network {
@@ -81,8 +89,61 @@ impl Network {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
-        let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
-        Ok(Network { links, kafka_links })
+        let (kafka_links, addresses) = Network::start_kafka_links(kafka_brokers, seed).await?;
+        Ok(Network {
+            links,
+            kafka_links,
+            addresses,
+            kafka_node_ids: Default::default(),
+        })
+    }
+
+    /// The network of a system described by a system file: a Kafka-aware client→broker link to
+    /// each broker's Kafka port, and one broker→broker link per `(from, to)` in `peers`, to the
+    /// peer port `to` listens on.
+    pub async fn start_system(
+        kafka_brokers: &BTreeMap<u32, SocketAddr>,
+        peers: &BTreeMap<(u32, u32), SocketAddr>,
+        seed: u64,
+    ) -> std::io::Result<Network> {
+        let mut links = BTreeMap::new();
+        for (i, (&(from, to), &upstream)) in peers.iter().enumerate() {
+            let (from, to) = (Endpoint::broker(from), Endpoint::broker(to));
+            let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
+            links.insert((from, to), link);
+        }
+        let (kafka_links, addresses) = Network::start_kafka_links(kafka_brokers, seed).await?;
+        Ok(Network {
+            links,
+            kafka_links,
+            addresses,
+            kafka_node_ids: Default::default(),
+        })
+    }
+
+    /// A system's broker `broker` calls itself Kafka node `kafka_id`: its Kafka link answers
+    /// for that id too (Metadata naming it points at the link), and clients renumber it.
+    pub fn name_kafka_node(&self, broker: u32, kafka_id: i32) {
+        if let Some(addr) = self.kafka_addr(broker) {
+            self.addresses.insert(kafka_id, addr);
+        }
+        if let Ok(kafka_id) = u32::try_from(kafka_id) {
+            if kafka_id != broker {
+                let mut ids = self
+                    .kafka_node_ids
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                ids.insert(kafka_id, broker);
+            }
+        }
+    }
+
+    /// Kafka node ids that are not the harness's (Kafka's → the harness's).
+    pub fn kafka_node_ids(&self) -> BTreeMap<u32, u32> {
+        self.kafka_node_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The client→broker links to the Kafka listeners, each rewriting broker addresses in the
@@ -90,7 +151,7 @@ impl Network {
     async fn start_kafka_links(
         kafka_brokers: &BTreeMap<u32, SocketAddr>,
         seed: u64,
-    ) -> std::io::Result<BTreeMap<(Endpoint, Endpoint), Link>> {
+    ) -> std::io::Result<(BTreeMap<(Endpoint, Endpoint), Link>, Arc<AddressMap>)> {
         let addresses = Arc::new(AddressMap::new());
         let mut kafka_links = BTreeMap::new();
         for (i, (&id, &upstream)) in kafka_brokers.iter().enumerate() {
@@ -105,7 +166,7 @@ impl Network {
             addresses.insert(node_id, link.addr());
             kafka_links.insert((from, to), link);
         }
-        Ok(kafka_links)
+        Ok((kafka_links, addresses))
     }
 
     /// The proxy address of the client→broker link to `broker`'s Kafka listener.
@@ -127,9 +188,8 @@ impl Network {
 
     /// The addresses the workload's clients use.
     pub fn client_endpoints(&self) -> Endpoints {
-        let controller = self
-            .addr(Endpoint::Client, Endpoint::CONTROLLER)
-            .expect("the client→controller link always exists");
+        // Absent for a system file's system, which has no controller.
+        let controller = self.addr(Endpoint::Client, Endpoint::CONTROLLER);
         let brokers = self
             .links
             .iter()
@@ -150,6 +210,7 @@ impl Network {
             controller,
             brokers,
             kafka_brokers,
+            kafka_node_ids: self.kafka_node_ids(),
         }
     }
 

@@ -58,6 +58,28 @@ pub struct NodeCommand {
     pub args: Vec<String>,
     /// stdout and stderr go here, appended across restarts.
     pub log_path: PathBuf,
+    /// A system file's node: `sh -c` of this command line instead of the supervisor's binary,
+    /// in this data dir with this environment. Its signals go to the whole process group the
+    /// shell leads, so a shell that forks its program instead of exec-ing it is still reached.
+    pub shell: Option<ShellNode>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShellNode {
+    pub command: String,
+    pub dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+}
+
+impl NodeCommand {
+    /// faultline-node (or the supervisor's binary) with these arguments.
+    pub fn native(args: Vec<String>, log_path: PathBuf) -> NodeCommand {
+        NodeCommand {
+            args,
+            log_path,
+            shell: None,
+        }
+    }
 }
 
 struct Slot {
@@ -106,13 +128,21 @@ impl Supervisor {
         if matches!(slot.state, ProcState::Running | ProcState::Paused) {
             return Err(SupervisorError::AlreadyRunning { node });
         }
-        let child = spawn_child(&self.bin, &slot.command.args, &slot.command.log_path).map_err(
-            |source| SupervisorError::Spawn {
-                node,
-                bin: self.bin.clone(),
-                source,
+        let spawned = match &slot.command.shell {
+            None => spawn_child(&self.bin, &slot.command.args, &slot.command.log_path),
+            Some(sh) => {
+                crate::cluster::system::shell(&sh.command, &sh.dir, &sh.env, &slot.command.log_path)
+                    .and_then(|mut command| command.spawn())
+            }
+        };
+        let child = spawned.map_err(|source| SupervisorError::Spawn {
+            node,
+            bin: match &slot.command.shell {
+                None => self.bin.clone(),
+                Some(_) => PathBuf::from("/bin/sh"),
             },
-        )?;
+            source,
+        })?;
         let pid = child.id().unwrap_or(0);
         slot.child = Some(child);
         slot.pid = Some(pid);
@@ -242,10 +272,10 @@ async fn stop_wave(
             let exited = tokio::time::timeout_at(deadline, child.wait()).await;
             if exited.is_err() {
                 forced.push(*node);
-                let _ = child.start_kill();
-                let _ = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
+                finish(slot, &mut child).await;
             }
         }
+        kill_group_leftovers(slot);
         slot.state = ProcState::Down;
     }
     forced
@@ -276,11 +306,11 @@ fn refresh(slot: &mut Slot) {
 
 fn send(node: Node, slot: &Slot, signal: Signal) -> Result<(), SupervisorError> {
     let pid = slot.pid.ok_or_else(|| not_running(node, &slot.state))?;
-    faultline_launch::signal_pid(pid, signal).map_err(|source| SupervisorError::Signal {
-        node,
-        pid,
-        source,
-    })
+    let sent = match slot.command.shell {
+        Some(_) => crate::cluster::system::signal_group(pid, signal),
+        None => faultline_launch::signal_pid(pid, signal),
+    };
+    sent.map_err(|source| SupervisorError::Signal { node, pid, source })
 }
 
 async fn end(node: Node, slot: &mut Slot, how: KillSignal) -> Result<(), SupervisorError> {
@@ -297,12 +327,45 @@ async fn end(node: Node, slot: &mut Slot, how: KillSignal) -> Result<(), Supervi
         let waited = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
         if waited.is_err() {
             // It ignored SIGTERM for too long: finish it.
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
+            finish(slot, &mut child).await;
         }
     }
+    kill_group_leftovers(slot);
     slot.state = ProcState::Down;
     Ok(())
+}
+
+/// SIGKILL (to the whole group of a shell node) and a bounded wait.
+async fn finish(slot: &Slot, child: &mut Child) {
+    match (&slot.command.shell, slot.pid) {
+        (Some(_), Some(pid)) => {
+            let _ = crate::cluster::system::signal_group(pid, Signal::SIGKILL);
+        }
+        _ => {
+            let _ = child.start_kill();
+        }
+    }
+    let _ = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
+}
+
+/// A shell node's group may outlive its shell (a program the shell forked and that ignored
+/// SIGTERM): nothing of it may survive the node's end.
+fn kill_group_leftovers(slot: &Slot) {
+    if let (Some(_), Some(pid)) = (&slot.command.shell, slot.pid) {
+        let _ = crate::cluster::system::signal_group(pid, Signal::SIGKILL);
+    }
+}
+
+impl Drop for Supervisor {
+    /// An error path drops the supervisor with nodes running: kill-on-drop ends each child,
+    /// and a shell node's whole group is killed here.
+    fn drop(&mut self) {
+        for slot in self.slots.get_mut().values() {
+            if matches!(slot.state, ProcState::Running | ProcState::Paused) {
+                kill_group_leftovers(slot);
+            }
+        }
+    }
 }
 
 /// Spawns a process that cannot outlive the harness: its own process group (so a terminal's
@@ -353,10 +416,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let supervisor = Supervisor::new(Path::new("/bin/sleep"));
         let node = Node::Broker(1);
-        let command = NodeCommand {
-            args: vec!["30".to_string()],
-            log_path: dir.path().join("node.log"),
-        };
+        let command = NodeCommand::native(vec!["30".to_string()], dir.path().join("node.log"));
         supervisor.add(node, command).await;
         let pid = supervisor.start(node).await.unwrap();
         assert!(matches!(
@@ -387,10 +447,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let supervisor = Supervisor::new(Path::new("/bin/sh"));
         let node = Node::Controller;
-        let command = NodeCommand {
-            args: vec!["-c".to_string(), "exit 3".to_string()],
-            log_path: dir.path().join("node.log"),
-        };
+        let command = NodeCommand::native(
+            vec!["-c".to_string(), "exit 3".to_string()],
+            dir.path().join("node.log"),
+        );
         supervisor.add(node, command).await;
         supervisor.start(node).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

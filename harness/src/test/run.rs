@@ -23,7 +23,7 @@ use crate::nemesis::generator;
 use crate::nemesis::ops::ScheduleClient;
 use crate::nemesis::packages::PlanContext;
 use crate::nemesis::record::Recorder;
-use crate::test::error::{BadArgs, Failure};
+use crate::test::error::{bad, BadArgs, Failure};
 use crate::test::observer::{Observer, Phase};
 use crate::test::options::TestOptions;
 use crate::test::store;
@@ -80,12 +80,21 @@ pub async fn run_test(
         broker_args: opts.config.harness.node_args.clone(),
         kafka: opts.client() == Client::Kafka,
         lazyfs_bin: opts.lazyfs_bin.clone(),
+        system: opts.system.clone(),
     };
     let cluster = tokio::select! {
         cluster = Cluster::start(spec) => match cluster {
             Ok(cluster) => Arc::new(cluster),
             Err(error) => {
                 record_abort(&history, &format!("setup failed: {error:#}"), &*observer);
+                // A system file's system that does not come up is the file's doing (a bad
+                // command, a port in use): a bad input, named, rather than a harness failure.
+                if let Some(system) = &opts.system {
+                    return Err(bad(format!(
+                        "system file {}: {error:#}",
+                        system.path.display()
+                    )));
+                }
                 return Err(error);
             }
         },
@@ -99,10 +108,17 @@ pub async fn run_test(
             return Err(Interrupted(run_dir).into());
         }
     };
-    say(format!(
-        "cluster up: controller {} and {} brokers",
-        cluster.controller_addr, opts.config.nodes
-    ));
+    match (&opts.system, cluster.controller_addr) {
+        (Some(system), _) => say(format!(
+            "cluster up: {} {}, {} nodes",
+            system.name, system.version, opts.config.nodes
+        )),
+        (None, Some(controller)) => say(format!(
+            "cluster up: controller {controller} and {} brokers",
+            opts.config.nodes
+        )),
+        (None, None) => {}
+    }
     let run = Run {
         opts,
         run_dir,

@@ -148,7 +148,10 @@ impl Nemesis {
         self.cluster
             .metadata()
             .await
-            .ok_or_else(|| "the controller did not answer".to_string())
+            .ok_or_else(|| match self.cluster.controller_addr {
+                Some(_) => "the controller did not answer".to_string(),
+                None => "no node answered Metadata".to_string(),
+            })
     }
 
     /// The endpoints a member names now. `others` is resolved by the caller, which knows the
@@ -265,8 +268,36 @@ impl Nemesis {
         };
         Ok(Fault::NetworkPartition {
             kind: kind.to_string(),
-            net,
+            net: self.without_controller(net),
         })
+    }
+
+    /// A system file's system has no controller: where a random partition puts the
+    /// controller on a side, the clients take its place, so the partition cuts client links.
+    fn without_controller(&self, net: NetworkPartition) -> NetworkPartition {
+        if self.cluster.controller_addr.is_some() {
+            return net;
+        }
+        let swap = |side: Vec<Endpoint>| -> Vec<Endpoint> {
+            side.into_iter()
+                .map(|e| {
+                    if e == Endpoint::CONTROLLER {
+                        Endpoint::Client
+                    } else {
+                        e
+                    }
+                })
+                .collect()
+        };
+        match net {
+            NetworkPartition::Groups(groups) => {
+                NetworkPartition::Groups(groups.into_iter().map(swap).collect())
+            }
+            NetworkPartition::OneWay { from, to } => NetworkPartition::OneWay {
+                from: swap(from),
+                to: swap(to),
+            },
+        }
     }
 }
 

@@ -92,6 +92,10 @@ impl TestOptions {
         if c.unclean_leader_election {
             args.push("--unclean-leader-election".into());
         }
+        if let Some(system) = &c.system {
+            args.push("--system".into());
+            args.push(system.file.display().to_string());
+        }
         args
     }
 }

@@ -14,6 +14,9 @@ use faultline_checker::config::{
 };
 use faultline_checker::history::Acks;
 
+use std::sync::Arc;
+
+use crate::cluster::system::SystemFile;
 use crate::nemesis::generator::{RandomNemesis, TargetKind};
 use crate::nemesis::schedule::{read_schedule, Action, Step};
 use crate::test::error::bad;
@@ -61,6 +64,8 @@ pub struct TestRequest {
     pub recovery_timeout: Duration,
     pub node_args: Vec<String>,
     pub lazyfs: bool,
+    /// `--system FILE`: a system file's system instead of faultline-node (docs/systems.md).
+    pub system: Option<PathBuf>,
 }
 
 impl Default for TestRequest {
@@ -94,6 +99,7 @@ impl Default for TestRequest {
             recovery_timeout: Duration::from_secs(30),
             node_args: Vec::new(),
             lazyfs: false,
+            system: None,
         }
     }
 }
@@ -109,6 +115,8 @@ pub struct TestOptions {
     pub store: PathBuf,
     /// With `--lazyfs`: the `faultline-lazyfs` binary, found and probed at validation.
     pub lazyfs_bin: Option<PathBuf>,
+    /// With `--system`: the system file, read and checked at validation.
+    pub system: Option<Arc<SystemFile>>,
 }
 
 /// The sizes a request may leave to defaults, resolved.
@@ -121,7 +129,8 @@ struct Sizes {
 impl TestRequest {
     /// Checks every setting and resolves the defaults. Every error is a `BadArgs` naming the
     /// option; nothing is started or written.
-    pub fn validate(self) -> anyhow::Result<TestOptions> {
+    pub fn validate(mut self) -> anyhow::Result<TestOptions> {
+        let system = self.read_system()?;
         self.check_sizes()?;
         let sizes = self.resolve_sizes()?;
         let steps = self.read_steps()?;
@@ -153,7 +162,10 @@ impl TestRequest {
         } else {
             Duration::from_secs(30)
         });
-        let harness = self.harness_settings()?;
+        let harness = self.harness_settings(system.is_some())?;
+        if let Some(system) = &system {
+            check_system_faults(system, &nemesis, steps.as_deref())?;
+        }
         let config = TestConfig {
             name,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -176,6 +188,7 @@ impl TestRequest {
             concurrency: self.concurrency,
             schedule: self.schedule.map(|p| p.display().to_string()),
             harness,
+            system: system.map(|s| s.info()),
         };
         TestOptions::from_config(config, steps, self.store)
     }
@@ -230,8 +243,35 @@ impl TestRequest {
         format!("{}-{nemesis_name}", self.workload.as_str())
     }
 
-    /// What test.json keeps in its `extra`: the settings only the harness acts on.
-    fn harness_settings(&self) -> anyhow::Result<HarnessSettings> {
+    /// With `--system`: the system file, read and checked, and what it decides of the run:
+    /// the Kafka client (its only way in) and the number of nodes.
+    fn read_system(&mut self) -> anyhow::Result<Option<SystemFile>> {
+        let Some(path) = &self.system else {
+            return Ok(None);
+        };
+        let system = SystemFile::load(path).map_err(bad)?;
+        // There is no controller to aim at: the random nemesis aims at brokers only.
+        self.nemesis_targets
+            .retain(|t| *t != TargetKind::Controller);
+        if self.nemesis_targets.is_empty() {
+            return Err(bad(format!(
+                "--nemesis-targets: controller: {} has no controller",
+                system.name
+            )));
+        }
+        self.client = Client::Kafka;
+        self.nodes = system.nodes.count;
+        Ok(Some(system))
+    }
+
+    /// What test.json keeps in its `extra`: the settings only the harness acts on. A system
+    /// file's run needs no faultline-node (its path is kept when one is found).
+    fn harness_settings(&self, system: bool) -> anyhow::Result<HarnessSettings> {
+        let node_bin = match find_node_bin(self.node_bin.as_deref()) {
+            Ok(path) => path,
+            Err(_) if system => PathBuf::new(),
+            Err(e) => return Err(e),
+        };
         Ok(HarnessSettings {
             nemesis_targets: self
                 .nemesis_targets
@@ -244,7 +284,7 @@ impl TestRequest {
             node_args: self.node_args.clone(),
             client: self.client,
             lazyfs: self.lazyfs,
-            node_bin: find_node_bin(self.node_bin.as_deref())?,
+            node_bin,
             cluster_id: String::new(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
             ..HarnessSettings::default()
@@ -334,6 +374,10 @@ impl TestOptions {
             targets,
             kill_signal: harness.kill_signal,
         };
+        let system = match &config.system {
+            Some(info) => Some(Arc::new(SystemFile::load(&info.file).map_err(bad)?)),
+            None => None,
+        };
         let lazyfs_bin = if harness.lazyfs {
             crate::cluster::lazy::probe().map_err(bad)?;
             Some(crate::cluster::lazy::find_lazyfs_bin(&harness.node_bin).map_err(bad)?)
@@ -346,6 +390,7 @@ impl TestOptions {
             steps,
             store,
             lazyfs_bin,
+            system,
         })
     }
 
@@ -373,6 +418,40 @@ impl TestOptions {
     pub fn topic(&self) -> &str {
         &self.config.topics[0]
     }
+}
+
+/// A system file says which faults apply to its system: a random nemesis kind it does not
+/// allow, or a schedule naming the controller (it has none), is an error.
+fn check_system_faults(
+    system: &SystemFile,
+    nemesis: &[NemesisKind],
+    steps: Option<&[Step]>,
+) -> anyhow::Result<()> {
+    for kind in nemesis.iter().filter_map(|n| match n {
+        NemesisKind::Fault(kind) => Some(*kind),
+        NemesisKind::Schedule => None,
+    }) {
+        if !system.allows(kind) {
+            return Err(bad(format!(
+                "--nemesis {}: the system file {} does not allow it (its [faults])",
+                kind.as_str(),
+                system.path.display()
+            )));
+        }
+    }
+    for step in steps.unwrap_or_default() {
+        let text = step.action.to_string();
+        let names_controller = text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '|')
+            .any(|word| word == "controller");
+        if names_controller {
+            return Err(bad(format!(
+                "schedule line {}: `{text}` names the controller, but {} has none                  (a system file's system is reached only by Kafka's protocol)",
+                step.line, system.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A schedule may only name brokers that exist.

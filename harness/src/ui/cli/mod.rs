@@ -335,6 +335,10 @@ pub struct TestArgs {
     /// Needs /dev/fuse and root (or fusermount3); default: off.
     #[arg(long)]
     pub lazyfs: bool,
+    /// Put the Kafka-protocol system a system file describes (docs/systems.md) under faults
+    /// instead of faultline-node; implies --client kafka and --nodes from the file.
+    #[arg(long)]
+    pub system: Option<PathBuf>,
 }
 
 /// `--kafka-version`: a version's name (a patch level such as `3.7.0` is accepted); the old
@@ -392,6 +396,7 @@ impl TestArgs {
             recovery_timeout: self.recovery_timeout,
             node_args: self.node_args,
             lazyfs: self.lazyfs,
+            system: self.system,
         })
     }
 

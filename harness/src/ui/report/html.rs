@@ -173,6 +173,13 @@ fn header(out: &mut String, data: &RunData) {
         }
         out.push_str("</ul>");
     }
+    if !r.not_checked.is_empty() {
+        out.push_str("<h3>Not checked</h3><ul>");
+        for what in &r.not_checked {
+            let _ = write!(out, "<li>{}</li>", escape(what));
+        }
+        out.push_str("</ul>");
+    }
 }
 
 /// One paragraph saying what happened, for a reader who looks at nothing else.

@@ -39,17 +39,30 @@ pub fn configuration(data: &RunData) -> Vec<String> {
             c.max_faulty
         )
     };
+    // A system file's system is named with its version; the Kafka version is faultline-node's.
+    let system = match &c.system {
+        Some(s) => format!(
+            "system {} ({}, {}), ",
+            s.label(),
+            s.file.display(),
+            if s.dump { "with dumps" } else { "no dump" }
+        ),
+        None => String::new(),
+    };
+    let version = match &c.system {
+        Some(_) => String::new(),
+        None => format!(", Kafka {}", c.kafka_version),
+    };
     vec![
         format!(
-            "{} brokers, replication factor {}, {} partition(s), acks={}, min.insync.replicas={}, \
-             unclean.leader.election.enable={}, Kafka {}",
+            "{system}{} brokers, replication factor {}, {} partition(s), acks={}, min.insync.replicas={}, \
+             unclean.leader.election.enable={}{version}",
             c.nodes,
             c.replication_factor,
             c.partitions,
             c.acks.as_str(),
             c.min_insync_replicas,
             c.unclean_leader_election,
-            c.kafka_version
         ),
         format!(
             "workload {} at {}/s with {} clients for {} ms; {faults}; seed {}",
@@ -227,6 +240,9 @@ pub fn terminal(data: &RunData, report: &Path) -> String {
             if i == 0 { "unknown because" } else { "" }
         );
     }
+    for (i, what) in r.not_checked.iter().enumerate() {
+        let _ = writeln!(out, "{:<16}{what}", if i == 0 { "not checked" } else { "" });
+    }
     if r.warnings_total > 0 {
         let _ = writeln!(
             out,
@@ -288,6 +304,13 @@ pub fn markdown(data: &RunData, report: &Path) -> String {
         let _ = writeln!(out, "Unknown because:\n");
         for reason in r.unknown_reasons.iter().take(FIRST) {
             let _ = writeln!(out, "- {reason}");
+        }
+        let _ = writeln!(out);
+    }
+    if !r.not_checked.is_empty() {
+        let _ = writeln!(out, "Not checked:\n");
+        for what in &r.not_checked {
+            let _ = writeln!(out, "- {what}");
         }
         let _ = writeln!(out);
     }
