@@ -220,6 +220,10 @@ pub struct NightlyArgs {
     /// FUSE: docs/power-loss.md).
     #[arg(long)]
     pub lazyfs: bool,
+    /// After the night, shrink each failing run to a minimal schedule (`faultline shrink`,
+    /// docs/shrink.md), within this budget each (e.g. 5m); the index links it.
+    #[arg(long, value_parser = duration_arg)]
+    pub shrink: Option<Duration>,
     /// Where the night's runs and index go.
     #[arg(long, default_value = "store/nightly")]
     pub store: PathBuf,
@@ -258,9 +262,15 @@ impl NightlyArgs {
             kafka_version: self.kafka_version,
             bias: !self.no_bias,
             lazyfs: self.lazyfs,
+            shrink: self.shrink.map(|budget| (budget, replay_parser())),
         };
         Ok((nightly, self.store, self.node_bin))
     }
+}
+
+/// The parser `shrink` reads a run's replay line with: this command line's own.
+fn replay_parser() -> crate::jobs::shrink::ReplayParser {
+    |args: &[String]| parse_test_args(args)
 }
 
 /// `faultline list`: one line each.
