@@ -121,7 +121,15 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
             }),
             SuiteCommand::Merge { dirs, out } => crate::jobs::suite::merge(&dirs, &out),
         },
+        Command::Shrink(args) => block_on(|interrupt| async move {
+            crate::jobs::shrink::shrink(args.into_options(), replay_request, interrupt).await
+        }),
     }
+}
+
+/// `shrink`'s reader of a run's replay line: the command line's own parser.
+fn replay_request(args: &[String]) -> anyhow::Result<crate::test::options::TestRequest> {
+    crate::ui::cli::parse_test_args(args)
 }
 
 /// Runs a command on the harness's runtime, with Ctrl-C and SIGTERM watched.

@@ -91,6 +91,7 @@ fn every_scenario_run_requires_probes_and_the_gate_fails_a_vacuous_entry() {
         command: String::new(),
         probes: judgement.reached,
         configuration: "durable".into(),
+        shrunk: None,
     };
     let suite = crate::jobs::suite::outputs::SuiteResult {
         suite: "ci".into(),

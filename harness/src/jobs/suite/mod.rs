@@ -227,6 +227,9 @@ pub struct Nightly {
     pub bias: bool,
     /// A quarter of the runs on lazy mounts, with power cuts among their faults (needs FUSE).
     pub lazyfs: bool,
+    /// After the night, shrink each failing run (`faultline shrink`) within this budget, with
+    /// the command line's parser of replay lines.
+    pub shrink: Option<(Duration, crate::jobs::shrink::ReplayParser)>,
 }
 
 /// The i-th random configuration of a shard's seed stream: disjoint across shards.
@@ -382,12 +385,68 @@ pub async fn nightly(
         write_outputs(store, &result)?;
         outputs::write_coverage(store, &coverage, &first_reached)?;
     }
+    if let Some((budget, parse)) = n.shrink {
+        shrink_failures(&mut result, budget, parse, node_bin, interrupt.clone()).await?;
+        write_outputs(store, &result)?;
+    }
     finish(store, &result, started)?;
     Ok(if result.passed() {
         EXIT_VALID
     } else {
         EXIT_INVALID
     })
+}
+
+/// `--shrink`: each failing run of the night shrunk in turn, within `budget` each; the entry
+/// then names its `shrunk/schedule.txt`. A shrink that fails is reported and the night goes on.
+async fn shrink_failures(
+    result: &mut SuiteResult,
+    budget: Duration,
+    parse: crate::jobs::shrink::ReplayParser,
+    node_bin: Option<&Path>,
+    interrupt: Interrupt,
+) -> anyhow::Result<()> {
+    for e in result
+        .entries
+        .iter_mut()
+        .filter(|e| !e.passed && !e.vacuous)
+    {
+        let Some(run) = e.run_dir.clone() else {
+            continue;
+        };
+        if interrupt.borrow().is_some() {
+            break;
+        }
+        println!(
+            "suite nightly: shrinking {} (budget {})",
+            e.name,
+            format_duration(budget)
+        );
+        let options = crate::jobs::shrink::Options {
+            run: run.clone(),
+            anomaly: None,
+            confirm: 2,
+            jobs: crate::jobs::shrink::default_jobs(),
+            budget,
+            force: false,
+            node_bin: node_bin.map(Path::to_path_buf),
+        };
+        match crate::jobs::shrink::shrink(options, parse, interrupt.clone()).await {
+            Ok(_) => {
+                let shrunk = run.join("shrunk").join("schedule.txt");
+                e.shrunk = shrunk.is_file().then_some(shrunk);
+            }
+            Err(error)
+                if error
+                    .downcast_ref::<crate::test::run::Interrupted>()
+                    .is_some() =>
+            {
+                return Err(error)
+            }
+            Err(error) => println!("suite nightly: {} could not be shrunk: {error:#}", e.name),
+        }
+    }
+    Ok(())
 }
 
 /// Keeps only what a passing run needs to be re-judged and replayed.
@@ -425,6 +484,7 @@ mod tests {
             kafka_version: None,
             bias: false,
             lazyfs: false,
+            shrink: None,
         };
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..3 {

@@ -35,6 +35,9 @@ pub struct EntryResult {
     /// Its configuration in short (`4.1 acks=all min-isr=2 all unclean`), for coverage.
     #[serde(default)]
     pub configuration: String,
+    /// The minimal schedule `suite nightly --shrink` found for this failing run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrunk: Option<PathBuf>,
 }
 
 /// `suite.json`.
@@ -83,6 +86,7 @@ impl From<&Outcome> for EntryResult {
             command: o.command.clone(),
             probes: o.judgement.reached.clone(),
             configuration: super::coverage::configuration(&o.entry.request),
+            shrunk: None,
         }
     }
 }
@@ -299,6 +303,13 @@ pub fn index_html(result: &SuiteResult) -> String {
                 )
             })
             .unwrap_or_default();
+        let link = match &e.shrunk {
+            Some(shrunk) => format!(
+                "{link}<br>shrunk: <a href=\"file://{0}\">{0}</a>",
+                escape(&shrunk.display().to_string())
+            ),
+            None => link,
+        };
         rows.push_str(&format!(
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>\n",
             if e.passed { "pass" } else { "fail" },
@@ -356,6 +367,7 @@ mod tests {
                     command: "faultline test --seed 1".into(),
                     probes: BTreeMap::new(),
                     configuration: String::new(),
+                    shrunk: None,
                 })
                 .collect(),
         }
@@ -367,6 +379,23 @@ mod tests {
         assert_eq!(xml.matches("<testcase").count(), 3, "{xml}");
         assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
         assert!(xml.contains("detail 1 &lt;b&gt;"), "{xml}");
+    }
+
+    #[test]
+    fn a_shrunk_failing_run_is_linked_beside_its_run_and_coverage_is_tabled() {
+        let mut r = result(&[true, false]);
+        r.entries[1].shrunk = Some(PathBuf::from("/night/e1/shrunk/schedule.txt"));
+        r.entries[0].probes = BTreeMap::from([(Probe::Fenced, 2)]);
+        r.entries[0].configuration = "4.1 acks=all".into();
+        let index = index_html(&r);
+        assert!(index.contains("shrunk: <a href=\"file:///night/e1/shrunk/schedule.txt\">"));
+        assert_eq!(index.matches("<tr class=").count(), 2, "entry rows only");
+        assert!(index.contains("1 of 14 reached"), "{index}");
+        let md = markdown(&r);
+        assert!(md.contains("| `fenced` | 1 | 4.1 acks=all ×1 |"), "{md}");
+        let json = serde_json::to_string(&r).unwrap();
+        let back: SuiteResult = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.entries[1].shrunk, r.entries[1].shrunk);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use faultline_checker::config::{Client, FaultKind, KafkaVersion, KillSignal, Workload};
 use faultline_checker::history::Acks;
+use faultline_checker::AnomalyKind;
 
 use crate::duration::duration_arg;
 use crate::nemesis::generator::TargetKind;
@@ -59,6 +60,64 @@ pub enum Command {
     },
     /// List workloads, fault kinds and packages, and scenarios, one a line.
     List,
+    /// Shrink a stored run's schedule to the fewest steps that still show its anomaly,
+    /// replaying each candidate as real runs; writes RUN/shrunk/ (docs/shrink.md). Exit 0
+    /// when a smaller schedule counted, 1 when none did.
+    Shrink(ShrinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShrinkArgs {
+    /// The run's directory (store/<test-name>/<start-time>, or store/latest); a store
+    /// directory means its latest run.
+    pub run_dir: PathBuf,
+    /// The anomaly kind to keep (lost, moved, duplicate, divergence, ...); default: the run's
+    /// first kind with a non-zero count.
+    #[arg(long, value_parser = parse_anomaly_kind)]
+    pub anomaly: Option<AnomalyKind>,
+    /// A candidate counts only when this many replays all show the anomaly.
+    #[arg(long, default_value_t = 2)]
+    pub confirm: u32,
+    /// Candidates replayed at once; default: half the cores, at least 1.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// How long to shrink; when it ends, the smallest schedule found so far is kept (2m, 10m).
+    #[arg(long, default_value = "10m", value_parser = duration_arg)]
+    pub budget: Duration,
+    /// Replace an existing RUN/shrunk/.
+    #[arg(long)]
+    pub force: bool,
+    /// The faultline-node binary; default: beside this binary.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+impl ShrinkArgs {
+    pub fn into_options(self) -> crate::jobs::shrink::Options {
+        crate::jobs::shrink::Options {
+            run: self.run_dir,
+            anomaly: self.anomaly,
+            confirm: self.confirm,
+            jobs: self.jobs.unwrap_or_else(crate::jobs::shrink::default_jobs),
+            budget: self.budget,
+            force: self.force,
+            node_bin: self.node_bin,
+        }
+    }
+}
+
+/// `--anomaly`: an anomaly kind's name as results.json writes it.
+pub fn parse_anomaly_kind(text: &str) -> Result<AnomalyKind, String> {
+    AnomalyKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == text)
+        .ok_or_else(|| {
+            let known: Vec<&str> = AnomalyKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!(
+                "unknown anomaly kind {text:?} (known: {})",
+                known.join(", ")
+            )
+        })
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +220,10 @@ pub struct NightlyArgs {
     /// FUSE: docs/power-loss.md).
     #[arg(long)]
     pub lazyfs: bool,
+    /// After the night, shrink each failing run to a minimal schedule (`faultline shrink`,
+    /// docs/shrink.md), within this budget each (e.g. 5m); the index links it.
+    #[arg(long, value_parser = duration_arg)]
+    pub shrink: Option<Duration>,
     /// Where the night's runs and index go.
     #[arg(long, default_value = "store/nightly")]
     pub store: PathBuf,
@@ -199,9 +262,15 @@ impl NightlyArgs {
             kafka_version: self.kafka_version,
             bias: !self.no_bias,
             lazyfs: self.lazyfs,
+            shrink: self.shrink.map(|budget| (budget, replay_parser())),
         };
         Ok((nightly, self.store, self.node_bin))
     }
+}
+
+/// The parser `shrink` reads a run's replay line with: this command line's own.
+fn replay_parser() -> crate::jobs::shrink::ReplayParser {
+    |args: &[String]| parse_test_args(args)
 }
 
 /// `faultline list`: one line each.
@@ -407,8 +476,8 @@ impl TestArgs {
 }
 
 /// Parses `faultline test` arguments (`args` starts with `test`) into a request, as the
-/// binary does: for the round-trip checks of the jobs' arguments.
-#[cfg(test)]
+/// binary does: for the round-trip checks of the jobs' arguments, and for `shrink`, which
+/// reads a run's settings from its replay line.
 pub fn parse_test_args<I, S>(args: I) -> anyhow::Result<TestRequest>
 where
     I: IntoIterator<Item = S>,

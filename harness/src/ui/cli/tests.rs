@@ -78,6 +78,7 @@ fn nightly_configurations_and_detection_runs_round_trip_through_their_arguments(
         kafka_version: None,
         bias: false,
         lazyfs: false,
+        shrink: None,
     };
     let entries: Vec<Entry> = (0..50).map(|i| suite::nightly_entry(&night, i)).collect();
     assert_eq!(assert_round_trips(&entries), 50);
