@@ -16,4 +16,5 @@ mod proxy;
 mod report;
 mod runs;
 mod schedule;
+mod shrink;
 mod systems;
