@@ -153,11 +153,13 @@ fn faults_are_probes_only_when_they_hit_the_situation() {
         serde_json::json!({"time_ms": START + 50, "node": "controller", "type": "broker_fenced",
             "broker": 2, "reason": "session_timeout"}),
     ]);
-    let mut inputs = ProbeInputs::default();
-    // Broker 2 paused (a follower), then broker 1 (the leader).
-    inputs.pauses = vec![(100_000_000, 2), (200_000_000, 1)];
-    // A power cut of broker 1 before it was the last ISR member, and one after.
-    inputs.power_losses = vec![(500_000_000, vec![1]), (1_500_000_000, vec![1, 2])];
+    let mut inputs = ProbeInputs {
+        // Broker 2 paused (a follower), then broker 1 (the leader).
+        pauses: vec![(100_000_000, 2), (200_000_000, 1)],
+        // A power cut of broker 1 before it was the last ISR member, and one after.
+        power_losses: vec![(500_000_000, vec![1]), (1_500_000_000, vec![1, 2])],
+        ..ProbeInputs::default()
+    };
     inputs.refused(1_600_000_000, "t", 0);
     inputs.timed_out(1_700_000_000, "t", 0);
     let probes = detect(&ev, &inputs, 2, START, None);
