@@ -145,7 +145,6 @@ impl KafkaClient {
         addr: SocketAddr,
         topics: &[String],
     ) -> Result<Metadata, ClientError> {
-        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let wanted = (!topics.is_empty()).then(|| {
             topics
                 .iter()
@@ -155,19 +154,9 @@ impl KafkaClient {
                 })
                 .collect()
         });
-        let body = MetadataRequest::default()
-            .with_topics(wanted)
-            .with_allow_auto_topic_creation(false);
-        let frame = request_frame(ApiKey::Metadata, METADATA_VERSION, correlation_id, &body)
-            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
-        let answer = self.call(addr, &frame, true).await?;
-        let body: MetadataResponse = decode_response(
-            answer.expect("a response was awaited"),
-            ApiKey::Metadata,
-            METADATA_VERSION,
-            correlation_id,
-        )?;
-        Ok(metadata_from_kafka(&body))
+        Ok(metadata_from_kafka(
+            &self.metadata_call(addr, wanted).await?,
+        ))
     }
 
     /// The brokers a node's Metadata lists, as (Kafka node id, port): how the harness learns
@@ -176,24 +165,33 @@ impl KafkaClient {
         &self,
         addr: SocketAddr,
     ) -> Result<Vec<(i32, u16)>, ClientError> {
-        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let body = MetadataRequest::default()
-            .with_topics(Some(Vec::new()))
-            .with_allow_auto_topic_creation(false);
-        let frame = request_frame(ApiKey::Metadata, METADATA_VERSION, correlation_id, &body)
-            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
-        let answer = self.call(addr, &frame, true).await?;
-        let body: MetadataResponse = decode_response(
-            answer.expect("a response was awaited"),
-            ApiKey::Metadata,
-            METADATA_VERSION,
-            correlation_id,
-        )?;
+        let body = self.metadata_call(addr, Some(Vec::new())).await?;
         Ok(body
             .brokers
             .iter()
             .map(|b| (b.node_id.0, u16::try_from(b.port).unwrap_or(0)))
             .collect())
+    }
+
+    /// One Metadata (v7) round trip: `topics` None is every topic, an empty list none.
+    async fn metadata_call(
+        &self,
+        addr: SocketAddr,
+        topics: Option<Vec<MetadataRequestTopic>>,
+    ) -> Result<MetadataResponse, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let body = MetadataRequest::default()
+            .with_topics(topics)
+            .with_allow_auto_topic_creation(false);
+        let frame = request_frame(ApiKey::Metadata, METADATA_VERSION, correlation_id, &body)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        decode_response(
+            answer.expect("a response was awaited"),
+            ApiKey::Metadata,
+            METADATA_VERSION,
+            correlation_id,
+        )
     }
 
     /// Creates a topic with CreateTopics (v4) and the given configs; an existing topic of that

@@ -414,13 +414,18 @@ impl Judgement {
 
     /// PASS, FAIL or VACUOUS.
     pub fn word(&self) -> &'static str {
-        if self.passed {
-            "PASS"
-        } else if self.vacuous {
-            "VACUOUS"
-        } else {
-            "FAIL"
-        }
+        word(self.passed, self.vacuous)
+    }
+}
+
+/// How a judged run is named wherever it is listed: PASS, FAIL or VACUOUS.
+pub fn word(passed: bool, vacuous: bool) -> &'static str {
+    if passed {
+        "PASS"
+    } else if vacuous {
+        "VACUOUS"
+    } else {
+        "FAIL"
     }
 }
 

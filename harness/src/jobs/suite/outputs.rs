@@ -62,13 +62,7 @@ impl SuiteResult {
 impl EntryResult {
     /// PASS, FAIL or VACUOUS.
     pub fn word(&self) -> &'static str {
-        if self.passed {
-            "PASS"
-        } else if self.vacuous {
-            "VACUOUS"
-        } else {
-            "FAIL"
-        }
+        crate::jobs::scenarios::word(self.passed, self.vacuous)
     }
 }
 
