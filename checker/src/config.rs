@@ -72,6 +72,10 @@ pub struct SystemInfo {
     pub promise_acks: Acks,
     /// The min.insync.replicas the system promises to honour.
     pub promise_min_insync_replicas: u32,
+    /// It promises that an acknowledged write is on stable storage (fsynced): then a power
+    /// loss (`--lazyfs`) excuses no loss. Absent in files from before it existed: false.
+    #[serde(default)]
+    pub promise_fsync: bool,
 }
 
 impl SystemInfo {

@@ -78,13 +78,24 @@ impl Rules {
                 rules.weaken(&setting, UNCOMMITTED_LOSS);
             }
         }
-        if config.harness.lazyfs && !config.harness.fsync() {
+        if config.harness.lazyfs {
             // Kafka's promise holds while one ISR member keeps its log; a power cut of the last
-            // one takes what it never fsynced, committed or not (KIP-966's motivation).
-            rules.weaken(
-                "power loss without fsync (--lazyfs, no --fsync)",
-                COMMITTED_LOSS,
-            );
+            // one takes what it never fsynced, committed or not (KIP-966's motivation). A
+            // system file's system is held to the fsync it promises, not to `--fsync`.
+            match &config.system {
+                None if !config.harness.fsync() => rules.weaken(
+                    "power loss without fsync (--lazyfs, no --fsync)",
+                    COMMITTED_LOSS,
+                ),
+                Some(system) if !system.promise_fsync => {
+                    let setting = format!(
+                        "power loss, and {} does not promise to fsync before acknowledging",
+                        system.name
+                    );
+                    rules.weaken(&setting, COMMITTED_LOSS);
+                }
+                _ => {}
+            }
         }
         if config.kafka_version.hw_truncation() {
             let setting = format!("kafka_version={}", config.kafka_version);

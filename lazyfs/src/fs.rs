@@ -1,6 +1,7 @@
 //! The FUSE side: translates the kernel's requests into calls on [`State`] and answers them. It
 //! owns the choices that keep the kernel from caching what a power loss may take away: every
-//! open is `direct_io` (no page cache, so every read and write comes here) and attributes and
+//! open is `direct_io` (no page cache, so every read and write comes here; shared mappings are
+//! allowed, see `init`) and attributes and
 //! entries have a zero TTL (so a size after a loss is asked for again). Metadata operations
 //! (create, mkdir, rename, unlink, rmdir, setattr other than size) pass straight through to the
 //! backing directory; only file data and size are held. It does not mount or unmount (see
@@ -136,6 +137,24 @@ fn chown_to_caller(path: &Path, req: &Request) {
 }
 
 impl Filesystem for LazyFilesystem {
+    /// Asks the kernel to allow shared `mmap` of these `direct_io` files (Linux 6.6+,
+    /// `FUSE_DIRECT_IO_ALLOW_MMAP`): SQLite in WAL mode maps its `-shm` file and fails with
+    /// SQLITE_IOERR_SHMMAP without it (Tansu on SQLite did). Mapped pages live in the page cache
+    /// and reach this filesystem as writes when the kernel writes them back, so what a process
+    /// wrote through a mapping is held like any unsynced write until it is written back and
+    /// fsynced. Plain reads and writes still bypass the page cache. An older kernel keeps
+    /// refusing shared mappings, said once on stderr.
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+        {
+            eprintln!(
+                "faultline-lazyfs: the kernel lacks {missing:?}: shared mmap of files on this \
+                 mount will fail (SQLite's WAL mode needs it)"
+            );
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let mut state = self.lock();
         let result = state

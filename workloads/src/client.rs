@@ -113,6 +113,9 @@ pub struct BrokerInfo {
     pub id: u32,
     #[serde(default)]
     pub alive: bool,
+    /// The Kafka port Kafka Metadata gives for it (absent from the HTTP API's metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,9 +149,18 @@ impl Metadata {
             .find(|p| p.partition == partition)
     }
 
-    /// Renames Kafka node ids to the harness's node ids (`ids`: Kafka's → the harness's), for
-    /// a system whose brokers number themselves (Tansu is node 111); ids not in the map stay.
-    pub fn renumber(&mut self, ids: &std::collections::BTreeMap<u32, u32>) {
+    /// Renames Kafka node ids to the harness's node ids, by the port each listed broker has
+    /// (`ports`: a Kafka port, real or a link's → the harness's id). A system may number its
+    /// brokers itself, and need not number them apart: every Tansu 0.6.0 broker is node 111
+    /// and lists only itself, so the id means "the broker at this port" in this answer only.
+    /// Ids of brokers at ports not in the map stay.
+    pub fn renumber(&mut self, ports: &std::collections::BTreeMap<u16, u32>) {
+        let ids: std::collections::BTreeMap<u32, u32> = self
+            .brokers
+            .iter()
+            .filter_map(|b| Some((b.id, *ports.get(&b.port?)?)))
+            .filter(|(kafka, ours)| kafka != ours)
+            .collect();
         if ids.is_empty() {
             return;
         }
@@ -435,6 +447,45 @@ mod tests {
             leader: None,
             appended: false,
         }
+    }
+
+    /// What one Tansu 0.6.0 broker answers: itself as node 111, leader and only ISR member.
+    fn tansu_answer(port: u16) -> Metadata {
+        Metadata {
+            cluster_id: None,
+            brokers: vec![BrokerInfo {
+                id: 111,
+                alive: true,
+                port: Some(port),
+            }],
+            topics: vec![TopicMetadata {
+                name: "t".into(),
+                partitions: vec![PartitionMetadata {
+                    partition: 0,
+                    leader: Some(111),
+                    leader_epoch: Some(0),
+                    partition_epoch: None,
+                    isr: vec![111],
+                    replicas: vec![111],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn kafka_ids_are_renumbered_by_port_even_when_brokers_share_one_id() {
+        let ports = std::collections::BTreeMap::from([(9001, 1), (9002, 2), (41002, 2)]);
+        for (port, ours) in [(9001, 1), (9002, 2), (41002, 2)] {
+            let mut m = tansu_answer(port);
+            m.renumber(&ports);
+            assert_eq!(m.brokers[0].id, ours, "port {port}");
+            let p = m.partition("t", 0).unwrap();
+            assert_eq!((p.leader, &p.isr, &p.replicas), (Some(ours), &vec![ours], &vec![ours]));
+        }
+        // A port the harness does not know leaves the answer as it was.
+        let mut unknown = tansu_answer(9999);
+        unknown.renumber(&ports);
+        assert_eq!(unknown, tansu_answer(9999));
     }
 
     #[test]

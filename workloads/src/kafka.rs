@@ -494,8 +494,13 @@ fn metadata_from_kafka(body: &MetadataResponse) -> Metadata {
     let brokers = body
         .brokers
         .iter()
-        .filter_map(|b| id(&b.node_id))
-        .map(|id| BrokerInfo { id, alive: true })
+        .filter_map(|b| {
+            Some(BrokerInfo {
+                id: id(&b.node_id)?,
+                alive: true,
+                port: u16::try_from(b.port).ok(),
+            })
+        })
         .collect();
     let topics = body
         .topics

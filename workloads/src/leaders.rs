@@ -21,9 +21,9 @@ pub struct Endpoints {
     /// Each broker's Kafka listener as clients reach it (empty unless the run uses
     /// `--client kafka`).
     pub kafka_brokers: BTreeMap<u32, SocketAddr>,
-    /// Kafka node ids that are not the harness's node ids (Kafka's → the harness's); empty
-    /// when they are the same (faultline-node).
-    pub kafka_node_ids: BTreeMap<u32, u32>,
+    /// Which harness broker each Kafka port is (the links' ports and the real ones), to read
+    /// Kafka Metadata in the harness's ids (`Metadata::renumber`); empty without Kafka links.
+    pub kafka_ports: BTreeMap<u16, u32>,
 }
 
 /// Refreshes are coalesced: at most one metadata request per `MIN_REFRESH_INTERVAL`, however
@@ -152,7 +152,7 @@ async fn fetch_kafka_metadata(
     let share = timeout / endpoints.kafka_brokers.len().max(1) as u32;
     for &addr in endpoints.kafka_brokers.values() {
         if let Ok(Ok(mut metadata)) = tokio::time::timeout(share, kafka.metadata(addr, &[])).await {
-            metadata.renumber(&endpoints.kafka_node_ids);
+            metadata.renumber(&endpoints.kafka_ports);
             return Some(metadata);
         }
     }

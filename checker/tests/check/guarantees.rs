@@ -156,6 +156,35 @@ fn power_loss_excuses_committed_loss_only_without_fsync() {
     assert_eq!(results.valid, Valid::False);
 }
 
+/// A system file's system is held to the fsync it promises: `--fsync` is a flag of
+/// faultline-node's and means nothing to it.
+#[test]
+fn a_systems_power_loss_is_excused_only_when_it_does_not_promise_fsync() {
+    const SETTING: &str = "power loss, and tansu does not promise to fsync before acknowledging";
+    let mut run = committed_loss();
+    run.config.harness.lazyfs = true;
+    run.config.harness.node_args = vec!["--fsync".to_string()];
+    run.config.system = Some(faultline_checker::config::SystemInfo {
+        name: "tansu".into(),
+        version: "0.6.0".into(),
+        file: "tansu.toml".into(),
+        dump: true,
+        promise_acks: Acks::All,
+        promise_min_insync_replicas: 2,
+        promise_fsync: false,
+    });
+    let results = run.check();
+    assert_eq!(results.guarantee.weakened_by, vec![SETTING.to_string()]);
+    assert_eq!(results.valid, Valid::True);
+    if let Some(system) = &mut run.config.system {
+        system.promise_fsync = true;
+    }
+    run.config.harness.node_args.clear();
+    let results = run.check();
+    assert!(results.guarantee.durable);
+    assert_eq!(results.valid, Valid::False);
+}
+
 /// A schedule's `produce 1 acks 1` in an acks=all run: Kafka promises nothing of that write
 /// beyond the leader, so losing it is excused by the send's own acks, while losing an acks=all
 /// write of the same run is not.

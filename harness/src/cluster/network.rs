@@ -60,10 +60,6 @@ pub struct Network {
     /// client→broker links to the brokers' Kafka listeners. They are the same directed links as
     /// the HTTP ones for every fault: cut, healed and delayed together with them.
     kafka_links: BTreeMap<(Endpoint, Endpoint), Link>,
-    /// The Kafka node id each broker's Kafka links answer for, shared by every Kafka link.
-    addresses: Arc<AddressMap>,
-    /// Kafka node ids that are not the harness's (Kafka's → the harness's), learnt at boot.
-    kafka_node_ids: std::sync::Mutex<BTreeMap<u32, u32>>,
 }
 
 impl Network {
@@ -89,12 +85,10 @@ impl Network {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
-        let (kafka_links, addresses) = Network::start_kafka_links(kafka_brokers, seed).await?;
+        let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
         Ok(Network {
             links,
             kafka_links,
-            addresses,
-            kafka_node_ids: Default::default(),
         })
     }
 
@@ -112,38 +106,28 @@ impl Network {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
-        let (kafka_links, addresses) = Network::start_kafka_links(kafka_brokers, seed).await?;
+        let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
         Ok(Network {
             links,
             kafka_links,
-            addresses,
-            kafka_node_ids: Default::default(),
         })
     }
 
-    /// A system's broker `broker` calls itself Kafka node `kafka_id`: its Kafka link answers
-    /// for that id too (Metadata naming it points at the link), and clients renumber it.
-    pub fn name_kafka_node(&self, broker: u32, kafka_id: i32) {
-        if let Some(addr) = self.kafka_addr(broker) {
-            self.addresses.insert(kafka_id, addr);
-        }
-        if let Ok(kafka_id) = u32::try_from(kafka_id) {
-            if kafka_id != broker {
-                let mut ids = self
-                    .kafka_node_ids
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                ids.insert(kafka_id, broker);
-            }
-        }
-    }
-
-    /// Kafka node ids that are not the harness's (Kafka's → the harness's).
-    pub fn kafka_node_ids(&self) -> BTreeMap<u32, u32> {
-        self.kafka_node_ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// Which harness broker each Kafka port is: the brokers' real Kafka ports and their links'
+    /// ports. Metadata is renumbered by it (`Metadata::renumber`), so a system whose brokers
+    /// number themselves (every Tansu broker is node 111) is read in the harness's ids.
+    pub fn kafka_ports(&self) -> BTreeMap<u16, u32> {
+        self.kafka_links
+            .iter()
+            .filter_map(|((_, to), link)| match to {
+                Endpoint::Node(Node::Broker(id)) => Some([
+                    (link.addr().port(), *id),
+                    (link.upstream().port(), *id),
+                ]),
+                _ => None,
+            })
+            .flatten()
+            .collect()
     }
 
     /// The client→broker links to the Kafka listeners, each rewriting broker addresses in the
@@ -151,7 +135,7 @@ impl Network {
     async fn start_kafka_links(
         kafka_brokers: &BTreeMap<u32, SocketAddr>,
         seed: u64,
-    ) -> std::io::Result<(BTreeMap<(Endpoint, Endpoint), Link>, Arc<AddressMap>)> {
+    ) -> std::io::Result<BTreeMap<(Endpoint, Endpoint), Link>> {
         let addresses = Arc::new(AddressMap::new());
         let mut kafka_links = BTreeMap::new();
         for (i, (&id, &upstream)) in kafka_brokers.iter().enumerate() {
@@ -164,9 +148,10 @@ impl Network {
             })?;
             // Filled before any client can connect: `start` returns after this loop.
             addresses.insert(node_id, link.addr());
+            addresses.insert_port(upstream.port(), link.addr());
             kafka_links.insert((from, to), link);
         }
-        Ok((kafka_links, addresses))
+        Ok(kafka_links)
     }
 
     /// The proxy address of the client→broker link to `broker`'s Kafka listener.
@@ -210,7 +195,7 @@ impl Network {
             controller,
             brokers,
             kafka_brokers,
-            kafka_node_ids: self.kafka_node_ids(),
+            kafka_ports: self.kafka_ports(),
         }
     }
 

@@ -121,6 +121,7 @@ pub struct LinkStats {
 pub struct Link {
     name: String,
     listen_addr: SocketAddr,
+    upstream: SocketAddr,
     control: watch::Sender<LinkControl>,
     stats: Arc<LinkStats>,
     accept_task: JoinHandle<()>,
@@ -182,6 +183,7 @@ impl Link {
         Ok(Link {
             name: name.to_string(),
             listen_addr,
+            upstream,
             control,
             stats,
             accept_task,
@@ -195,6 +197,11 @@ impl Link {
     /// The address the link's source connects to.
     pub fn addr(&self) -> SocketAddr {
         self.listen_addr
+    }
+
+    /// The address the link carries connections to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.upstream
     }
 
     pub fn control(&self) -> LinkControl {

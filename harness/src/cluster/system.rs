@@ -60,9 +60,27 @@ pub struct NodesSpec {
     /// How long each node has to get ready, e.g. `30s`.
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout: String,
+    /// What a node's Kafka Metadata lists: every live node, or only itself.
+    #[serde(default)]
+    pub metadata: MetadataScope,
     /// Prints the node's surviving log in the dump format (docs/results.md) on stdout; run
     /// after the node stopped, in its data dir.
     pub dump: Option<String>,
+}
+
+/// What one node's Kafka Metadata answer covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetadataScope {
+    /// Every live node, and each partition's leader and ISR across them (Kafka, faultline-node).
+    #[default]
+    Cluster,
+    /// Only the node asked, which answers as the leader of every partition: brokers that share
+    /// their log through storage rather than replicate it (Tansu 0.6.0 on PostgreSQL: each
+    /// broker lists only itself, tansu-storage `pg.rs` `brokers`). The harness asks every node
+    /// and takes the nodes that answer as the live ones.
+    #[serde(rename = "self")]
+    OnlySelf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -96,6 +114,10 @@ pub struct PromiseSpec {
     /// The strongest acks the system honours: `all`, `1` or `0`.
     pub acks: String,
     pub min_insync_replicas: u32,
+    /// An acknowledged write is on stable storage (fsynced) when acknowledged: a power loss
+    /// may take nothing acknowledged. Default false, as Kafka (which leaves flushing to the OS).
+    #[serde(default)]
+    pub fsync: bool,
     /// Why it promises less, when it does (printed with the guarantee).
     pub note: Option<String>,
 }
@@ -137,6 +159,17 @@ impl SystemFile {
         file.check()
             .map_err(|e| format!("system file {}: {e}", path.display()))?;
         Ok(file)
+    }
+
+    /// The directory that holds the file, absolute: `{system_dir}`, for scripts beside it.
+    pub fn dir(&self) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
     }
 
     fn check(&self) -> Result<(), String> {
@@ -228,6 +261,7 @@ impl SystemFile {
             dump: self.nodes.dump.is_some(),
             promise_acks: self.promise_acks().expect("checked at load"),
             promise_min_insync_replicas: self.promise.min_insync_replicas,
+            promise_fsync: self.promise.fsync,
         }
     }
 }
@@ -271,6 +305,7 @@ impl Template {
             "kafka_port",
             "port",
             "bootstrap",
+            "system_dir",
             "topic",
             "partitions",
             "replication_factor",

@@ -20,7 +20,7 @@ use super::{
     SETUP_DEADLINE,
 };
 use crate::cluster::node::Endpoint;
-use crate::cluster::system::shell;
+use crate::cluster::system::{shell, MetadataScope};
 
 impl Cluster {
     /// Allocates the ports, starts the links and the services, then every node, and waits
@@ -79,11 +79,16 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// The shared placeholders: every node's Kafka port, `{bootstrap}` and the services' ports.
+    /// The shared placeholders: every node's Kafka port, `{bootstrap}`, `{system_dir}` and the
+    /// services' ports.
     fn base_template(&self, service_ports: &BTreeMap<String, u16>) -> Template {
         let bootstrap: Vec<String> = self.kafka_addrs.values().map(|a| a.to_string()).collect();
+        let mut plain = BTreeMap::from([("bootstrap".to_string(), bootstrap.join(","))]);
+        if let Some(system) = &self.spec.system {
+            plain.insert("system_dir".into(), system.dir().display().to_string());
+        }
         Template {
-            plain: [("bootstrap".to_string(), bootstrap.join(","))].into(),
+            plain,
             kafka_ports: self
                 .kafka_addrs
                 .iter()
@@ -177,6 +182,10 @@ impl Cluster {
         for (&id, &addr) in &self.kafka_addrs {
             self.wait_kafka_ready(id, addr, deadline, timeout).await?;
         }
+        if system.nodes.metadata == MetadataScope::OnlySelf {
+            // Each lists itself, checked just above; there is no membership to wait for.
+            return Ok(());
+        }
         // Each node answering is not yet a cluster: wait until Metadata lists them all (for
         // faultline-node, until every broker registered with its controller).
         let count = self.kafka_addrs.len();
@@ -195,8 +204,7 @@ impl Cluster {
 
     /// Polls a node's Kafka port with Metadata until the node lists itself there (a
     /// faultline-node broker answers before it has registered), failing early if it exits.
-    /// Learns the Kafka node id it gives itself: the broker listed at its own Kafka port
-    /// (Tansu calls itself 111, faultline-node uses the id it was given).
+    /// The id it gives itself does not matter: Metadata is renumbered by port.
     async fn wait_kafka_ready(
         &self,
         id: u32,
@@ -209,8 +217,7 @@ impl Cluster {
         let mut listed = None;
         loop {
             if let Ok(brokers) = self.kafka.metadata_raw_brokers(addr).await {
-                if let Some((kafka_id, _)) = brokers.iter().find(|(_, p)| *p == addr.port()) {
-                    self.network.name_kafka_node(id, *kafka_id);
+                if brokers.iter().any(|(_, p)| *p == addr.port()) {
                     return Ok(());
                 }
                 listed = Some(brokers);
@@ -243,7 +250,7 @@ impl Cluster {
     pub(super) async fn kafka_metadata(&self) -> Option<Metadata> {
         for &addr in self.kafka_addrs.values() {
             if let Ok(mut metadata) = self.kafka.metadata(addr, &[]).await {
-                metadata.renumber(&self.network.kafka_node_ids());
+                metadata.renumber(&self.network.kafka_ports());
                 return Some(metadata);
             }
         }

@@ -367,6 +367,7 @@ impl Run {
                 kill_signal: self.opts.nemesis.kill_signal,
                 targets: self.opts.nemesis.targets.clone(),
                 legacy_hw: self.opts.config.kafka_version.hw_truncation(),
+                controller: self.cluster.controller_addr.is_some(),
             };
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {

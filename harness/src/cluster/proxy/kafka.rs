@@ -1,10 +1,10 @@
 //! Kafka-aware framing for a client→broker link, so that Kafka clients stay behind the proxy.
-//! A broker tells its clients where to connect: every broker's host and port in Metadata
-//! responses, the coordinator's in FindCoordinator responses. A third-party broker advertises
+//! A broker tells its clients where to connect: every broker's host and port in Metadata and
+//! DescribeCluster responses, the coordinator's in FindCoordinator responses. A third-party broker advertises
 //! its own address there, so after bootstrap a client would connect straight to it and faults on
 //! the link would miss it. This module reads a link's connections as Kafka frames (a 4-byte
 //! big-endian size, then the message) and rewrites those addresses to the proxy links that lead
-//! to the same brokers, by node id ([`AddressMap`]); every other response, and every request,
+//! to the same brokers, by advertised port or node id ([`AddressMap`]); every other response, and every request,
 //! passes byte for byte. Messages are decoded and encoded by the `kafka-protocol` crate; `guard`
 //! checks a response's shape before the crate decodes it (it says why).
 //!
@@ -52,7 +52,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorResponse, MetadataResponse, RequestHeader, ResponseHeader,
+    ApiKey, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse, RequestHeader,
+    ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 
@@ -72,11 +73,17 @@ const RESPONSE_HEAD_BYTES: usize = 4;
 /// shorter, and its first read usually holds this much, so holding it delays nothing.
 const PRODUCE_HEAD_BYTES: usize = 512;
 
-/// Which proxy address leads to which broker, by Kafka node id. Filled by `network` once the
-/// links are bound; a node id it lacks keeps the address the broker gave.
+/// Which proxy address leads to which broker: by the port the broker advertises (its real
+/// Kafka port; every node is on loopback), else by Kafka node id. Filled by `network` once the
+/// links are bound; an address it knows neither way stays as the broker gave it.
+///
+/// The port comes first because node ids need not be unique across a system's brokers: every
+/// Tansu 0.6.0 broker calls itself node 111 and lists only itself (tansu-broker `NODE_ID`,
+/// tansu-storage `pg.rs` `brokers`), so only its advertised address tells them apart.
 #[derive(Debug, Default)]
 pub struct AddressMap {
     brokers: RwLock<BTreeMap<i32, SocketAddr>>,
+    ports: RwLock<BTreeMap<u16, SocketAddr>>,
 }
 
 impl AddressMap {
@@ -91,12 +98,30 @@ impl AddressMap {
             .insert(node_id, addr);
     }
 
-    pub fn get(&self, node_id: i32) -> Option<SocketAddr> {
-        self.brokers
-            .read()
+    /// The broker advertising `port` (its real Kafka port) is reached through `proxy`.
+    pub fn insert_port(&self, port: u16, proxy: SocketAddr) {
+        self.ports
+            .write()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&node_id)
-            .copied()
+            .insert(port, proxy);
+    }
+
+    /// The proxy for the broker advertising `port` as node `node_id`: by port, else by id.
+    pub fn get(&self, node_id: i32, port: i32) -> Option<SocketAddr> {
+        let by_port = u16::try_from(port).ok().and_then(|port| {
+            self.ports
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&port)
+                .copied()
+        });
+        by_port.or_else(|| {
+            self.brokers
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&node_id)
+                .copied()
+        })
     }
 }
 
@@ -369,7 +394,11 @@ impl Framer {
                 expected: request.correlation_id,
             });
         }
-        let rewritten = [ApiKey::Metadata as i16, ApiKey::FindCoordinator as i16];
+        let rewritten = [
+            ApiKey::Metadata as i16,
+            ApiKey::FindCoordinator as i16,
+            ApiKey::DescribeCluster as i16,
+        ];
         Ok(match rewritten.contains(&request.api_key) {
             true => Decision::Whole(request),
             false => Decision::Pass,
@@ -516,6 +545,23 @@ pub fn rewrite_response(request: Request, message: &Bytes, addresses: &AddressMa
                 changed
             },
         ),
+        Ok(ApiKey::DescribeCluster) => rewrite_as(
+            ApiKey::DescribeCluster,
+            version,
+            message,
+            |d: &mut DescribeClusterResponse| {
+                let mut changed = false;
+                for broker in &mut d.brokers {
+                    changed |= point_at_proxy(
+                        *broker.broker_id,
+                        &mut broker.host,
+                        &mut broker.port,
+                        addresses,
+                    );
+                }
+                changed
+            },
+        ),
         _ => Unchanged,
     }
 }
@@ -580,14 +626,14 @@ fn encode<T: Encodable>(
     Ok(buf)
 }
 
-/// Points one advertised address at the proxy of its node id; true if it changed.
+/// Points one advertised address at the proxy in front of it; true if it changed.
 fn point_at_proxy(
     node_id: i32,
     host: &mut StrBytes,
     port: &mut i32,
     addresses: &AddressMap,
 ) -> bool {
-    let Some(proxy) = addresses.get(node_id) else {
+    let Some(proxy) = addresses.get(node_id, *port) else {
         return false;
     };
     let proxy_host = proxy.ip().to_string();

@@ -62,9 +62,14 @@ impl LeaderLoss {
         if ctx.legacy_hw && rng.gen_bool(0.5) {
             return LeaderLoss::Twice;
         }
-        *LeaderLoss::ALL
+        let chosen = *LeaderLoss::ALL
             .choose_weighted(rng, |v| v.weight())
-            .expect("the variants are listed and weigh something")
+            .expect("the variants are listed and weigh something");
+        match chosen {
+            // Without a controller (a system file's system) the leader goes down alone.
+            LeaderLoss::WithController if !ctx.controller => LeaderLoss::Plain,
+            chosen => chosen,
+        }
     }
 
     /// The variant's steps; the leader stays down for `down` before the plan heals.

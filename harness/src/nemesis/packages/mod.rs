@@ -117,6 +117,8 @@ pub struct PlanContext {
     /// The brokers truncate to their HW when they follow a new leader
     /// (`--replication-protocol legacy-hw`): `leader-loss` then aims at that window more often.
     pub legacy_hw: bool,
+    /// The cluster has a controller to aim at (faultline-node); a system file's system has none.
+    pub controller: bool,
 }
 
 impl PlanContext {
@@ -152,7 +154,9 @@ impl PlanContext {
             TargetKind::Random => Target::Random,
             TargetKind::Leader => Target::Leader(Some(tp.clone())),
             TargetKind::Follower => Target::Follower(Some(tp.clone())),
-            TargetKind::Controller => Target::Node(Node::Controller),
+            TargetKind::Controller if self.controller => Target::Node(Node::Controller),
+            // No controller (a system file's system): any broker.
+            TargetKind::Controller => Target::Random,
         }
     }
 }

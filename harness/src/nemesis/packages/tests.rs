@@ -24,7 +24,32 @@ fn ctx() -> PlanContext {
         kill_signal: KillSignal::Kill,
         targets: crate::nemesis::generator::TargetKind::ALL.to_vec(),
         legacy_hw: false,
+        controller: true,
     }
+}
+
+#[test]
+fn without_a_controller_no_plan_aims_at_one() {
+    let without = PlanContext {
+        controller: false,
+        ..ctx()
+    };
+    let mut variants = std::collections::BTreeSet::new();
+    for kind in FaultKind::ALL {
+        for seed in 0..200 {
+            let plan = plan(kind, &mut StdRng::seed_from_u64(seed), &without);
+            variants.insert(plan.variant);
+            let text = format!("{:?}", plan.steps);
+            assert!(!text.contains("Controller"), "{kind:?} seed {seed}: {text}");
+        }
+    }
+    assert!(!variants.contains("with-controller"), "{variants:?}");
+    // The check can fail: with a controller, plans do name it.
+    let with: usize = (0..200)
+        .map(|seed| plan(FaultKind::LeaderLoss, &mut StdRng::seed_from_u64(seed), &ctx()))
+        .filter(|p| format!("{:?}", p.steps).contains("Controller"))
+        .count();
+    assert!(with > 0);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Checks the shape of a Metadata or FindCoordinator response body before the codec decodes it.
+//! Checks the shape of a Metadata, FindCoordinator or DescribeCluster response body before the codec decodes it.
 //! The `kafka-protocol` crate sizes a vector from the element count a message claims
 //! (`Vec::with_capacity(n)`), so a body claiming two billion topics would make it ask for
 //! hundreds of GiB, and a failed allocation aborts the process: the proxy must not take the
@@ -14,6 +14,7 @@ use kafka_protocol::messages::ApiKey;
 /// flexible versions and classic (INT16 / INT32 length) before them; the walk is told which.
 #[derive(Debug, Clone)]
 enum Field {
+    I8,
     I16,
     I32,
     Bool,
@@ -29,11 +30,12 @@ enum Field {
 use Field::*;
 
 /// Walks `body` (the message after its response header) as `key`'s response at `version`.
-/// Only the two APIs whose responses the proxy rewrites have a schema here.
+/// Only the APIs whose responses the proxy rewrites have a schema here.
 pub(super) fn check(key: ApiKey, version: i16, body: &[u8]) -> Result<(), String> {
     let (fields, flexible) = match key {
         ApiKey::Metadata => (metadata(version), version >= 9),
         ApiKey::FindCoordinator => (find_coordinator(version), version >= 3),
+        ApiKey::DescribeCluster => (describe_cluster(version), true),
         other => return Err(format!("no schema for {other:?} responses")),
     };
     let mut cursor = Cursor {
@@ -124,6 +126,22 @@ fn find_coordinator(version: i16) -> Vec<Field> {
     fields
 }
 
+/// DescribeClusterResponse v0..=2 (Kafka's `DescribeClusterResponse.json`; flexible from v0,
+/// `EndpointType` from v1, a broker's `IsFenced` from v2).
+fn describe_cluster(version: i16) -> Vec<Field> {
+    let mut broker = vec![I32, Str, I32, Str]; // broker_id, host, port, rack
+    if version >= 2 {
+        broker.push(Bool); // is_fenced
+    }
+    broker.push(Tags);
+    let mut fields = vec![I32, I16, Str]; // throttle_time_ms, error_code, error_message
+    if version >= 1 {
+        fields.push(I8); // endpoint_type
+    }
+    fields.extend([Str, I32, Array(broker), I32, Tags]); // cluster_id, controller_id, ..
+    fields
+}
+
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -211,6 +229,7 @@ impl Cursor<'_> {
     fn walk(&mut self, fields: &[Field]) -> Result<(), String> {
         for field in fields {
             match field {
+                I8 => drop(self.take(1)?),
                 I16 => drop(self.take(2)?),
                 I32 => drop(self.take(4)?),
                 Bool => drop(self.take(1)?),

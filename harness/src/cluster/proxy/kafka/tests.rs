@@ -1,5 +1,5 @@
 //! The framer and the rewrite on their own, with frames encoded by the `kafka-protocol` crate:
-//! every Metadata and FindCoordinator version's broker addresses are rewritten and nothing else
+//! every Metadata, FindCoordinator and DescribeCluster version's broker addresses are rewritten and nothing else
 //! changes, frames split anywhere give the same bytes, and bad frames close the connection
 //! without a panic or an unbounded allocation. Real sockets are `harness/tests/it/kafka_proxy.rs`.
 
@@ -8,13 +8,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FindCoordinatorResponse, MetadataResponse, ProduceRequest, RequestHeader,
+    ApiKey, BrokerId, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse, ProduceRequest, RequestHeader,
     ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -263,6 +264,79 @@ fn find_coordinator_points_at_the_proxy_in_the_old_and_the_array_form() {
         got.coordinators[0].host = original.coordinators[0].host.clone();
         got.coordinators[0].port = original.coordinators[0].port;
         assert_eq!(got, original, "v{version}");
+    }
+}
+
+#[test]
+fn describe_cluster_brokers_point_at_the_proxies_in_every_version() {
+    for version in 0..=2 {
+        let broker = |id: i32| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(str_bytes(&format!("kafka-{id}.example.com")))
+                .with_port(9092 + id)
+                .with_rack(Some(str_bytes("rack-a")))
+                .with_is_fenced(version >= 2 && id == 2)
+        };
+        let mut original = DescribeClusterResponse::default()
+            .with_throttle_time_ms(1)
+            .with_cluster_id(str_bytes("c"))
+            .with_controller_id(BrokerId(1))
+            .with_brokers(vec![broker(1), broker(2), broker(3)]);
+        if version >= 1 {
+            original = original.with_endpoint_type(1);
+        }
+        let to_broker = request(ApiKey::DescribeCluster, version, 9, b"\x00\x00");
+        let from_broker = response(ApiKey::DescribeCluster, version, 9, &original);
+        let (answer, stats) = exchange(&to_broker, &from_broker);
+        let (_, mut got) =
+            decode::<DescribeClusterResponse>(ApiKey::DescribeCluster, version, &answer);
+        let addresses: Vec<String> = got
+            .brokers
+            .iter()
+            .map(|b| format!("{}:{}", b.host.as_str(), b.port))
+            .collect();
+        assert_eq!(
+            addresses,
+            [PROXY_1, PROXY_2, "kafka-3.example.com:9095"],
+            "v{version}"
+        );
+        for (broker, before) in got.brokers.iter_mut().zip(&original.brokers) {
+            broker.host = before.host.clone();
+            broker.port = before.port;
+        }
+        assert_eq!(got, original, "v{version}");
+        assert_eq!(stats.kafka_responses_rewritten.load(Ordering::Relaxed), 1);
+    }
+}
+
+/// Every Tansu 0.6.0 broker calls itself node 111: the advertised port, not the id, says which
+/// link leads to it.
+#[test]
+fn brokers_sharing_one_node_id_are_told_apart_by_their_advertised_port() {
+    let addresses = AddressMap::new();
+    addresses.insert(111, PROXY_1.parse().unwrap());
+    addresses.insert_port(19092, PROXY_1.parse().unwrap());
+    addresses.insert_port(19093, PROXY_2.parse().unwrap());
+    let tansu = |port: i32| {
+        MetadataResponse::default().with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(111))
+            .with_host(str_bytes("127.0.0.1"))
+            .with_port(port)])
+    };
+    for (port, proxy) in [(19092, 41001), (19093, 41002), (19094, 41001)] {
+        let message = response(ApiKey::Metadata, 7, 3, &tansu(port));
+        let request = Request {
+            api_key: ApiKey::Metadata as i16,
+            api_version: 7,
+            correlation_id: 3,
+        };
+        let Rewrite::Changed(new) = rewrite_response(request, &Bytes::from(message[4..].to_vec()), &addresses)
+        else {
+            panic!("port {port}: the address was not rewritten");
+        };
+        let (_, got) = decode::<MetadataResponse>(ApiKey::Metadata, 7, &framed(&new));
+        assert_eq!(got.brokers[0].port, proxy, "advertised port {port}");
     }
 }
 
