@@ -480,7 +480,10 @@ mod tests {
             m.renumber(&ports);
             assert_eq!(m.brokers[0].id, ours, "port {port}");
             let p = m.partition("t", 0).unwrap();
-            assert_eq!((p.leader, &p.isr, &p.replicas), (Some(ours), &vec![ours], &vec![ours]));
+            assert_eq!(
+                (p.leader, &p.isr, &p.replicas),
+                (Some(ours), &vec![ours], &vec![ours])
+            );
         }
         // A port the harness does not know leaves the answer as it was.
         let mut unknown = tansu_answer(9999);
