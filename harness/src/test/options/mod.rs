@@ -213,7 +213,9 @@ impl TestRequest {
         }
         // n − 1 keeps Kafka's promise in reach; one node has no n − 1 to spare, and a run that
         // may fault nothing would test nothing, so its default is the node itself.
-        let max_faulty = self.max_faulty.unwrap_or(self.nodes.saturating_sub(1).max(1));
+        let max_faulty = self
+            .max_faulty
+            .unwrap_or(self.nodes.saturating_sub(1).max(1));
         if max_faulty > self.nodes {
             return Err(bad(format!(
                 "--max-faulty must be at most --nodes ({}), got {max_faulty}",
