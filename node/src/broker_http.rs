@@ -73,6 +73,12 @@ async fn produce(State(broker): State<Shared>, body: Body) -> ApiResult<ProduceR
 /// A new idempotent producer: an id no other producer has, epoch 0 (Kafka's InitProducerId
 /// without a transactional id).
 async fn init_producer_id(State(broker): State<Shared>) -> ApiResult<InitProducerIdResponse> {
+    if !broker.config.version.rules().idempotent_producer {
+        return Err(ApiError::invalid(format!(
+            "Kafka {} has no idempotent producer (KIP-98 came in 0.11.0)",
+            broker.config.version
+        )));
+    }
     Ok(Json(InitProducerIdResponse {
         producer_id: broker.new_producer_id(),
         producer_epoch: 0,

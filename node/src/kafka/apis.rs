@@ -647,6 +647,13 @@ fn init_producer_id(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitPro
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
+    if !broker.config.version.rules().idempotent_producer {
+        // Kafka 0.10.2 has no InitProducerId (KIP-98 came in 0.11.0).
+        return InitProducerIdResponse::default()
+            .with_error_code(code::UNSUPPORTED_VERSION)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     InitProducerIdResponse::default()
         .with_producer_id(ProducerId(broker.new_producer_id()))
         .with_producer_epoch(0)

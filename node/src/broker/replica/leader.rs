@@ -405,6 +405,8 @@ impl Replica {
         // offsets and appends nothing, a gap or an old epoch is refused (Kafka's log append,
         // `UnifiedLog.analyzeAndValidateProducerState`; it runs after `Partition`'s min ISR
         // check, so NOT_ENOUGH_REPLICAS comes first here too).
+        // Kafka 0.10.2 predates the idempotent producer: a stamp means nothing there.
+        let producer = producer.filter(|_| self.rules.idempotent_producer);
         if let Some(p) = producer {
             match self.log.check_producer(p, values.len() as u32) {
                 Ok(ClientBatch::Append) => {}

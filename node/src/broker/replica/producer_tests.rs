@@ -91,11 +91,7 @@ fn an_older_producer_epoch_is_refused() {
 /// accepted (its answer lost) is answered with the original offsets, not written twice.
 #[test]
 fn a_new_leader_dedups_what_the_old_leader_accepted() {
-    for version in [
-        KafkaVersion::V4_1,
-        KafkaVersion::V3_7,
-        KafkaVersion::V0_10_2,
-    ] {
+    for version in [KafkaVersion::V4_1, KafkaVersion::V3_7] {
         let mut old = leader_of(version, &[1, 2, 3]);
         old.replica
             .append_as_leader(values(3), Acks::All, 1_000, stamp(0))
@@ -149,4 +145,16 @@ fn truncation_rebuilds_the_producer_state() {
         Ok((3, 4))
     );
     assert_eq!(r.leo(), 5);
+}
+
+/// Kafka 0.10.2 predates the idempotent producer (KIP-98, 0.11.0): a stamp is ignored and a
+/// retry is written again, the at-least-once the old producer gave.
+#[test]
+fn kafka_0_10_2_keeps_no_producer_state() {
+    let mut f = leader_of(KafkaVersion::V0_10_2, &[1, 2, 3]);
+    let r = &mut f.replica;
+    assert_eq!(r.append_as_leader(values(2), Acks::One, 1_000, stamp(0)), Ok((0, 1)));
+    assert_eq!(r.append_as_leader(values(2), Acks::One, 1_001, stamp(0)), Ok((2, 3)));
+    assert_eq!(r.append_as_leader(values(1), Acks::One, 1_002, stamp(77)), Ok((4, 4)));
+    assert!(r.log.producers().is_empty());
 }
