@@ -137,7 +137,19 @@ pub(crate) async fn produce(
             leader_epoch: None,
         });
     }
-    Ok(append_answered(&handle, args.values, args.acks, timeout_ms, args.producer).await?)
+    let answer =
+        append_answered(&handle, args.values, args.acks, timeout_ms, args.producer).await?;
+    if let (Some(p), Some(duplicate)) = (args.producer, answer.1) {
+        // The leader answered a retry from the log instead of writing it twice.
+        broker.events.emit(
+            "duplicate_batch",
+            serde_json::json!({"topic": args.topic, "partition": args.partition,
+                   "producer_id": p.producer_id, "producer_epoch": p.producer_epoch,
+                   "base_sequence": p.base_sequence, "first_offset": duplicate.0,
+                   "last_offset": duplicate.1}),
+        );
+    }
+    Ok(answer.0)
 }
 
 /// acks=0: the client is answered before the append, and never learns its outcome.
@@ -168,14 +180,17 @@ async fn append_answered(
     acks: Acks,
     timeout_ms: u64,
     producer: Option<ProducerBatch>,
-) -> Result<ProduceResponse, ApiError> {
-    let (base, last, epoch, leader_since) = {
+) -> Result<(ProduceResponse, Option<(u64, u64)>), ApiError> {
+    let (base, last, epoch, leader_since, duplicate) = {
         let mut r = handle.lock();
+        let leo_before = r.leo();
         let (base, last) = r.append_as_leader(values, acks, now_ms(), producer)?;
+        // An append always moves the LEO: an answer without one is a duplicate's.
+        let duplicate = (r.leo() == leo_before).then_some((base, last));
         let since = r
             .leader_since_epoch()
             .expect("a replica that appended leads");
-        (base, last, r.current_epoch(), since)
+        (base, last, r.current_epoch(), since, duplicate)
     };
     handle.notify();
     let ok = ProduceResponse {
@@ -184,14 +199,14 @@ async fn append_answered(
         leader_epoch: Some(epoch),
     };
     if acks == Acks::One {
-        return Ok(ok);
+        return Ok((ok, duplicate));
     }
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     match handle
         .wait_for(deadline, |r| r.acks_all_status(last, leader_since))
         .await
     {
-        Some(Ok(())) => Ok(ok),
+        Some(Ok(())) => Ok((ok, duplicate)),
         Some(Err(e)) => Err(e),
         None => Err(ApiError::new(
             ErrorCode::RequestTimedOut,

@@ -44,26 +44,50 @@ async fn a_new_leader_answers_a_retry_with_the_original_offsets() {
     let producer = (id["producer_id"].as_i64().unwrap(), 0);
     assert_eq!(id["producer_epoch"], 0);
     let (_, other) = init_producer(&c, leader).await;
-    assert_ne!(other["producer_id"], id["producer_id"], "ids are not shared");
+    assert_ne!(
+        other["producer_id"], id["producer_id"],
+        "ids are not shared"
+    );
 
     let first = values("a", 3);
     let (status, answer) = produce_stamped(&c, leader, producer, 0, &first).await;
-    assert_eq!((status, answer["base_offset"].as_u64()), (200, Some(0)), "{answer}");
+    assert_eq!(
+        (status, answer["base_offset"].as_u64()),
+        (200, Some(0)),
+        "{answer}"
+    );
     let (status, answer) = produce_stamped(&c, leader, producer, 3, &values("b", 2)).await;
-    assert_eq!((status, answer["base_offset"].as_u64()), (200, Some(3)), "{answer}");
+    assert_eq!(
+        (status, answer["base_offset"].as_u64()),
+        (200, Some(3)),
+        "{answer}"
+    );
     // The same leader: a retry of the first batch.
     let (status, answer) = produce_stamped(&c, leader, producer, 0, &first).await;
-    assert_eq!((status, answer["base_offset"].as_u64()), (200, Some(0)), "{answer}");
+    assert_eq!(
+        (status, answer["base_offset"].as_u64()),
+        (200, Some(0)),
+        "{answer}"
+    );
     assert_eq!(answer["count"], 3);
     // A gap.
     let (status, answer) = produce_stamped(&c, leader, producer, 9, &values("c", 1)).await;
-    assert_eq!((status, answer["error"].as_str()), (409, Some("OUT_OF_ORDER_SEQUENCE_NUMBER")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (409, Some("OUT_OF_ORDER_SEQUENCE_NUMBER"))
+    );
     // Half a stamp is a bad request.
     let half = json!({"topic": "t", "partition": 0, "acks": "all", "records": [{"value": "x"}],
                       "producer_id": producer.0});
-    let (status, answer) = c.post(&c.broker_url(leader, "/v1/produce"), &half).await.unwrap();
+    let (status, answer) = c
+        .post(&c.broker_url(leader, "/v1/produce"), &half)
+        .await
+        .unwrap();
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["message"].as_str().unwrap().contains("all three or none"));
+    assert!(answer["message"]
+        .as_str()
+        .unwrap()
+        .contains("all three or none"));
 
     // The old leader dies; the new one, elected from the ISR, holds the producer's batches and
     // their stamps, so a retry of the second batch is a duplicate there too.
@@ -74,15 +98,23 @@ async fn a_new_leader_answers_a_retry_with_the_original_offsets() {
         })
         .await;
     let answer = c
-        .poll("the new leader to answer the retry", Duration::from_secs(15), || async {
-            let (status, answer) =
-                produce_stamped(&c, new_leader, producer, 3, &values("b", 2)).await;
-            (status == 200).then_some(answer)
-        })
+        .poll(
+            "the new leader to answer the retry",
+            Duration::from_secs(15),
+            || async {
+                let (status, answer) =
+                    produce_stamped(&c, new_leader, producer, 3, &values("b", 2)).await;
+                (status == 200).then_some(answer)
+            },
+        )
         .await;
     assert_eq!(answer["base_offset"].as_u64(), Some(3), "{answer}");
     let (status, answer) = produce_stamped(&c, new_leader, producer, 5, &values("d", 1)).await;
-    assert_eq!((status, answer["base_offset"].as_u64()), (200, Some(5)), "{answer}");
+    assert_eq!(
+        (status, answer["base_offset"].as_u64()),
+        (200, Some(5)),
+        "{answer}"
+    );
     let (_, log) = c.read_all(new_leader, "t", 0).await;
     let read: Vec<&str> = log.iter().map(|(_, v)| v.as_str()).collect();
     assert_eq!(read.len(), 6, "every value once: {read:?}");
@@ -100,6 +132,9 @@ async fn kafka_0_10_2_gives_no_producer_ids() {
     let leader = c.leader("t", 0).await.unwrap();
     let (status, answer) = init_producer(&c, leader).await;
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["message"].as_str().unwrap().contains("KIP-98"), "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("KIP-98"),
+        "{answer}"
+    );
     c.stop_all();
 }

@@ -213,18 +213,26 @@ async fn confluent_kafka_idempotent_producer_writes_each_value_once_across_a_lea
     ]);
     let client = tokio::spawn(async move { run(&mut command, None).await });
     let leader = c.leader(topic, 0).await.unwrap();
-    c.poll("300 records at the leader", Duration::from_secs(20), || async {
-        let state = c.replica_state(leader, topic, 0).await?;
-        (state["log_end_offset"].as_u64()? >= 300).then_some(())
-    })
+    c.poll(
+        "300 records at the leader",
+        Duration::from_secs(20),
+        || async {
+            let state = c.replica_state(leader, topic, 0).await?;
+            (state["log_end_offset"].as_u64()? >= 300).then_some(())
+        },
+    )
     .await;
     c.kill(leader);
     let (ok, out, err) = client.await.unwrap();
     assert!(ok, "the client failed: {err}\n{}", c.diagnostics());
-    let answer: serde_json::Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {out}\n{err}"));
+    let answer: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("no JSON ({e}): {out}\n{err}"));
     let acked: Vec<String> = serde_json::from_value(answer["acked"].clone()).unwrap();
-    assert!(acked.len() > 300, "acknowledged {} of {n}: {err}", acked.len());
+    assert!(
+        acked.len() > 300,
+        "acknowledged {} of {n}: {err}",
+        acked.len()
+    );
     let new_leader = c.leader(topic, 0).await.expect("a new leader");
     assert_ne!(new_leader, leader);
     let (_, records) = c.read_all(new_leader, topic, 0).await;
@@ -233,7 +241,10 @@ async fn confluent_kafka_idempotent_producer_writes_each_value_once_across_a_lea
     let twice: Vec<&String> = log.iter().filter(|v| !seen.insert(*v)).collect();
     assert!(twice.is_empty(), "written twice: {twice:?}");
     let missing: Vec<&String> = acked.iter().filter(|v| !seen.contains(*v)).collect();
-    assert!(missing.is_empty(), "acknowledged but not in the log: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not in the log: {missing:?}"
+    );
     let index = |v: &String| v.trim_start_matches("idem-").parse::<u32>().unwrap();
     let order: Vec<u32> = log.iter().map(index).collect();
     assert!(

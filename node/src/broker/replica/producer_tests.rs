@@ -153,8 +153,17 @@ fn truncation_rebuilds_the_producer_state() {
 fn kafka_0_10_2_keeps_no_producer_state() {
     let mut f = leader_of(KafkaVersion::V0_10_2, &[1, 2, 3]);
     let r = &mut f.replica;
-    assert_eq!(r.append_as_leader(values(2), Acks::One, 1_000, stamp(0)), Ok((0, 1)));
-    assert_eq!(r.append_as_leader(values(2), Acks::One, 1_001, stamp(0)), Ok((2, 3)));
-    assert_eq!(r.append_as_leader(values(1), Acks::One, 1_002, stamp(77)), Ok((4, 4)));
+    assert_eq!(
+        r.append_as_leader(values(2), Acks::One, 1_000, stamp(0)),
+        Ok((0, 1))
+    );
+    assert_eq!(
+        r.append_as_leader(values(2), Acks::One, 1_001, stamp(0)),
+        Ok((2, 3))
+    );
+    assert_eq!(
+        r.append_as_leader(values(1), Acks::One, 1_002, stamp(77)),
+        Ok((4, 4))
+    );
     assert!(r.log.producers().is_empty());
 }
