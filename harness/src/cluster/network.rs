@@ -25,7 +25,7 @@ use std::sync::Arc;
 use faultline_workloads::Endpoints;
 
 use crate::cluster::node::{Endpoint, Node};
-use crate::cluster::proxy::kafka::faults::{ResponseFault, ResponseFaults};
+use crate::cluster::proxy::kafka::faults::{Budget, ResponseFault, ResponseFaults};
 use crate::cluster::proxy::kafka::AddressMap;
 use crate::cluster::proxy::{Delay, Direction, Link};
 
@@ -282,10 +282,12 @@ impl Network {
     }
 
     /// Puts a message fault in force on the selected Kafka links, replacing one on the same
-    /// API key; returns on how many links.
+    /// API key; returns on how many links. Its count is shared: `count K` is the next K
+    /// matching responses on any of them.
     pub fn set_response_fault(&self, links: KafkaLinks, fault: ResponseFault) -> usize {
+        let budget = Budget::of(&fault);
         self.response_faults(links)
-            .map(|faults| faults.set(fault))
+            .map(|faults| faults.set_shared(fault, budget.clone()))
             .count()
     }
 

@@ -45,8 +45,8 @@
 //!
 //! Only the head of a frame (the size, the correlation id, a request's header) is held back;
 //! the rest passes as it arrives, so a large Fetch or Produce is streamed, not buffered. Only
-//! Metadata and FindCoordinator responses are held whole, and never more than
-//! [`MAX_FRAME_BYTES`]. A frame whose size is negative or over that limit, a request too short
+//! Metadata, FindCoordinator and DescribeCluster responses (and those whose error codes a fault
+//! replaces) are held whole, and never more than [`MAX_FRAME_BYTES`]. A frame whose size is negative or over that limit, a request too short
 //! for its header, and a response that answers no request or the wrong one close the
 //! connection: the stream is not Kafka as the proxy understands it, and guessing would corrupt
 //! it. A response the proxy cannot decode (a version newer than the codec, a body that does not

@@ -3,7 +3,8 @@
 //! for a while, or replace its error codes — for the next `count` of them or until removed. A
 //! link keeps at most one [`ResponseFault`] per API key in its [`ResponseFaults`], which every
 //! connection's response framer asks once per response; a counted fault is spent by the
-//! responses it changed, on whichever of the link's connections they passed.
+//! responses it changed, on whichever of the link's connections they passed — and, when one
+//! fault was put on several links at once, on whichever of those links ([`Budget`]).
 //!
 //! It also owns the names the schedule language gives API keys (`produce`, `init-producer-id`:
 //! the `kafka-protocol` crate's names in kebab case) and error codes (`NOT_LEADER_OR_FOLLOWER`:
@@ -11,8 +12,8 @@
 //! in the responses that support it ([`ERROR_RESPONSE_APIS`]). It knows nothing of schedules,
 //! of which links exist, or of when a fault is applied.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -53,11 +54,34 @@ pub fn replaces_errors(api_key: i16) -> bool {
     ERROR_RESPONSE_APIS.iter().any(|k| *k as i16 == api_key)
 }
 
+/// How many more responses a counted fault may change, shared by every link it was put on:
+/// `count K` on all links means the next K matching responses, wherever they pass.
+#[derive(Debug, Clone)]
+pub struct Budget(Arc<AtomicU32>);
+
+impl Budget {
+    /// The budget of `fault`: its count, or none (until removed).
+    pub fn of(fault: &ResponseFault) -> Option<Budget> {
+        fault.count.map(|k| Budget(Arc::new(AtomicU32::new(k))))
+    }
+
+    /// Spends one; false if none was left.
+    fn spend(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn left(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// A fault in force and how many more responses it may change.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Rule {
     fault: ResponseFault,
-    left: Option<u32>,
+    left: Option<Budget>,
 }
 
 /// The message faults in force on one link, shared by every framer of its connections.
@@ -69,14 +93,18 @@ pub struct ResponseFaults {
 }
 
 impl ResponseFaults {
-    /// Puts `fault` in force, replacing the one for the same API key, if any.
+    /// Puts `fault` in force on this link alone, replacing the one for the same API key, if
+    /// any.
     pub fn set(&self, fault: ResponseFault) {
+        self.set_shared(fault, Budget::of(&fault));
+    }
+
+    /// Puts `fault` in force with a count shared with other links (`left`, from
+    /// [`Budget::of`]), replacing the one for the same API key, if any.
+    pub fn set_shared(&self, fault: ResponseFault, left: Option<Budget>) {
         let mut rules = self.lock();
         rules.retain(|r| r.fault.api_key != fault.api_key);
-        rules.push(Rule {
-            fault,
-            left: fault.count,
-        });
+        rules.push(Rule { fault, left });
         self.any.store(true, Ordering::Release);
     }
 
@@ -98,35 +126,40 @@ impl ResponseFaults {
         removed
     }
 
-    /// The faults in force, each with the count it has left.
+    /// The faults in force with responses left to change, each with the count it has left.
     pub fn in_force(&self) -> Vec<ResponseFault> {
         self.lock()
             .iter()
             .map(|r| ResponseFault {
-                count: r.left,
+                count: r.left.as_ref().map(Budget::left),
                 ..r.fault
             })
+            .filter(|f| f.count != Some(0))
             .collect()
     }
 
     /// What to do to the next response of `api_key`, if a fault matches it; a counted fault
-    /// is spent by one, and removed when none is left.
+    /// is spent by one, and removed once none is left (here, or on another link sharing it).
     pub fn take(&self, api_key: i16) -> Option<ResponseAction> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
         let mut rules = self.lock();
         let at = rules.iter().position(|r| r.fault.api_key == api_key)?;
-        let rule = &mut rules[at];
+        let rule = &rules[at];
         let action = rule.fault.action;
-        if let Some(left) = &mut rule.left {
-            *left -= 1;
-            if *left == 0 {
-                rules.remove(at);
-                self.any.store(!rules.is_empty(), Ordering::Release);
+        let (spent, last) = match &rule.left {
+            None => (true, false),
+            Some(left) => {
+                let spent = left.spend();
+                (spent, left.left() == 0)
             }
+        };
+        if last {
+            rules.remove(at);
+            self.any.store(!rules.is_empty(), Ordering::Release);
         }
-        Some(action)
+        spent.then_some(action)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Rule>> {

@@ -1013,3 +1013,23 @@ fn a_fault_replaces_the_one_on_its_api_key_and_is_removed_alone() {
     assert_eq!(faults.clear(), 1);
     assert!(faults.in_force().is_empty());
 }
+
+#[test]
+fn a_count_shared_by_several_links_is_spent_on_any_of_them() {
+    let drop_two = fault(ApiKey::Produce, ResponseAction::Drop, Some(2));
+    let budget = super::faults::Budget::of(&drop_two);
+    let links = [
+        ResponseFaults::default(),
+        ResponseFaults::default(),
+        ResponseFaults::default(),
+    ];
+    for link in &links {
+        link.set_shared(drop_two, budget.clone());
+    }
+    assert_eq!(links[0].take(0), Some(ResponseAction::Drop));
+    assert_eq!(links[1].in_force()[0].count, Some(1));
+    assert_eq!(links[1].take(0), Some(ResponseAction::Drop));
+    // Spent elsewhere: the third link's rule gives nothing and is gone.
+    assert_eq!(links[2].take(0), None);
+    assert!(links.iter().all(|l| l.in_force().is_empty()));
+}
