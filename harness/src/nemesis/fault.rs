@@ -1,10 +1,10 @@
 //! The fault vocabulary, as data: a [`Fault`] is one concrete fault or heal that names nodes
 //! and links — kill/start, pause/resume, delay, partition/heal, power-loss, and the message
 //! faults drop-response/delay-response/error-response healed by pass-response (or heal) —
-//! exactly as the history records it and the executor applies it. It owns the words (`word`), the fields of a
-//! fault's `value` (`field`, and [`PowerLossOutcome`] for what a power loss learns), the one
-//! rule of which fault heals which ([`Fault::heal`]) and which brokers a fault makes faulty. A
-//! network partition is a [`NetworkPartition`] (never plain "partition", which in a Kafka tool
+//! exactly as the history records it and the executor applies it. It owns the words (`word`),
+//! the fields of a fault's `value` (`field`, and [`PowerLossOutcome`] for what a power loss
+//! learns), the one rule of which fault heals which ([`Fault::heal`]) and which brokers a fault
+//! makes faulty. A network partition is a [`NetworkPartition`] (never plain "partition", which in a Kafka tool
 //! is a topic partition). This module knows nothing of roles such as `leader` (the schedule
 //! language resolves those), of choosing faults (`generator`), of applying them (`executor`) or
 //! of the windows they open (`windows`, which reads these words and fields).

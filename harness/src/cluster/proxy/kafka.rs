@@ -46,10 +46,10 @@
 //! Only the head of a frame (the size, the correlation id, a request's header) is held back;
 //! the rest passes as it arrives, so a large Fetch or Produce is streamed, not buffered. Only
 //! Metadata, FindCoordinator and DescribeCluster responses (and those whose error codes a fault
-//! replaces) are held whole, and never more than [`MAX_FRAME_BYTES`]. A frame whose size is negative or over that limit, a request too short
-//! for its header, and a response that answers no request or the wrong one close the
-//! connection: the stream is not Kafka as the proxy understands it, and guessing would corrupt
-//! it. A response the proxy cannot decode (a version newer than the codec, a body that does not
+//! replaces) are held whole, and never more than [`MAX_FRAME_BYTES`]. A frame whose size is
+//! negative or over that limit, a request too short for its header, and a response that
+//! answers no request or the wrong one close the connection: the stream is not Kafka as the
+//! proxy understands it, and guessing would corrupt it. A response the proxy cannot decode (a version newer than the codec, a body that does not
 //! parse or would not re-encode byte for byte) passes unchanged, with a warning counted in the
 //! link's stats.
 
@@ -70,7 +70,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 
 use super::LinkStats;
-use faults::{replace_errors, ResponseAction, ResponseFaults};
+use faults::{replace_errors, replaces_errors, ResponseAction, ResponseFaults};
 
 /// The largest frame either way; Kafka's own default `socket.request.max.bytes` is 100 MiB.
 pub const MAX_FRAME_BYTES: usize = 100 << 20;
@@ -484,7 +484,17 @@ impl Framer {
                     .fetch_add(1, Ordering::Relaxed);
                 whole.hold = Some(Duration::from_millis(delay_ms));
             }
-            Some(ResponseAction::Error { code }) => whole.error_code = Some(code),
+            Some(ResponseAction::Error { code }) if replaces_errors(request.api_key) => {
+                whole.error_code = Some(code);
+            }
+            Some(ResponseAction::Error { .. }) => {
+                // The schedule language refuses it; a fault set through the API passes here.
+                tracing::warn!(
+                    link = %self.link,
+                    api_key = request.api_key,
+                    "error-response cannot replace the error codes of this API's responses"
+                );
+            }
             None => {}
         }
         let rewritten = [

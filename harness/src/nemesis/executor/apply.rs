@@ -1,7 +1,7 @@
 //! Applying a concrete fault to the cluster: signals through the supervisor, delays, cuts and
-//! message faults through the link proxies, and the power cut through the lazy mounts. It updates the network
-//! faults in force ([`InForce`]) under the lock its caller holds, and returns what it learnt
-//! for the record. It neither resolves roles (`resolve`), nor keeps the budget, nor records
+//! message faults through the link proxies, and the power cut through the lazy mounts. It
+//! updates the network faults in force ([`InForce`]) under the lock its caller holds, and
+//! returns what it learnt for the record. It neither resolves roles (`resolve`), nor keeps the budget, nor records
 //! (`executor`'s `mod.rs` does both).
 
 use serde_json::{Map, Value};

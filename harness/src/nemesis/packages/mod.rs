@@ -8,8 +8,8 @@
 //! The single faults of `--nemesis kill,pause,delay,partition` are one-step plans too: a fault,
 //! held for a while, then healed. `drop-response` (only with Kafka-aware links) drops the next
 //! few Produce responses from the leader, and in some plans then loses the leader, so a
-//! client's retry lands on a new one. `leader_loss` holds that package's weighted variants; the unit
-//! tests are in `tests`.
+//! client's retry lands on a new one. `leader_loss` holds that package's weighted variants;
+//! the unit tests are in `tests`.
 
 use std::time::Duration;
 

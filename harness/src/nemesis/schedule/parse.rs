@@ -256,7 +256,8 @@ fn parse_response(word: &str, tokens: &mut Tokens) -> Result<Action, String> {
                     .map(|k| api_name(*k as i16))
                     .collect();
                 return Err(format!(
-                    "error-response cannot replace the error codes of {} responses                      (supported: {})",
+                    "error-response cannot replace the error codes of {} responses \
+                     (supported: {})",
                     api_name(api_key),
                     supported.join(", ")
                 ));
