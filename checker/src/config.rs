@@ -106,7 +106,7 @@ impl Default for TestConfig {
             workload: Workload::Produce,
             nemesis: FaultKind::ALL
                 .into_iter()
-                .filter(|k| *k != FaultKind::PowerLoss)
+                .filter(|k| !matches!(k, FaultKind::PowerLoss | FaultKind::DropResponse))
                 .map(NemesisKind::Fault)
                 .collect(),
             nemesis_interval_ms: 2000,
@@ -293,10 +293,13 @@ pub enum FaultKind {
     RollingRestart,
     /// Only with `--lazyfs`: SIGKILL a broker and drop what it did not fsync.
     PowerLoss,
+    /// Only with Kafka-aware links (`--client kafka`, `--system`): drop Produce responses from
+    /// the leader after the broker appended, closing the client's connection.
+    DropResponse,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Delay,
@@ -305,6 +308,7 @@ impl FaultKind {
         FaultKind::LeaderLoss,
         FaultKind::RollingRestart,
         FaultKind::PowerLoss,
+        FaultKind::DropResponse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -317,6 +321,7 @@ impl FaultKind {
             FaultKind::LeaderLoss => "leader-loss",
             FaultKind::RollingRestart => "rolling-restart",
             FaultKind::PowerLoss => "power-loss",
+            FaultKind::DropResponse => "drop-response",
         }
     }
 }
@@ -330,7 +335,7 @@ pub enum NemesisKind {
 }
 
 impl NemesisKind {
-    pub const ALL: [NemesisKind; 9] = [
+    pub const ALL: [NemesisKind; 10] = [
         NemesisKind::Schedule,
         NemesisKind::Fault(FaultKind::Kill),
         NemesisKind::Fault(FaultKind::Pause),
@@ -340,6 +345,7 @@ impl NemesisKind {
         NemesisKind::Fault(FaultKind::LeaderLoss),
         NemesisKind::Fault(FaultKind::RollingRestart),
         NemesisKind::Fault(FaultKind::PowerLoss),
+        NemesisKind::Fault(FaultKind::DropResponse),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -588,7 +594,8 @@ mod tests {
                 "isr-pressure",
                 "leader-loss",
                 "rolling-restart",
-                "power-loss"
+                "power-loss",
+                "drop-response"
             ]
         );
     }

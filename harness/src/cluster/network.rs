@@ -10,6 +10,9 @@
 //! advertises the proxy, so for it the rewrite changes nothing). The harness's own admin calls
 //! (readiness, leader lookups, the final read) go straight to the nodes and are never faulted.
 //!
+//! Message faults (`drop-response`, `delay-response`, `error-response`) act on the Kafka links
+//! only, selected by [`KafkaLinks`]: every one, or the one to a broker.
+//!
 //! A system described by a system file (`--system`, docs/systems.md) gets a smaller network
 //! ([`Network::start_system`]): the client→broker Kafka links, and broker→broker links only
 //! for the peer ports its command names with `{peer_port:N}`. It has no controller links.
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use faultline_workloads::Endpoints;
 
 use crate::cluster::node::{Endpoint, Node};
+use crate::cluster::proxy::kafka::faults::{Budget, ResponseFault, ResponseFaults};
 use crate::cluster::proxy::kafka::AddressMap;
 use crate::cluster::proxy::{Delay, Direction, Link};
 
@@ -51,6 +55,41 @@ impl fmt::Display for LinkSelector {
             LinkSelector::All => f.write_str("all"),
             LinkSelector::Touching(e) => write!(f, "node {e}"),
             LinkSelector::Link(a, b) => write!(f, "link {a}->{b}"),
+        }
+    }
+}
+
+/// Which Kafka links a message fault acts on: every client→broker Kafka link, or the one to
+/// a broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaLinks {
+    All,
+    Broker(u32),
+}
+
+impl KafkaLinks {
+    pub fn matches(self, to: Endpoint) -> bool {
+        match self {
+            KafkaLinks::All => true,
+            KafkaLinks::Broker(id) => to == Endpoint::broker(id),
+        }
+    }
+
+    /// The broker it names, if one.
+    pub fn broker(self) -> Option<u32> {
+        match self {
+            KafkaLinks::All => None,
+            KafkaLinks::Broker(id) => Some(id),
+        }
+    }
+}
+
+impl fmt::Display for KafkaLinks {
+    /// `all`, or the broker's id: the schedule language's `on all`, `on 2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KafkaLinks::All => f.write_str("all"),
+            KafkaLinks::Broker(id) => write!(f, "{id}"),
         }
     }
 }
@@ -226,5 +265,56 @@ impl Network {
 
     pub fn links(&self) -> impl Iterator<Item = (&(Endpoint, Endpoint), &Link)> {
         self.all_links()
+    }
+
+    /// Whether the clients reach the brokers through Kafka-aware links (`--client kafka`, or a
+    /// system file's system): message faults need them.
+    pub fn has_kafka_links(&self) -> bool {
+        !self.kafka_links.is_empty()
+    }
+
+    /// The message faults of the selected Kafka links.
+    fn response_faults(&self, links: KafkaLinks) -> impl Iterator<Item = &ResponseFaults> {
+        self.kafka_links
+            .iter()
+            .filter(move |((_, to), _)| links.matches(*to))
+            .filter_map(|(_, link)| link.response_faults())
+    }
+
+    /// Puts a message fault in force on the selected Kafka links, replacing one on the same
+    /// API key; returns on how many links. Its count is shared: `count K` is the next K
+    /// matching responses on any of them.
+    pub fn set_response_fault(&self, links: KafkaLinks, fault: ResponseFault) -> usize {
+        let budget = Budget::of(&fault);
+        self.response_faults(links)
+            .map(|faults| faults.set_shared(fault, budget.clone()))
+            .count()
+    }
+
+    /// Removes the message fault on `api_key`'s responses from the selected Kafka links;
+    /// returns how many links it was on.
+    pub fn pass_responses(&self, links: KafkaLinks, api_key: i16) -> usize {
+        self.response_faults(links)
+            .filter(|faults| faults.remove(api_key))
+            .count()
+    }
+
+    /// Removes every message fault from every link; returns how many there were.
+    pub fn clear_response_faults(&self) -> usize {
+        self.response_faults(KafkaLinks::All)
+            .map(ResponseFaults::clear)
+            .sum()
+    }
+
+    /// What message faults did, one line per link that they changed something on
+    /// (`client->2 (kafka): responses 1 dropped`).
+    pub fn message_fault_counts(&self) -> Vec<String> {
+        self.kafka_links
+            .values()
+            .filter_map(|link| {
+                let counts = link.stats().message_faults()?;
+                Some(format!("{}: {counts}", link.name()))
+            })
+            .collect()
     }
 }

@@ -24,6 +24,12 @@
 //! proxies' own, so Kafka clients stay behind the proxies even when a broker advertises its own
 //! address. The rewrite happens as bytes are read, before the delay queue, so delays and cuts
 //! act on a Kafka-aware link exactly as on a byte link. A byte link never frames anything.
+//!
+//! A Kafka-aware link also carries message faults ([`kafka::faults`]), set through
+//! [`Link::response_faults`]: a response of a chosen API key is dropped (the connection then
+//! closes both ways once what was read before it is delivered: the pump ends with
+//! `PumpEnd::Close`), held longer than the link's delay (later bytes queue behind it), or
+//! passed with other error codes.
 
 pub mod kafka;
 
@@ -42,7 +48,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use kafka::{AddressMap, Framer};
+use kafka::faults::ResponseFaults;
+use kafka::{AddressMap, Fed, Framer, Hold};
 
 /// A one-way delay: each chunk is held `delay_ms` ± up to `jitter_ms` (never reordered).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +122,34 @@ pub struct LinkStats {
     pub kafka_responses_undecodable: AtomicU64,
     /// Kafka-aware links: connections closed for a frame that is not Kafka (logged too).
     pub kafka_bad_frames: AtomicU64,
+    /// Kafka-aware links: responses a message fault dropped (each closed its connection).
+    pub kafka_responses_dropped: AtomicU64,
+    /// Kafka-aware links: responses a message fault held longer than the link's delay.
+    pub kafka_responses_delayed: AtomicU64,
+    /// Kafka-aware links: responses a message fault passed with other error codes.
+    pub kafka_responses_replaced: AtomicU64,
+}
+
+impl LinkStats {
+    /// What message faults did on this link (`1 response dropped, 3 delayed`), or `None` if
+    /// they did nothing.
+    pub fn message_faults(&self) -> Option<String> {
+        let counts = [
+            (&self.kafka_responses_dropped, "dropped"),
+            (&self.kafka_responses_delayed, "delayed"),
+            (&self.kafka_responses_replaced, "with errors replaced"),
+        ];
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(n, what)| (n.load(Ordering::Relaxed), what))
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if parts.is_empty() {
+            return None;
+        }
+        Some(format!("responses {}", parts.join(", ")))
+    }
 }
 
 /// One directed link proxy. Dropping it stops the listener and closes every connection.
@@ -124,6 +159,8 @@ pub struct Link {
     upstream: SocketAddr,
     control: watch::Sender<LinkControl>,
     stats: Arc<LinkStats>,
+    /// Kafka-aware links only: the message faults on the responses they carry.
+    responses: Option<Arc<ResponseFaults>>,
     accept_task: JoinHandle<()>,
 }
 
@@ -137,6 +174,7 @@ const CHUNK_BYTES: usize = 16 * 1024;
 #[derive(Clone)]
 struct KafkaLink {
     addresses: Arc<AddressMap>,
+    faults: Arc<ResponseFaults>,
     name: Arc<str>,
 }
 
@@ -157,6 +195,7 @@ impl Link {
     ) -> std::io::Result<Link> {
         let kafka = KafkaLink {
             addresses: rewrite,
+            faults: Arc::default(),
             name: Arc::from(name),
         };
         Link::bind(name, upstream, seed, Some(kafka)).await
@@ -172,6 +211,7 @@ impl Link {
         let listen_addr = listener.local_addr()?;
         let (control, control_rx) = watch::channel(LinkControl::default());
         let stats = Arc::new(LinkStats::default());
+        let responses = kafka.as_ref().map(|k| k.faults.clone());
         let accept_task = tokio::spawn(accept_loop(
             listener,
             upstream,
@@ -186,6 +226,7 @@ impl Link {
             upstream,
             control,
             stats,
+            responses,
             accept_task,
         })
     }
@@ -210,6 +251,12 @@ impl Link {
 
     pub fn stats(&self) -> &LinkStats {
         &self.stats
+    }
+
+    /// The message faults on the responses this link carries; `None` on a byte link, which
+    /// frames nothing. Changes apply to the next response that passes.
+    pub fn response_faults(&self) -> Option<&ResponseFaults> {
+        self.responses.as_deref()
     }
 
     pub fn set_delay(&self, direction: Direction, delay: Delay) {
@@ -292,6 +339,9 @@ enum ConnState {
 enum PumpEnd {
     Eof,
     Error,
+    /// A message fault dropped a response: what was queued before it has been delivered, and
+    /// the whole connection closes.
+    Close,
 }
 
 struct Connection {
@@ -343,7 +393,8 @@ impl Connection {
         let [requests, responses] = match &self.kafka {
             Some(kafka) => {
                 let (addresses, name) = (kafka.addresses.clone(), kafka.name.clone());
-                Framer::pair(addresses, self.stats.clone(), name).map(Some)
+                let faults = kafka.faults.clone();
+                Framer::pair(addresses, faults, self.stats.clone(), name).map(Some)
             }
             None => [None, None],
         };
@@ -391,7 +442,8 @@ impl Connection {
                 ended = pumps.join_next() => match ended {
                     // One direction finished cleanly: wait for the other.
                     Some(Ok(PumpEnd::Eof)) => continue,
-                    // Both finished, or one failed: the connection is over.
+                    // Both finished, one failed, or a message fault closes the connection:
+                    // it is over (dropping the pumps closes both sockets).
                     None | Some(_) => return ConnState::Closed,
                 },
                 changed = self.control.changed() => {
@@ -508,34 +560,43 @@ impl Pump {
                     stats.bytes_dropped.fetch_add(n as u64, Ordering::Relaxed);
                     continue;
                 }
-                let bytes = match framer.as_mut().map(|f| f.feed(&buf)) {
-                    None => buf,
-                    Some(Ok(framed)) if framed.is_empty() => continue,
-                    Some(Ok(framed)) => framed,
+                let fed = match framer.as_mut().map(|f| f.feed(&buf)) {
+                    None => Fed {
+                        bytes: buf,
+                        ..Fed::default()
+                    },
+                    Some(Ok(fed)) => fed,
                     // A frame that is not Kafka: the framer warned, the connection closes.
                     Some(Err(_)) => return PumpEnd::Error,
                 };
-                let delay = link.delay(direction).sample(&mut rng);
-                // TCP never reorders: a chunk is never delivered before the one read before it.
-                let deliver_at = (Instant::now() + delay).max(last_deliver_at);
-                last_deliver_at = deliver_at;
-                // A framer may give back a whole rewritten response: split it, so the queue's
-                // bound holds in bytes too. What one read gave is always one chunk.
-                let sent = if bytes.len() <= CHUNK_BYTES {
-                    queue.send(Chunk { bytes, deliver_at }).await
-                } else {
-                    let mut sent = Ok(());
-                    for piece in bytes.chunks(CHUNK_BYTES) {
-                        let bytes = piece.to_vec();
-                        sent = queue.send(Chunk { bytes, deliver_at }).await;
-                        if sent.is_err() {
-                            break;
+                if !fed.bytes.is_empty() {
+                    let now = Instant::now();
+                    let delay = link.delay(direction).sample(&mut rng);
+                    // TCP never reorders: a chunk is never delivered before the one read
+                    // before it, so bytes after a held response queue behind it.
+                    let mut due = |held: Duration| {
+                        last_deliver_at = (now + delay + held).max(last_deliver_at);
+                        last_deliver_at
+                    };
+                    let queued = if fed.holds.is_empty() {
+                        queue_bytes(&queue, fed.bytes, due(Duration::ZERO)).await
+                    } else {
+                        let mut queued = Ok(());
+                        for (bytes, held) in pieces(&fed.bytes, &fed.holds) {
+                            queued = queue_bytes(&queue, bytes.to_vec(), due(held)).await;
+                            if queued.is_err() {
+                                break;
+                            }
                         }
+                        queued
+                    };
+                    if queued.is_err() {
+                        return PumpEnd::Error;
                     }
-                    sent
-                };
-                if sent.is_err() {
-                    return PumpEnd::Error;
+                }
+                if fed.close {
+                    // Dropping the queue lets the writer deliver what came before, then end.
+                    return PumpEnd::Close;
                 }
             }
         };
@@ -545,14 +606,52 @@ impl Pump {
         tokio::select! {
             read_end = &mut reader => match read_end {
                 PumpEnd::Eof => writer.await,
+                PumpEnd::Close => match writer.await {
+                    PumpEnd::Error => PumpEnd::Error,
+                    _ => PumpEnd::Close,
+                },
                 PumpEnd::Error => PumpEnd::Error,
             },
             write_end = &mut writer => match write_end {
                 // The writer only ends cleanly once the reader has ended and dropped the
                 // queue, so there is nothing left to wait for.
-                PumpEnd::Eof => PumpEnd::Eof,
+                PumpEnd::Eof | PumpEnd::Close => PumpEnd::Eof,
                 PumpEnd::Error => PumpEnd::Error,
             },
         }
     }
+}
+
+/// The stretches of a framer's output with the extra time each is held: the bytes before the
+/// first held response as they are, then from each held response's first byte on, that
+/// response's hold.
+fn pieces<'a>(bytes: &'a [u8], holds: &[Hold]) -> Vec<(&'a [u8], Duration)> {
+    let mut pieces = Vec::with_capacity(holds.len() + 1);
+    let mut from = 0;
+    let mut held = Duration::ZERO;
+    for hold in holds {
+        pieces.push((&bytes[from..hold.from], held));
+        (from, held) = (hold.from, hold.delay);
+    }
+    pieces.push((&bytes[from..], held));
+    pieces.retain(|(piece, _)| !piece.is_empty());
+    pieces
+}
+
+/// Queues `bytes` for delivery at `deliver_at`. What one read gave is one chunk; a framer may
+/// give back a whole rewritten response, which is split, so the queue's bound holds in bytes
+/// too.
+async fn queue_bytes(
+    queue: &mpsc::Sender<Chunk>,
+    bytes: Vec<u8>,
+    deliver_at: Instant,
+) -> Result<(), mpsc::error::SendError<Chunk>> {
+    if bytes.len() <= CHUNK_BYTES {
+        return queue.send(Chunk { bytes, deliver_at }).await;
+    }
+    for piece in bytes.chunks(CHUNK_BYTES) {
+        let bytes = piece.to_vec();
+        queue.send(Chunk { bytes, deliver_at }).await?;
+    }
+    Ok(())
 }

@@ -239,6 +239,8 @@ impl SystemFile {
             FaultKind::LeaderLoss => f.kill || f.pause || f.partition,
             FaultKind::Delay => f.delay,
             FaultKind::PowerLoss => f.power_loss,
+            // Its faults are the harness's own proxies', but its plans kill or pause the leader.
+            FaultKind::DropResponse => f.kill || f.pause,
         }
     }
 

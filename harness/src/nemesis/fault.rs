@@ -1,9 +1,10 @@
 //! The fault vocabulary, as data: a [`Fault`] is one concrete fault or heal that names nodes
-//! and links — kill/start, pause/resume, delay, partition/heal, power-loss — exactly as the
-//! history records it and the executor applies it. It owns the words (`word`), the fields of a
-//! fault's `value` (`field`, and [`PowerLossOutcome`] for what a power loss learns), the one
-//! rule of which fault heals which ([`Fault::heal`]) and which brokers a fault makes faulty. A
-//! network partition is a [`NetworkPartition`] (never plain "partition", which in a Kafka tool
+//! and links — kill/start, pause/resume, delay, partition/heal, power-loss, and the message
+//! faults drop-response/delay-response/error-response healed by pass-response (or heal) —
+//! exactly as the history records it and the executor applies it. It owns the words (`word`),
+//! the fields of a fault's `value` (`field`, and [`PowerLossOutcome`] for what a power loss
+//! learns), the one rule of which fault heals which ([`Fault::heal`]) and which brokers a fault
+//! makes faulty. A network partition is a [`NetworkPartition`] (never plain "partition", which in a Kafka tool
 //! is a topic partition). This module knows nothing of roles such as `leader` (the schedule
 //! language resolves those), of choosing faults (`generator`), of applying them (`executor`) or
 //! of the windows they open (`windows`, which reads these words and fields).
@@ -15,8 +16,9 @@ use faultline_checker::history::{FaultValue, NodeRef};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::cluster::network::LinkSelector;
+use crate::cluster::network::{KafkaLinks, LinkSelector};
 use crate::cluster::node::{Endpoint, Node};
+use crate::cluster::proxy::kafka::faults::{api_name, error_name, ResponseAction, ResponseFault};
 use crate::cluster::proxy::Delay;
 use crate::cluster::supervisor::KillSignal;
 
@@ -30,6 +32,13 @@ pub mod word {
     pub const PARTITION: &str = "partition";
     pub const HEAL: &str = "heal";
     pub const POWER_LOSS: &str = "power-loss";
+    /// Message faults on the Kafka links, and their heal.
+    pub const DROP_RESPONSE: &str = "drop-response";
+    pub const DELAY_RESPONSE: &str = "delay-response";
+    pub const ERROR_RESPONSE: &str = "error-response";
+    pub const PASS_RESPONSE: &str = "pass-response";
+    /// The words of the message faults (not their heal).
+    pub const RESPONSE_FAULTS: [&str; 3] = [DROP_RESPONSE, DELAY_RESPONSE, ERROR_RESPONSE];
 }
 
 /// The fields [`Fault::value`] writes beside the checker's `node`.
@@ -46,6 +55,14 @@ pub mod field {
     pub const FROM: &str = "from";
     pub const TO: &str = "to";
     pub const NODES: &str = "nodes";
+    /// A message fault's API key: its number and its name (`0`, `produce`).
+    pub const API_KEY: &str = "api_key";
+    pub const API: &str = "api";
+    /// A message fault's `count` (absent: until healed).
+    pub const COUNT: &str = "count";
+    /// An error-response's Kafka error code: its number and its name.
+    pub const ERROR_CODE: &str = "error_code";
+    pub const ERROR_NAME: &str = "error_name";
 }
 
 /// A partition of the network, as the set of directed links it cuts.
@@ -189,6 +206,19 @@ pub enum Fault {
     PowerLoss {
         nodes: Vec<u32>,
     },
+    /// A message fault on the selected Kafka links: drop, hold or change the responses of one
+    /// API key; it replaces one on the same key and links. A counted one is spent by the
+    /// responses it changed, but stays in force until healed as far as the record goes.
+    Response {
+        links: KafkaLinks,
+        fault: ResponseFault,
+    },
+    /// Responses of `api_key` pass untouched again on the selected Kafka links: the heal of a
+    /// message fault.
+    PassResponse {
+        links: KafkaLinks,
+        api_key: i16,
+    },
 }
 
 impl Fault {
@@ -203,14 +233,17 @@ impl Fault {
             Fault::NetworkPartition { .. } => word::PARTITION,
             Fault::Heal => word::HEAL,
             Fault::PowerLoss { .. } => word::POWER_LOSS,
+            Fault::Response { fault, .. } => response_word(fault.action),
+            Fault::PassResponse { .. } => word::PASS_RESPONSE,
         }
     }
 
     /// The fault that heals this one, if it needs one — the one rule of what heals what: a
     /// kill is healed by a start, a pause by a resume, a delay by a delay of 0 on the same
-    /// links, a network partition by a heal. A power loss heals itself (it restarts its
-    /// brokers; one whose restart failed is down, and the heal phase starts it), and a heal
-    /// needs none.
+    /// links, a network partition by a heal, a message fault by a pass-response on the same
+    /// links and API key (a heal removes every message fault too). A power loss heals itself
+    /// (it restarts its brokers; one whose restart failed is down, and the heal phase starts
+    /// it), and a heal needs none.
     pub fn heal(&self) -> Option<Fault> {
         match self {
             Fault::Kill { node, .. } => Some(Fault::Start { node: *node }),
@@ -221,21 +254,30 @@ impl Fault {
                 one_way: false,
             }),
             Fault::NetworkPartition { .. } => Some(Fault::Heal),
+            Fault::Response { links, fault } => Some(Fault::PassResponse {
+                links: *links,
+                api_key: fault.api_key,
+            }),
             Fault::PowerLoss { .. } => None,
             Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal => None,
+            Fault::PassResponse { .. } => None,
         }
     }
 
     /// The brokers this fault makes faulty while it is in force: down, paused or cut off. A
-    /// power loss counts as a kill: down for a moment, and behind when its brokers return.
+    /// power loss counts as a kill: down for a moment, and behind when its brokers return. A
+    /// message fault makes none: the broker serves on, only some answers go astray.
     pub fn faulty_brokers(&self) -> BTreeSet<u32> {
         match self {
             Fault::Kill { node, .. } | Fault::Pause { node } => node.broker().into_iter().collect(),
             Fault::PowerLoss { nodes } => nodes.iter().copied().collect(),
             Fault::NetworkPartition { net, .. } => net.faulty_brokers(),
-            Fault::Start { .. } | Fault::Resume { .. } | Fault::Delay { .. } | Fault::Heal => {
-                BTreeSet::new()
-            }
+            Fault::Start { .. }
+            | Fault::Resume { .. }
+            | Fault::Delay { .. }
+            | Fault::Heal
+            | Fault::Response { .. }
+            | Fault::PassResponse { .. } => BTreeSet::new(),
         }
     }
 
@@ -275,6 +317,27 @@ impl Fault {
             Fault::PowerLoss { nodes } => {
                 detail.insert(field::NODES.into(), json!(nodes));
                 None
+            }
+            Fault::Response { links, fault } => {
+                response_detail(&mut detail, *links, fault.api_key);
+                match fault.action {
+                    ResponseAction::Drop => {}
+                    ResponseAction::Delay { delay_ms } => {
+                        detail.insert(field::DELAY_MS.into(), json!(delay_ms));
+                    }
+                    ResponseAction::Error { code } => {
+                        detail.insert(field::ERROR_CODE.into(), json!(code));
+                        detail.insert(field::ERROR_NAME.into(), json!(error_name(code)));
+                    }
+                }
+                if let Some(count) = fault.count {
+                    detail.insert(field::COUNT.into(), json!(count));
+                }
+                links.broker().map(NodeRef::Broker)
+            }
+            Fault::PassResponse { links, api_key } => {
+                response_detail(&mut detail, *links, *api_key);
+                links.broker().map(NodeRef::Broker)
             }
         };
         serde_json::to_value(FaultValue { node, detail }).expect("a fault value serializes")
@@ -331,6 +394,27 @@ impl PowerLossOutcome {
     pub fn from_value(value: &Value) -> PowerLossOutcome {
         serde_json::from_value(value.clone()).unwrap_or_default()
     }
+}
+
+/// The history's `f` of a message fault.
+pub fn response_word(action: ResponseAction) -> &'static str {
+    match action {
+        ResponseAction::Drop => word::DROP_RESPONSE,
+        ResponseAction::Delay { .. } => word::DELAY_RESPONSE,
+        ResponseAction::Error { .. } => word::ERROR_RESPONSE,
+    }
+}
+
+/// The fields every message fault and its heal write: the links (as a delay's `links` reads:
+/// `all`, or `link client->2`) and the API key, by number and by name.
+fn response_detail(detail: &mut Map<String, Value>, links: KafkaLinks, api_key: i16) {
+    let selector = match links {
+        KafkaLinks::All => LinkSelector::All,
+        KafkaLinks::Broker(id) => LinkSelector::Link(Endpoint::Client, Endpoint::broker(id)),
+    };
+    detail.insert(field::LINKS.into(), json!(selector.to_string()));
+    detail.insert(field::API_KEY.into(), json!(api_key));
+    detail.insert(field::API.into(), json!(api_name(api_key)));
 }
 
 /// A node as the history names it.

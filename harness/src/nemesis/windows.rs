@@ -1,8 +1,9 @@
 //! Fault windows: which faults are in force, rebuilt from the history's nemesis lines (`f`,
 //! `value`, `error`, time) one at a time, for the report's timeline and plots and for the live
 //! progress line alike. It pairs a fault with its heal as [`Fault::heal`] does — kill/start,
-//! pause/resume, delay/delay 0, partition/heal, and a power loss that heals itself (a short bar
-//! from the cut to the restart) — reading the history through the fault vocabulary: the words
+//! pause/resume, delay/delay 0, partition/heal, a message fault and the pass-response on its
+//! links and API key (or a heal), and a power loss that heals itself (a short bar from the cut
+//! to the restart) — reading the history through the fault vocabulary: the words
 //! (`fault::word`), the fields `Fault::value` writes (`fault::field`, the checker's
 //! `FaultValue`) and [`PowerLossOutcome`]. A test feeds it every variant of [`Fault`] and its
 //! heal. It applies nothing and reads no files.
@@ -12,14 +13,41 @@ use serde_json::Value;
 
 use crate::nemesis::fault::{field, word, PowerLossOutcome};
 
+/// A message fault's label: `drop-response produce on 2 (count 1)`, `delay-response produce
+/// 500ms on all`, `error-response produce NOT_LEADER_OR_FOLLOWER on 2`.
+fn response_label(f: &str, value: &Value, node: Option<&str>) -> String {
+    let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
+    let number = |key: &str| value.get(key).and_then(Value::as_i64);
+    let api = text(field::API)
+        .or_else(|| number(field::API_KEY).map(|k| k.to_string()))
+        .unwrap_or_else(|| "?".to_string());
+    let mut label = format!("{f} {api}");
+    if let Some(delay_ms) = number(field::DELAY_MS) {
+        label.push_str(&format!(" {delay_ms}ms"));
+    }
+    if let Some(error) =
+        text(field::ERROR_NAME).or_else(|| number(field::ERROR_CODE).map(|c| c.to_string()))
+    {
+        label.push_str(&format!(" {error}"));
+    }
+    label.push_str(&format!(" on {}", node.unwrap_or("all")));
+    if let Some(count) = number(field::COUNT) {
+        label.push_str(&format!(" (count {count})"));
+    }
+    label
+}
+
 /// A fault in force from `start_s` to `end_s` (`None`: never healed in the history).
 #[derive(Debug, Clone)]
 pub struct FaultWindow {
     /// The word of the fault that opened it (`fault::word`): `kill`, `pause`, `delay`,
-    /// `partition` or `power-loss`.
+    /// `partition`, `power-loss`, `drop-response`, `delay-response` or `error-response`.
     pub kind: &'static str,
-    /// The node it hit (`"2"`, `"controller"`), or `None` for network-wide faults.
+    /// The node it hit (`"2"`, `"controller"`; a message fault: the broker whose Kafka link it
+    /// acts on), or `None` for network-wide faults.
     pub node: Option<String>,
+    /// A message fault's API key: its heal names the same.
+    pub api_key: Option<i64>,
     pub label: String,
     pub start_s: f64,
     pub end_s: Option<f64>,
@@ -69,6 +97,12 @@ fn partition_label(value: &Value) -> String {
     }
 }
 
+/// Whether a pass-response on `node`'s Kafka link (`None`: on all of them) heals window `w`,
+/// a message fault: on all links it heals every one, on one link the one there.
+fn passes(node: &Option<String>, w: &FaultWindow) -> bool {
+    word::RESPONSE_FAULTS.contains(&w.kind) && (node.is_none() || *node == w.node)
+}
+
 impl FaultState {
     /// Applies one nemesis operation at `time_s`. Failed actions change nothing, and neither
     /// do words that are not faults (`package`, `wait`).
@@ -98,9 +132,38 @@ impl FaultState {
                 self.close(|w| w.kind == word::PARTITION, time_s);
                 self.open(word::PARTITION, None, partition_label(value), time_s);
             }
-            word::HEAL => self.close(|w| w.kind == word::PARTITION, time_s),
+            word::HEAL => self.close(
+                |w| w.kind == word::PARTITION || word::RESPONSE_FAULTS.contains(&w.kind),
+                time_s,
+            ),
+            word::DROP_RESPONSE | word::DELAY_RESPONSE | word::ERROR_RESPONSE => {
+                self.response(f, value, node, time_s)
+            }
+            word::PASS_RESPONSE => {
+                let api_key = value.get(field::API_KEY).and_then(Value::as_i64);
+                self.close(|w| w.api_key == api_key && passes(&node, w), time_s)
+            }
             _ => {}
         }
+    }
+
+    /// A message fault replaces the one on the same links and API key.
+    fn response(&mut self, f: &str, value: &Value, node: Option<String>, time_s: f64) {
+        let api_key = value.get(field::API_KEY).and_then(Value::as_i64);
+        self.close(|w| w.api_key == api_key && w.node == node, time_s);
+        let kind = word::RESPONSE_FAULTS
+            .into_iter()
+            .find(|k| *k == f)
+            .expect("called with a message fault's word");
+        let label = response_label(f, value, node.as_deref());
+        self.open.push(FaultWindow {
+            kind,
+            node,
+            api_key,
+            label,
+            start_s: time_s,
+            end_s: None,
+        });
     }
 
     /// A delay replaces the one in force; a delay of 0 only heals.
@@ -145,6 +208,7 @@ impl FaultState {
         self.open.push(FaultWindow {
             kind,
             node,
+            api_key: None,
             label,
             start_s: time_s,
             end_s: None,
@@ -177,8 +241,9 @@ impl FaultState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::network::LinkSelector;
+    use crate::cluster::network::{KafkaLinks, LinkSelector};
     use crate::cluster::node::{Endpoint, Node};
+    use crate::cluster::proxy::kafka::faults::{ResponseAction, ResponseFault};
     use crate::cluster::proxy::Delay;
     use crate::cluster::supervisor::KillSignal;
     use crate::nemesis::fault::{Fault, LostOnBroker, NetworkPartition};
@@ -203,9 +268,24 @@ mod tests {
             Fault::Kill { .. }
             | Fault::Pause { .. }
             | Fault::Delay { .. }
-            | Fault::NetworkPartition { .. } => Expect::Opens,
+            | Fault::NetworkPartition { .. }
+            | Fault::Response { .. } => Expect::Opens,
             Fault::PowerLoss { .. } => Expect::HealsItself,
-            Fault::Start { .. } | Fault::Resume { .. } | Fault::Heal => Expect::IsAHeal,
+            Fault::Start { .. }
+            | Fault::Resume { .. }
+            | Fault::Heal
+            | Fault::PassResponse { .. } => Expect::IsAHeal,
+        }
+    }
+
+    fn response(links: KafkaLinks, action: ResponseAction, count: Option<u32>) -> Fault {
+        Fault::Response {
+            links,
+            fault: ResponseFault {
+                api_key: 0,
+                action,
+                count,
+            },
         }
     }
 
@@ -268,6 +348,21 @@ mod tests {
             }),
             Fault::Heal,
             Fault::PowerLoss { nodes: vec![1, 3] },
+            response(KafkaLinks::Broker(2), ResponseAction::Drop, Some(1)),
+            response(
+                KafkaLinks::All,
+                ResponseAction::Delay { delay_ms: 500 },
+                None,
+            ),
+            response(
+                KafkaLinks::Broker(1),
+                ResponseAction::Error { code: 6 },
+                Some(3),
+            ),
+            Fault::PassResponse {
+                links: KafkaLinks::All,
+                api_key: 0,
+            },
         ]
     }
 
@@ -390,5 +485,63 @@ mod tests {
         assert_eq!(windows[0].label, "power-loss 1: 10 unsynced bytes lost");
         assert_eq!(windows[2].node.as_deref(), Some("2"));
         assert_eq!(windows[2].end_s, Some(4.0));
+    }
+
+    #[test]
+    fn message_faults_close_on_their_pass_response_a_heal_or_a_replacement() {
+        let drop_on_2 = response(KafkaLinks::Broker(2), ResponseAction::Drop, Some(1));
+        let delay_on_3 = response(
+            KafkaLinks::Broker(3),
+            ResponseAction::Delay { delay_ms: 90 },
+            None,
+        );
+        let error_on_all = response(KafkaLinks::All, ResponseAction::Error { code: 7 }, None);
+        let mut state = FaultState::default();
+        state.apply(drop_on_2.f(), &drop_on_2.value(), None, 1.0);
+        state.apply(delay_on_3.f(), &delay_on_3.value(), None, 1.5);
+        assert_eq!(
+            state.active(),
+            vec![
+                "drop-response produce on 2 (count 1)",
+                "delay-response produce 90ms on 3"
+            ]
+        );
+        // Another fault on the same link and API key replaces the one there.
+        state.apply(error_on_all.f(), &error_on_all.value(), None, 2.0);
+        let replaced = response(
+            KafkaLinks::Broker(2),
+            ResponseAction::Delay { delay_ms: 5 },
+            None,
+        );
+        state.apply(replaced.f(), &replaced.value(), None, 2.5);
+        assert_eq!(state.active().len(), 3, "{:?}", state.active());
+        assert_eq!(
+            state.active()[1],
+            "error-response produce REQUEST_TIMED_OUT on all"
+        );
+        // A pass-response on one link heals that link's; on all links, every one.
+        let pass_3 = Fault::PassResponse {
+            links: KafkaLinks::Broker(3),
+            api_key: 0,
+        };
+        state.apply(pass_3.f(), &pass_3.value(), None, 3.0);
+        assert_eq!(state.active().len(), 2, "{:?}", state.active());
+        let other_api = Fault::PassResponse {
+            links: KafkaLinks::All,
+            api_key: 1,
+        };
+        state.apply(other_api.f(), &other_api.value(), None, 3.5);
+        assert_eq!(
+            state.active().len(),
+            2,
+            "a pass-response of fetch leaves produce's"
+        );
+        state.apply("heal", &Fault::Heal.value(), None, 4.0);
+        assert!(state.active().is_empty(), "{:?}", state.active());
+        let windows = state.into_windows();
+        assert_eq!(windows.len(), 4);
+        assert_eq!(windows[0].node.as_deref(), Some("2"));
+        assert_eq!(windows[0].end_s, Some(2.5));
+        assert!(windows.iter().all(|w| w.end_s.is_some()));
     }
 }

@@ -268,6 +268,9 @@ impl Run {
             self.say(problem);
         }
         self.say(format!("operations: {}", clients.counters.summary()));
+        for line in self.cluster.network.message_fault_counts() {
+            self.say(format!("message faults: {line}"));
+        }
         if interrupted(&interrupt).is_some() {
             return Err(Interrupted(self.run_dir.clone()).into());
         }

@@ -95,6 +95,42 @@ fn a_bad_schedule_names_its_line() {
 }
 
 #[test]
+fn message_faults_without_kafka_links_are_bad_arguments() {
+    let (code, stderr) = test_with(&["--nemesis", "kill,drop-response"]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(
+        stderr
+            .contains("--nemesis drop-response is a message fault, which needs Kafka-aware links"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.txt");
+    std::fs::write(&path, "kill 1\ndrop-response produce on leader count 1\n").unwrap();
+    let (code, stderr) = test_with(&["--schedule", path.to_str().unwrap()]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(
+        stderr.contains(
+            "schedule line 2: `drop-response produce on leader count 1` is a message fault, \
+             which needs Kafka-aware links: run with --client kafka"
+        ),
+        "{stderr}"
+    );
+    // A grammar error is one whatever the client.
+    std::fs::write(
+        &path,
+        "error-response metadata NOT_LEADER_OR_FOLLOWER on all\n",
+    )
+    .unwrap();
+    let schedule = path.to_str().unwrap();
+    let (code, stderr) = test_with(&["--client", "kafka", "--schedule", schedule]);
+    assert_eq!(code, 254, "{stderr}");
+    assert!(
+        stderr.contains("line 1: error-response cannot replace the error codes of metadata"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_node_binary_is_a_bad_argument() {
     let (code, stderr) = faultline(&["test", "--node-bin", "/nonexistent/faultline-node"]);
     assert_eq!(code, 254, "{stderr}");

@@ -5,6 +5,9 @@
 //! proxies; a delay holds the rewritten answers; cutting the link times the client out, so the
 //! proxy really is in the path; kcat, when installed, lists the proxies as the brokers. Unit
 //! tests of the framing are in `harness/src/cluster/proxy/kafka/tests.rs`.
+//! Message faults on a link in front of the real node: a dropped Produce response closes the
+//! client's connection after the responses before it while the broker keeps the record, a
+//! delayed one arrives late, a replaced one carries the new error code.
 //! `kafka_proxy_round_trip_figures` (ignored: run it with `--ignored --nocapture`) measures what
 //! the Kafka-aware proxy adds per round trip.
 
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use faultline::proxy::kafka::faults::{ResponseAction, ResponseFault};
 use faultline::proxy::kafka::AddressMap;
 use faultline::proxy::{Delay, Direction, Link};
 use faultline_checker::history::Acks;
@@ -440,6 +444,174 @@ async fn kafka_proxy_keeps_clients_of_a_self_advertising_broker_behind_the_proxi
             0
         );
     }
+}
+
+/// A request frame of `key` at `version` with correlation id `correlation_id` and `body`.
+fn request_frame(key: ApiKey, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut request = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("message-faults-test")))
+        .encode(&mut request, key.request_header_version(version))
+        .unwrap();
+    request.extend_from_slice(body);
+    let mut frame = (request.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&request);
+    frame
+}
+
+/// Every record value of the partition from `offset` up to its HW, through `addr`.
+async fn values_from(client: &KafkaClient, addr: SocketAddr, offset: u64) -> Vec<String> {
+    let fetch = FetchRequest {
+        topic: TOPIC,
+        partition: 0,
+        offset,
+        max_records: 100,
+        max_wait_ms: 100,
+    };
+    let fetched = client.fetch(addr, fetch).await.unwrap();
+    fetched.records.into_iter().map(|r| r.value).collect()
+}
+
+#[tokio::test]
+async fn message_faults_drop_delay_and_replace_produce_responses_of_the_real_node() {
+    let nodes = Nodes::start();
+    if let Err(e) = create_topic(&nodes).await {
+        panic!("setup: {e}\n{}", nodes.logs());
+    }
+    // Every broker knows the topic and its leader.
+    if let Err(e) = brokers_advertise_themselves(&nodes).await {
+        panic!("direct Metadata: {e}\n{}", nodes.logs());
+    }
+    let links = kafka_links(&nodes).await;
+    let metadata = kafka_metadata(links[&1].addr(), 8).await.unwrap();
+    let leader = metadata.topics[0].partitions[0].leader_id.0 as u32;
+    let (link, addr) = (&links[&leader], links[&leader].addr());
+    let faults = link.response_faults().expect("a Kafka-aware link");
+    let client = KafkaClient::new(CALL_TIMEOUT);
+    let first = poll(Instant::now() + SETUP_DEADLINE, || async {
+        let answer = client.produce(addr, TOPIC, 0, Acks::All, 1000, "before");
+        answer.await.map_err(|e| e.to_string())
+    })
+    .await;
+    let first = match first {
+        Ok(answer) => answer.base_offset.expect("acks=all answers with an offset"),
+        Err(e) => panic!("produce through the link: {e}\n{}", nodes.logs()),
+    };
+    let stat = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    let produce = ApiKey::Produce as i16;
+
+    // Dropped: the client's request fails on a closed connection, the broker appended it, and
+    // the next send (a new connection) is answered.
+    faults.set(ResponseFault {
+        api_key: produce,
+        action: ResponseAction::Drop,
+        count: Some(1),
+    });
+    let dropped = client
+        .produce(addr, TOPIC, 0, Acks::All, 1000, "dropped")
+        .await;
+    assert!(
+        matches!(dropped, Err(ClientError::Transport(_))),
+        "a dropped response closes the connection: {dropped:?}"
+    );
+    let after = client
+        .produce(addr, TOPIC, 0, Acks::All, 1000, "after-drop")
+        .await;
+    assert!(after.is_ok(), "count 1 is spent: {after:?}");
+    assert_eq!(
+        values_from(&client, addr, first).await,
+        ["before", "dropped", "after-drop"],
+        "the broker appended the write whose response was dropped"
+    );
+    assert_eq!(stat(&link.stats().kafka_responses_dropped), 1);
+
+    // On a raw connection: the answer before the dropped one arrives whole, then the proxy
+    // closes the connection (EOF).
+    faults.set(ResponseFault {
+        api_key: ApiKey::Metadata as i16,
+        action: ResponseAction::Drop,
+        count: Some(1),
+    });
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut pipelined = request_frame(ApiKey::ApiVersions, 0, 1, b"");
+    pipelined.extend(request_frame(
+        ApiKey::Metadata,
+        1,
+        2,
+        &(-1i32).to_be_bytes(),
+    ));
+    stream.write_all(&pipelined).await.unwrap();
+    let read_all = async {
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).await.map(|_| received)
+    };
+    let received = tokio::time::timeout(Duration::from_secs(5), read_all)
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap_or_else(|e| panic!("a close, not a reset: {e}"));
+    let size = i32::from_be_bytes(received[..4].try_into().unwrap()) as usize;
+    assert_eq!(
+        received.len(),
+        4 + size,
+        "the ApiVersions answer, and nothing after"
+    );
+    assert_eq!(&received[4..8], &1i32.to_be_bytes(), "its correlation id");
+    assert_eq!(stat(&link.stats().kafka_responses_dropped), 2);
+
+    // Delayed: the answer comes at least the delay late; the next one does not wait.
+    faults.set(ResponseFault {
+        api_key: produce,
+        action: ResponseAction::Delay { delay_ms: 400 },
+        count: Some(1),
+    });
+    let start = Instant::now();
+    let delayed = client
+        .produce(addr, TOPIC, 0, Acks::All, 1000, "delayed")
+        .await;
+    assert!(delayed.is_ok(), "{delayed:?}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(stat(&link.stats().kafka_responses_delayed), 1);
+    assert!(faults.in_force().is_empty(), "count 1 is spent");
+
+    // Replaced: the client reads NOT_LEADER_OR_FOLLOWER, though the broker appended it.
+    faults.set(ResponseFault {
+        api_key: produce,
+        action: ResponseAction::Error { code: 6 },
+        count: None,
+    });
+    let refused = client
+        .produce(addr, TOPIC, 0, Acks::All, 1000, "said-not-leader")
+        .await;
+    match refused {
+        Err(ClientError::Api { code, .. }) => assert_eq!(code, "NOT_LEADER_OR_FOLLOWER"),
+        other => panic!("an error-response: {other:?}"),
+    }
+    assert!(faults.remove(produce));
+    let last = client
+        .produce(addr, TOPIC, 0, Acks::All, 1000, "last")
+        .await;
+    assert!(last.is_ok(), "{last:?}");
+    assert_eq!(
+        values_from(&client, addr, first).await,
+        [
+            "before",
+            "dropped",
+            "after-drop",
+            "delayed",
+            "said-not-leader",
+            "last"
+        ]
+    );
+    assert_eq!(stat(&link.stats().kafka_responses_replaced), 1);
+    assert_eq!(stat(&link.stats().kafka_bad_frames), 0);
+    assert_eq!(stat(&link.stats().kafka_responses_undecodable), 0);
 }
 
 /// `kcat -L` through a proxy lists every broker at its proxy address; SKIPPED without kcat.

@@ -1,6 +1,8 @@
 //! Scripted schedules: a written-down scenario runs step by step, and the schedule a run
-//! records replays the same sequence of faults.
+//! records replays the same sequence of faults; a message fault makes a send's response vanish
+//! while its record stays in the log.
 
+use faultline_checker::final_reads::FinalReads;
 use faultline_checker::history::{Op, OpType, Process};
 
 use crate::common::{count, nemesis_ops, Finished, TestRun};
@@ -130,5 +132,91 @@ fn roles_in_network_partitions_resolve_at_run_time() {
     assert!(
         !recorded.lines().skip(2).any(|l| l.contains("leader")),
         "schedule.txt names concrete brokers: {recorded}"
+    );
+}
+
+/// `drop-response produce on leader count 1` with `--client kafka`: the first send's response
+/// vanishes (the proxy closes the connection, the send is `info`), the final read holds its
+/// value (the broker appended it), the next sends are answered, and the run says what the
+/// fault did. The run stays valid: an `info` send may have happened.
+#[test]
+fn a_dropped_produce_response_leaves_its_record_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drop.txt");
+    std::fs::write(
+        &path,
+        "drop-response produce on leader count 1\nproduce 3 acks all\n",
+    )
+    .unwrap();
+    let finished = TestRun::new(&[
+        "--client",
+        "kafka",
+        "--schedule",
+        path.to_str().unwrap(),
+        "--concurrency",
+        "0",
+        "--seed",
+        "23",
+    ])
+    .run();
+    finished.expect_valid();
+    let history = finished.history();
+    let nemesis = nemesis_ops(&history);
+    let drop = nemesis
+        .iter()
+        .find(|op| op.f == "drop-response")
+        .expect("the drop-response step is recorded");
+    assert_eq!(drop.error, None, "{drop:?}");
+    let leader = drop.value["node"].as_u64().expect("the leader, resolved") as u32;
+    assert_eq!(drop.value["api"], "produce");
+    assert_eq!(drop.value["api_key"], 0);
+    assert_eq!(drop.value["count"], 1);
+    assert!(
+        nemesis
+            .iter()
+            .any(|op| op.f == "pass-response" && op.value["node"] == leader),
+        "the heal phase passes produce responses again: {nemesis:?}"
+    );
+
+    // The first send's completion is `info` (a closed connection), the others `ok`.
+    let completions: Vec<&Op> = history
+        .iter()
+        .filter(|op| op.f == "send" && op.kind != OpType::Invoke)
+        .collect();
+    let kinds: Vec<OpType> = completions.iter().map(|op| op.kind).collect();
+    assert_eq!(
+        kinds,
+        [OpType::Info, OpType::Ok, OpType::Ok],
+        "{}",
+        finished.stderr()
+    );
+    let vanished = completions[0].value["value"].as_str().unwrap().to_string();
+
+    // The broker appended it: the final read holds every value, the vanished one first.
+    let reads: FinalReads =
+        serde_json::from_slice(&std::fs::read(finished.run_dir.join("final.json")).unwrap())
+            .unwrap();
+    assert!(reads.complete, "{reads:?}");
+    let values: Vec<&str> = reads.partitions[0]
+        .records
+        .iter()
+        .map(|r| r.value.as_str())
+        .collect();
+    let sent: Vec<&str> = completions
+        .iter()
+        .map(|op| op.value["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        values, sent,
+        "the final read holds {vanished} where it was sent"
+    );
+
+    let stderr = finished.stderr();
+    let said = format!("message faults: client->{leader} (kafka): responses 1 dropped");
+    assert!(stderr.contains(&said), "{stderr}");
+    let recorded = std::fs::read_to_string(finished.run_dir.join("schedule.txt")).unwrap();
+    assert!(
+        recorded.contains(&format!("drop-response produce on {leader} count 1")),
+        "{recorded}"
     );
 }

@@ -12,6 +12,14 @@
 //! reads while the link carries and queues what it gives back, so a rewritten response is
 //! delayed and dropped exactly like any other bytes.
 //!
+//! It also applies the link's message faults (`faults`): once a response's correlation id has
+//! matched its request, the framer asks the link's [`ResponseFaults`] what to do with a
+//! response of that API key. A dropped response is never passed: the framer gives back what
+//! came before it and asks the pump to close the connection ([`Fed::close`]). A delayed one is
+//! passed with a [`Hold`] from its first byte, which the pump adds to the link's delay; bytes
+//! after it are queued behind it. A response whose error codes are replaced is held whole,
+//! decoded, changed and encoded again like a rewritten Metadata response.
+//!
 //! Each connection has two [`Framer`]s sharing one queue of requests awaiting responses:
 //!
 //! ```text
@@ -29,26 +37,30 @@
 //!
 //! ```text
 //!   Size ──(4 bytes)──▶ Head ──(enough to decide)──▶ Pass ──(frame passed on)──▶ Size
-//!                         │ (a response to rewrite)
-//!                         └──▶ Whole ──(frame complete: rewritten or as it was)──▶ Size
+//!                         │ (a response to rewrite, or whose error codes a fault replaces)
+//!                         ├──▶ Whole ──(frame complete: rewritten or as it was)──▶ Size
+//!                         │ (a response a fault drops)
+//!                         └──▶ Closed (reads nothing more: the connection is closing)
 //! ```
 //!
 //! Only the head of a frame (the size, the correlation id, a request's header) is held back;
 //! the rest passes as it arrives, so a large Fetch or Produce is streamed, not buffered. Only
-//! Metadata and FindCoordinator responses are held whole, and never more than
-//! [`MAX_FRAME_BYTES`]. A frame whose size is negative or over that limit, a request too short
-//! for its header, and a response that answers no request or the wrong one close the
-//! connection: the stream is not Kafka as the proxy understands it, and guessing would corrupt
-//! it. A response the proxy cannot decode (a version newer than the codec, a body that does not
+//! Metadata, FindCoordinator and DescribeCluster responses (and those whose error codes a fault
+//! replaces) are held whole, and never more than [`MAX_FRAME_BYTES`]. A frame whose size is
+//! negative or over that limit, a request too short for its header, and a response that
+//! answers no request or the wrong one close the connection: the stream is not Kafka as the
+//! proxy understands it, and guessing would corrupt it. A response the proxy cannot decode (a version newer than the codec, a body that does not
 //! parse or would not re-encode byte for byte) passes unchanged, with a warning counted in the
 //! link's stats.
 
+pub mod faults;
 mod guard;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -58,6 +70,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 
 use super::LinkStats;
+use faults::{replace_errors, replaces_errors, ResponseAction, ResponseFaults};
 
 /// The largest frame either way; Kafka's own default `socket.request.max.bytes` is 100 MiB.
 pub const MAX_FRAME_BYTES: usize = 100 << 20;
@@ -164,7 +177,10 @@ pub enum FrameError {
 /// Which way a framer reads.
 enum Side {
     Requests,
-    Responses { addresses: Arc<AddressMap> },
+    Responses {
+        addresses: Arc<AddressMap>,
+        faults: Arc<ResponseFaults>,
+    },
 }
 
 /// A framer's place in the current frame (the module diagram).
@@ -183,10 +199,12 @@ enum State {
         left: usize,
     },
     Whole {
-        request: Request,
+        whole: Whole,
         size: usize,
         body: Vec<u8>,
     },
+    /// A fault dropped a response: nothing more is read, the connection is closing.
+    Closed,
 }
 
 impl State {
@@ -202,9 +220,42 @@ impl State {
 enum Decision {
     /// Hold this many bytes of the frame (more than now) before deciding.
     More(usize),
-    Pass,
-    /// Hold the whole frame and rewrite it as a response to this request.
-    Whole(Request),
+    /// Pass it on as it streams in; a delayed response is held this long from its first byte.
+    Pass(Option<Duration>),
+    /// Hold the whole frame, then rewrite it.
+    Whole(Whole),
+    /// Discard the response and close the connection (a message fault).
+    Drop,
+}
+
+/// A response held whole, and what becomes of it once complete.
+#[derive(Debug, Clone, Copy)]
+struct Whole {
+    request: Request,
+    /// Replace its error codes with this one (a message fault); otherwise rewrite addresses.
+    error_code: Option<i16>,
+    /// Hold it this long from its first byte (a message fault).
+    hold: Option<Duration>,
+}
+
+/// A stretch of a [`Fed`]'s bytes that must be held longer than the link's own delay: from
+/// byte `from` on (a delayed response's first byte; every later byte queues behind it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub from: usize,
+    pub delay: Duration,
+}
+
+/// What a framer gives back for the bytes it was fed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Fed {
+    /// The bytes to pass on, which may be fewer than fed (a frame's head or a whole response
+    /// is being held, or a response was dropped) or more (a held frame completed).
+    pub bytes: Vec<u8>,
+    /// Where delayed responses start in `bytes`, in order.
+    pub holds: Vec<Hold>,
+    /// A response was dropped: deliver `bytes`, then close the connection both ways.
+    pub close: bool,
 }
 
 type Pending = Arc<Mutex<VecDeque<Request>>>;
@@ -220,8 +271,14 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// The two framers of one connection: requests (client → broker) and responses (back).
-    pub fn pair(addresses: Arc<AddressMap>, stats: Arc<LinkStats>, link: Arc<str>) -> [Framer; 2] {
+    /// The two framers of one connection: requests (client → broker) and responses (back),
+    /// the responses under the link's message faults.
+    pub fn pair(
+        addresses: Arc<AddressMap>,
+        faults: Arc<ResponseFaults>,
+        stats: Arc<LinkStats>,
+        link: Arc<str>,
+    ) -> [Framer; 2] {
         let pending = Pending::default();
         let framer = |side| Framer {
             side,
@@ -232,14 +289,13 @@ impl Framer {
         };
         [
             framer(Side::Requests),
-            framer(Side::Responses { addresses }),
+            framer(Side::Responses { addresses, faults }),
         ]
     }
 
-    /// Takes the next bytes read and gives back the bytes to pass on, which may be fewer (a
-    /// frame's head or a whole response is being held) or more (a held frame completed). On an
-    /// error the connection must be closed; the framer has warned and counted it.
-    pub fn feed(&mut self, input: &[u8]) -> Result<Vec<u8>, FrameError> {
+    /// Takes the next bytes read and gives back what to pass on ([`Fed`]). On an error the
+    /// connection must be closed; the framer has warned and counted it.
+    pub fn feed(&mut self, input: &[u8]) -> Result<Fed, FrameError> {
         let fed = self.frames(input);
         if let Err(e) = &fed {
             self.stats.kafka_bad_frames.fetch_add(1, Ordering::Relaxed);
@@ -248,8 +304,11 @@ impl Framer {
         fed
     }
 
-    fn frames(&mut self, mut input: &[u8]) -> Result<Vec<u8>, FrameError> {
-        let mut out = Vec::with_capacity(input.len() + 4);
+    fn frames(&mut self, mut input: &[u8]) -> Result<Fed, FrameError> {
+        let mut out = Fed {
+            bytes: Vec::with_capacity(input.len() + 4),
+            ..Fed::default()
+        };
         while !input.is_empty() {
             let taken = match &mut self.state {
                 State::Size { bytes, have } => {
@@ -272,7 +331,7 @@ impl Framer {
                 }
                 State::Pass { left } => {
                     let n = (*left).min(input.len());
-                    out.extend_from_slice(&input[..n]);
+                    out.bytes.extend_from_slice(&input[..n]);
                     *left -= n;
                     if *left == 0 {
                         self.state = State::size();
@@ -286,6 +345,11 @@ impl Framer {
                         self.finish_whole(&mut out);
                     }
                     n
+                }
+                State::Closed => {
+                    // What arrives after a dropped response is never passed on.
+                    out.close = true;
+                    input.len()
                 }
             };
             input = &input[taken..];
@@ -313,7 +377,7 @@ impl Framer {
         })
     }
 
-    fn decide(&mut self, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    fn decide(&mut self, out: &mut Fed) -> Result<(), FrameError> {
         let State::Head { size, head, .. } = std::mem::replace(&mut self.state, State::size())
         else {
             unreachable!("decide is called in the Head state only");
@@ -327,27 +391,37 @@ impl Framer {
                 debug_assert!(want > head.len() && want <= size);
                 self.state = State::Head { size, head, want };
             }
-            Decision::Pass => {
-                out.extend_from_slice(&(size as i32).to_be_bytes());
-                out.extend_from_slice(&head);
+            Decision::Pass(hold) => {
+                if let Some(delay) = hold {
+                    out.holds.push(Hold {
+                        from: out.bytes.len(),
+                        delay,
+                    });
+                }
+                out.bytes.extend_from_slice(&(size as i32).to_be_bytes());
+                out.bytes.extend_from_slice(&head);
                 if size > head.len() {
                     self.state = State::Pass {
                         left: size - head.len(),
                     };
                 }
             }
-            Decision::Whole(request) => {
+            Decision::Whole(whole) => {
                 let mut body = head;
                 // Grow with the bytes that arrive, not with the size the frame claims.
                 body.reserve(size.min(64 << 10));
-                self.state = State::Whole {
-                    request,
-                    size,
-                    body,
-                };
+                self.state = State::Whole { whole, size, body };
                 if size == RESPONSE_HEAD_BYTES {
                     self.finish_whole(out);
                 }
+            }
+            Decision::Drop => {
+                self.stats
+                    .kafka_responses_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(link = %self.link, "a message fault dropped a response; closing");
+                self.state = State::Closed;
+                out.close = true;
             }
         }
         Ok(())
@@ -363,7 +437,7 @@ impl Framer {
                 return Ok(Decision::More(PRODUCE_HEAD_BYTES.min(size)));
             }
             match produce_acks(head, request.api_version) {
-                Ok(0) => return Ok(Decision::Pass), // acks=0: Kafka sends no response
+                Ok(0) => return Ok(Decision::Pass(None)), // acks=0: Kafka sends no response
                 Ok(_) => {}
                 Err(_) if head.len() < size => {
                     return Ok(Decision::More((head.len() * 2).min(size)));
@@ -376,7 +450,7 @@ impl Framer {
             return Err(FrameError::TooManyPending);
         }
         pending.push_back(request);
-        Ok(Decision::Pass)
+        Ok(Decision::Pass(None))
     }
 
     /// Matches a response to the oldest request awaiting one.
@@ -394,35 +468,83 @@ impl Framer {
                 expected: request.correlation_id,
             });
         }
+        let Side::Responses { faults, .. } = &self.side else {
+            unreachable!("only responses are matched");
+        };
+        let mut whole = Whole {
+            request,
+            error_code: None,
+            hold: None,
+        };
+        match faults.take(request.api_key) {
+            Some(ResponseAction::Drop) => return Ok(Decision::Drop),
+            Some(ResponseAction::Delay { delay_ms }) => {
+                self.stats
+                    .kafka_responses_delayed
+                    .fetch_add(1, Ordering::Relaxed);
+                whole.hold = Some(Duration::from_millis(delay_ms));
+            }
+            Some(ResponseAction::Error { code }) if replaces_errors(request.api_key) => {
+                whole.error_code = Some(code);
+            }
+            Some(ResponseAction::Error { .. }) => {
+                // The schedule language refuses it; a fault set through the API passes here.
+                tracing::warn!(
+                    link = %self.link,
+                    api_key = request.api_key,
+                    "error-response cannot replace the error codes of this API's responses"
+                );
+            }
+            None => {}
+        }
         let rewritten = [
             ApiKey::Metadata as i16,
             ApiKey::FindCoordinator as i16,
             ApiKey::DescribeCluster as i16,
         ];
-        Ok(match rewritten.contains(&request.api_key) {
-            true => Decision::Whole(request),
-            false => Decision::Pass,
-        })
+        Ok(
+            match whole.error_code.is_some() || rewritten.contains(&request.api_key) {
+                true => Decision::Whole(whole),
+                false => Decision::Pass(whole.hold),
+            },
+        )
     }
 
-    /// A held response is complete: pass it on rewritten, or as it came.
-    fn finish_whole(&mut self, out: &mut Vec<u8>) {
-        let State::Whole { request, body, .. } = std::mem::replace(&mut self.state, State::size())
+    /// A held response is complete: pass it on rewritten (its addresses, or its error codes
+    /// under a message fault), or as it came.
+    fn finish_whole(&mut self, out: &mut Fed) {
+        let State::Whole { whole, body, .. } = std::mem::replace(&mut self.state, State::size())
         else {
             unreachable!("finish_whole is called in the Whole state only");
         };
-        let Side::Responses { addresses } = &self.side else {
+        let Side::Responses { addresses, .. } = &self.side else {
             unreachable!("only responses are held whole");
         };
+        let request = whole.request;
         let body = Bytes::from(body);
-        let problem = match rewrite_response(request, &body, addresses) {
+        let (rewrite, what) = match whole.error_code {
+            Some(code) => (replace_errors(request, &body, code), "its error codes"),
+            None => (
+                rewrite_response(request, &body, addresses),
+                "its broker addresses",
+            ),
+        };
+        if let Some(delay) = whole.hold {
+            out.holds.push(Hold {
+                from: out.bytes.len(),
+                delay,
+            });
+        }
+        let problem = match rewrite {
             Rewrite::Changed(new) => match i32::try_from(new.len()) {
                 Ok(size) => {
-                    self.stats
-                        .kafka_responses_rewritten
-                        .fetch_add(1, Ordering::Relaxed);
-                    out.extend_from_slice(&size.to_be_bytes());
-                    out.extend_from_slice(&new);
+                    let counter = match whole.error_code {
+                        Some(_) => &self.stats.kafka_responses_replaced,
+                        None => &self.stats.kafka_responses_rewritten,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    out.bytes.extend_from_slice(&size.to_be_bytes());
+                    out.bytes.extend_from_slice(&new);
                     return;
                 }
                 Err(_) => Some("the rewritten response is over 2 GiB".to_string()),
@@ -438,12 +560,13 @@ impl Framer {
                 link = %self.link,
                 api_key = request.api_key,
                 api_version = request.api_version,
-                "a response passed unchanged, its broker addresses not rewritten: {why}"
+                "a response passed unchanged, {what} not rewritten: {why}"
             );
         }
         // The size was read from the frame and is at most MAX_FRAME_BYTES.
-        out.extend_from_slice(&(body.len() as i32).to_be_bytes());
-        out.extend_from_slice(&body);
+        out.bytes
+            .extend_from_slice(&(body.len() as i32).to_be_bytes());
+        out.bytes.extend_from_slice(&body);
     }
 }
 

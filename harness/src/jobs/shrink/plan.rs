@@ -15,7 +15,7 @@ use faultline_checker::AnomalyKind;
 use crate::cluster::node::{Endpoint, Node};
 use crate::duration::format_duration;
 use crate::nemesis::schedule::{
-    format_step, Action, LinkSpec, Member, NetworkPartitionSpec, Target,
+    format_step, Action, KafkaLinkSpec, LinkSpec, Member, NetworkPartitionSpec, Target,
 };
 
 /// How long a candidate's chaos phase runs past its last step: long enough for the controller
@@ -310,8 +310,9 @@ pub fn to_front(
 
 /// The steps grouped into the units the first pass of delta debugging drops together: a
 /// fault and the later step that heals it (`kill N` … `start N`, `pause N` … `resume N`, a
-/// partition … the next `heal`, `delay L D` … `delay L 0ms` on the same links); every other
-/// step alone. Dropping a fault without its heal, or the other way round, is the second
+/// partition … the next `heal`, `delay L D` … `delay L 0ms` on the same links, a message fault
+/// … the `pass-response` of its API key on its links or on all, or the next `heal`); every
+/// other step alone. Dropping a fault without its heal, or the other way round, is the second
 /// pass's. Units are in the order of their first step, each holding ids in order.
 pub fn units(steps: &[Item]) -> Vec<Vec<usize>> {
     let mut taken = vec![false; steps.len()];
@@ -364,6 +365,23 @@ fn pairs(fault: &Action, later: &Action) -> Pairing {
             Pairing::Heals
         }
         (Action::NetworkPartition(_), Action::Heal) => Pairing::Heals,
+        (Action::Response { .. }, Action::Heal) => Pairing::Heals,
+        (
+            Action::Response { fault, on },
+            Action::PassResponse {
+                api_key,
+                on: passed,
+            },
+        ) if fault.api_key == *api_key && (passed == on || *passed == KafkaLinkSpec::All) => {
+            Pairing::Heals
+        }
+        (
+            Action::Response { fault, on },
+            Action::Response {
+                fault: next,
+                on: next_on,
+            },
+        ) if fault.api_key == next.api_key && on == next_on => Pairing::Replaces,
         (Action::NetworkPartition(_), Action::NetworkPartition(_)) => Pairing::Replaces,
         (
             Action::Delay {
@@ -737,7 +755,10 @@ mod tests {
             "at 1s partition groups 1 | 2,3\nat 2s kill 2\nat 3s heal\nat 4s kill 2\n\
              at 5s start 2\nat 6s partition halves\nat 7s partition groups 3 | 1,2\n\
              at 8s heal\nat 9s delay all 10ms\nat 10s delay all 0ms\nat 11s pause 1\n\
-             at 12s resume all\nat 13s start 2\n",
+             at 12s resume all\nat 13s start 2\n\
+             at 14s drop-response produce on 2 count 1\nat 15s pass-response fetch on 2\n\
+             at 16s pass-response produce on all\nat 17s delay-response produce 5ms on 1\n\
+             at 18s error-response produce 6 on 1\nat 19s heal\n",
         );
         assert_eq!(
             units(&steps),
@@ -750,6 +771,10 @@ mod tests {
                 vec![8, 9],
                 vec![10],
                 vec![11],
+                vec![13, 15],
+                vec![14],
+                vec![16],
+                vec![17, 18],
             ]
         );
     }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use faultline_checker::config::{FaultKind, KafkaVersion};
+use faultline_checker::config::{Client, FaultKind, KafkaVersion};
 use faultline_checker::history::Acks;
 use faultline_checker::probes::Probe;
 
@@ -19,12 +19,13 @@ pub const CANDIDATES: u64 = 4;
 /// Whether a run with these settings can go through `probe` at all: a coarse prior, from what
 /// each probe needs (docs/results.md). It never says no to a run that could.
 pub fn can_reach(probe: Probe, r: &TestRequest) -> bool {
-    let kinds = r.nemesis.kinds(r.lazyfs);
+    let kinds = r.nemesis.kinds(r.lazyfs, r.client == Client::Kafka);
     let has = |k: FaultKind| kinds.contains(&k);
     let crashes = has(FaultKind::Kill)
         || has(FaultKind::LeaderLoss)
         || has(FaultKind::RollingRestart)
-        || has(FaultKind::PowerLoss);
+        || has(FaultKind::PowerLoss)
+        || has(FaultKind::DropResponse);
     let disrupts = crashes || has(FaultKind::Pause) || has(FaultKind::Partition);
     let isr_faults = disrupts || has(FaultKind::IsrPressure);
     let min_isr = r.min_insync_replicas.unwrap_or(1);

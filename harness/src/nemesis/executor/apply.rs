@@ -1,12 +1,13 @@
-//! Applying a concrete fault to the cluster: signals through the supervisor, delays and cuts
-//! through the link proxies, and the power cut through the lazy mounts. It updates the network
-//! faults in force ([`InForce`]) under the lock its caller holds, and returns what it learnt
-//! for the record. It neither resolves roles (`resolve`), nor keeps the budget, nor records
+//! Applying a concrete fault to the cluster: signals through the supervisor, delays, cuts and
+//! message faults through the link proxies, and the power cut through the lazy mounts. It
+//! updates the network faults in force ([`InForce`]) under the lock its caller holds, and
+//! returns what it learnt for the record. It neither resolves roles (`resolve`), nor keeps the budget, nor records
 //! (`executor`'s `mod.rs` does both).
 
 use serde_json::{Map, Value};
 
 use super::{InForce, Nemesis};
+use crate::cluster::network::KafkaLinks;
 use crate::cluster::node::Node;
 use crate::cluster::proxy::Delay;
 use crate::cluster::supervisor::{KillSignal, ProcState};
@@ -108,6 +109,32 @@ impl Nemesis {
             Fault::Heal => {
                 network.heal();
                 in_force.partition = None;
+                // A heal removes every message fault too.
+                network.clear_response_faults();
+                in_force.responses.clear();
+                Ok(())
+            }
+            Fault::Response { links, fault: rule } => {
+                if !network.has_kafka_links() {
+                    return Err(NO_KAFKA_LINKS.to_string());
+                }
+                if network.set_response_fault(*links, *rule) == 0 {
+                    return Err(format!("no Kafka link to broker {links}"));
+                }
+                // It replaces the fault on the same links and API key.
+                in_force.responses.retain(|f| f.heal() != fault.heal());
+                in_force.responses.push(fault.clone());
+                Ok(())
+            }
+            Fault::PassResponse { links, api_key } => {
+                if !network.has_kafka_links() {
+                    return Err(NO_KAFKA_LINKS.to_string());
+                }
+                network.pass_responses(*links, *api_key);
+                in_force.responses.retain(|f| {
+                    !matches!(f, Fault::Response { links: l, fault }
+                        if fault.api_key == *api_key && (*links == KafkaLinks::All || l == links))
+                });
                 Ok(())
             }
             Fault::PowerLoss { .. } => unreachable!("applied by power_loss"),
@@ -124,6 +151,11 @@ impl Nemesis {
         })
     }
 }
+
+/// Why a message fault cannot apply to a run whose clients speak HTTP (the options refuse it
+/// before a run starts; this guards the executor itself).
+const NO_KAFKA_LINKS: &str =
+    "message faults need Kafka-aware links (--client kafka, or a system file's system)";
 
 fn err(error: impl std::fmt::Display) -> String {
     error.to_string()

@@ -34,6 +34,10 @@ struct InForce {
     partition: Option<Fault>,
     /// The latency some link has, if any link has one.
     delay: Option<Delay>,
+    /// The message faults applied and not yet healed, each a [`Fault::Response`]: one
+    /// replaces another on the same links and API key; a pass-response or a heal removes them.
+    /// A counted one stays here once spent, so the heal phase records its heal.
+    responses: Vec<Fault>,
 }
 
 /// What became of a fault offered within the budget.
@@ -187,8 +191,8 @@ impl Nemesis {
 
     /// The faults in force now, each as a fault that would have put it there: a paused node
     /// as a pause, a node down as a kill (killed, cut by a power loss whose restart failed, or
-    /// exited on its own), latency on any link as a delay of every link, and the network
-    /// partition.
+    /// exited on its own), latency on any link as a delay of every link, the message faults,
+    /// and the network partition (last: its heal removes message faults too).
     async fn faults_in_force(&self, in_force: &InForce) -> Vec<Fault> {
         let mut faults = Vec::new();
         for node in self.nodes_in(|s| *s == ProcState::Paused).await {
@@ -206,6 +210,7 @@ impl Nemesis {
                 one_way: false,
             });
         }
+        faults.extend(in_force.responses.iter().cloned());
         faults.extend(in_force.partition.clone());
         faults
     }

@@ -11,12 +11,13 @@ use rand::Rng;
 
 use super::{is_down, Nemesis};
 use crate::cluster::default_partition;
-use crate::cluster::network::LinkSelector;
+use crate::cluster::network::{KafkaLinks, LinkSelector};
 use crate::cluster::node::{Endpoint, Node};
 use crate::cluster::supervisor::ProcState;
 use crate::nemesis::fault::{Fault, NetworkPartition};
 use crate::nemesis::schedule::{
-    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
+    Action, KafkaLinkSpec, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target,
+    TopicPartition,
 };
 
 impl Nemesis {
@@ -61,6 +62,14 @@ impl Nemesis {
             Action::NetworkPartition(spec) => vec![self.resolve_partition(spec).await?],
             Action::Heal => vec![Fault::Heal],
             Action::PowerLoss(targets) => vec![self.resolve_power_loss(targets).await?],
+            Action::Response { fault, on } => vec![Fault::Response {
+                links: self.resolve_kafka_links(on).await?,
+                fault: *fault,
+            }],
+            Action::PassResponse { api_key, on } => vec![Fault::PassResponse {
+                links: self.resolve_kafka_links(on).await?,
+                api_key: *api_key,
+            }],
             Action::Produce { .. }
             | Action::Wait(_)
             | Action::WaitLeader { .. }
@@ -91,6 +100,19 @@ impl Nemesis {
             }
         };
         Ok(Fault::PowerLoss { nodes })
+    }
+
+    /// The Kafka links a message fault acts on: all, or the one to the target's broker now.
+    async fn resolve_kafka_links(&self, on: &KafkaLinkSpec) -> Result<KafkaLinks, String> {
+        match on {
+            KafkaLinkSpec::All => Ok(KafkaLinks::All),
+            KafkaLinkSpec::To(target) => self
+                .resolve_target(target)
+                .await?
+                .broker()
+                .map(KafkaLinks::Broker)
+                .ok_or_else(|| "the controller has no Kafka link".to_string()),
+        }
     }
 
     async fn resolve_target(&self, target: &Target) -> Result<Node, String> {

@@ -6,8 +6,10 @@
 //! applies their faults.
 //!
 //! The single faults of `--nemesis kill,pause,delay,partition` are one-step plans too: a fault,
-//! held for a while, then healed. `leader_loss` holds that package's weighted variants; the unit
-//! tests are in `tests`.
+//! held for a while, then healed. `drop-response` (only with Kafka-aware links) drops the next
+//! few Produce responses from the leader, and in some plans then loses the leader, so a
+//! client's retry lands on a new one. `leader_loss` holds that package's weighted variants;
+//! the unit tests are in `tests`.
 
 use std::time::Duration;
 
@@ -16,13 +18,16 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::cluster::node::Node;
+use crate::cluster::proxy::kafka::faults::{ResponseAction, ResponseFault};
 use crate::cluster::proxy::Delay;
 use crate::cluster::TopicSpec;
 use crate::nemesis::schedule::{
-    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
+    Action, KafkaLinkSpec, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target,
+    TopicPartition,
 };
 pub use faultline_checker::config::FaultKind;
 use faultline_checker::config::KillSignal;
+use kafka_protocol::messages::ApiKey;
 
 mod leader_loss;
 #[cfg(test)]
@@ -58,6 +63,12 @@ pub fn describe(kind: FaultKind) -> &'static str {
              restart it (a power cut; the page cache does not survive it); in half the plans \
              the partition's last ISR member, once its followers were cut off (KIP-966's case)"
         }
+        FaultKind::DropResponse => {
+            "only with Kafka-aware links (--client kafka, --system): drop the next 1-3 Produce \
+             responses from the leader and close the client's connection after the broker \
+             appended; in two plans of three then kill or pause the leader, so a retry lands \
+             on a new leader (without idempotence, the value is written twice)"
+        }
     }
 }
 
@@ -70,6 +81,7 @@ pub fn weight(kind: FaultKind) -> u32 {
         FaultKind::LeaderLoss => 6,
         FaultKind::RollingRestart => 2,
         FaultKind::PowerLoss => 2,
+        FaultKind::DropResponse => 2,
     }
 }
 
@@ -201,6 +213,7 @@ pub fn plan(kind: FaultKind, rng: &mut StdRng, ctx: &PlanContext) -> Plan {
         FaultKind::LeaderLoss => leader_loss(rng, ctx, &tp),
         FaultKind::RollingRestart => rolling_restart(rng, ctx, &tp),
         FaultKind::PowerLoss => power_loss(rng, ctx, &tp),
+        FaultKind::DropResponse => drop_response(rng, ctx, &tp),
     };
     Plan {
         kind,
@@ -240,6 +253,39 @@ fn power_loss(
     };
     let action = Action::PowerLoss(PowerLossTargets::Some(vec![target]));
     single(ctx, rng, action)
+}
+
+/// The next 1–3 Produce responses from the partition's leader are dropped: the leader
+/// appended, the client sees its connection close. In a third of the plans that is all (held,
+/// then passed); in the others the leader is then killed or paused 20–200 ms later (by when
+/// the drops have happened at any usual rate), so a client that retries sends the same value
+/// to a new leader — the write that lands twice without an idempotent producer.
+fn drop_response(
+    rng: &mut StdRng,
+    ctx: &PlanContext,
+    tp: &TopicPartition,
+) -> (&'static str, Vec<PlanStep>) {
+    let drop = Action::Response {
+        fault: ResponseFault {
+            api_key: ApiKey::Produce as i16,
+            action: ResponseAction::Drop,
+            count: Some(rng.gen_range(1..=3)),
+        },
+        on: KafkaLinkSpec::To(leader(tp)),
+    };
+    let (variant, lose_leader) = match rng.gen_range(0..3) {
+        0 => return single(ctx, rng, drop),
+        1 => ("then-kill-leader", kill(leader(tp), ctx.kill_signal)),
+        _ => ("then-pause-leader", Action::Pause { target: leader(tp) }),
+    };
+    let steps = vec![
+        PlanStep::Fault(drop),
+        PlanStep::Wait(Duration::from_millis(rng.gen_range(20..=200))),
+        PlanStep::Fault(lose_leader),
+        PlanStep::Wait(ctx.hold(rng)),
+        PlanStep::HealMine,
+    ];
+    (variant, steps)
 }
 
 fn kill(target: Target, signal: KillSignal) -> Action {

@@ -246,3 +246,33 @@ fn leader_loss_draws_its_variants_in_their_shares() {
         assert!((got - expected).abs() < 0.1 * expected, "{counts:?}");
     }
 }
+
+#[test]
+fn drop_response_drops_a_few_produce_responses_from_the_leader_then_may_lose_it() {
+    let mut variants = BTreeMap::new();
+    for seed in 0..300 {
+        let p = plan(
+            FaultKind::DropResponse,
+            &mut StdRng::seed_from_u64(seed),
+            &ctx(),
+        );
+        *variants.entry(p.variant).or_insert(0) += 1;
+        let PlanStep::Fault(Action::Response { fault, on }) = &p.steps[0] else {
+            panic!("seed {seed}: a drop first: {p:?}");
+        };
+        assert_eq!(fault.api_key, 0, "Produce");
+        assert_eq!(fault.action, ResponseAction::Drop);
+        assert!(matches!(fault.count, Some(1..=3)), "{fault:?}");
+        assert_eq!(*on, KafkaLinkSpec::To(leader(&p.partition)));
+        let loses_leader = p.steps.iter().skip(1).any(|s| {
+            matches!(s, PlanStep::Fault(Action::Kill { target, .. } | Action::Pause { target })
+                if *target == leader(&p.partition))
+        });
+        assert_eq!(loses_leader, p.variant != "single", "{p:?}");
+    }
+    assert_eq!(
+        variants.keys().copied().collect::<Vec<_>>(),
+        ["single", "then-kill-leader", "then-pause-leader"]
+    );
+    assert!(variants.values().all(|&n| n > 60), "{variants:?}");
+}

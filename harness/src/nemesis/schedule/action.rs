@@ -1,6 +1,7 @@
 //! The schedule language's steps as data, and their one printer: an [`Action`] is what one
 //! schedule line asks for — a fault that may name a role (`leader`, `follower t/1`, `random`),
-//! a client operation (`produce`) or a wait. Roles are resolved into concrete [`Fault`]s by the
+//! a message fault on the Kafka links to such a target, a client operation (`produce`) or a
+//! wait. Roles are resolved into concrete [`Fault`]s by the
 //! executor when the step runs; a concrete fault prints through [`Action::from`], so the
 //! history's faults, `schedule.txt` and hand-written schedules share one syntax
 //! (docs/schedules.md).
@@ -10,9 +11,10 @@ use std::time::Duration;
 
 use faultline_checker::history::Acks;
 
-use crate::cluster::network::LinkSelector;
+use crate::cluster::network::{KafkaLinks, LinkSelector};
 pub use crate::cluster::node::TopicPartition;
 use crate::cluster::node::{Endpoint, Node};
+use crate::cluster::proxy::kafka::faults::{api_name, error_name, ResponseAction, ResponseFault};
 use crate::cluster::proxy::Delay;
 use crate::cluster::supervisor::KillSignal;
 use crate::duration::format_duration;
@@ -161,6 +163,33 @@ impl fmt::Display for NetworkPartitionSpec {
     }
 }
 
+/// Which Kafka links a message fault acts on, as a step names them (`on all`, `on leader`,
+/// `on 2`): every client→broker Kafka link, or the one to a target, resolved when the step
+/// runs. The controller has no Kafka link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaLinkSpec {
+    All,
+    To(Target),
+}
+
+impl fmt::Display for KafkaLinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KafkaLinkSpec::All => f.write_str("all"),
+            KafkaLinkSpec::To(target) => target.fmt(f),
+        }
+    }
+}
+
+impl From<KafkaLinks> for KafkaLinkSpec {
+    fn from(links: KafkaLinks) -> Self {
+        match links {
+            KafkaLinks::All => KafkaLinkSpec::All,
+            KafkaLinks::Broker(id) => KafkaLinkSpec::To(Target::Node(Node::Broker(id))),
+        }
+    }
+}
+
 /// Whom a `power-loss` step cuts, all at once: every broker, or the listed targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PowerLossTargets {
@@ -208,6 +237,17 @@ pub enum Action {
     Heal,
     /// SIGKILL the targets, drop every byte they had not fsynced, restart them (`--lazyfs`).
     PowerLoss(PowerLossTargets),
+    /// A message fault on the Kafka links (`drop-response`, `delay-response`,
+    /// `error-response`).
+    Response {
+        fault: ResponseFault,
+        on: KafkaLinkSpec,
+    },
+    /// `pass-response API on LINKS`: the API key's responses pass untouched again.
+    PassResponse {
+        api_key: i16,
+        on: KafkaLinkSpec,
+    },
     /// Send `count` records one after another from the schedule's own client process.
     Produce {
         count: u32,
@@ -272,6 +312,14 @@ impl From<Fault> for Action {
                     .map(|id| Target::Node(Node::Broker(id)))
                     .collect(),
             )),
+            Fault::Response { links, fault } => Action::Response {
+                fault,
+                on: links.into(),
+            },
+            Fault::PassResponse { links, api_key } => Action::PassResponse {
+                api_key,
+                on: links.into(),
+            },
         }
     }
 }
@@ -309,6 +357,10 @@ impl fmt::Display for Action {
             Action::NetworkPartition(spec) => write!(f, "partition {spec}"),
             Action::Heal => f.write_str("heal"),
             Action::PowerLoss(targets) => write!(f, "power-loss {targets}"),
+            Action::Response { fault, on } => write_response(f, fault, on),
+            Action::PassResponse { api_key, on } => {
+                write!(f, "pass-response {} on {on}", api_name(*api_key))
+            }
             Action::Produce { count, acks, to } => {
                 write!(f, "produce {count}")?;
                 if let Some(acks) = acks {
@@ -356,6 +408,26 @@ fn write_delay(
     Ok(())
 }
 
+/// `drop-response produce on leader count 1`, `delay-response produce 500ms on 2`,
+/// `error-response produce NOT_LEADER_OR_FOLLOWER on all count 3`.
+fn write_response(
+    f: &mut fmt::Formatter<'_>,
+    fault: &ResponseFault,
+    on: &KafkaLinkSpec,
+) -> fmt::Result {
+    let api = api_name(fault.api_key);
+    match fault.action {
+        ResponseAction::Drop => write!(f, "drop-response {api}")?,
+        ResponseAction::Delay { delay_ms } => write!(f, "delay-response {api} {delay_ms}ms")?,
+        ResponseAction::Error { code } => write!(f, "error-response {api} {}", error_name(code))?,
+    }
+    write!(f, " on {on}")?;
+    if let Some(count) = fault.count {
+        write!(f, " count {count}")?;
+    }
+    Ok(())
+}
+
 impl Action {
     /// The history's `f` for this step: the fault vocabulary's word (as [`Fault::f`]), or the
     /// client operation's or wait's first word.
@@ -369,9 +441,16 @@ impl Action {
             Action::NetworkPartition(_) => "partition",
             Action::Heal => "heal",
             Action::PowerLoss(_) => "power-loss",
+            Action::Response { fault, .. } => crate::nemesis::fault::response_word(fault.action),
+            Action::PassResponse { .. } => "pass-response",
             Action::Produce { .. } => "produce",
             Action::Wait(_) | Action::WaitLeader { .. } | Action::WaitIsr { .. } => "wait",
         }
+    }
+
+    /// Whether the step is a message fault or its heal, which need Kafka-aware links.
+    pub fn needs_kafka_links(&self) -> bool {
+        matches!(self, Action::Response { .. } | Action::PassResponse { .. })
     }
 
     /// Every broker id the step names explicitly (roles name none; counts and sizes are not
@@ -413,6 +492,10 @@ impl Action {
                 targets.iter().filter_map(target).collect()
             }
             Action::PowerLoss(PowerLossTargets::All) => Vec::new(),
+            Action::Response { on, .. } | Action::PassResponse { on, .. } => match on {
+                KafkaLinkSpec::All => Vec::new(),
+                KafkaLinkSpec::To(t) => target(t).into_iter().collect(),
+            },
             Action::WaitLeader { node, .. } => node.iter().copied().collect(),
             Action::Heal | Action::Produce { .. } | Action::Wait(_) | Action::WaitIsr { .. } => {
                 Vec::new()

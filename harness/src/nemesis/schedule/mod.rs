@@ -14,7 +14,8 @@ mod action;
 mod parse;
 
 pub use action::{
-    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
+    Action, KafkaLinkSpec, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target,
+    TopicPartition,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

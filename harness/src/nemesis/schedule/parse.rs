@@ -5,13 +5,17 @@
 use std::time::Duration;
 
 use crate::cluster::node::Node;
+use crate::cluster::proxy::kafka::faults::{
+    api_name, parse_api_key, parse_error_code, replaces_errors, ResponseAction, ResponseFault,
+    ERROR_RESPONSE_APIS,
+};
 use crate::cluster::proxy::Delay;
 use crate::cluster::supervisor::KillSignal;
 use crate::duration::parse_duration;
 
 use super::action::{
-    Action, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target, TopicPartition,
-    DEFAULT_WAIT_TIMEOUT,
+    Action, KafkaLinkSpec, LinkSpec, Member, NetworkPartitionSpec, PowerLossTargets, Target,
+    TopicPartition, DEFAULT_WAIT_TIMEOUT,
 };
 
 /// Tokens of one step, consumed front to back.
@@ -229,6 +233,90 @@ fn parse_power_loss(tokens: &mut Tokens) -> Result<Action, String> {
     Ok(Action::PowerLoss(PowerLossTargets::Some(targets)))
 }
 
+/// `drop-response API on LINKS [count K]`, `delay-response API D on LINKS [count K]`,
+/// `error-response API CODE on LINKS [count K]`; `word` is the action's first word.
+fn parse_response(word: &str, tokens: &mut Tokens) -> Result<Action, String> {
+    let api_key = parse_api_key(tokens.next("an API key (produce, fetch, ... or a number)")?)?;
+    let action = match word {
+        "drop-response" => ResponseAction::Drop,
+        "delay-response" => {
+            let delay_ms = parse_ms(tokens.next("a delay such as 500ms")?)?;
+            if delay_ms == 0 {
+                return Err(
+                    "a delay-response of 0ms holds nothing (pass-response removes one)".into(),
+                );
+            }
+            ResponseAction::Delay { delay_ms }
+        }
+        _ => {
+            let code = parse_error_code(tokens.next("a Kafka error name or code")?)?;
+            if !replaces_errors(api_key) {
+                let supported: Vec<String> = ERROR_RESPONSE_APIS
+                    .iter()
+                    .map(|k| api_name(*k as i16))
+                    .collect();
+                return Err(format!(
+                    "error-response cannot replace the error codes of {} responses \
+                     (supported: {})",
+                    api_name(api_key),
+                    supported.join(", ")
+                ));
+            }
+            ResponseAction::Error { code }
+        }
+    };
+    let on = parse_kafka_links(tokens)?;
+    let count = match tokens.take_if("count") {
+        true => {
+            let count = tokens.next("a count of responses")?;
+            match count.parse::<u32>() {
+                Ok(0) | Err(_) => {
+                    return Err(format!("expected a count of at least 1, got {count:?}"))
+                }
+                Ok(n) => Some(n),
+            }
+        }
+        false => None,
+    };
+    Ok(Action::Response {
+        fault: ResponseFault {
+            api_key,
+            action,
+            count,
+        },
+        on,
+    })
+}
+
+/// `pass-response API on LINKS`.
+fn parse_pass_response(tokens: &mut Tokens) -> Result<Action, String> {
+    let api_key = parse_api_key(tokens.next("an API key (produce, fetch, ... or a number)")?)?;
+    let on = parse_kafka_links(tokens)?;
+    Ok(Action::PassResponse { api_key, on })
+}
+
+/// `on all`, or `on TARGET` (a broker id, `leader [t/p]`, `follower [t/p]`, `random`): the
+/// Kafka links to it.
+fn parse_kafka_links(tokens: &mut Tokens) -> Result<KafkaLinkSpec, String> {
+    let what = "`on all` or `on TARGET` (the Kafka links a message fault acts on)";
+    if !tokens.take_if("on") {
+        return Err(match tokens.peek() {
+            Some(other) => format!("expected {what}, got {other:?}"),
+            None => format!("expected {what}"),
+        });
+    }
+    if tokens.take_if("all") {
+        return Ok(KafkaLinkSpec::All);
+    }
+    match parse_target(tokens)? {
+        Target::Node(Node::Controller) => Err(
+            "message faults act on the clients' Kafka links to brokers; the controller has none"
+                .into(),
+        ),
+        target => Ok(KafkaLinkSpec::To(target)),
+    }
+}
+
 fn parse_on(tokens: &mut Tokens) -> Result<Option<TopicPartition>, String> {
     if tokens.take_if("on") {
         return tokens.next("topic/partition")?.parse().map(Some);
@@ -321,6 +409,10 @@ impl std::str::FromStr for Action {
             "partition" => parse_partition(&mut tokens)?,
             "heal" => Action::Heal,
             "power-loss" => parse_power_loss(&mut tokens)?,
+            word @ ("drop-response" | "delay-response" | "error-response") => {
+                parse_response(word, &mut tokens)?
+            }
+            "pass-response" => parse_pass_response(&mut tokens)?,
             "produce" => parse_produce(&mut tokens)?,
             "wait" => parse_wait(&mut tokens)?,
             other => return Err(format!("unknown action {other:?}")),
@@ -332,6 +424,40 @@ impl std::str::FromStr for Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_faults_read_api_keys_and_error_codes_by_name_or_number() {
+        let parsed: Action = "error-response 0 not_leader_or_follower on LEADER count 2"
+            .to_lowercase()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            parsed,
+            Action::Response {
+                fault: ResponseFault {
+                    api_key: 0,
+                    action: ResponseAction::Error { code: 6 },
+                    count: Some(2),
+                },
+                on: KafkaLinkSpec::To(Target::Leader(None)),
+            }
+        );
+        assert_eq!(
+            parsed.to_string(),
+            "error-response produce NOT_LEADER_OR_FOLLOWER on leader count 2"
+        );
+        for (name, code) in [
+            ("REQUEST_TIMED_OUT", 7),
+            ("NETWORK_EXCEPTION", 13),
+            ("NOT_ENOUGH_REPLICAS_AFTER_APPEND", 20),
+            ("UNKNOWN_SERVER_ERROR", -1),
+            ("-1", -1),
+        ] {
+            assert_eq!(parse_error_code(name), Ok(code), "{name}");
+        }
+        assert_eq!(parse_api_key("InIt-PrOdUcEr-Id"), Ok(22));
+        assert_eq!(parse_api_key("metadata"), Ok(3));
+    }
 
     #[test]
     fn actions_print_and_parse_back() {
@@ -370,6 +496,17 @@ mod tests {
             "wait leader 2 on t/0 timeout 10s",
             "wait leader new timeout 10s",
             "wait isr 3 timeout 30s",
+            "drop-response produce on leader count 1",
+            "drop-response produce on leader t/1",
+            "delay-response produce 500ms on 2",
+            "delay-response metadata 2000ms on all count 2",
+            "error-response produce NOT_LEADER_OR_FOLLOWER on all count 3",
+            "error-response fetch REQUEST_TIMED_OUT on follower t/0",
+            "error-response init-producer-id NETWORK_EXCEPTION on random",
+            "error-response produce 999 on 3",
+            "drop-response 200 on 1",
+            "pass-response produce on 2",
+            "pass-response init-producer-id on all",
         ];
         for line in lines {
             let action: Action = line.parse().unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -392,6 +529,45 @@ mod tests {
             ("power-loss", "expected `all` or targets"),
             ("power-loss controller", "aims at brokers"),
             ("power-loss 1,x", "broker id"),
+            ("drop-response", "expected an API key"),
+            ("drop-response produce", "expected `on all` or `on TARGET`"),
+            ("drop-response produce leader", "got \"leader\""),
+            ("drop-response produce on", "expected a target"),
+            (
+                "drop-response produce on controller",
+                "the controller has none",
+            ),
+            ("drop-response produce on two", "broker id"),
+            ("drop-response produce on all count 0", "at least 1"),
+            ("drop-response produce on all count many", "at least 1"),
+            ("drop-response produce on all count", "a count of responses"),
+            ("drop-response produce on all now", "unexpected"),
+            (
+                "drop-response publish on all",
+                "unknown API key \"publish\"",
+            ),
+            ("drop-response -1 on all", "not negative"),
+            ("delay-response produce on 1", "bad duration"),
+            ("delay-response produce 0ms on 1", "holds nothing"),
+            (
+                "error-response produce on all",
+                "unknown Kafka error \"on\"",
+            ),
+            (
+                "error-response produce NOT_A_CODE on all",
+                "unknown Kafka error",
+            ),
+            ("error-response produce 0 on all", "0 is no error"),
+            (
+                "error-response metadata 6 on all",
+                "cannot replace the error codes of metadata",
+            ),
+            (
+                "error-response list-offsets 6 on all",
+                "supported: produce, fetch, init-producer-id",
+            ),
+            ("pass-response on 2", "unknown API key \"on\""),
+            ("pass-response produce on 2 count 1", "unexpected"),
         ] {
             let error = line.parse::<Action>().unwrap_err();
             assert!(error.contains(needle), "{line}: {error}");

@@ -1,5 +1,6 @@
 //! `--nemesis`: which faults the random nemesis may start, as asked for (`all`, `none` or a
-//! list) and as it resolves for a run (power loss only on lazy mounts).
+//! list) and as it resolves for a run (power loss only on lazy mounts, message faults only on
+//! Kafka-aware links).
 
 use std::str::FromStr;
 
@@ -8,7 +9,8 @@ use faultline_checker::config::FaultKind;
 /// Which faults the random nemesis may start (`--nemesis`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NemesisChoice {
-    /// Every fault this run can inject (power loss only with `--lazyfs`).
+    /// Every fault this run can inject (power loss only with `--lazyfs`, drop-response only
+    /// with Kafka-aware links).
     All,
     /// These kinds, in [`FaultKind::ALL`]'s order; empty means none.
     Kinds(Vec<FaultKind>),
@@ -19,10 +21,10 @@ impl NemesisChoice {
         NemesisChoice::Kinds(Vec::new())
     }
 
-    /// What this choice means for a run with or without lazy mounts.
-    pub fn kinds(&self, lazyfs: bool) -> Vec<FaultKind> {
+    /// What this choice means for a run with or without lazy mounts and Kafka-aware links.
+    pub fn kinds(&self, lazyfs: bool, kafka_links: bool) -> Vec<FaultKind> {
         match self {
-            NemesisChoice::All => available_kinds(lazyfs),
+            NemesisChoice::All => available_kinds(lazyfs, kafka_links),
             NemesisChoice::Kinds(kinds) => kinds.clone(),
         }
     }
@@ -62,11 +64,13 @@ fn in_canonical_order(kinds: Vec<FaultKind>) -> Vec<FaultKind> {
 }
 
 /// What `--nemesis all` means for a run: every kind, but power loss only when the brokers'
-/// data dirs are lazy mounts (`--lazyfs`).
-pub fn available_kinds(lazyfs: bool) -> Vec<FaultKind> {
+/// data dirs are lazy mounts (`--lazyfs`), and drop-response only when the clients reach the
+/// brokers through Kafka-aware links (`--client kafka`, `--system`).
+pub fn available_kinds(lazyfs: bool, kafka_links: bool) -> Vec<FaultKind> {
     FaultKind::ALL
         .into_iter()
         .filter(|k| lazyfs || *k != FaultKind::PowerLoss)
+        .filter(|k| kafka_links || *k != FaultKind::DropResponse)
         .collect()
 }
 
@@ -85,9 +89,18 @@ mod tests {
                 FaultKind::LeaderLoss
             ]))
         );
-        assert!(!available_kinds(false).contains(&FaultKind::PowerLoss));
-        assert!(available_kinds(true).contains(&FaultKind::PowerLoss));
-        assert_eq!(NemesisChoice::All.kinds(true).len(), FaultKind::ALL.len());
+        assert!(!available_kinds(false, false).contains(&FaultKind::PowerLoss));
+        assert!(available_kinds(true, false).contains(&FaultKind::PowerLoss));
+        assert!(!available_kinds(true, false).contains(&FaultKind::DropResponse));
+        assert!(available_kinds(false, true).contains(&FaultKind::DropResponse));
+        assert_eq!(
+            NemesisChoice::All.kinds(true, true).len(),
+            FaultKind::ALL.len()
+        );
+        assert_eq!(
+            "drop-response".parse(),
+            Ok(NemesisChoice::Kinds(vec![FaultKind::DropResponse]))
+        );
         let error = "flood".parse::<NemesisChoice>().unwrap_err();
         assert!(error.contains("unknown nemesis \"flood\""), "{error}");
         assert!(error.contains("isr-pressure"), "{error}");

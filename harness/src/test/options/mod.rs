@@ -143,7 +143,7 @@ impl TestRequest {
             Some(_) => vec![NemesisKind::Schedule],
             None => self
                 .nemesis
-                .kinds(self.lazyfs)
+                .kinds(self.lazyfs, self.client == Client::Kafka)
                 .into_iter()
                 .map(NemesisKind::Fault)
                 .collect(),
@@ -232,7 +232,7 @@ impl TestRequest {
     /// `<workload>-<nemesis>`: `all` for every fault this run can inject, `none`, `schedule`,
     /// or the kinds joined by `+`.
     fn default_name(&self, nemesis: &[NemesisKind]) -> String {
-        let every: Vec<NemesisKind> = available_kinds(self.lazyfs)
+        let every: Vec<NemesisKind> = available_kinds(self.lazyfs, self.client == Client::Kafka)
             .into_iter()
             .map(NemesisKind::Fault)
             .collect();
@@ -343,6 +343,14 @@ impl TestRequest {
                 step.line
             )));
         }
+        let message_fault_step = steps.iter().find(|s| s.action.needs_kafka_links());
+        if let (Some(step), false) = (message_fault_step, self.client == Client::Kafka) {
+            return Err(bad(format!(
+                "schedule line {}: `{}` is a message fault, which needs Kafka-aware links: \
+                 run with --client kafka (this run's clients speak HTTP, through byte links)",
+                step.line, step.action
+            )));
+        }
         Ok(Some(steps))
     }
 }
@@ -369,6 +377,12 @@ impl TestOptions {
         if kinds.contains(&FaultKind::PowerLoss) && !harness.lazyfs {
             return Err(bad(
                 "--nemesis power-loss needs --lazyfs (the brokers' data dirs on lazy mounts)",
+            ));
+        }
+        if kinds.contains(&FaultKind::DropResponse) && harness.client != Client::Kafka {
+            return Err(bad(
+                "--nemesis drop-response is a message fault, which needs Kafka-aware links: run \
+                 with --client kafka (this run's clients speak HTTP, through byte links)",
             ));
         }
         let nemesis = RandomNemesis {

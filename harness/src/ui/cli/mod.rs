@@ -351,7 +351,8 @@ pub struct TestArgs {
     #[arg(long, default_value = "http")]
     pub client: Client,
     /// Faults of the random nemesis: a list of single faults (kill, pause, delay, partition)
-    /// and fault packages (isr-pressure, leader-loss, rolling-restart), or all (every one,
+    /// and fault packages (isr-pressure, leader-loss, rolling-restart; power-loss with
+    /// --lazyfs, drop-response with --client kafka), or all (every one this run can inject,
     /// weighted), or none; `faultline list` describes each. `latency` is accepted for `delay`.
     #[arg(long, default_value = "all")]
     pub nemesis: NemesisChoice,

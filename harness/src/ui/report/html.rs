@@ -256,6 +256,10 @@ fn fault_legend() -> String {
         ),
         ("delay", "network delay"),
         ("partition", "network partition (until heal)"),
+        (
+            "drop-response",
+            "message fault: drop, delay or error-response (until pass-response or heal)",
+        ),
     ] {
         let _ = write!(
             out,

@@ -46,6 +46,7 @@ fn shade_colour(kind: &str) -> RGBAColor {
         "pause" => RGBColor(191, 135, 0).mix(0.15),
         "power-loss" => RGBColor(36, 41, 47).mix(0.15),
         "delay" => RGBColor(130, 80, 223).mix(0.10),
+        "drop-response" | "delay-response" | "error-response" => RGBColor(27, 124, 131).mix(0.12),
         _ => RGBColor(9, 105, 218).mix(0.12),
     }
 }

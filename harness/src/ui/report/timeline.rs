@@ -199,6 +199,7 @@ pub fn fault_colour(kind: &str) -> &'static str {
         "pause" => "#bf8700",
         "power-loss" => "#24292f",
         "delay" => "#8250df",
+        "drop-response" | "delay-response" | "error-response" => "#1b7c83",
         _ => "#0969da",
     }
 }

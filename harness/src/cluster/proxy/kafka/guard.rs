@@ -1,4 +1,6 @@
-//! Checks the shape of a Metadata, FindCoordinator or DescribeCluster response body before the codec decodes it.
+//! Checks the shape of a response body the proxy decodes — Metadata, FindCoordinator and
+//! DescribeCluster (their addresses rewritten), Produce, Fetch and InitProducerId (their error
+//! codes replaced by an `error-response` fault) — before the codec decodes it.
 //! The `kafka-protocol` crate sizes a vector from the element count a message claims
 //! (`Vec::with_capacity(n)`), so a body claiming two billion topics would make it ask for
 //! hundreds of GiB, and a failed allocation aborts the process: the proxy must not take the
@@ -17,10 +19,13 @@ enum Field {
     I8,
     I16,
     I32,
+    I64,
     Bool,
     Uuid,
     /// A string (nullable or not: both lengths are accepted, the codec says which may be null).
     Str,
+    /// Bytes (nullable or not), as a record set: a length (INT32, or compact), then the bytes.
+    Bytes,
     /// A count, then that many elements each made of these fields.
     Array(Vec<Field>),
     /// The tagged-field section of a flexible struct.
@@ -36,6 +41,9 @@ pub(super) fn check(key: ApiKey, version: i16, body: &[u8]) -> Result<(), String
         ApiKey::Metadata => (metadata(version), version >= 9),
         ApiKey::FindCoordinator => (find_coordinator(version), version >= 3),
         ApiKey::DescribeCluster => (describe_cluster(version), true),
+        ApiKey::Produce => (produce(version), version >= 9),
+        ApiKey::Fetch => (fetch(version), version >= 12),
+        ApiKey::InitProducerId => (init_producer_id(version), version >= 2),
         other => return Err(format!("no schema for {other:?} responses")),
     };
     let mut cursor = Cursor {
@@ -142,6 +150,71 @@ fn describe_cluster(version: i16) -> Vec<Field> {
     fields
 }
 
+/// Appends the tagged-field section to a struct's fields in the flexible versions.
+fn tagged(flexible: bool, mut fields: Vec<Field>) -> Vec<Field> {
+    if flexible {
+        fields.push(Tags);
+    }
+    fields
+}
+
+/// ProduceResponse v3..=13 (Kafka's `ProduceResponse.json`; the codec reads no older one):
+/// topics by name up to v12, by id from v13; flexible from v9, whose tagged fields (a
+/// partition's `current_leader`, the `node_endpoints`) the walk skips as tags.
+fn produce(version: i16) -> Vec<Field> {
+    let flexible = version >= 9;
+    // index, error_code, base_offset, log_append_time_ms
+    let mut partition = vec![I32, I16, I64, I64];
+    if version >= 5 {
+        partition.push(I64); // log_start_offset
+    }
+    if version >= 8 {
+        // record_errors (batch_index, batch_index_error_message), error_message
+        partition.push(Array(tagged(flexible, vec![I32, Str])));
+        partition.push(Str);
+    }
+    let name = if version >= 13 { Uuid } else { Str }; // topic_id or name
+    let topic = vec![name, Array(tagged(flexible, partition))];
+    // responses, throttle_time_ms
+    tagged(flexible, vec![Array(tagged(flexible, topic)), I32])
+}
+
+/// FetchResponse v4..=18 (Kafka's `FetchResponse.json`; the codec reads no older one): a
+/// session's error code from v7, topics by id from v13, flexible from v12.
+fn fetch(version: i16) -> Vec<Field> {
+    let flexible = version >= 12;
+    // partition_index, error_code, high_watermark, last_stable_offset
+    let mut partition = vec![I32, I16, I64, I64];
+    if version >= 5 {
+        partition.push(I64); // log_start_offset
+    }
+    // aborted_transactions (producer_id, first_offset), nullable
+    partition.push(Array(tagged(flexible, vec![I64, I64])));
+    if version >= 11 {
+        partition.push(I32); // preferred_read_replica
+    }
+    partition.push(Bytes); // records
+    let name = if version >= 13 { Uuid } else { Str }; // topic_id or topic
+    let topic = vec![name, Array(tagged(flexible, partition))];
+    let mut fields = vec![I32]; // throttle_time_ms
+    if version >= 7 {
+        fields.extend([I16, I32]); // error_code, session_id
+    }
+    fields.push(Array(tagged(flexible, topic)));
+    tagged(flexible, fields)
+}
+
+/// InitProducerIdResponse v0..=6 (Kafka's `InitProducerIdResponse.json`; flexible from v2, the
+/// ongoing transaction's producer id and epoch from v6).
+fn init_producer_id(version: i16) -> Vec<Field> {
+    // throttle_time_ms, error_code, producer_id, producer_epoch
+    let mut fields = vec![I32, I16, I64, I16];
+    if version >= 6 {
+        fields.extend([I64, I16]);
+    }
+    tagged(version >= 2, fields)
+}
+
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -232,10 +305,15 @@ impl Cursor<'_> {
                 I8 => drop(self.take(1)?),
                 I16 => drop(self.take(2)?),
                 I32 => drop(self.take(4)?),
+                I64 => drop(self.take(8)?),
                 Bool => drop(self.take(1)?),
                 Uuid => drop(self.take(16)?),
                 Str => {
                     let n = self.length(2, "a string length")?.unwrap_or(0);
+                    self.take(n)?;
+                }
+                Bytes => {
+                    let n = self.length(4, "a bytes length")?.unwrap_or(0);
                     self.take(n)?;
                 }
                 Array(element) => {
@@ -292,5 +370,32 @@ mod tests {
     fn a_varint_of_six_bytes_is_refused() {
         let body = [0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
         assert!(check(ApiKey::Metadata, 9, &body).is_err());
+    }
+
+    #[test]
+    fn the_error_rewritten_responses_are_walked_too() {
+        // Produce v8: a topic array claiming i32::MAX topics.
+        let refused = check(ApiKey::Produce, 8, &i32::MAX.to_be_bytes()).unwrap_err();
+        assert!(refused.contains("an array count"), "{refused}");
+        // Fetch v11: throttle, error_code, session_id, one topic "t" with one partition whose
+        // records claim more bytes than follow.
+        let mut body = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        body.extend(1i32.to_be_bytes());
+        body.extend([0, 1, b't']);
+        body.extend(1i32.to_be_bytes());
+        body.extend([0; 4 + 2 + 8 + 8 + 8]); // index, error_code, hw, lso, log_start_offset
+        body.extend(0i32.to_be_bytes()); // aborted_transactions
+        body.extend((-1i32).to_be_bytes()); // preferred_read_replica
+        body.extend(1000i32.to_be_bytes());
+        body.extend(b"short");
+        let refused = check(ApiKey::Fetch, 11, &body).unwrap_err();
+        assert!(refused.contains("a bytes length of 1000"), "{refused}");
+        // InitProducerId v4 (flexible): throttle, error_code, producer_id, epoch, no tags.
+        let body = [0u8; 4 + 2 + 8 + 2 + 1];
+        assert_eq!(check(ApiKey::InitProducerId, 4, &body), Ok(()));
+        assert!(
+            check(ApiKey::InitProducerId, 1, &body).is_err(),
+            "one byte too many"
+        );
     }
 }

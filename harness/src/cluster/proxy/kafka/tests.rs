@@ -30,12 +30,34 @@ const PROXY_2: &str = "127.0.0.1:41002";
 
 /// A connection's two framers, with proxies for brokers 1 and 2 (not 3).
 fn connection() -> ([Framer; 2], Arc<LinkStats>) {
+    let (framers, stats, _) = connection_with_faults();
+    (framers, stats)
+}
+
+/// A connection's two framers and the message faults of its link.
+fn connection_with_faults() -> ([Framer; 2], Arc<LinkStats>, Arc<ResponseFaults>) {
     let addresses = Arc::new(AddressMap::new());
     addresses.insert(1, PROXY_1.parse().unwrap());
     addresses.insert(2, PROXY_2.parse().unwrap());
     let stats = Arc::new(LinkStats::default());
-    let framers = Framer::pair(addresses, stats.clone(), Arc::from("test (kafka)"));
-    (framers, stats)
+    let faults = Arc::new(ResponseFaults::default());
+    let link = Arc::from("test (kafka)");
+    let framers = Framer::pair(addresses, faults.clone(), stats.clone(), link);
+    (framers, stats, faults)
+}
+
+/// Feeding a framer on a link without message faults: only bytes come back, never a hold or a
+/// close.
+trait Pass {
+    fn pass(&mut self, input: &[u8]) -> Result<Vec<u8>, FrameError>;
+}
+
+impl Pass for Framer {
+    fn pass(&mut self, input: &[u8]) -> Result<Vec<u8>, FrameError> {
+        let fed = self.feed(input)?;
+        assert!(fed.holds.is_empty() && !fed.close, "{fed:?}");
+        Ok(fed.bytes)
+    }
 }
 
 fn framed(message: &[u8]) -> Vec<u8> {
@@ -170,9 +192,9 @@ fn metadata(version: i16) -> MetadataResponse {
 /// Passes one request and its response through a fresh connection's framers.
 fn exchange(request_frame: &[u8], response_frame: &[u8]) -> (Vec<u8>, Arc<LinkStats>) {
     let ([mut requests, mut responses], stats) = connection();
-    let passed = requests.feed(request_frame).unwrap();
+    let passed = requests.pass(request_frame).unwrap();
     assert_eq!(passed, request_frame, "a request passes byte for byte");
-    let answer = responses.feed(response_frame).unwrap();
+    let answer = responses.pass(response_frame).unwrap();
     (answer, stats)
 }
 
@@ -396,7 +418,7 @@ fn feed_in_pieces(framer: &mut Framer, input: &[u8], pieces: &[usize]) -> Vec<u8
             break;
         }
         let end = (at + piece).min(input.len());
-        out.extend(framer.feed(&input[at..end]).unwrap());
+        out.extend(framer.pass(&input[at..end]).unwrap());
         at = end;
     }
     out
@@ -406,8 +428,8 @@ fn feed_in_pieces(framer: &mut Framer, input: &[u8], pieces: &[usize]) -> Vec<u8
 fn frames_split_anywhere_give_the_same_bytes() {
     let (requests, responses) = conversation();
     let ([mut to_broker, mut from_broker], _) = connection();
-    assert_eq!(to_broker.feed(&requests).unwrap(), requests);
-    let whole = from_broker.feed(&responses).unwrap();
+    assert_eq!(to_broker.pass(&requests).unwrap(), requests);
+    let whole = from_broker.pass(&responses).unwrap();
     assert_ne!(whole, responses, "the Metadata responses were rewritten");
 
     let mut rng = StdRng::seed_from_u64(22);
@@ -429,12 +451,12 @@ fn frames_split_anywhere_give_the_same_bytes() {
 #[test]
 fn a_passed_response_is_streamed_not_held() {
     let ([mut to_broker, mut from_broker], _) = connection();
-    to_broker.feed(&request(ApiKey::Fetch, 11, 9, b"")).unwrap();
+    to_broker.pass(&request(ApiKey::Fetch, 11, 9, b"")).unwrap();
     let mut fetch_answer = framed(&9i32.to_be_bytes());
     fetch_answer[..4].copy_from_slice(&(4 + 1_000_000i32).to_be_bytes());
     // The head (size and correlation id) passes at once, then every byte as it arrives.
-    assert_eq!(from_broker.feed(&fetch_answer).unwrap(), fetch_answer);
-    assert_eq!(from_broker.feed(&[1; 1000]).unwrap(), [1; 1000]);
+    assert_eq!(from_broker.pass(&fetch_answer).unwrap(), fetch_answer);
+    assert_eq!(from_broker.pass(&[1; 1000]).unwrap(), [1; 1000]);
 }
 
 #[test]
@@ -442,16 +464,16 @@ fn a_frame_over_the_limit_or_negative_closes_the_connection() {
     let ([mut to_broker, mut from_broker], stats) = connection();
     let over = (MAX_FRAME_BYTES as i32 + 1).to_be_bytes();
     assert_eq!(
-        to_broker.feed(&over),
+        to_broker.pass(&over),
         Err(FrameError::Size(MAX_FRAME_BYTES as i32 + 1))
     );
     assert_eq!(
-        from_broker.feed(&(-1i32).to_be_bytes()),
+        from_broker.pass(&(-1i32).to_be_bytes()),
         Err(FrameError::Size(-1))
     );
     let ([mut to_broker, _], _) = connection();
     assert_eq!(
-        to_broker.feed(&framed(b"\x00\x03\x00")),
+        to_broker.pass(&framed(b"\x00\x03\x00")),
         Err(FrameError::Short {
             size: 3,
             side: "request"
@@ -464,15 +486,15 @@ fn a_frame_over_the_limit_or_negative_closes_the_connection() {
 fn a_response_to_no_request_or_the_wrong_one_closes_the_connection() {
     let ([_, mut from_broker], _) = connection();
     assert_eq!(
-        from_broker.feed(&framed(&5i32.to_be_bytes())),
+        from_broker.pass(&framed(&5i32.to_be_bytes())),
         Err(FrameError::Unsolicited(5))
     );
     let ([mut to_broker, mut from_broker], _) = connection();
     to_broker
-        .feed(&request(ApiKey::Metadata, 1, 10, b""))
+        .pass(&request(ApiKey::Metadata, 1, 10, b""))
         .unwrap();
     assert_eq!(
-        from_broker.feed(&framed(&11i32.to_be_bytes())),
+        from_broker.pass(&framed(&11i32.to_be_bytes())),
         Err(FrameError::Correlation {
             got: 11,
             expected: 10
@@ -486,7 +508,7 @@ fn a_produce_whose_acks_cannot_be_read_closes_the_connection() {
     // A v8 header, then a transactional id claiming 300 bytes where 2 follow.
     let frame = request(ApiKey::Produce, 8, 1, b"\x01\x2cab");
     assert!(matches!(
-        to_broker.feed(&frame),
+        to_broker.pass(&frame),
         Err(FrameError::Produce(_))
     ));
 }
@@ -505,7 +527,7 @@ fn a_produce_with_a_long_transactional_id_is_read_up_to_its_acks() {
         let answered = if acks == 0 { 2 } else { 1 };
         let answer = framed(&i32::to_be_bytes(answered));
         assert_eq!(
-            from_broker.feed(&answer),
+            from_broker.pass(&answer),
             Ok(answer),
             "v{version} acks={acks}"
         );
@@ -517,9 +539,9 @@ fn requests_awaiting_responses_are_bounded() {
     let ([mut to_broker, _], _) = connection();
     let one = request(ApiKey::Metadata, 1, 1, b"");
     for _ in 0..MAX_PENDING_REQUESTS {
-        to_broker.feed(&one).unwrap();
+        to_broker.pass(&one).unwrap();
     }
-    assert_eq!(to_broker.feed(&one), Err(FrameError::TooManyPending));
+    assert_eq!(to_broker.pass(&one), Err(FrameError::TooManyPending));
 }
 
 #[test]
@@ -577,4 +599,437 @@ fn the_rewrite_alone_keeps_unknown_node_ids() {
         rewrite_response(request, &message, &AddressMap::new()),
         Rewrite::Unchanged
     );
+}
+
+// ---- Message faults ----
+
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{
+    FetchResponse, InitProducerIdResponse, ProduceResponse, ProducerId,
+};
+use std::time::Duration;
+
+use super::faults::{ResponseAction, ResponseFault, ResponseFaults};
+
+fn fault(api_key: ApiKey, action: ResponseAction, count: Option<u32>) -> ResponseFault {
+    ResponseFault {
+        api_key: api_key as i16,
+        action,
+        count,
+    }
+}
+
+/// A Produce response with every field its version has set to something other than default:
+/// two topics of two partitions, each partition's error code 0.
+fn produce_response(version: i16) -> ProduceResponse {
+    let partition = |index: i32| {
+        let mut p = PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(40 + i64::from(index))
+            .with_log_append_time_ms(1_700_000_000_000);
+        if version >= 5 {
+            p = p.with_log_start_offset(3);
+        }
+        if version >= 8 {
+            p = p
+                .with_record_errors(vec![BatchIndexAndErrorMessage::default()
+                    .with_batch_index(1)
+                    .with_batch_index_error_message(Some(str_bytes("bad record")))])
+                .with_error_message(Some(str_bytes("appended")));
+        }
+        if version >= 10 {
+            p = p.with_current_leader(
+                LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(2))
+                    .with_leader_epoch(7),
+            );
+        }
+        p
+    };
+    let topic = |name: &str, id: &str| {
+        let t = TopicProduceResponse::default()
+            .with_partition_responses(vec![partition(0), partition(1)]);
+        match version >= 13 {
+            // The crate's Uuid, by inference: the harness does not name the uuid crate.
+            true => t.with_topic_id(id.parse().unwrap()),
+            false => t.with_name(TopicName(str_bytes(name))),
+        }
+    };
+    let mut response = ProduceResponse::default()
+        .with_responses(vec![
+            topic("orders", "67e55044-10b1-426f-9247-bb680e5fe0c8"),
+            topic("audit", "0f5c2a3e-1b7d-4e8a-9c6f-2d4b8a1e3c57"),
+        ])
+        .with_throttle_time_ms(5);
+    if version >= 9 {
+        response = response.with_unknown_tagged_field(99, Bytes::from_static(b"future"));
+    }
+    response
+}
+
+/// Every error code of a Produce response, in order.
+fn produce_errors(response: &ProduceResponse) -> Vec<i16> {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .map(|p| p.error_code)
+        .collect()
+}
+
+/// One produce (acks=all) and its response on a connection whose link drops, delays or changes
+/// responses: the response frame the framer passes on, and what it asked of the pump.
+fn produce_exchange(version: i16, fault: ResponseFault) -> (Fed, Arc<LinkStats>) {
+    let ([mut to_broker, mut from_broker], stats, faults) = connection_with_faults();
+    faults.set(fault);
+    to_broker
+        .pass(&produce_request(version, 5, -1, "tx"))
+        .unwrap();
+    let from_broker_frame = response(ApiKey::Produce, version, 5, &produce_response(version));
+    (from_broker.feed(&from_broker_frame).unwrap(), stats)
+}
+
+#[test]
+fn a_dropped_response_closes_the_connection_after_the_responses_before_it() {
+    let ([mut to_broker, mut from_broker], stats, faults) = connection_with_faults();
+    faults.set(fault(ApiKey::Produce, ResponseAction::Drop, Some(1)));
+    let mut requests = request(ApiKey::ApiVersions, 3, 1, b"\x00\x00\x00");
+    requests.extend(produce_request(8, 2, -1, "tx"));
+    requests.extend(request(ApiKey::Fetch, 11, 3, b""));
+    to_broker.pass(&requests).unwrap();
+    let versions_answer = framed(b"\x00\x00\x00\x01 an ApiVersions answer");
+    let mut responses = versions_answer.clone();
+    responses.extend(response(ApiKey::Produce, 8, 2, &produce_response(8)));
+    responses.extend(framed(b"\x00\x00\x00\x03 a Fetch answer"));
+    // Split anywhere, the bytes before the dropped response pass and nothing after.
+    for split in [1, 5, 40, responses.len()] {
+        let ([mut to_broker, mut from_broker], stats, faults) = connection_with_faults();
+        faults.set(fault(ApiKey::Produce, ResponseAction::Drop, Some(1)));
+        to_broker.pass(&requests).unwrap();
+        let mut passed = Vec::new();
+        let mut closed = false;
+        for piece in responses.chunks(split) {
+            let fed = from_broker.feed(piece).unwrap();
+            assert!(fed.holds.is_empty());
+            assert!(
+                !closed || fed.bytes.is_empty(),
+                "nothing passes after the drop"
+            );
+            passed.extend(fed.bytes);
+            closed |= fed.close;
+        }
+        assert!(closed, "split {split}: the connection closes");
+        assert_eq!(passed, versions_answer, "split {split}");
+        assert_eq!(stats.kafka_responses_dropped.load(Ordering::Relaxed), 1);
+    }
+    let fed = from_broker.feed(&responses).unwrap();
+    assert_eq!((fed.bytes, fed.close), (versions_answer, true));
+    assert_eq!(stats.kafka_responses_dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.kafka_bad_frames.load(Ordering::Relaxed), 0);
+    assert!(faults.in_force().is_empty(), "count 1 is spent");
+}
+
+#[test]
+fn a_drop_with_a_count_stops_after_that_many_responses_across_connections() {
+    let ([mut first, mut first_back], stats, faults) = connection_with_faults();
+    faults.set(fault(ApiKey::Produce, ResponseAction::Drop, Some(2)));
+    // A second connection of the same link shares its faults.
+    let mut second = Framer::pair(
+        Arc::new(AddressMap::new()),
+        faults.clone(),
+        stats.clone(),
+        Arc::from("test (kafka)"),
+    );
+    let produce_answer = response(ApiKey::Produce, 8, 1, &produce_response(8));
+    first.pass(&produce_request(8, 1, -1, "")).unwrap();
+    assert!(first_back.feed(&produce_answer).unwrap().close);
+    second[0].pass(&produce_request(8, 1, -1, "")).unwrap();
+    assert!(second[1].feed(&produce_answer).unwrap().close);
+    assert!(faults.in_force().is_empty());
+    let ([mut third, mut third_back], _) = {
+        let (framers, _, _) = connection_with_faults();
+        (framers, ())
+    };
+    third.pass(&produce_request(8, 1, -1, "")).unwrap();
+    assert_eq!(third_back.pass(&produce_answer), Ok(produce_answer));
+    assert_eq!(stats.kafka_responses_dropped.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_delayed_response_is_held_from_its_first_byte_and_later_ones_queue_behind() {
+    let ([mut to_broker, mut from_broker], stats, faults) = connection_with_faults();
+    let half_second = ResponseAction::Delay { delay_ms: 500 };
+    faults.set(fault(ApiKey::Produce, half_second, Some(2)));
+    let mut requests = request(ApiKey::ApiVersions, 3, 1, b"\x00\x00\x00");
+    for correlation_id in 2..=4 {
+        requests.extend(produce_request(8, correlation_id, 1, ""));
+    }
+    requests.extend(request(ApiKey::Metadata, 9, 5, b"\x01\x01\x00\x00\x00"));
+    to_broker.pass(&requests).unwrap();
+    let frames = [
+        framed(b"\x00\x00\x00\x01 ApiVersions"),
+        framed(b"\x00\x00\x00\x02 produce 2"),
+        framed(b"\x00\x00\x00\x03 produce 3"),
+        framed(b"\x00\x00\x00\x04 produce 4, past the count"),
+        response(ApiKey::Metadata, 9, 5, &metadata(9)),
+    ];
+    let fed = from_broker.feed(&frames.concat()).unwrap();
+    let starts: Vec<usize> = frames
+        .iter()
+        .scan(0, |at, f| {
+            let start = *at;
+            *at += f.len();
+            Some(start)
+        })
+        .collect();
+    let held = Duration::from_millis(500);
+    assert_eq!(
+        fed.holds,
+        [
+            Hold {
+                from: starts[1],
+                delay: held
+            },
+            Hold {
+                from: starts[2],
+                delay: held
+            },
+        ]
+    );
+    // Order is kept: every frame in place, the Metadata one rewritten as usual.
+    assert_eq!(&fed.bytes[..starts[4]], &frames[..4].concat()[..]);
+    assert!(!fed.close);
+    assert_eq!(stats.kafka_responses_delayed.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.kafka_responses_rewritten.load(Ordering::Relaxed), 1);
+    assert!(faults.in_force().is_empty(), "count 2 is spent");
+}
+
+#[test]
+fn a_delayed_response_split_across_reads_is_held_from_the_read_its_first_byte_is_in() {
+    let ([mut to_broker, mut from_broker], _, faults) = connection_with_faults();
+    faults.set(fault(
+        ApiKey::Metadata,
+        ResponseAction::Delay { delay_ms: 40 },
+        None,
+    ));
+    to_broker
+        .pass(&request(ApiKey::Metadata, 9, 1, b"\x01\x01\x00\x00\x00"))
+        .unwrap();
+    let answer = response(ApiKey::Metadata, 9, 1, &metadata(9));
+    let (head, rest) = answer.split_at(6);
+    let first = from_broker.feed(head).unwrap();
+    assert_eq!(first, Fed::default(), "a Metadata response is held whole");
+    let second = from_broker.feed(rest).unwrap();
+    assert_eq!(
+        second.holds,
+        [Hold {
+            from: 0,
+            delay: Duration::from_millis(40)
+        }]
+    );
+    assert!(!second.bytes.is_empty());
+    assert_eq!(
+        faults.in_force().len(),
+        1,
+        "without a count it stays in force"
+    );
+}
+
+#[test]
+fn error_response_replaces_every_partitions_error_code_and_nothing_else() {
+    for version in [3, 5, 7, 8, 9, 10, 11, 12, 13] {
+        let not_leader = ResponseAction::Error { code: 6 };
+        let (fed, stats) = produce_exchange(version, fault(ApiKey::Produce, not_leader, None));
+        assert!(fed.holds.is_empty() && !fed.close);
+        let (correlation_id, mut got) =
+            decode::<ProduceResponse>(ApiKey::Produce, version, &fed.bytes);
+        assert_eq!(correlation_id, 5, "v{version}");
+        assert_eq!(produce_errors(&got), [6, 6, 6, 6], "v{version}");
+        // Put the codes back: everything else is as the broker sent it.
+        for p in got
+            .responses
+            .iter_mut()
+            .flat_map(|t| &mut t.partition_responses)
+        {
+            p.error_code = 0;
+        }
+        assert_eq!(got, produce_response(version), "v{version}");
+        assert_eq!(stats.kafka_responses_replaced.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.kafka_responses_undecodable.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[test]
+fn error_response_replaces_fetch_and_init_producer_id_error_codes() {
+    let ([mut to_broker, mut from_broker], stats, faults) = connection_with_faults();
+    faults.set(fault(
+        ApiKey::Fetch,
+        ResponseAction::Error { code: 7 },
+        Some(1),
+    ));
+    faults.set(fault(
+        ApiKey::InitProducerId,
+        ResponseAction::Error { code: 15 },
+        Some(1),
+    ));
+    to_broker.pass(&request(ApiKey::Fetch, 11, 1, b"")).unwrap();
+    to_broker
+        .pass(&request(ApiKey::InitProducerId, 4, 2, b""))
+        .unwrap();
+    let partition = |index: i32| {
+        PartitionData::default()
+            .with_partition_index(index)
+            .with_high_watermark(10)
+            .with_last_stable_offset(10)
+            .with_log_start_offset(0)
+            .with_aborted_transactions(Some(vec![AbortedTransaction::default()
+                .with_producer_id(ProducerId(4))
+                .with_first_offset(2)]))
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_records(Some(Bytes::from_static(b"a record batch, as bytes")))
+    };
+    let fetch = FetchResponse::default()
+        .with_throttle_time_ms(1)
+        .with_session_id(3)
+        .with_responses(vec![FetchableTopicResponse::default()
+            .with_topic(TopicName(str_bytes("orders")))
+            .with_partitions(vec![partition(0), partition(1)])]);
+    let init = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(1000))
+        .with_producer_epoch(2);
+    let mut answers = response(ApiKey::Fetch, 11, 1, &fetch);
+    answers.extend(response(ApiKey::InitProducerId, 4, 2, &init));
+    let fed = from_broker.feed(&answers).unwrap();
+    let fetch_len = 4 + i32::from_be_bytes(fed.bytes[..4].try_into().unwrap()) as usize;
+    let (_, mut got) = decode::<FetchResponse>(ApiKey::Fetch, 11, &fed.bytes[..fetch_len]);
+    let codes: Vec<i16> = got.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [7, 7]);
+    assert_eq!(
+        got.error_code, 0,
+        "the session's error code is not a partition's"
+    );
+    got.responses[0]
+        .partitions
+        .iter_mut()
+        .for_each(|p| p.error_code = 0);
+    assert_eq!(got, fetch);
+    let (_, got) =
+        decode::<InitProducerIdResponse>(ApiKey::InitProducerId, 4, &fed.bytes[fetch_len..]);
+    assert_eq!(got, init.with_error_code(15));
+    assert_eq!(stats.kafka_responses_replaced.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn an_error_response_the_codec_cannot_read_passes_unchanged_and_is_counted() {
+    // Produce v2 is older than the codec's Produce (v3..=13).
+    let ([mut to_broker, mut from_broker], stats, faults) = connection_with_faults();
+    faults.set(fault(
+        ApiKey::Produce,
+        ResponseAction::Error { code: 6 },
+        None,
+    ));
+    to_broker
+        .pass(&request(
+            ApiKey::Produce,
+            2,
+            5,
+            b"\x00\x01\x00\x00\x03\xe8\x00\x00\x00\x00",
+        ))
+        .unwrap();
+    let old_answer = framed(b"\x00\x00\x00\x05 an old Produce answer");
+    let fed = from_broker.feed(&old_answer).unwrap();
+    assert_eq!(fed.bytes, old_answer);
+    assert_eq!(stats.kafka_responses_undecodable.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.kafka_responses_replaced.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn responses_of_other_api_keys_pass_untouched_and_spend_no_count() {
+    let ([mut to_broker, mut from_broker], stats, faults) = connection_with_faults();
+    faults.set(fault(ApiKey::Produce, ResponseAction::Drop, Some(1)));
+    faults.set(fault(
+        ApiKey::InitProducerId,
+        ResponseAction::Error { code: 6 },
+        Some(1),
+    ));
+    let (requests, responses) = conversation_without_produce();
+    assert_eq!(to_broker.pass(&requests).unwrap(), requests);
+    let fed = from_broker.feed(&responses).unwrap();
+    let (_, unfaulted) = {
+        let ([mut a, mut b], stats) = connection();
+        a.pass(&requests).unwrap();
+        (stats, b.pass(&responses).unwrap())
+    };
+    assert_eq!(fed.bytes, unfaulted, "as on a link without faults");
+    assert!(fed.holds.is_empty() && !fed.close);
+    assert_eq!(faults.in_force().len(), 2, "no count was spent");
+    let changed = [
+        &stats.kafka_responses_dropped,
+        &stats.kafka_responses_delayed,
+        &stats.kafka_responses_replaced,
+    ];
+    assert!(changed.iter().all(|n| n.load(Ordering::Relaxed) == 0));
+}
+
+/// The requests of `conversation` but its Produces, and their responses.
+fn conversation_without_produce() -> (Vec<u8>, Vec<u8>) {
+    let mut requests = Vec::new();
+    let mut responses = Vec::new();
+    requests.extend(request(ApiKey::ApiVersions, 3, 1, b"\x00\x00\x00"));
+    responses.extend(framed(b"\x00\x00\x00\x01 an ApiVersions answer"));
+    requests.extend(request(ApiKey::Metadata, 9, 2, b"\x01\x01\x00\x00\x00"));
+    responses.extend(response(ApiKey::Metadata, 9, 2, &metadata(9)));
+    requests.extend(request(ApiKey::Fetch, 11, 6, &[7u8; 400]));
+    let mut fetch_answer = 6i32.to_be_bytes().to_vec();
+    fetch_answer.extend((0..5_000u32).map(|i| i as u8));
+    responses.extend(framed(&fetch_answer));
+    (requests, responses)
+}
+
+#[test]
+fn a_fault_replaces_the_one_on_its_api_key_and_is_removed_alone() {
+    let faults = ResponseFaults::default();
+    assert_eq!(faults.take(0), None);
+    faults.set(fault(ApiKey::Produce, ResponseAction::Drop, None));
+    faults.set(fault(ApiKey::Fetch, ResponseAction::Drop, None));
+    let delay = ResponseAction::Delay { delay_ms: 9 };
+    faults.set(fault(ApiKey::Produce, delay, Some(1)));
+    assert_eq!(faults.in_force().len(), 2);
+    assert_eq!(faults.take(0), Some(delay));
+    assert_eq!(faults.take(0), None, "spent");
+    assert!(faults.remove(1));
+    assert!(!faults.remove(1));
+    assert_eq!(faults.take(1), None);
+    faults.set(fault(ApiKey::Fetch, ResponseAction::Drop, None));
+    assert_eq!(faults.clear(), 1);
+    assert!(faults.in_force().is_empty());
+}
+
+#[test]
+fn a_count_shared_by_several_links_is_spent_on_any_of_them() {
+    let drop_two = fault(ApiKey::Produce, ResponseAction::Drop, Some(2));
+    let budget = super::faults::Budget::of(&drop_two);
+    let links = [
+        ResponseFaults::default(),
+        ResponseFaults::default(),
+        ResponseFaults::default(),
+    ];
+    for link in &links {
+        link.set_shared(drop_two, budget.clone());
+    }
+    assert_eq!(links[0].take(0), Some(ResponseAction::Drop));
+    assert_eq!(links[1].in_force()[0].count, Some(1));
+    assert_eq!(links[1].take(0), Some(ResponseAction::Drop));
+    // Spent elsewhere: the third link's rule gives nothing and is gone.
+    assert_eq!(links[2].take(0), None);
+    assert!(links.iter().all(|l| l.in_force().is_empty()));
 }
