@@ -464,7 +464,8 @@ fn check_system_faults(
             .any(|word| word == "controller");
         if names_controller {
             return Err(bad(format!(
-                "schedule line {}: `{text}` names the controller, but {} has none                  (a system file's system is reached only by Kafka's protocol)",
+                "schedule line {}: `{text}` names the controller, but {} has none \
+                 (a system file's system is reached only by Kafka's protocol)",
                 step.line, system.name
             )));
         }
