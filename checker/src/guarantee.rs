@@ -144,7 +144,9 @@ impl Rules {
     fn weaken(&mut self, setting: &str, kinds: &[AnomalyKind]) {
         self.durable = false;
         self.weakened_by.push(setting.to_string());
-        for kind in kinds {
+        // Without idempotence send order is not checked: nothing to excuse.
+        let checked = |kind: &&AnomalyKind| **kind != NonmonotonicSend || self.idempotence;
+        for kind in kinds.iter().filter(checked) {
             self.excuses
                 .entry(*kind)
                 .or_default()

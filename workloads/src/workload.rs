@@ -121,6 +121,8 @@ pub struct ClientContext {
     sessions: Mutex<HashMap<u64, Session>>,
     /// Set when the run stops issuing operations: a send in flight makes no further attempt.
     stopping: AtomicBool,
+    /// Set once a failed InitProducerId has been said.
+    said_no_producer_id: AtomicBool,
     next_value: AtomicU64,
 }
 
@@ -138,6 +140,7 @@ impl ClientContext {
             producer: ProducerSettings::default(),
             sessions: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            said_no_producer_id: AtomicBool::new(false),
             next_value: AtomicU64::new(0),
         }
     }
@@ -194,6 +197,14 @@ impl ClientContext {
         match identity {
             Ok(identity) => Some(Session::new(identity)),
             Err(error) => {
+                // Said once a run: a broker without producer ids (404 from a node that predates
+                // them) would otherwise leave a run without a send and without a word.
+                if !self.said_no_producer_id.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "broker {leader} gave no producer id ({error}); an idempotent producer \
+                         sends nothing until a broker gives it one (said once)"
+                    );
+                }
                 forget_stale_leader(self, topic, partition, &error);
                 None
             }
