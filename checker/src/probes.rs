@@ -48,10 +48,13 @@ pub enum Probe {
     AcksAllTimeout,
     /// A leader refused a fetch of a follower's previous incarnation by its broker epoch.
     StaleFetchRefused,
+    /// A leader answered an idempotent producer's retry with the original batch's offsets
+    /// instead of writing it twice (node event `duplicate_batch`).
+    RetryDeduplicated,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 14] = [
+    pub const ALL: [Probe; 15] = [
         Probe::IsrShrunk,
         Probe::IsrBelowMin,
         Probe::IsrLeaderOnly,
@@ -66,6 +69,7 @@ impl Probe {
         Probe::LeaderPaused,
         Probe::AcksAllTimeout,
         Probe::StaleFetchRefused,
+        Probe::RetryDeduplicated,
     ];
 
     /// The name in results.json, the CLI and the docs.
@@ -85,6 +89,7 @@ impl Probe {
             Probe::LeaderPaused => "leader_paused",
             Probe::AcksAllTimeout => "acks_all_timeout",
             Probe::StaleFetchRefused => "stale_fetch_refused",
+            Probe::RetryDeduplicated => "retry_deduplicated",
         }
     }
 }
@@ -285,6 +290,10 @@ pub fn detect(
                 ("stale_fetch_refused", false) => {
                     let place = format!("{name} broker {}", e.broker.unwrap_or(0));
                     hit(Probe::StaleFetchRefused, ms, place);
+                }
+                ("duplicate_batch", false) => {
+                    let place = format!("{name} {}", e.node_name());
+                    hit(Probe::RetryDeduplicated, ms, place);
                 }
                 _ => {}
             }

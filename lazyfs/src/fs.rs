@@ -145,8 +145,7 @@ impl Filesystem for LazyFilesystem {
     /// fsynced. Plain reads and writes still bypass the page cache. An older kernel keeps
     /// refusing shared mappings, said once on stderr.
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
-        if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
-        {
+        if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP) {
             eprintln!(
                 "faultline-lazyfs: the kernel lacks {missing:?}: shared mmap of files on this \
                  mount will fail (SQLite's WAL mode needs it)"

@@ -487,3 +487,48 @@ mod broker {
         );
     }
 }
+
+/// SQLite's WAL mode maps its `-shm` file shared and writable; on a `direct_io` FUSE file that
+/// needs FUSE_DIRECT_IO_ALLOW_MMAP, which the mount asks for. `msync(MS_SYNC)` writes the pages
+/// back and fsyncs them, so what was mapped then survives a cut, like any fsynced write.
+#[test]
+fn a_shared_writable_mapping_works_and_msync_makes_it_durable() {
+    use std::os::fd::AsRawFd;
+    let Some(m) = Mounted::start() else { return };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(m.path("db-shm"))
+        .unwrap();
+    file.set_len(4096).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: a fresh 4096-byte mapping of a file this test owns, unmapped below.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(
+        map,
+        libc::MAP_FAILED,
+        "shared mmap refused: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the mapping is 4096 bytes long and writable.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b"wal-index".as_ptr(), map.cast::<u8>(), 9);
+        assert_eq!(libc::msync(map, 4096, libc::MS_SYNC), 0);
+        assert_eq!(libc::munmap(map, 4096), 0);
+    }
+    assert_eq!(&fs::read(m.path("db-shm")).unwrap()[..9], b"wal-index");
+    assert_eq!(&fs::read(m.backing("db-shm")).unwrap()[..9], b"wal-index");
+    m.lose();
+    assert_eq!(&fs::read(m.path("db-shm")).unwrap()[..9], b"wal-index");
+}

@@ -34,6 +34,10 @@ pub enum ErrorCode {
     StaleBrokerEpoch,
     NotFound,
     KafkaStorageError,
+    /// An idempotent producer's batch does not follow its last one (Kafka error 45).
+    OutOfOrderSequenceNumber,
+    /// An idempotent producer's epoch is older than the partition has seen (Kafka error 47).
+    InvalidProducerEpoch,
 }
 
 impl ErrorCode {
@@ -55,7 +59,9 @@ impl ErrorCode {
             | InvalidUpdateVersion
             | IneligibleReplica
             | DuplicateBrokerRegistration
-            | StaleBrokerEpoch => StatusCode::CONFLICT,
+            | StaleBrokerEpoch
+            | OutOfOrderSequenceNumber
+            | InvalidProducerEpoch => StatusCode::CONFLICT,
             OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             InconsistentClusterId => StatusCode::FORBIDDEN,
             MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -318,6 +324,21 @@ pub struct ProduceRequest {
     #[serde(default)]
     pub timeout_ms: Option<i64>,
     pub records: Vec<ProduceRecord>,
+    /// An idempotent producer's id (`POST /v1/init-producer-id`), epoch and the first record's
+    /// sequence: all three or none.
+    #[serde(default)]
+    pub producer_id: Option<i64>,
+    #[serde(default)]
+    pub producer_epoch: Option<i64>,
+    #[serde(default)]
+    pub base_sequence: Option<i64>,
+}
+
+/// `POST /v1/init-producer-id`'s answer: a new idempotent producer's id and epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InitProducerIdResponse {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -575,6 +596,7 @@ mod tests {
                 leader_epoch: 2,
                 timestamp_ms: 9,
                 values: vec!["a\nb".into(), "{\"x\":1}".into()],
+                producer: None,
             }]),
             high_watermark: 3,
             log_end_offset: 6,

@@ -16,6 +16,7 @@ use crate::api::*;
 use crate::broker::fetch::{answer_replica_fetch, read_committed};
 use crate::broker::produce::{self, ProduceArgs};
 use crate::broker::{Broker, MAX_FETCH_RECORDS, MAX_WAIT_MS};
+use crate::storage::ProducerBatch;
 
 type Shared = Arc<Broker>;
 type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
@@ -25,16 +26,63 @@ fn partition_arg(value: i64) -> Result<u32, ApiError> {
         .map_err(|_| ApiError::invalid(format!("partition must be 0 or more (got {value})")))
 }
 
+/// The three producer fields of a produce: all or none, each in its Kafka type's range.
+fn producer_arg(req: &ProduceRequest) -> Result<Option<ProducerBatch>, ApiError> {
+    match (req.producer_id, req.producer_epoch, req.base_sequence) {
+        (None, None, None) => Ok(None),
+        (Some(id), Some(epoch), Some(sequence)) => {
+            let out_of_range = |name: &str, value: i64, max: i64| {
+                ApiError::invalid(format!("{name} must be 0 to {max} (got {value})"))
+            };
+            if id < 0 {
+                return Err(out_of_range("producer_id", id, i64::MAX));
+            }
+            let epoch = i16::try_from(epoch)
+                .ok()
+                .filter(|e| *e >= 0)
+                .ok_or_else(|| out_of_range("producer_epoch", epoch, i16::MAX.into()))?;
+            let sequence = i32::try_from(sequence)
+                .ok()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| out_of_range("base_sequence", sequence, i32::MAX.into()))?;
+            Ok(Some(ProducerBatch {
+                producer_id: id,
+                producer_epoch: epoch,
+                base_sequence: sequence,
+            }))
+        }
+        _ => Err(ApiError::invalid(
+            "producer_id, producer_epoch and base_sequence go together: give all three or none",
+        )),
+    }
+}
+
 async fn produce(State(broker): State<Shared>, body: Body) -> ApiResult<ProduceResponse> {
     let req: ProduceRequest = parse_body(body)?;
     let args = ProduceArgs {
         partition: partition_arg(req.partition)?,
         acks: Acks::parse(&req.acks)?,
+        producer: producer_arg(&req)?,
         topic: req.topic,
         values: req.records.into_iter().map(|r| r.value).collect(),
         timeout_ms: req.timeout_ms,
     };
     Ok(Json(produce::produce(&broker, args).await?))
+}
+
+/// A new idempotent producer: an id no other producer has, epoch 0 (Kafka's InitProducerId
+/// without a transactional id).
+async fn init_producer_id(State(broker): State<Shared>) -> ApiResult<InitProducerIdResponse> {
+    if !broker.config.version.rules().idempotent_producer {
+        return Err(ApiError::invalid(format!(
+            "Kafka {} has no idempotent producer (KIP-98 came in 0.11.0)",
+            broker.config.version
+        )));
+    }
+    Ok(Json(InitProducerIdResponse {
+        producer_id: broker.new_producer_id(),
+        producer_epoch: 0,
+    }))
 }
 
 fn query_u64(
@@ -107,6 +155,7 @@ pub fn router(broker: Shared) -> Router {
     let limit = broker.config.max_request_bytes;
     Router::new()
         .route("/v1/produce", post(produce))
+        .route("/v1/init-producer-id", post(init_producer_id))
         .route("/v1/fetch", get(fetch))
         .route("/v1/state", get(state))
         .route("/v1/metadata", get(metadata))

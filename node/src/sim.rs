@@ -531,11 +531,12 @@ impl Sim {
             })
             .collect();
         let now = self.now_ms;
-        let _ = self.nodes[l]
-            .replica
-            .as_mut()
-            .unwrap()
-            .append_as_leader(values, Acks::One, now);
+        let _ =
+            self.nodes[l]
+                .replica
+                .as_mut()
+                .unwrap()
+                .append_as_leader(values, Acks::One, now, None);
         self.note_commits(l);
     }
 

@@ -63,6 +63,7 @@ impl KafkaVersion {
                 unclean_shutdown_leaves_isr: true,
                 controlled_shutdown: true,
                 zk_controlled_shutdown: false,
+                idempotent_producer: true,
                 reset_last_caught_up_time: false,
             },
             KafkaVersion::V3_7 => Rules {
@@ -82,6 +83,7 @@ impl KafkaVersion {
                 unclean_shutdown_leaves_isr: false,
                 controlled_shutdown: true,
                 zk_controlled_shutdown: true,
+                idempotent_producer: false,
                 reset_last_caught_up_time: true,
             },
         }
@@ -153,6 +155,10 @@ pub struct Rules {
     /// (5000) apart, then stops anyway (`KafkaServer.controlledShutdown`). Shutting down is no
     /// bar to an ISR there (the leader writes the ISR to ZooKeeper itself, `Partition.updateIsr`).
     pub zk_controlled_shutdown: bool,
+    /// KIP-98 (0.11.0; on by default since 3.0, KIP-679): a leader dedups and orders an
+    /// idempotent producer's batches by producer id, epoch and sequence (`ProducerStateManager`),
+    /// and InitProducerId hands out producer ids. 0.10.2 has neither: a batch's stamp is not kept.
+    pub idempotent_producer: bool,
     /// 0.10.2.1 `Partition.makeLeader`: a leader starting a new epoch counts every follower, in
     /// the ISR or not, as having fetched just now (`Replica.resetLastCaughtUpTime`); 3.7.0's
     /// `Replica.resetReplicaState` does that only for ISR members.

@@ -29,13 +29,15 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 PG="$DATA/pg"
-SOCKETS="$DATA/sockets"
 if [ ! -f "$PG/PG_VERSION" ]; then
     echo "$SCHEMA_SHA256  $SCHEMA" | sha256sum --check --quiet - \
         || { echo "postgres.sh: $SCHEMA is not Tansu 0.6.0's schema" >&2; exit 1; }
-    rm -rf "$PG" "$SOCKETS"
-    mkdir -p "$PG" "$SOCKETS"
-    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$DATA"
+    # A Unix socket path must fit in 107 bytes: the schema is loaded through a short one.
+    SOCKETS="$(mktemp -d /tmp/faultline-pg.XXXXXX)"
+    trap 'rm -rf "$SOCKETS"' EXIT
+    rm -rf "$PG"
+    mkdir -p "$PG"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$DATA" "$SOCKETS"
     "${as_postgres[@]}" "$BIN/initdb" -D "$PG" -U postgres --auth=trust --no-sync >"$DATA/initdb.log" 2>&1 \
         || { cat "$DATA/initdb.log" >&2; exit 1; }
     # The schema over a Unix socket only; then a clean stop, so the data is on disk.
@@ -45,7 +47,9 @@ if [ ! -f "$PG/PG_VERSION" ]; then
         -d postgres -f "$SCHEMA" >"$DATA/schema.log" 2>&1 \
         || { cat "$DATA/schema.log" >&2; "${as_postgres[@]}" "$BIN/pg_ctl" -D "$PG" -m fast stop; exit 1; }
     "${as_postgres[@]}" "$BIN/pg_ctl" -D "$PG" -w -m fast stop >/dev/null
+    rm -rf "$SOCKETS"
+    trap - EXIT
     sync
 fi
-exec "${as_postgres[@]}" "$BIN/postgres" -D "$PG" -p "$PORT" -k "$SOCKETS" \
+exec "${as_postgres[@]}" "$BIN/postgres" -D "$PG" -p "$PORT" -c unix_socket_directories= \
     -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200

@@ -86,10 +86,7 @@ impl Network {
             links.insert((from, to), link);
         }
         let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
-        Ok(Network {
-            links,
-            kafka_links,
-        })
+        Ok(Network { links, kafka_links })
     }
 
     /// The network of a system described by a system file: a Kafka-aware client→broker link to
@@ -107,10 +104,7 @@ impl Network {
             links.insert((from, to), link);
         }
         let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
-        Ok(Network {
-            links,
-            kafka_links,
-        })
+        Ok(Network { links, kafka_links })
     }
 
     /// Which harness broker each Kafka port is: the brokers' real Kafka ports and their links'
@@ -120,10 +114,9 @@ impl Network {
         self.kafka_links
             .iter()
             .filter_map(|((_, to), link)| match to {
-                Endpoint::Node(Node::Broker(id)) => Some([
-                    (link.addr().port(), *id),
-                    (link.upstream().port(), *id),
-                ]),
+                Endpoint::Node(Node::Broker(id)) => {
+                    Some([(link.addr().port(), *id), (link.upstream().port(), *id)])
+                }
                 _ => None,
             })
             .flatten()

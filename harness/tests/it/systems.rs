@@ -146,6 +146,10 @@ fn bad_system_files_exit_254_naming_the_key_or_node_and_leave_nothing_behind() {
         &["clock"],
     );
     expect_bad(
+        &MINIMAL.replace("count = 2", "count = 2\nmetadata = \"slef\""),
+        &["slef", "cluster", "self"],
+    );
+    expect_bad(
         &MINIMAL.replace("{kafka_port}", "{kafka_prot}"),
         &["nodes.command", "{kafka_prot}"],
     );

@@ -198,7 +198,7 @@ mod tests {
             let h = b.partition("t", 0).unwrap();
             let values = vec!["a".to_string(), "b".to_string()];
             h.lock()
-                .append_as_leader(values, Acks::One, now_ms())
+                .append_as_leader(values, Acks::One, now_ms(), None)
                 .unwrap();
             let parked = {
                 let b = b.clone();

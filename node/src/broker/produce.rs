@@ -16,6 +16,7 @@ use super::Broker;
 use crate::api::{Acks, ApiError, ErrorCode, ProduceResponse};
 use crate::events::now_ms;
 use crate::storage::batch::MAX_VALUE_BYTES;
+use crate::storage::ProducerBatch;
 
 /// The most records one produce may carry: one produce is one batch on disk and in every
 /// follower fetch, so this bounds the batch.
@@ -35,6 +36,9 @@ pub struct ProduceArgs {
     /// How long acks=all may wait; `None` is [`DEFAULT_PRODUCE_TIMEOUT_MS`]. Outside 0 to
     /// [`MAX_PRODUCE_TIMEOUT_MS`] it is refused.
     pub timeout_ms: Option<i64>,
+    /// An idempotent producer's id, epoch and first sequence: the leader dedups and orders its
+    /// batches (`storage/producer_state.rs`).
+    pub producer: Option<ProducerBatch>,
 }
 
 /// A produce that breaks a limit. Nothing was appended. The messages are the HTTP API's
@@ -126,20 +130,38 @@ pub(crate) async fn produce(
     let timeout_ms = check(&args)?;
     let handle = broker.partition(&args.topic, args.partition)?;
     if args.acks == Acks::Zero {
-        append_unanswered(handle, args.values);
+        append_unanswered(handle, args.values, args.producer);
         return Ok(ProduceResponse {
             base_offset: None,
             count: None,
             leader_epoch: None,
         });
     }
-    Ok(append_answered(&handle, args.values, args.acks, timeout_ms).await?)
+    let answer =
+        append_answered(&handle, args.values, args.acks, timeout_ms, args.producer).await?;
+    if let (Some(p), Some(duplicate)) = (args.producer, answer.1) {
+        // The leader answered a retry from the log instead of writing it twice.
+        broker.events.emit(
+            "duplicate_batch",
+            serde_json::json!({"topic": args.topic, "partition": args.partition,
+                   "producer_id": p.producer_id, "producer_epoch": p.producer_epoch,
+                   "base_sequence": p.base_sequence, "first_offset": duplicate.0,
+                   "last_offset": duplicate.1}),
+        );
+    }
+    Ok(answer.0)
 }
 
 /// acks=0: the client is answered before the append, and never learns its outcome.
-fn append_unanswered(handle: Arc<PartitionHandle>, values: Vec<String>) {
+fn append_unanswered(
+    handle: Arc<PartitionHandle>,
+    values: Vec<String>,
+    producer: Option<ProducerBatch>,
+) {
     tokio::spawn(async move {
-        let result = handle.lock().append_as_leader(values, Acks::Zero, now_ms());
+        let result = handle
+            .lock()
+            .append_as_leader(values, Acks::Zero, now_ms(), producer);
         handle.notify();
         if let Err(e) = result {
             tracing::debug!("acks=0 produce dropped: {e}");
@@ -148,37 +170,43 @@ fn append_unanswered(handle: Arc<PartitionHandle>, values: Vec<String>) {
 }
 
 /// acks=1 and acks=all: appends, then for acks=all waits up to `timeout_ms` for HW to pass the
-/// batch while this broker still leads in the epoch it appended in.
+/// batch while this broker still leads in the epoch it appended in. An idempotent producer's
+/// retry of a batch the log holds is answered with that batch's offsets, and for acks=all waits
+/// for the HW to pass it like a fresh append (Kafka's delayed produce waits on the offsets the
+/// append returned, the duplicate's).
 async fn append_answered(
     handle: &PartitionHandle,
     values: Vec<String>,
     acks: Acks,
     timeout_ms: u64,
-) -> Result<ProduceResponse, ApiError> {
-    let count = values.len() as u64;
-    let (base, last, epoch, leader_since) = {
+    producer: Option<ProducerBatch>,
+) -> Result<(ProduceResponse, Option<(u64, u64)>), ApiError> {
+    let (base, last, epoch, leader_since, duplicate) = {
         let mut r = handle.lock();
-        let (base, last) = r.append_as_leader(values, acks, now_ms())?;
+        let leo_before = r.leo();
+        let (base, last) = r.append_as_leader(values, acks, now_ms(), producer)?;
+        // An append always moves the LEO: an answer without one is a duplicate's.
+        let duplicate = (r.leo() == leo_before).then_some((base, last));
         let since = r
             .leader_since_epoch()
             .expect("a replica that appended leads");
-        (base, last, r.current_epoch(), since)
+        (base, last, r.current_epoch(), since, duplicate)
     };
     handle.notify();
     let ok = ProduceResponse {
         base_offset: Some(base),
-        count: Some(count),
+        count: Some(last - base + 1),
         leader_epoch: Some(epoch),
     };
     if acks == Acks::One {
-        return Ok(ok);
+        return Ok((ok, duplicate));
     }
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     match handle
         .wait_for(deadline, |r| r.acks_all_status(last, leader_since))
         .await
     {
-        Some(Ok(())) => Ok(ok),
+        Some(Ok(())) => Ok((ok, duplicate)),
         Some(Err(e)) => Err(e),
         None => Err(ApiError::new(
             ErrorCode::RequestTimedOut,
@@ -200,6 +228,7 @@ mod tests {
             values,
             acks: Acks::All,
             timeout_ms,
+            producer: None,
         }
     }
 

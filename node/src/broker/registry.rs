@@ -176,7 +176,11 @@ impl Broker {
                    "segments_recovered": report.segments_recovered,
                    "segments_skipped": report.segments_skipped,
                    "skipped_bytes": report.skipped_bytes,
-                   "epoch_checkpoint_rebuilt": report.epoch_checkpoint_rebuilt}),
+                   "epoch_checkpoint_rebuilt": report.epoch_checkpoint_rebuilt,
+                   "producers": report.producers,
+                   "producer_snapshot": report.producer_snapshot,
+                   "producer_snapshots_refused": report.producer_snapshots_refused,
+                   "producer_batches_replayed": report.producer_batches_replayed}),
         );
         let replica = Replica::new(
             topic,

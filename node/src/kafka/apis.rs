@@ -20,7 +20,6 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{guard, records, Reply};
@@ -48,6 +47,8 @@ pub mod code {
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const INVALID_REQUEST: i16 = 42;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
@@ -198,6 +199,8 @@ pub fn error_code(e: &ApiError) -> i16 {
         MessageTooLarge => code::MESSAGE_TOO_LARGE,
         InvalidTopicException => code::INVALID_TOPIC_EXCEPTION,
         KafkaStorageError => code::KAFKA_STORAGE_ERROR,
+        OutOfOrderSequenceNumber => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        InvalidProducerEpoch => code::INVALID_PRODUCER_EPOCH,
         InconsistentClusterId
         | TopicAlreadyExists
         | InvalidPartitions
@@ -370,8 +373,8 @@ async fn produce_partition(
         let message = format!("partition {index} does not exist");
         return failed_partition(code::UNKNOWN_TOPIC_OR_PARTITION, message);
     };
-    let values = match records::values_from_batches(&records.unwrap_or_default()) {
-        Ok(values) => values,
+    let (values, producer) = match records::produce_from_batches(&records.unwrap_or_default()) {
+        Ok(produced) => produced,
         Err(refused) => return failed_partition(refused.code, refused.message),
     };
     let args = ProduceArgs {
@@ -380,6 +383,7 @@ async fn produce_partition(
         values,
         acks,
         timeout_ms: Some(timeout_ms),
+        producer,
     };
     match produce::produce(broker, args).await {
         Ok(resp) => PartitionProduceResponse::default()
@@ -627,13 +631,11 @@ fn list_offset(
     }
 }
 
-/// Producer ids handed out by this process; combined with the broker id and incarnation so ids
-/// from different brokers and restarts do not collide.
-static NEXT_PRODUCER: AtomicU64 = AtomicU64::new(0);
-
-/// InitProducerId: gives an idempotent producer an id so it can start. The node does not
-/// de-duplicate by producer id and sequence (see docs/kafka-api.md); transactional ids are
-/// refused.
+/// InitProducerId: a new producer id and epoch 0 for a producer without a transactional id,
+/// whatever id and epoch it sends, as Kafka's `TransactionCoordinator.handleInitProducerId`
+/// does ("if the transactional id is null, then always blindly accept the request and return a
+/// new producerId"). The leaders dedup and order that producer's batches by it
+/// (`storage/producer_state.rs`). Transactional ids are refused.
 fn init_producer_id(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     if req
         .transactional_id
@@ -645,10 +647,14 @@ fn init_producer_id(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitPro
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
-    let n = NEXT_PRODUCER.fetch_add(1, Ordering::Relaxed) & 0xf_ffff;
-    let id =
-        ((broker.config.id as u64 & 0x7fff) << 40) | ((broker.incarnation & 0xf_ffff) << 20) | n;
+    if !broker.config.version.rules().idempotent_producer {
+        // Kafka 0.10.2 has no InitProducerId (KIP-98 came in 0.11.0).
+        return InitProducerIdResponse::default()
+            .with_error_code(code::UNSUPPORTED_VERSION)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     InitProducerIdResponse::default()
-        .with_producer_id(ProducerId(id as i64))
+        .with_producer_id(ProducerId(broker.new_producer_id()))
         .with_producer_epoch(0)
 }

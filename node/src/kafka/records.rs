@@ -38,13 +38,41 @@ fn refuse(code: i16, message: impl Into<String>) -> Refused {
 /// only; see docs/kafka-api.md). The produce limits (record count, value size) are not checked
 /// here: `broker::produce` checks them for both APIs.
 pub fn values_from_batches(data: &Bytes) -> Result<Vec<String>, Refused> {
+    produce_from_batches(data).map(|(values, _)| values)
+}
+
+/// A produce's values and, when an idempotent producer wrote it, its stamp: the producer id,
+/// epoch and the first record's sequence of the batch header. Kafka accepts one batch per
+/// partition in a v3+ produce (`ProduceRequest.validateRecords`); the node takes several, but
+/// only one may carry a producer id, since the stamp is per batch.
+pub fn produce_from_batches(
+    data: &Bytes,
+) -> Result<(Vec<String>, Option<storage::ProducerBatch>), Refused> {
     super::guard::check_batches(data).map_err(|e| refuse(CORRUPT_MESSAGE, e))?;
     let mut buf = data.clone();
     let mut values = Vec::new();
+    let mut batches = 0;
+    let mut producer = None;
     while !buf.is_empty() {
         check_batch_header(&buf)?;
         let set = RecordBatchDecoder::decode(&mut buf)
             .map_err(|e| refuse(CORRUPT_MESSAGE, format!("record batch: {e}")))?;
+        batches += 1;
+        if let Some(first) = set.records.first() {
+            if first.producer_id >= 0 {
+                if batches > 1 || producer.is_some() {
+                    return Err(refuse(
+                        INVALID_RECORD,
+                        "an idempotent producer's batch must be the only batch for its partition",
+                    ));
+                }
+                producer = Some(storage::ProducerBatch {
+                    producer_id: first.producer_id,
+                    producer_epoch: first.producer_epoch,
+                    base_sequence: first.sequence,
+                });
+            }
+        }
         for record in set.records {
             values.push(value_of(record)?);
         }
@@ -52,11 +80,20 @@ pub fn values_from_batches(data: &Bytes) -> Result<Vec<String>, Refused> {
     if values.is_empty() {
         return Err(refuse(INVALID_RECORD, "a produce with no records"));
     }
-    Ok(values)
+    if let Some(p) = producer {
+        if p.producer_epoch < 0 || p.base_sequence < 0 {
+            return Err(refuse(
+                INVALID_RECORD,
+                format!(
+                    "producer {} with epoch {} and base sequence {}: both must be 0 or more",
+                    p.producer_id, p.producer_epoch, p.base_sequence
+                ),
+            ));
+        }
+    }
+    Ok((values, producer))
 }
 
-/// Looks at the batch header (magic and attributes) before decoding, so an unsupported batch
-/// gets the error code that names the problem.
 fn check_batch_header(buf: &[u8]) -> Result<(), Refused> {
     if buf.len() < super::guard::BATCH_HEADER_BYTES {
         return Err(refuse(
@@ -182,6 +219,39 @@ mod tests {
             vec![(5, 1, "a".into()), (6, 1, "b".into()), (7, 3, "c".into())]
         );
         assert_eq!(values_from_batches(&bytes).unwrap(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn an_idempotent_batch_gives_its_producer_stamp() {
+        let mut out = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        let stamped: Vec<Record> = (0..3)
+            .map(|i| Record {
+                producer_id: 77,
+                producer_epoch: 2,
+                ..to_kafka_record(&record(i, 0, "v"), 10 + i as i32)
+            })
+            .collect();
+        RecordBatchEncoder::encode(&mut out, &stamped, &options).unwrap();
+        let one = out.clone().freeze();
+        let (values, producer) = produce_from_batches(&one).unwrap();
+        assert_eq!(values.len(), 3);
+        assert_eq!(
+            producer,
+            Some(storage::ProducerBatch {
+                producer_id: 77,
+                producer_epoch: 2,
+                base_sequence: 10
+            })
+        );
+        RecordBatchEncoder::encode(&mut out, &stamped, &options).unwrap();
+        let two = out.freeze();
+        assert_eq!(produce_from_batches(&two).unwrap_err().code, INVALID_RECORD);
+        let plain = batches_from_records(&[record(0, 0, "x")]).unwrap();
+        assert_eq!(produce_from_batches(&plain).unwrap().1, None);
     }
 
     #[test]

@@ -8,16 +8,24 @@
 //! ```text
 //! frame = len: u32 LE | crc32c(body): u32 LE | body
 //! body  = base_offset: u64 LE | last_offset_delta: u32 LE | leader_epoch: u32 LE
-//!         | timestamp_ms: u64 LE | records
+//!         | timestamp_ms: u64 LE | producer_id: i64 LE | producer_epoch: i16 LE
+//!         | base_sequence: i32 LE | records
 //! records = (value_len: u32 LE | value bytes) × (last_offset_delta + 1)
 //! ```
+//!
+//! The producer fields are Kafka's batch header fields of the same names (`DefaultRecordBatch`):
+//! an idempotent producer's id, epoch and the first record's sequence; -1, -1, -1 for a batch
+//! of no idempotent producer. The producer state (`producer_state.rs`) is rebuilt from them.
 
 use serde::{Deserialize, Serialize};
 
 /// Bytes before the body: its length and its CRC.
 pub const FRAME_HEADER_BYTES: usize = 8;
-/// The body's fixed part: base offset, last offset delta, leader epoch, timestamp.
-pub const BATCH_FIXED_BYTES: usize = 24;
+/// The body's fixed part: base offset, last offset delta, leader epoch, timestamp, producer id,
+/// producer epoch, base sequence.
+pub const BATCH_FIXED_BYTES: usize = 38;
+/// Where the producer fields start in the body.
+const PRODUCER_AT: usize = 24;
 /// The largest value a record may carry; larger values on disk are corruption.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// The largest batch body accepted on disk (a produce request is bounded well below this).
@@ -40,6 +48,61 @@ pub struct RecordBatch {
     pub leader_epoch: u32,
     pub timestamp_ms: u64,
     pub values: Vec<String>,
+    /// The idempotent producer that wrote it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<ProducerBatch>,
+}
+
+/// An idempotent producer's stamp on a batch: its id and epoch (InitProducerId) and the
+/// sequence of the batch's first record; the others follow one by one (Kafka's
+/// `RecordBatch.baseSequence` and `lastSequence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl ProducerBatch {
+    /// The sequence of the last of `records` records: base + records − 1, wrapping past
+    /// `i32::MAX` to 0 as Kafka's `DefaultRecordBatch.incrementSequence` does.
+    pub fn last_sequence(&self, records: u32) -> i32 {
+        increment_sequence(self.base_sequence, records.saturating_sub(1))
+    }
+}
+
+/// Kafka's `DefaultRecordBatch.incrementSequence`: sequences run 0..=i32::MAX and wrap to 0.
+pub fn increment_sequence(sequence: i32, increment: u32) -> i32 {
+    let next = i64::from(sequence) + i64::from(increment);
+    if next > i64::from(i32::MAX) {
+        (next - i64::from(i32::MAX) - 1) as i32
+    } else {
+        next as i32
+    }
+}
+
+/// The producer fields of a batch body (Kafka's -1s when no producer stamped it). Only a
+/// non-negative producer id and epoch and sequence make a stamp.
+fn encode_producer(producer: Option<ProducerBatch>, out: &mut Vec<u8>) {
+    let (id, epoch, sequence) = match producer {
+        Some(p) => (p.producer_id, p.producer_epoch, p.base_sequence),
+        None => (-1, -1, -1),
+    };
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out.extend_from_slice(&sequence.to_le_bytes());
+}
+
+fn decode_producer(body: &[u8]) -> Option<ProducerBatch> {
+    let at = PRODUCER_AT;
+    let id = i64::from_le_bytes(body[at..at + 8].try_into().unwrap());
+    let epoch = i16::from_le_bytes(body[at + 8..at + 10].try_into().unwrap());
+    let sequence = i32::from_le_bytes(body[at + 10..at + 14].try_into().unwrap());
+    (id >= 0 && epoch >= 0 && sequence >= 0).then_some(ProducerBatch {
+        producer_id: id,
+        producer_epoch: epoch,
+        base_sequence: sequence,
+    })
 }
 
 impl RecordBatch {
@@ -83,6 +146,7 @@ impl RecordBatch {
         out.extend_from_slice(&self.last_offset_delta().to_le_bytes());
         out.extend_from_slice(&self.leader_epoch.to_le_bytes());
         out.extend_from_slice(&self.timestamp_ms.to_le_bytes());
+        encode_producer(self.producer, out);
         for value in &self.values {
             out.extend_from_slice(&(value.len() as u32).to_le_bytes());
             out.extend_from_slice(value.as_bytes());
@@ -129,12 +193,19 @@ pub struct FrameInfo {
     pub base_offset: u64,
     pub last_offset_delta: u32,
     pub leader_epoch: u32,
+    /// The idempotent producer's stamp, if any: a follower's producer state is rebuilt from it
+    /// without decoding a record.
+    pub producer: Option<ProducerBatch>,
 }
 
 impl FrameInfo {
     /// The offset after the batch.
     pub fn next_offset(&self) -> u64 {
         self.base_offset + self.last_offset_delta as u64 + 1
+    }
+
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + self.last_offset_delta as u64
     }
 }
 
@@ -167,6 +238,7 @@ pub fn check(buf: &[u8]) -> Result<Option<FrameInfo>, String> {
         base_offset: header.base_offset,
         last_offset_delta: header.last_offset_delta,
         leader_epoch: u32::from_le_bytes(body[12..16].try_into().unwrap()),
+        producer: decode_producer(body),
     }))
 }
 
@@ -207,6 +279,7 @@ fn decode_checked(frame: &[u8], info: &FrameInfo) -> Result<RecordBatch, String>
         leader_epoch: info.leader_epoch,
         timestamp_ms: u64::from_le_bytes(body[16..24].try_into().unwrap()),
         values,
+        producer: info.producer,
     })
 }
 
@@ -326,6 +399,7 @@ mod tests {
             leader_epoch: 3,
             timestamp_ms: 7,
             values: vec!["a".into(), "".into(), "ccc".into()],
+            producer: None,
         };
         let mut frame = Vec::new();
         batch.encode(&mut frame);
@@ -346,6 +420,7 @@ mod tests {
             leader_epoch: 1,
             timestamp_ms: 7,
             values: (0..n).map(|i| format!("v{i}")).collect(),
+            producer: None,
         }
     }
 

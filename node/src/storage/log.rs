@@ -24,12 +24,15 @@ use super::batch::{self, FrameInfo, Frames, Record, RecordBatch, HEADER_PEEK_BYT
 use super::checkpoint::{read_u64, write_atomic};
 use super::epoch::LeaderEpochCache;
 use super::flush::RecoveryPoint;
+use super::producer_state::{self, ClientBatch, ProducerState, SequenceError};
+use super::ProducerBatch;
 
 pub use super::batch::MAX_VALUE_BYTES;
 
-/// The on-disk format this build writes and reads. Format 1 (no header, one CRC per record) is
-/// refused with a message saying so.
-pub const LOG_FORMAT_VERSION: u8 = 2;
+/// The on-disk format this build writes and reads: 3, record batches with Kafka's producer
+/// fields (`batch.rs`). Format 2 (batches without them) and format 1 (no header, one CRC per
+/// record) are refused with a message saying so.
+pub const LOG_FORMAT_VERSION: u8 = 3;
 const SEGMENT_MAGIC: [u8; 8] = [b'f', b'l', b's', b'e', b'g', 0, 0, LOG_FORMAT_VERSION];
 const SEGMENT_SUFFIX: &str = ".log";
 pub const EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
@@ -75,6 +78,15 @@ pub struct RecoveryReport {
     /// Whether the leader-epoch checkpoint disagreed with the epochs the log's batches prove
     /// (damaged, lagging or ahead of the log) and was rewritten from them.
     pub epoch_checkpoint_rebuilt: bool,
+    /// The producer snapshot the producer state was loaded from (its offset), if one was.
+    pub producer_snapshot: Option<u64>,
+    /// Producer snapshots that did not read (each named, with why); they were deleted and an
+    /// older one, or the log itself, used instead.
+    pub producer_snapshots_refused: Vec<String>,
+    /// Batches replayed into the producer state after the snapshot.
+    pub producer_batches_replayed: u64,
+    /// Idempotent producers the recovered state knows.
+    pub producers: usize,
 }
 
 #[derive(Debug)]
@@ -111,6 +123,9 @@ pub struct Log {
     /// Everything below it has been flushed to disk; moved by the background flush of a rolled
     /// segment.
     recovery_point: RecoveryPoint,
+    /// The idempotent producers' state of the batches the log holds (`producer_state.rs`);
+    /// snapshotted when a segment rolls and at a clean shutdown, rebuilt on open and truncation.
+    producers: ProducerState,
 }
 
 fn segment_path(dir: &Path, base_offset: u64) -> PathBuf {
@@ -248,7 +263,7 @@ fn check_header(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
         std::io::ErrorKind::InvalidData,
         format!(
             "{}: segment in {version}; this faultline-node reads and writes only log format \
-             {LOG_FORMAT_VERSION} (record batches). Start the broker on a fresh data dir",
+             {LOG_FORMAT_VERSION} (record batches with producer ids). Start the broker on a fresh data dir",
             path.display()
         ),
     ))
@@ -291,6 +306,7 @@ impl Log {
             epochs: LeaderEpochCache::new(None),
             read_only,
             recovery_point: RecoveryPoint::new(dir.join(RECOVERY_POINT_CHECKPOINT), 0),
+            producers: ProducerState::new(0),
         };
         let derived_epochs = log.load_segments(&mut report)?;
         // Every batch carries its leader epoch, so the recovered log proves each epoch's start
@@ -324,7 +340,65 @@ impl Log {
         );
         report.log_end_offset = leo;
         report.segments = log.segments.len();
+        let rebuilt = log.rebuild_producers()?;
+        report.producer_snapshot = rebuilt.snapshot;
+        report.producer_snapshots_refused = rebuilt.refused;
+        report.producer_batches_replayed = rebuilt.replayed;
+        report.producers = log.producers.len();
         Ok((log, report))
+    }
+
+    /// Rebuilds the producer state of the log as it is: the newest snapshot at or below the LEO
+    /// that reads (unreadable newer ones are deleted and named), then every batch after it
+    /// (Kafka's `UnifiedLog.rebuildProducerState`). Snapshots past the LEO describe batches the
+    /// log no longer holds and are deleted.
+    fn rebuild_producers(&mut self) -> std::io::Result<Rebuilt> {
+        let leo = self.log_end_offset();
+        if !self.read_only {
+            producer_state::delete_snapshots_after(&self.dir, leo)?;
+        }
+        let (loaded, refused) = producer_state::load_latest(&self.dir, leo, !self.read_only)?;
+        for problem in &refused {
+            tracing::warn!("producer snapshot refused: {problem}");
+        }
+        let snapshot = loaded.as_ref().map(ProducerState::end_offset);
+        let mut state = loaded.unwrap_or_else(|| ProducerState::new(0));
+        let mut replayed = 0;
+        while state.end_offset() < leo {
+            let frames = self.read_frames(state.end_offset(), 10_000, 8 << 20)?;
+            if frames.is_empty() {
+                break;
+            }
+            for (info, _) in frames.iter() {
+                // A snapshot's offset is a batch boundary; a batch below it is already in it.
+                if info.base_offset >= state.end_offset() {
+                    state.update(&info);
+                    replayed += 1;
+                }
+            }
+        }
+        self.producers = state;
+        Ok(Rebuilt {
+            snapshot,
+            refused,
+            replayed,
+        })
+    }
+
+    /// The idempotent producers' state of the batches the log holds.
+    pub fn producers(&self) -> &ProducerState {
+        &self.producers
+    }
+
+    /// A leader's check of a client's batch of `records` records stamped `producer` before it
+    /// appends it at the LEO (see [`ProducerState::check_client`]).
+    pub fn check_producer(
+        &self,
+        producer: ProducerBatch,
+        records: u32,
+    ) -> Result<ClientBatch, SequenceError> {
+        self.producers
+            .check_client(producer, records, self.log_end_offset())
     }
 
     /// Loads every segment in order, recovering those that need it; returns the epoch starts the
@@ -513,6 +587,9 @@ impl Log {
             if let Some(full) = self.segments.last() {
                 let file = full.file.try_clone()?;
                 self.recovery_point.flush_in_background(file, leo)?;
+                // The producer state below the new segment, as Kafka's `roll` snapshots it, so
+                // recovery replays at most the active segment.
+                producer_state::take_snapshot(&self.dir, &self.producers)?;
             }
             let path = segment_path(&self.dir, leo);
             let mut file = OpenOptions::new()
@@ -583,6 +660,7 @@ impl Log {
         if fsync {
             self.recovery_point.flushed_in_place(info.next_offset());
         }
+        self.producers.update(&info);
         Ok(self.log_end_offset())
     }
 
@@ -602,6 +680,7 @@ impl Log {
                 leader_epoch: run[0].leader_epoch,
                 timestamp_ms: run[0].timestamp_ms,
                 values: run.iter().map(|r| r.value.clone()).collect(),
+                producer: None,
             })?;
         }
         Ok(self.log_end_offset())
@@ -737,6 +816,9 @@ impl Log {
         let leo = self.log_end_offset();
         self.epochs.truncate_from_end(leo)?;
         self.recovery_point.truncated_to(leo)?;
+        // The removed batches leave the producer state too (Kafka's truncateTo ends in
+        // rebuildProducerState): a producer's retained batches are again those the log holds.
+        self.rebuild_producers()?;
         debug_assert!(leo <= offset);
         Ok(before)
     }
@@ -756,9 +838,17 @@ impl Log {
         let leo = self.log_end_offset();
         // Also waits for a rolled segment's flush still in flight, and returns its error.
         self.recovery_point.flushed_to(leo)?;
+        producer_state::take_snapshot(&self.dir, &self.producers)?;
         write_atomic(&self.dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
         Ok(())
     }
+}
+
+/// What rebuilding the producer state used.
+struct Rebuilt {
+    snapshot: Option<u64>,
+    refused: Vec<String>,
+    replayed: u64,
 }
 
 /// Checks a run of frames read from a segment, which starts at `at` in `out`, against the
@@ -1058,7 +1148,7 @@ mod tests {
         fs::write(segment_path(dir.path(), 0), &old).unwrap();
         let err = Log::open(dir.path(), LogConfig::default(), false).unwrap_err();
         assert!(err.to_string().contains("format 1"), "{err}");
-        assert!(err.to_string().contains("log format 2"), "{err}");
+        assert!(err.to_string().contains("log format 3"), "{err}");
     }
 
     proptest::proptest! {

@@ -2,7 +2,11 @@
 in node/tests/it/kafka_clients.rs: produces N values with the client's default settings, then
 reads the partition back from the beginning without a consumer group (assign, no commits).
 
-usage: python_client.py confluent|kafka-python BOOTSTRAP TOPIC PREFIX N TIMEOUT_S
+usage: python_client.py confluent|confluent-idempotent|kafka-python BOOTSTRAP TOPIC PREFIX N TIMEOUT_S
+
+confluent-idempotent produces with enable.idempotence=true and acks=all, one value every 5 ms,
+so that a test can kill the leader while sends are in flight (librdkafka then retries them at
+the new leader with the same producer id and sequences).
 prints one JSON line: {"acked": [...values acknowledged...], "read": [...values read...]}
 Every wait is bounded by TIMEOUT_S."""
 
@@ -11,11 +15,15 @@ import sys
 import time
 
 
-def confluent(bootstrap, topic, values, timeout_s):
+def confluent(bootstrap, topic, values, timeout_s, idempotent=False):
     from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 
     acked = []
-    producer = Producer({"bootstrap.servers": bootstrap})
+    settings = {"bootstrap.servers": bootstrap}
+    if idempotent:
+        settings.update({"enable.idempotence": True, "acks": "all",
+                         "message.timeout.ms": int(timeout_s * 1000)})
+    producer = Producer(settings)
 
     def report(err, msg):
         if err is None:
@@ -26,6 +34,8 @@ def confluent(bootstrap, topic, values, timeout_s):
     for v in values:
         producer.produce(topic, value=v.encode(), partition=0, on_delivery=report)
         producer.poll(0)
+        if idempotent:
+            time.sleep(0.005)
     left = producer.flush(timeout_s)
     if left:
         print(f"{left} messages not delivered within {timeout_s} s", file=sys.stderr)
@@ -79,7 +89,11 @@ def kafka_python(bootstrap, topic, values, timeout_s):
 def main():
     client, bootstrap, topic, prefix, n, timeout_s = sys.argv[1:7]
     values = [f"{prefix}-{i}" for i in range(int(n))]
-    run = {"confluent": confluent, "kafka-python": kafka_python}[client]
+    run = {
+        "confluent": confluent,
+        "confluent-idempotent": lambda *a: confluent(*a, idempotent=True),
+        "kafka-python": kafka_python,
+    }[client]
     acked, read = run(bootstrap, topic, values, float(timeout_s))
     print(json.dumps({"acked": acked, "read": read}))
 

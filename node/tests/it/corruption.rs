@@ -3,7 +3,8 @@
 //! segment file or in the leader-epoch checkpoint — and opened again. Recovery must drop exactly
 //! the damaged tail: every record before the damaged one is kept and read back unchanged, the
 //! damaged record and everything after it are gone, and no read ever returns a corrupt record.
-//! Damage to the checkpoint costs no record at all (the records prove their own epochs).
+//! Damage to the checkpoint costs no record at all (the records prove their own epochs), and
+//! damage to a producer snapshot no producer state (the batches carry their producer stamps).
 //!
 //! The test knows where each record lies only from the file sizes it sees after each `append`
 //! of one record, not from the frame format, so it holds whatever the unit of the CRC is (a
@@ -12,8 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use faultline_node::storage::log::{EPOCH_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
-use faultline_node::storage::{EpochEntry, Log, LogConfig, Record};
+use faultline_node::storage::log::{
+    CLEAN_SHUTDOWN_MARKER, EPOCH_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+};
+use faultline_node::storage::producer_state::{ProducerState, SNAPSHOT_SUFFIX};
+use faultline_node::storage::{EpochEntry, Log, LogConfig, ProducerBatch, Record, RecordBatch};
 use proptest::prelude::*;
 
 /// Small segments, so a log of a few dozen records spans several files.
@@ -324,5 +328,121 @@ fn flushed_damage_is_never_served() {
             );
             assert_eq!(report.log_end_offset, 0, "{report:?}");
         }
+    }
+}
+
+/// The producer state rebuilt from the log alone: every batch's stamp, in offset order.
+fn producers_from_batches(log: &Log) -> ProducerState {
+    let mut state = ProducerState::new(0);
+    let frames = log
+        .read_frames(0, usize::MAX, u64::MAX)
+        .expect("a recovered log reads");
+    for (info, _) in frames.iter() {
+        state.update(&info);
+    }
+    state
+}
+
+/// Writes batches of three idempotent producers (with retries' worth of sequences), across
+/// several segments, so segment rolls write producer snapshots, and closes cleanly (one more at
+/// the LEO). Returns the producer state the log ended with.
+fn write_producer_log(dir: &Path, batches: &[(i64, u8)]) -> ProducerState {
+    let (mut log, _) = Log::open(dir, config(), false).unwrap();
+    let mut next_seq: BTreeMap<i64, i32> = BTreeMap::new();
+    for (i, &(producer_id, records)) in batches.iter().enumerate() {
+        let seq = next_seq.entry(producer_id).or_insert(0);
+        let batch = RecordBatch {
+            base_offset: log.log_end_offset(),
+            leader_epoch: 1,
+            timestamp_ms: 1_700_000_000_000 + i as u64,
+            values: (0..records)
+                .map(|r| format!("p{producer_id}-{i}-{r}"))
+                .collect(),
+            producer: Some(ProducerBatch {
+                producer_id,
+                producer_epoch: 0,
+                base_sequence: *seq,
+            }),
+        };
+        *seq += i32::from(records);
+        log.append_batch(&batch).unwrap();
+    }
+    log.close_clean().unwrap();
+    log.producers().clone()
+}
+
+fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(SNAPSHOT_SUFFIX))
+        .collect();
+    found.sort();
+    found
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Damage to a producer snapshot (a flipped bit or a cut, in the newest or an older one)
+    /// costs no producer state: a snapshot that does not read is named and deleted, and the
+    /// state is rebuilt from an older snapshot or the batches themselves, equal to what the log
+    /// proves. A crash (no clean close: the snapshot at the LEO missing) rebuilds it too.
+    #[test]
+    fn producer_snapshot_damage_costs_no_producer_state(
+        batches in prop::collection::vec((1i64..4, 1u8..4), 1..40),
+        damage in damage_strategy(),
+        which in 0usize..4,
+        crash in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let before = write_producer_log(dir.path(), &batches);
+        let snapshots = snapshot_files(dir.path());
+        prop_assert!(!snapshots.is_empty(), "a clean close writes a snapshot");
+        if crash {
+            // As if the broker died before its clean shutdown: no snapshot at the LEO, no marker.
+            let newest = snapshots.last().unwrap();
+            std::fs::remove_file(newest).unwrap();
+            std::fs::remove_file(dir.path().join(CLEAN_SHUTDOWN_MARKER)).unwrap();
+        }
+        let snapshots = snapshot_files(dir.path());
+        let damaged = snapshots.get(which.min(snapshots.len().saturating_sub(1))).cloned();
+        if let Some(path) = &damaged {
+            apply(path, &damage);
+        }
+        let (log, report) = Log::open(dir.path(), config(), false).unwrap();
+        prop_assert_eq!(log.producers(), &before);
+        prop_assert_eq!(log.producers(), &producers_from_batches(&log));
+        for refused in &report.producer_snapshots_refused {
+            let named = damaged.as_ref().is_some_and(|d| refused.contains(&*d.to_string_lossy()));
+            prop_assert!(named, "only the damaged snapshot may be refused: {}", refused);
+        }
+        // The newest snapshot is the one read first: a flipped bit in it must be caught.
+        if matches!(damage, Damage::Flip { .. }) && damaged.is_some() && damaged.as_ref() == snapshots.last() {
+            prop_assert_eq!(report.producer_snapshots_refused.len(), 1);
+            prop_assert!(!damaged.unwrap().exists(), "a refused snapshot is deleted");
+        }
+    }
+}
+
+/// A torn segment tail takes its batches out of the producer state, and a snapshot taken past
+/// the recovered end (it described batches now gone) is deleted, not trusted.
+#[test]
+fn a_torn_tail_takes_its_batches_out_of_the_producer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches: Vec<(i64, u8)> = (0..30).map(|i| (1 + i % 2, 2)).collect();
+    write_producer_log(dir.path(), &batches);
+    // Cut the last segment in half: its later batches are lost.
+    let last = file_sizes(dir.path()).into_keys().last().unwrap();
+    apply(&last, &Damage::Truncate { at: 0.5 });
+    let (log, report) = Log::open(dir.path(), config(), false).unwrap();
+    assert!(report.dropped_bytes > 0);
+    assert_eq!(log.producers(), &producers_from_batches(&log));
+    let leo = log.log_end_offset();
+    assert!(log.producers().end_offset() == leo);
+    for snapshot in snapshot_files(dir.path()) {
+        let name = snapshot.file_name().unwrap().to_string_lossy().to_string();
+        let offset: u64 = name.trim_end_matches(SNAPSHOT_SUFFIX).parse().unwrap();
+        assert!(offset <= leo, "{name} past the LEO {leo} was kept");
     }
 }

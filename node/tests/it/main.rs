@@ -8,6 +8,7 @@ mod controller_rules;
 mod corruption;
 mod failover;
 mod fuzz_input;
+mod idempotence;
 mod kafka_bad_input;
 mod kafka_clients;
 mod replica_repair;

@@ -47,6 +47,9 @@ pub fn can_reach(probe: Probe, r: &TestRequest) -> bool {
         Probe::StaleFetchRefused => {
             power && has(FaultKind::Delay) && r.kafka_version != KafkaVersion::V0_10_2
         }
+        // Needs idempotent producers (not in nightly configurations yet) and a retry of an
+        // appended batch.
+        Probe::RetryDeduplicated => false,
     }
 }
 

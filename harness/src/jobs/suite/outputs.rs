@@ -384,7 +384,7 @@ mod tests {
         let index = index_html(&r);
         assert!(index.contains("shrunk: <a href=\"file:///night/e1/shrunk/schedule.txt\">"));
         assert_eq!(index.matches("<tr class=").count(), 2, "entry rows only");
-        assert!(index.contains("1 of 14 reached"), "{index}");
+        assert!(index.contains("1 of 15 reached"), "{index}");
         let md = markdown(&r);
         assert!(md.contains("| `fenced` | 1 | 4.1 acks=all ×1 |"), "{md}");
         let json = serde_json::to_string(&r).unwrap();

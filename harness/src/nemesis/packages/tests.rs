@@ -46,7 +46,13 @@ fn without_a_controller_no_plan_aims_at_one() {
     assert!(!variants.contains("with-controller"), "{variants:?}");
     // The check can fail: with a controller, plans do name it.
     let with: usize = (0..200)
-        .map(|seed| plan(FaultKind::LeaderLoss, &mut StdRng::seed_from_u64(seed), &ctx()))
+        .map(|seed| {
+            plan(
+                FaultKind::LeaderLoss,
+                &mut StdRng::seed_from_u64(seed),
+                &ctx(),
+            )
+        })
         .filter(|p| format!("{:?}", p.steps).contains("Controller"))
         .count();
     assert!(with > 0);

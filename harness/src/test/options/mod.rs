@@ -221,7 +221,11 @@ impl TestRequest {
                  ({replication_factor}), got {min_insync_replicas}"
             )));
         }
-        let max_faulty = self.max_faulty.unwrap_or(self.nodes - 1);
+        // n − 1 keeps Kafka's promise in reach; one node has no n − 1 to spare, and a run that
+        // may fault nothing would test nothing, so its default is the node itself.
+        let max_faulty = self
+            .max_faulty
+            .unwrap_or(self.nodes.saturating_sub(1).max(1));
         if max_faulty > self.nodes {
             return Err(bad(format!(
                 "--max-faulty must be at most --nodes ({}), got {max_faulty}",

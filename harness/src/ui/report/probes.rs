@@ -31,6 +31,9 @@ fn meaning(probe: Probe) -> &'static str {
         Probe::StaleFetchRefused => {
             "a leader refused a fetch of a follower's previous incarnation (KIP-903)"
         }
+        Probe::RetryDeduplicated => {
+            "a leader answered an idempotent producer's retry with the original offsets (KIP-98)"
+        }
     }
 }
 

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use super::{Replica, Role};
 use crate::api::*;
 use crate::events::EventLog;
-use crate::storage::{Frames, RecordBatch};
+use crate::storage::producer_state::{ClientBatch, SequenceError};
+use crate::storage::{Frames, ProducerBatch, RecordBatch};
 
 /// The broker epoch of a follower's last fetch, as the leader stores it (Kafka's
 /// `ReplicaState.brokerEpoch`, an `Option[Long]` in which `-1` is a fetch that named none).
@@ -381,6 +382,7 @@ impl Replica {
         values: Vec<String>,
         acks: Acks,
         now_ms: u64,
+        producer: Option<ProducerBatch>,
     ) -> Result<(u64, u64), ApiError> {
         if self.role != Role::Leader {
             return Err(self.not_leader());
@@ -398,12 +400,35 @@ impl Replica {
                 ),
             ));
         }
+        // An idempotent producer's batch is checked against what this log knows of the
+        // producer: a retry of one of its last five batches is answered with that batch's
+        // offsets and appends nothing, a gap or an old epoch is refused (Kafka's log append,
+        // `UnifiedLog.analyzeAndValidateProducerState`; it runs after `Partition`'s min ISR
+        // check, so NOT_ENOUGH_REPLICAS comes first here too).
+        // Kafka 0.10.2 predates the idempotent producer: a stamp means nothing there.
+        let producer = producer.filter(|_| self.rules.idempotent_producer);
+        if let Some(p) = producer {
+            match self.log.check_producer(p, values.len() as u32) {
+                Ok(ClientBatch::Append) => {}
+                Ok(ClientBatch::Duplicate {
+                    first_offset,
+                    last_offset,
+                }) => return Ok((first_offset, last_offset)),
+                Err(SequenceError::OutOfOrderSequence(m)) => {
+                    return Err(ApiError::new(ErrorCode::OutOfOrderSequenceNumber, m))
+                }
+                Err(SequenceError::InvalidProducerEpoch(m)) => {
+                    return Err(ApiError::new(ErrorCode::InvalidProducerEpoch, m))
+                }
+            }
+        }
         // One produce request is one batch: it survives or vanishes whole on every replica.
         let batch = RecordBatch {
             base_offset: self.leo(),
             leader_epoch: self.current_epoch(),
             timestamp_ms: now_ms,
             values,
+            producer,
         };
         let base = batch.base_offset;
         let leo = self.log.append_batch(&batch).map_err(ApiError::storage)?;

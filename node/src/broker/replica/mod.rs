@@ -11,6 +11,8 @@
 
 mod follower;
 mod leader;
+#[cfg(test)]
+mod producer_tests;
 mod registrations;
 #[cfg(test)]
 pub(crate) mod testing;

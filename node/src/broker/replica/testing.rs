@@ -165,6 +165,7 @@ pub(super) fn answer(offsets: std::ops::Range<u64>, epoch: u32, hw: u64) -> Repl
         leader_epoch: epoch,
         timestamp_ms: 0,
         values: offsets.map(|o| format!("v{o}")).collect(),
+        producer: None,
     };
     let frames = if batch.values.is_empty() {
         Frames::default()

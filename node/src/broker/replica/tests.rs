@@ -13,7 +13,8 @@ use crate::version::KafkaVersion;
 fn hw_is_the_minimum_leo_over_the_isr_and_never_moves_back() {
     let mut f = leader(&[1, 2, 3]);
     let r = &mut f.replica;
-    r.append_as_leader(values(10), Acks::All, 1_000).unwrap();
+    r.append_as_leader(values(10), Acks::All, 1_000, None)
+        .unwrap();
     assert_eq!(r.hw, 0, "followers' LEOs are unknown: HW cannot move");
     fetch(r, &f.events, 2, 10, Some(0), 1_001).unwrap();
     assert_eq!(r.hw, 0);
@@ -36,13 +37,13 @@ fn acks_all_is_refused_before_append_when_the_isr_is_too_small() {
     let mut f = leader(&[1]);
     let err = f
         .replica
-        .append_as_leader(values(3), Acks::All, 1_000)
+        .append_as_leader(values(3), Acks::All, 1_000, None)
         .unwrap_err();
     assert_eq!(err.error, ErrorCode::NotEnoughReplicas);
     assert_eq!(f.replica.leo(), 0, "nothing may be appended");
     assert!(f
         .replica
-        .append_as_leader(values(3), Acks::One, 1_000)
+        .append_as_leader(values(3), Acks::One, 1_000, None)
         .is_ok());
 }
 
@@ -63,7 +64,8 @@ fn caught_up_rule_uses_this_fetch_or_the_previous_one() {
 fn a_lagging_follower_is_proposed_out_and_hw_uses_the_maximal_isr_meanwhile() {
     let mut f = leader(&[1, 2, 3]);
     let r = &mut f.replica;
-    r.append_as_leader(values(5), Acks::All, 1_000).unwrap();
+    r.append_as_leader(values(5), Acks::All, 1_000, None)
+        .unwrap();
     fetch(r, &f.events, 2, 5, Some(0), 1_100).unwrap();
     fetch(r, &f.events, 3, 0, Some(0), 1_100).unwrap();
     assert_eq!(r.maybe_shrink_isr(1_400), None, "within the lag time");
@@ -108,7 +110,8 @@ fn a_refused_alter_partition_backs_off_before_proposing_again() {
 fn legacy_lag_max_messages_shrinks_a_follower_too_far_behind() {
     let mut f = leader(&[1, 2, 3]);
     let r = &mut f.replica;
-    r.append_as_leader(values(50), Acks::One, 1_000).unwrap();
+    r.append_as_leader(values(50), Acks::One, 1_000, None)
+        .unwrap();
     fetch(r, &f.events, 2, 50, Some(0), 1_001).unwrap();
     fetch(r, &f.events, 3, 10, Some(0), 1_001).unwrap();
     r.settings = IsrSettings {
@@ -124,7 +127,8 @@ fn legacy_lag_max_messages_shrinks_a_follower_too_far_behind() {
 fn a_follower_rejoins_once_it_reaches_hw_and_the_epoch_start() {
     let mut f = leader(&[1, 2]);
     let r = &mut f.replica;
-    r.append_as_leader(values(8), Acks::All, 1_000).unwrap();
+    r.append_as_leader(values(8), Acks::All, 1_000, None)
+        .unwrap();
     fetch(r, &f.events, 2, 8, Some(0), 1_001).unwrap();
     assert_eq!(r.hw, 8);
     let (_, expand) = fetch(r, &f.events, 3, 3, Some(0), 1_002).unwrap();
@@ -146,7 +150,9 @@ fn a_stale_last_fetched_epoch_gets_the_diverging_epoch_and_the_follower_truncate
     l.replica
         .apply_metadata(&pm(Some(2), 2, 2, &[2, 3]), &CONFIGS, 0, &l.events)
         .unwrap();
-    l.replica.append_as_leader(values(2), Acks::One, 0).unwrap();
+    l.replica
+        .append_as_leader(values(2), Acks::One, 0, None)
+        .unwrap();
     // The old leader (broker 1) has 0..5 in epoch 0 and an uncommitted 5..9 in epoch 1,
     // which it leads.
     let history = [epoch_start(0, 0), epoch_start(1, 5)];
@@ -386,7 +392,9 @@ fn a_legacy_follower_ahead_of_its_leader_stops_instead_of_truncating() {
 #[test]
 fn a_produce_is_one_batch_and_a_fetch_never_splits_it() {
     let mut l = leader(&[1, 2]);
-    l.replica.append_as_leader(values(5), Acks::One, 0).unwrap();
+    l.replica
+        .append_as_leader(values(5), Acks::One, 0, None)
+        .unwrap();
     let resp = l.replica.read_for_follower(2, 1, u64::MAX).unwrap();
     let (info, _) = resp.frames.iter().next().expect("one batch");
     assert_eq!(resp.frames.len(), 1);
@@ -414,7 +422,10 @@ fn a_produce_is_one_batch_and_a_fetch_never_splits_it() {
 #[test]
 fn a_deposed_leader_refuses_writes_and_fails_pending_acks_all() {
     let mut f = leader(&[1, 2]);
-    let (_, last) = f.replica.append_as_leader(values(2), Acks::All, 0).unwrap();
+    let (_, last) = f
+        .replica
+        .append_as_leader(values(2), Acks::All, 0, None)
+        .unwrap();
     f.replica
         .apply_metadata(&pm(Some(2), 1, 1, &[2]), &CONFIGS, 0, &f.events)
         .unwrap();
@@ -423,7 +434,7 @@ fn a_deposed_leader_refuses_writes_and_fails_pending_acks_all() {
     assert!(pending.appended);
     let refused = f
         .replica
-        .append_as_leader(values(1), Acks::One, 0)
+        .append_as_leader(values(1), Acks::One, 0, None)
         .unwrap_err();
     assert_eq!(
         (refused.error, refused.leader, refused.appended),
@@ -459,7 +470,8 @@ fn stale_metadata_is_ignored() {
 fn hw_does_not_advance_while_the_isr_is_below_min_insync_replicas() {
     let mut f = leader(&[1]);
     let r = &mut f.replica;
-    r.append_as_leader(values(3), Acks::One, 1_000).unwrap();
+    r.append_as_leader(values(3), Acks::One, 1_000, None)
+        .unwrap();
     assert!(r.is_under_min_isr());
     assert_eq!(r.hw, 0, "acks=1 records under min ISR are not committed");
     let (_, expand) = fetch(r, &f.events, 2, 3, Some(0), 1_001).unwrap();
@@ -479,20 +491,23 @@ fn hw_waits_for_a_caught_up_follower_that_is_about_to_rejoin() {
     let mut f = leader(&[1, 2]);
     let r = &mut f.replica;
     r.min_insync_replicas = 1;
-    r.append_as_leader(values(4), Acks::One, 1_000).unwrap();
+    r.append_as_leader(values(4), Acks::One, 1_000, None)
+        .unwrap();
     fetch(r, &f.events, 2, 4, Some(0), 1_000).unwrap();
     assert_eq!(r.hw, 4);
     // 3 fetches at the leader's LEO (so it is caught up) but outside the ISR; its
     // expansion is in the backoff after a refusal, so it stays outside for now.
     r.leader_state.as_mut().unwrap().retry_after_ms = 10_000;
     fetch(r, &f.events, 3, 4, Some(0), 1_100).unwrap();
-    r.append_as_leader(values(2), Acks::One, 1_200).unwrap();
+    r.append_as_leader(values(2), Acks::One, 1_200, None)
+        .unwrap();
     fetch(r, &f.events, 2, 6, Some(0), 1_201).unwrap();
     assert_eq!(r.hw, 4, "3 caught up within the lag time: HW waits for it");
     fetch(r, &f.events, 3, 5, Some(0), 1_202).unwrap();
     assert_eq!(r.hw, 5);
     // Once 3 has not caught up within the lag time, HW no longer waits for it.
-    r.append_as_leader(values(1), Acks::One, 2_000).unwrap();
+    r.append_as_leader(values(1), Acks::One, 2_000, None)
+        .unwrap();
     fetch(r, &f.events, 2, 7, Some(0), 2_000).unwrap();
     assert_eq!(r.hw, 7);
 }
@@ -503,11 +518,13 @@ fn hw_waits_for_a_caught_up_follower_that_is_about_to_rejoin() {
 fn a_follower_at_the_leaders_leo_stays_in_the_isr_of_an_idle_partition() {
     let mut f = leader(&[1, 2, 3]);
     let r = &mut f.replica;
-    r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+    r.append_as_leader(values(2), Acks::All, 1_000, None)
+        .unwrap();
     fetch(r, &f.events, 2, 2, Some(0), 1_001).unwrap();
     fetch(r, &f.events, 3, 2, Some(0), 1_001).unwrap();
     assert_eq!(r.maybe_shrink_isr(60_000), None, "idle: both at the LEO");
-    r.append_as_leader(values(1), Acks::All, 60_001).unwrap();
+    r.append_as_leader(values(1), Acks::All, 60_001, None)
+        .unwrap();
     fetch(r, &f.events, 2, 3, Some(0), 60_002).unwrap();
     let proposal = r.maybe_shrink_isr(60_003).expect("3 is behind and silent");
     assert_eq!(proposal.new_isr, vec![1, 2]);
@@ -543,7 +560,8 @@ fn a_pending_isr_change_survives_a_lost_reply() {
     // A refusal that proves the change was not applied drops it.
     let (_, again) = fetch(r, &f.events, 2, 0, Some(0), 1_003).unwrap();
     assert_eq!(again, None);
-    r.append_as_leader(values(1), Acks::One, 4_000).unwrap();
+    r.append_as_leader(values(1), Acks::One, 4_000, None)
+        .unwrap();
     let shrink = r.maybe_shrink_isr(5_000).unwrap();
     let refused = ApiError::new(ErrorCode::IneligibleReplica, "no");
     r.on_alter_result(&shrink, Err(refused), 5_000, &f.events);
@@ -556,7 +574,8 @@ fn a_pending_isr_change_survives_a_lost_reply() {
 fn a_follower_long_poll_does_not_complete_on_an_hw_change() {
     let mut f = leader(&[1, 2, 3]);
     let r = &mut f.replica;
-    r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+    r.append_as_leader(values(2), Acks::All, 1_000, None)
+        .unwrap();
     fetch(r, &f.events, 3, 2, Some(0), 1_001).unwrap();
     assert!(!r.follower_fetch_ready(2, 0), "3 parks at the LEO");
     fetch(r, &f.events, 2, 2, Some(0), 1_002).unwrap();
@@ -565,7 +584,8 @@ fn a_follower_long_poll_does_not_complete_on_an_hw_change() {
         !r.follower_fetch_ready(2, 0),
         "but 3's long-poll keeps waiting"
     );
-    r.append_as_leader(values(1), Acks::All, 1_003).unwrap();
+    r.append_as_leader(values(1), Acks::All, 1_003, None)
+        .unwrap();
     assert!(r.follower_fetch_ready(2, 0), "new records answer it");
     r.apply_metadata(&pm(Some(2), 1, 1, &[2, 3]), &CONFIGS, 1_004, &f.events)
         .unwrap();
@@ -582,7 +602,9 @@ fn a_follower_long_poll_does_not_complete_on_an_hw_change() {
 fn acks_all_survives_a_reelection_of_the_same_leader() {
     let mut f = leader(&[1, 2]);
     let r = &mut f.replica;
-    let (_, last) = r.append_as_leader(values(2), Acks::All, 1_000).unwrap();
+    let (_, last) = r
+        .append_as_leader(values(2), Acks::All, 1_000, None)
+        .unwrap();
     let since = r.leader_since_epoch().unwrap();
     r.apply_metadata(&pm(Some(1), 2, 2, &[1, 2]), &CONFIGS, 1_001, &f.events)
         .unwrap();
@@ -590,7 +612,9 @@ fn acks_all_survives_a_reelection_of_the_same_leader() {
     fetch(r, &f.events, 2, 2, Some(0), 1_002).unwrap();
     assert_eq!(r.acks_all_status(last, since), Some(Ok(())));
     // Follower, then leader again: the request fails (its records may have been cut).
-    let (_, last) = r.append_as_leader(values(1), Acks::All, 1_003).unwrap();
+    let (_, last) = r
+        .append_as_leader(values(1), Acks::All, 1_003, None)
+        .unwrap();
     r.apply_metadata(&pm(Some(2), 3, 3, &[1, 2]), &CONFIGS, 1_004, &f.events)
         .unwrap();
     r.apply_metadata(&pm(Some(1), 4, 4, &[1, 2]), &CONFIGS, 1_005, &f.events)

@@ -38,7 +38,7 @@ fn registered_leader(version: KafkaVersion, isr: &[u32], records: usize) -> Fixt
     f.replica.set_registrations(registered(Some(11)));
     if records > 0 {
         f.replica
-            .append_as_leader(values(records), Acks::One, 1_000)
+            .append_as_leader(values(records), Acks::One, 1_000, None)
             .unwrap();
     }
     f
@@ -187,7 +187,7 @@ fn hw_stops_waiting_for_a_follower_whose_registration_changed() {
     fetch_as(&mut f, 2, 4, Some(22), 1_001).unwrap();
     fetch_as(&mut f, 3, 4, Some(33), 1_100).unwrap();
     f.replica
-        .append_as_leader(values(2), Acks::One, 1_200)
+        .append_as_leader(values(2), Acks::One, 1_200, None)
         .unwrap();
     fetch_as(&mut f, 2, 6, Some(22), 1_201).unwrap();
     assert_eq!(f.replica.hw(), 4, "3 is caught up and eligible: HW waits");
@@ -199,7 +199,7 @@ fn hw_stops_waiting_for_a_follower_whose_registration_changed() {
     f.replica
         .set_registrations(Registrations::new(&restarted, Some(11)));
     f.replica
-        .append_as_leader(values(1), Acks::One, 1_300)
+        .append_as_leader(values(1), Acks::One, 1_300, None)
         .unwrap();
     fetch_as(&mut f, 2, 7, Some(22), 1_301).unwrap();
     assert_eq!(
@@ -281,7 +281,7 @@ fn a_fetch_answer_carries_the_hw_from_before_that_fetch() {
     for version in [V4_1, V3_7, V0_10_2] {
         let mut f = leader_of(version, &[1, 2]);
         f.replica
-            .append_as_leader(values(5), Acks::One, 1_000)
+            .append_as_leader(values(5), Acks::One, 1_000, None)
             .unwrap();
         let (answer, _) = fetch_as(&mut f, 2, 5, None, 1_001).unwrap();
         assert_eq!(f.replica.hw(), 5, "{version}: the fetch moved HW");
@@ -299,7 +299,7 @@ fn a_parked_fetch_completes_with_the_hw_of_then_and_updates_nothing() {
     for version in [V4_1, V3_7, V0_10_2] {
         let mut f = leader_of(version, &[1, 2, 3]);
         f.replica
-            .append_as_leader(values(2), Acks::One, 1_000)
+            .append_as_leader(values(2), Acks::One, 1_000, None)
             .unwrap();
         let (parked, _) = fetch_as(&mut f, 3, 2, None, 1_001).unwrap();
         assert!(matches!(parked, LeaderFetch::Empty(_)), "3 is at the LEO");
@@ -328,7 +328,7 @@ fn hw_freezes_under_min_insync_replicas_only_from_kafka_3_7() {
     for (version, hw) in [(V4_1, 0), (V3_7, 0), (V0_10_2, 3)] {
         let mut f = leader_of(version, &[1]);
         f.replica
-            .append_as_leader(values(3), Acks::One, 1_000)
+            .append_as_leader(values(3), Acks::One, 1_000, None)
             .unwrap();
         assert_eq!(f.replica.hw(), hw, "{version}");
     }
@@ -343,7 +343,7 @@ fn hw_freezes_under_min_insync_replicas_only_from_kafka_3_7() {
         .unwrap();
     assert!(!f.replica.is_under_min_isr());
     f.replica
-        .append_as_leader(values(3), Acks::One, 1_000)
+        .append_as_leader(values(3), Acks::One, 1_000, None)
         .unwrap();
     assert_eq!(f.replica.hw(), 3);
 }
@@ -356,7 +356,7 @@ fn isr_expansion_needs_the_epoch_start_only_from_kafka_2_0_1() {
     for (version, expands) in [(V4_1, false), (V3_7, false), (V0_10_2, true)] {
         let mut f = leader_of(version, &[1, 2]);
         f.replica
-            .append_as_leader(values(8), Acks::One, 1_000)
+            .append_as_leader(values(8), Acks::One, 1_000, None)
             .unwrap();
         fetch_as(&mut f, 2, 5, None, 1_001).unwrap();
         assert_eq!(f.replica.hw(), 5);
@@ -389,7 +389,7 @@ fn a_reelected_leader_keeps_its_followers_leos_and_broker_epochs() {
         fetch_as(&mut f, 2, 8, Some(22), 1_002).unwrap();
         assert_eq!(f.replica.hw(), 8);
         f.replica
-            .append_as_leader(values(2), Acks::One, 1_003)
+            .append_as_leader(values(2), Acks::One, 1_003, None)
             .unwrap();
         f.replica
             .apply_metadata(&pm(Some(1), 1, 1, &[1, 2, 3]), &CONFIGS, 2_000, &f.events)
@@ -434,7 +434,7 @@ fn at_a_reelection_only_0_10_2_counts_a_follower_outside_the_isr_as_fetched_now(
     for (version, last_fetch_ms) in [(V4_1, 0), (V3_7, 0), (V0_10_2, 2_000)] {
         let mut f = leader_of(version, &[1, 2]);
         f.replica
-            .append_as_leader(values(4), Acks::One, 1_000)
+            .append_as_leader(values(4), Acks::One, 1_000, None)
             .unwrap();
         fetch_as(&mut f, 3, 2, None, 1_001).unwrap();
         f.replica
@@ -478,7 +478,7 @@ fn a_leader_that_was_not_leading_just_before_forgets_its_followers() {
                 "{version}, {between:?} in between"
             );
             f.replica
-                .append_as_leader(values(1), Acks::One, 2_001)
+                .append_as_leader(values(1), Acks::One, 2_001, None)
                 .unwrap();
             fetch_as(&mut f, 2, 5, Some(22), 2_002).unwrap();
             assert_eq!(f.replica.hw(), 4, "{version}: HW waits for 3's first fetch");

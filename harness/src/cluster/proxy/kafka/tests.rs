@@ -15,8 +15,8 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse, ProduceRequest, RequestHeader,
-    ResponseHeader, TopicName, TransactionalId,
+    ApiKey, BrokerId, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse,
+    ProduceRequest, RequestHeader, ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rand::rngs::StdRng;
@@ -331,7 +331,8 @@ fn brokers_sharing_one_node_id_are_told_apart_by_their_advertised_port() {
             api_version: 7,
             correlation_id: 3,
         };
-        let Rewrite::Changed(new) = rewrite_response(request, &Bytes::from(message[4..].to_vec()), &addresses)
+        let Rewrite::Changed(new) =
+            rewrite_response(request, &Bytes::from(message[4..].to_vec()), &addresses)
         else {
             panic!("port {port}: the address was not rewritten");
         };
