@@ -129,13 +129,11 @@ fn idempotent_run(client: &str) {
 }
 
 #[test]
-#[ignore = "needs the node's idempotent producers (issue 23, part 1): run after merging main"]
 fn idempotent_producers_over_http_never_append_a_retry_twice() {
     idempotent_run("http");
 }
 
 #[test]
-#[ignore = "needs the node's idempotent producers (issue 23, part 1): run after merging main"]
 fn idempotent_producers_over_kafka_never_append_a_retry_twice() {
     idempotent_run("kafka");
 }

@@ -328,6 +328,14 @@ impl TestRequest {
         if self.nemesis_targets.is_empty() {
             return Err(bad("--nemesis-targets: no nemesis targets"));
         }
+        if self.idempotence && self.kafka_version.hw_truncation() {
+            // KIP-98 came with Kafka 0.11.0: a 0.10.2 broker gives no producer id.
+            return Err(bad(format!(
+                "--idempotence needs Kafka 0.11 or later (KIP-98); --kafka-version {} has no \
+                 idempotent producer",
+                self.kafka_version
+            )));
+        }
         if self.idempotence && self.acks != Acks::All {
             // Kafka's producer refuses enable.idempotence with acks other than all
             // (ProducerConfig: "Must set acks to all in order to use the idempotent producer").

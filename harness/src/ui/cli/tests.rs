@@ -177,3 +177,21 @@ fn idempotence_needs_acks_all() {
         assert!(error.contains("--idempotence needs --acks all"), "{error}");
     }
 }
+
+/// KIP-98 came with Kafka 0.11.0: a 0.10.2 node gives no producer id, so an idempotent run
+/// under it would send nothing.
+#[test]
+fn idempotence_needs_kafka_0_11() {
+    let node = node_bin();
+    let request = parse_test_args([
+        "test",
+        "--node-bin",
+        node.to_str().unwrap(),
+        "--idempotence",
+        "--kafka-version",
+        "0.10.2",
+    ])
+    .unwrap();
+    let error = request.validate().unwrap_err().to_string();
+    assert!(error.contains("needs Kafka 0.11 or later"), "{error}");
+}
