@@ -419,7 +419,9 @@ async fn attempt_until_done(
             }
         }
         tokio::time::sleep(RETRY_BACKOFF).await;
-        match leader_before(ctx, request.topic, request.partition, deadline).await {
+        let leader = leader_before(ctx, request.topic, request.partition, deadline).await;
+        // The run may have begun stopping meanwhile: then no attempt starts.
+        match leader.filter(|_| !ctx.stopping()) {
             Some(leader) => to = leader,
             None => return (attempts.give_up(false), attempts),
         }
