@@ -186,11 +186,12 @@ pub fn merge(read: DumpRead, m: Merge) -> BrokerLog {
         };
         if let Some(first) = earlier {
             let (topic, partition) = &read.keys[u.part];
+            let attempts = m.values.state(id).send_attempts();
             push_duplicate(
                 m.found,
                 read.broker,
                 (topic, *partition),
-                &u.value,
+                (&u.value, attempts),
                 [first, u.offset],
             );
         }
@@ -209,8 +210,17 @@ pub fn merge(read: DumpRead, m: Merge) -> BrokerLog {
     replica
 }
 
-fn push_duplicate(found: &mut Found, broker: u32, key: (&str, u32), value: &str, at: [u64; 2]) {
+/// A value at two offsets of one dump; `value` with how many attempts its send took (the
+/// history has been read by now).
+fn push_duplicate(
+    found: &mut Found,
+    broker: u32,
+    key: (&str, u32),
+    value: (&str, Option<u32>),
+    at: [u64; 2],
+) {
     let (topic, partition) = key;
+    let (value, attempts) = value;
     let detail = format!(
         "broker {broker}'s log of {topic}/{partition} holds {value:?} at offsets {} and {}",
         at[0], at[1]
@@ -219,5 +229,5 @@ fn push_duplicate(found: &mut Found, broker: u32, key: (&str, u32), value: &str,
     a.offsets = at.to_vec();
     a.values = vec![value.to_string()];
     a.brokers = vec![broker];
-    found.push(a);
+    found.push_duplicate(a, attempts);
 }

@@ -66,13 +66,7 @@ pub fn check(run_dir: &Path, config: TestConfig) -> Results {
         config,
     };
     run.register_configured_partitions();
-    run.fin = logs::load_final(
-        run_dir,
-        &mut run.parts,
-        &mut run.values,
-        &mut run.found,
-        &mut run.damage,
-    );
+    run.fin = logs::load_final(run_dir, &mut run.parts, &mut run.values, &mut run.damage);
     let brokers = run.load_events(run_dir);
     let stats = run.scan_history_and_dumps(run_dir, &brokers);
     run.finish(stats)
@@ -148,6 +142,7 @@ impl Run {
             (stats, reads)
         });
         drop(view);
+        findings::final_duplicates(&mut self.fin, &self.values, &mut self.found);
         let mut missing = Vec::new();
         for (broker, read) in reads {
             let Some(read) = read else {

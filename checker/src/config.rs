@@ -34,6 +34,15 @@ pub struct TestConfig {
     pub partitions: u32,
     pub replication_factor: u32,
     pub acks: Acks,
+    /// Kafka's `enable.idempotence` (`--idempotence`): each producer sends with a producer id,
+    /// epoch and per-partition sequence numbers, so a retried send is never appended twice.
+    /// Runs stored before it was a setting had none: false.
+    #[serde(default)]
+    pub idempotence: bool,
+    /// Kafka's producer `retries` (`--retries`): how many times a producer re-sends a send
+    /// whose attempt failed retriably. Runs stored before producers retried: 0.
+    #[serde(default)]
+    pub retries: u32,
     pub min_insync_replicas: u32,
     pub unclean_leader_election: bool,
     pub replica_lag_time_max_ms: u64,
@@ -99,6 +108,8 @@ impl Default for TestConfig {
             partitions: 1,
             replication_factor: 3,
             acks: Acks::All,
+            idempotence: false,
+            retries: DEFAULT_RETRIES,
             min_insync_replicas: 2,
             unclean_leader_election: false,
             replica_lag_time_max_ms: 1000,
@@ -158,6 +169,9 @@ fn field_name(path: &serde_path_to_error::Path) -> String {
     }
 }
 
+/// The command line's `--retries`: Kafka's producer retries a send until its delivery timeout;
+/// three retries bound it here. (test.json without `retries` reads 0: such runs never retried.)
+pub const DEFAULT_RETRIES: u32 = 3;
 /// The command line's `--request-timeout`, in test.json when a run does not say.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 2_000;
 /// The command line's `--recovery-timeout`, in test.json when a run does not say.

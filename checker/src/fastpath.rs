@@ -95,6 +95,20 @@ impl<'a> Cursor<'a> {
         u32::try_from(self.u64()?).ok()
     }
 
+    /// A signed field written without a sign (producer ids, epochs and sequences are never
+    /// negative when the harness writes them; a negative one is left to serde).
+    fn i64(&mut self) -> Option<i64> {
+        i64::try_from(self.u64()?).ok()
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        i32::try_from(self.u64()?).ok()
+    }
+
+    fn i16(&mut self) -> Option<i16> {
+        i16::try_from(self.u64()?).ok()
+    }
+
     /// Reads `{`, then calls `field(self, key)` for each key (the cursor on its value), until
     /// `}`. A key seen twice gives up: serde would keep the last, the fast path does not guess.
     fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
@@ -102,7 +116,7 @@ impl<'a> Cursor<'a> {
         if self.byte(b'}').is_some() {
             return Some(());
         }
-        let mut seen: [&str; 8] = [""; 8];
+        let mut seen: [&str; 16] = [""; 16];
         for n in 0.. {
             let key = self.str()?;
             if n >= seen.len() || seen[..n].contains(&key) {
@@ -184,15 +198,7 @@ fn ordered_send_value<'a>(c: &mut Cursor<'a>) -> Option<SendValue<Text<'a>>> {
     let partition = c.u32()?;
     c.lit(b",\"value\":")?;
     let value = c.text()?;
-    let mut v = SendValue {
-        topic,
-        partition,
-        value,
-        acks: None,
-        offset: None,
-        node: None,
-        leader_epoch: None,
-    };
+    let mut v = SendValue::new(topic, partition, value, None);
     if c.lit(b",\"acks\":").is_some() {
         v.acks = Some(acks_of(c.str()?)?);
     }
@@ -204,6 +210,19 @@ fn ordered_send_value<'a>(c: &mut Cursor<'a>) -> Option<SendValue<Text<'a>>> {
     }
     if c.lit(b",\"leader_epoch\":").is_some() {
         v.leader_epoch = Some(c.u32()?);
+    }
+    if c.lit(b",\"attempts\":").is_some() {
+        v.attempts = Some(c.u32()?);
+    }
+    // `retry_errors` (rare: only retried sends) is left to serde.
+    if c.lit(b",\"producer_id\":").is_some() {
+        v.producer_id = Some(c.i64()?);
+    }
+    if c.lit(b",\"producer_epoch\":").is_some() {
+        v.producer_epoch = Some(c.i16()?);
+    }
+    if c.lit(b",\"sequence\":").is_some() {
+        v.sequence = Some(c.i32()?);
     }
     c.byte(b'}')?;
     Some(v)
@@ -309,15 +328,7 @@ fn op_type(s: &str) -> Option<OpType> {
 
 fn send_value<'a>(c: &mut Cursor<'a>) -> Option<SendValue<Text<'a>>> {
     let (mut topic, mut partition, mut value) = (None, None, None);
-    let mut v = SendValue {
-        topic: Text::default(),
-        partition: 0,
-        value: Text::default(),
-        acks: None,
-        offset: None,
-        node: None,
-        leader_epoch: None,
-    };
+    let mut v = SendValue::new(Text::default(), 0, Text::default(), None);
     c.object(|c, key| {
         match key {
             "topic" => topic = Some(c.text()?),
@@ -327,6 +338,10 @@ fn send_value<'a>(c: &mut Cursor<'a>) -> Option<SendValue<Text<'a>>> {
             "offset" => v.offset = Some(c.u64()?),
             "node" => v.node = Some(c.u32()?),
             "leader_epoch" => v.leader_epoch = Some(c.u32()?),
+            "attempts" => v.attempts = Some(c.u32()?),
+            "producer_id" => v.producer_id = Some(c.i64()?),
+            "producer_epoch" => v.producer_epoch = Some(c.i16()?),
+            "sequence" => v.sequence = Some(c.i32()?),
             _ => return None,
         }
         Some(())
@@ -443,6 +458,9 @@ mod tests {
             r#"{"index":3,"time_ns":1,"process":7,"type":"ok","f":"poll","value":{"topic":"t","partition":2,"offset":0,"records":[{"offset":0,"value":"a"},{"value":"b","offset":1}],"high_watermark":2}}"#,
             r#"{"index":4,"time_ns":1,"process":7,"type":"invoke","f":"poll","value":{"topic":"t","partition":2,"offset":0,"records":[]}}"#,
             r#"{"f":"send","value":{"partition":0,"topic":"t","value":"é"},"type":"fail","process":"p","time_ns":0,"index":18446744073709551615}"#,
+            r#"{"index":5,"time_ns":9,"process":3,"type":"invoke","f":"send","value":{"topic":"t","partition":0,"value":"19","acks":"all","producer_id":4294967296001,"producer_epoch":0,"sequence":7}}"#,
+            r#"{"index":6,"time_ns":9,"process":3,"type":"ok","f":"send","value":{"topic":"t","partition":0,"value":"19","acks":"all","offset":43,"node":1,"leader_epoch":3,"attempts":1,"producer_id":4294967296001,"producer_epoch":0,"sequence":7}}"#,
+            r#"{"index":7,"time_ns":9,"process":3,"type":"info","f":"send","value":{"sequence":2,"attempts":4,"producer_epoch":1,"producer_id":9,"topic":"t","partition":0,"value":"20"},"error":"timeout"}"#,
         ];
         for line in lines {
             assert!(fast(line).is_some(), "the fast path reads {line}");
@@ -468,6 +486,10 @@ mod tests {
             r#"{"index":0,"time_ns":1,"process":3,"type":"ok","f":"send","value":{"topic":"t","partition":0}}"#,
             r#"{"index":0,"time_ns":1,"process":3,"type":"weird","f":"send","value":{"topic":"t","partition":0,"value":"1"}}"#,
             r#"{"index":0,"time_ns":1,"process":3,"type":"ok","f":"send","value":{"topic":"t","partition":0,"value":"1"}"#,
+            // Retry errors, and signed fields with a sign, are serde's.
+            r#"{"index":0,"time_ns":1,"process":3,"type":"ok","f":"send","value":{"topic":"t","partition":0,"value":"1","offset":3,"attempts":2,"retry_errors":["timeout"]}}"#,
+            r#"{"index":0,"time_ns":1,"process":3,"type":"ok","f":"send","value":{"topic":"t","partition":0,"value":"1","producer_id":-1}}"#,
+            r#"{"index":0,"time_ns":1,"process":3,"type":"ok","f":"send","value":{"topic":"t","partition":0,"value":"1","producer_epoch":32768}}"#,
         ];
         for line in lines {
             assert_eq!(fast(line), None, "{line}");

@@ -1,6 +1,7 @@
 //! The anomalies that need the whole history before they can be judged: lost writes (an
 //! acknowledged value that no later line can bring back), phantoms (a value no line sent),
-//! and failed sends whose value is present. It walks the
+//! failed sends whose value is present, and the final log's duplicates (excused or not by how
+//! their send went). It walks the
 //! per-value state once and the logs once; it does not read any file.
 
 use crate::found::{anomaly, Found};
@@ -34,6 +35,14 @@ pub struct Inputs<'a> {
     /// True when every broker of the run left a dump: only then can the dumps prove that no
     /// surviving replica holds a record.
     pub all_dumped: bool,
+}
+
+/// Judges the final log's duplicates ([`Final::duplicates`]) now that the history has said how
+/// each value's send went.
+pub fn final_duplicates(fin: &mut Final, values: &Values, found: &mut Found) {
+    for (a, id) in std::mem::take(&mut fin.duplicates) {
+        found.push_duplicate(a, values.state(id).send_attempts());
+    }
 }
 
 /// Finds lost writes; returns them for the explanations.

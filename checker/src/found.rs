@@ -2,7 +2,7 @@
 //! [`MAX_ANOMALIES_PER_KIND`] of each kind in detail, and marks each with the setting that
 //! excuses it. It does not look for anomalies; the analysis modules push them here.
 
-use crate::guarantee::Rules;
+use crate::guarantee::{Rules, SendStanding};
 use crate::results::{Anomaly, AnomalyKind, MAX_ANOMALIES_PER_KIND};
 use std::collections::BTreeMap;
 
@@ -57,6 +57,20 @@ impl Found {
         if list.len() < MAX_ANOMALIES_PER_KIND {
             list.push(anomaly);
         }
+    }
+
+    /// Records a `duplicate`, excused or uncertain by how its value's send went (`attempts`
+    /// from its completion; `None` when it has none), as the rules say.
+    pub fn push_duplicate(&mut self, mut anomaly: Anomaly, attempts: Option<u32>) {
+        if let Some(n) = attempts.filter(|n| *n > 1) {
+            anomaly.detail += &format!(" (its send took {n} attempts)");
+        }
+        match self.rules.duplicate_standing(attempts) {
+            SendStanding::Breaks => {}
+            SendStanding::Excused(why) => anomaly.excused_by = Some(why),
+            SendStanding::Uncertain(why) => anomaly.uncertain = Some(why),
+        }
+        self.push(anomaly);
     }
 
     /// Every anomaly kept in detail, by kind, then partition, then offset; and whether some

@@ -267,8 +267,10 @@ impl std::str::FromStr for Acks {
     }
 }
 
-/// `value` of a `send`: the invoke carries topic, partition, value and acks; an `ok` completion
-/// repeats them and adds the acknowledged `offset` (absent for acks=0, which returns none).
+/// `value` of a `send`: the invoke carries topic, partition, value and acks (and, with
+/// idempotence, the producer id, epoch and sequence); a completion repeats them and adds how
+/// many `attempts` the send took, and an `ok` completion the acknowledged `offset` (absent for
+/// acks=0, which returns none). One invoke and one completion per send, however many attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendValue<S = String> {
     pub topic: S,
@@ -284,6 +286,50 @@ pub struct SendValue<S = String> {
     pub node: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_epoch: Option<u32>,
+    /// On a completion: how many attempts the send took (the producer retries a send whose
+    /// attempt failed retriably, with the same value). Histories written before producers
+    /// retried have none: one attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// On a completion: the error of each attempt that was retried, in order (the last
+    /// attempt's error, when it failed, is the operation's `error`).
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub retry_errors: Vec<S>,
+    /// With idempotence (`--idempotence`): the producer id and epoch the broker gave the
+    /// producer, and the sequence number of this send's record on its partition. Every attempt
+    /// of one send carries the same three.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_epoch: Option<i16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i32>,
+}
+
+impl<S> SendValue<S> {
+    /// A send to `partition` of `topic` with no outcome yet: what an invoke carries.
+    pub fn new(topic: S, partition: u32, value: S, acks: Option<Acks>) -> Self {
+        SendValue {
+            topic,
+            partition,
+            value,
+            acks,
+            offset: None,
+            node: None,
+            leader_epoch: None,
+            attempts: None,
+            retry_errors: Vec::new(),
+            producer_id: None,
+            producer_epoch: None,
+            sequence: None,
+        }
+    }
+
+    /// How many attempts the send took: one when the history does not say (written before
+    /// producers retried).
+    pub fn attempt_count(&self) -> u32 {
+        self.attempts.unwrap_or(1)
+    }
 }
 
 /// One record a consumer saw.

@@ -48,7 +48,7 @@ mod values;
 pub use error::{CheckError, ConfigError};
 pub use results::{
     Anomaly, AnomalyKind, Counts, Explanation, Guarantee, OpCounts, PartitionSummary, Results,
-    Valid, Warning, MAX_ANOMALIES_PER_KIND, MAX_WARNINGS, WEAK_SEND_EXCUSE,
+    Valid, Warning, MAX_ANOMALIES_PER_KIND, MAX_WARNINGS, RETRY_EXCUSE, WEAK_SEND_EXCUSE,
 };
 
 use config::TestConfig;

@@ -1,15 +1,15 @@
 //! The logs at the end of a run: the final read (`final.json`, the leader's committed log) and
 //! every broker's surviving on-disk log (`nodes/<id>/dump.jsonl`), held as offset → value id
 //! with run-length leader epochs. It owns these structures, loading the final read into them,
-//! and the partition registry; it reports duplicates inside one log as it loads, and nothing
-//! else. The files' formats are [`crate::final_reads`] and [`crate::dump`].
+//! and the partition registry; it finds duplicates inside the final log as it loads (judged
+//! once the history has said how each value's send went), and nothing else. The files' formats are [`crate::final_reads`] and [`crate::dump`].
 
 use crate::error::line_problem;
 use crate::final_reads::{FinalPartition, FinalReads, FinalRecord, FINAL_FILE};
-use crate::found::{anomaly, Found};
+use crate::found::anomaly;
 use crate::intern::ValueId;
 use crate::jsonl::Damage;
-use crate::results::AnomalyKind;
+use crate::results::{Anomaly, AnomalyKind};
 use crate::text::Text;
 use crate::values::{Values, IN_FINAL, NO_ID};
 use std::collections::{BTreeMap, HashMap};
@@ -197,6 +197,10 @@ pub struct Final {
     /// Why final.json cannot vouch for every partition (missing, damaged, `complete: false`).
     pub problem: Option<String>,
     pub parts: HashMap<PartIdx, FinalPart>,
+    /// Values the final log holds at two offsets, found while loading; whether each is excused
+    /// depends on how its send went, which only the history says
+    /// ([`crate::findings::final_duplicates`]).
+    pub duplicates: Vec<(Anomaly, ValueId)>,
 }
 
 impl Final {
@@ -207,12 +211,11 @@ impl Final {
 }
 
 /// Loads `final.json`. Values are interned and marked [`IN_FINAL`]; a value at two offsets is
-/// reported as a duplicate.
+/// kept in [`Final::duplicates`].
 pub fn load_final(
     run_dir: &Path,
     parts: &mut Partitions,
     values: &mut Values,
-    found: &mut Found,
     damage: &mut Damage,
 ) -> Final {
     let text = match std::fs::read(run_dir.join(FINAL_FILE)) {
@@ -271,10 +274,11 @@ pub fn load_final(
     let mut out = Final {
         problem: (!complete).then(|| format!("{FINAL_FILE} says complete: false")),
         parts: HashMap::new(),
+        duplicates: Vec::new(),
     };
     for (p, records) in partitions {
         let idx = parts.get_or_add(&p.topic, p.partition);
-        let part = load_final_part(p, &records, values, found, damage);
+        let part = load_final_part(p, &records, values, &mut out.duplicates, damage);
         if out.parts.insert(idx, part).is_some() {
             let (t, n) = parts.key(idx);
             damage.push(FINAL_FILE, None, format!("partition {t}/{n} appears twice"));
@@ -301,7 +305,7 @@ fn load_final_part(
     p: FinalPartition,
     records: &[FinalRecord<ValueId>],
     values: &mut Values,
-    found: &mut Found,
+    duplicates: &mut Vec<(Anomaly, ValueId)>,
     damage: &mut Damage,
 ) -> FinalPart {
     let mut log = LogValues::default();
@@ -334,7 +338,7 @@ fn load_final_part(
             let mut a = anomaly(AnomalyKind::Duplicate, &p.topic, p.partition, detail);
             a.offsets = vec![first, r.offset];
             a.values = vec![value];
-            found.push(a);
+            duplicates.push((a, id));
             continue;
         }
         state.flags |= IN_FINAL;

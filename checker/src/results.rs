@@ -12,6 +12,10 @@ use std::fmt::Write as _;
 /// producers use acks=all: a schedule's `produce N acks 1`), not by the run's settings.
 pub const WEAK_SEND_EXCUSE: &str = "acks=1 or 0 on this send";
 
+/// `excused_by` of a duplicate whose send took more than one attempt in a run without
+/// idempotence: a blind retry of a send the broker had appended appends it again.
+pub const RETRY_EXCUSE: &str = "producer retries without idempotence";
+
 /// Jepsen's tri-state verdict. Serialized as `true`, `false` or `"unknown"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Valid {
@@ -87,6 +91,9 @@ pub enum AnomalyKind {
     /// A consumer's poll returned an offset at or below one it had already read, or below the
     /// offset it asked for.
     NonmonotonicPoll,
+    /// With idempotence: one producer's acknowledged offsets on one partition did not grow in
+    /// the order its sends completed.
+    NonmonotonicSend,
     /// A consumer's poll jumped over offsets that exist in the final log.
     PollSkip,
     /// A record no client ever sent, in a log or in a poll.
@@ -96,7 +103,7 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 10] = [
+    pub const ALL: [AnomalyKind; 11] = [
         AnomalyKind::Lost,
         AnomalyKind::Moved,
         AnomalyKind::InconsistentOffset,
@@ -104,6 +111,7 @@ impl AnomalyKind {
         AnomalyKind::DirtyRead,
         AnomalyKind::Divergence,
         AnomalyKind::NonmonotonicPoll,
+        AnomalyKind::NonmonotonicSend,
         AnomalyKind::PollSkip,
         AnomalyKind::Phantom,
         AnomalyKind::FailedSendPresent,
@@ -118,6 +126,7 @@ impl AnomalyKind {
             AnomalyKind::DirtyRead => "dirty_read",
             AnomalyKind::Divergence => "divergence",
             AnomalyKind::NonmonotonicPoll => "nonmonotonic_poll",
+            AnomalyKind::NonmonotonicSend => "nonmonotonic_send",
             AnomalyKind::PollSkip => "poll_skip",
             AnomalyKind::Phantom => "phantom",
             AnomalyKind::FailedSendPresent => "failed_send_present",
@@ -241,6 +250,11 @@ pub struct Guarantee {
     pub weakened_by: Vec<String>,
     /// For each excused anomaly kind, the settings that excuse it.
     pub excused: BTreeMap<AnomalyKind, Vec<String>>,
+    /// Kinds excused only for some sends, by how each send went, and why: without idempotence,
+    /// a `duplicate` of a value whose send took more than one attempt ([`RETRY_EXCUSE`]).
+    /// Absent when empty (and in results written before it existed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub excused_per_send: BTreeMap<AnomalyKind, Vec<String>>,
 }
 
 /// Everything `check_run` found. Serialized as `results.json`.

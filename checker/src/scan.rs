@@ -85,6 +85,17 @@ struct PendingSend {
     part: PartIdx,
 }
 
+/// A producer's last acknowledged send to a partition, for `nonmonotonic_send`.
+#[derive(Debug, Clone, Copy)]
+struct AckedSend {
+    offset: u64,
+    index: u64,
+    value: ValueId,
+    producer_id: Option<i64>,
+    /// It asked for acks=1 or 0 in an acks=all run.
+    weak: bool,
+}
+
 /// Invokes kept per process before the oldest is recorded without waiting for its completion
 /// (a process normally has one operation outstanding).
 const MAX_PENDING_PER_PROCESS: usize = 64;
@@ -101,6 +112,9 @@ pub struct Scan<'a> {
     /// Values seen by acks and polls at offsets the final log does not hold.
     beyond_final: FastMap<(PartIdx, u64), (ValueId, u64)>,
     pending: FastMap<Process, Vec<PendingSend>>,
+    /// With idempotence: each producer's (client process's) last acknowledged send to each
+    /// partition, in the order the completions were recorded.
+    last_acked: FastMap<(Process, PartIdx), AckedSend>,
     /// Strings of completed invokes, reused for the next ones: a send's invoke and completion
     /// are millions of short-lived strings otherwise.
     spare: Vec<String>,
@@ -122,6 +136,7 @@ impl<'a> Scan<'a> {
             consumers: FastMap::default(),
             beyond_final: FastMap::default(),
             pending: FastMap::default(),
+            last_acked: FastMap::default(),
             spare: Vec::new(),
         }
     }
@@ -214,6 +229,7 @@ impl<'a> Scan<'a> {
             st.part = u32::try_from(part).unwrap_or(NO_PART);
         }
         st.completion_index = op.index;
+        st.attempts = u8::try_from(v.attempt_count()).unwrap_or(u8::MAX).max(1);
         match op.kind {
             OpType::Ok => {
                 st.flags |= OK;
@@ -233,12 +249,18 @@ impl<'a> Scan<'a> {
                         inputs.committed(&v.topic, v.partition, op.time_ns, offset);
                     }
                     self.check_ack(part, offset, id, op.index);
+                    if self.found.rules().idempotence {
+                        self.check_send_order(op, v, part, offset, id);
+                    }
                 }
             }
             OpType::Fail => st.flags |= FAIL,
             _ => st.flags |= INFO,
         }
-        if let Some(error) = op.error.as_deref() {
+        // Every attempt's error, the retried ones too: a send refused with
+        // NOT_ENOUGH_REPLICAS and then acknowledged still went through the refusal.
+        let errors = v.retry_errors.iter().map(|e| &**e);
+        for error in errors.chain(op.error.as_deref()) {
             let inputs = &mut self.stats.probe_inputs;
             if error.starts_with("NOT_ENOUGH_REPLICAS") {
                 inputs.refused(op.time_ns, &v.topic, v.partition);
@@ -249,6 +271,61 @@ impl<'a> Scan<'a> {
             }
         }
         Ok(())
+    }
+
+    /// With idempotence, one producer's sends to one partition are appended in the order it
+    /// sends them (one at a time, each sequence after the last), so each `ok` must name an
+    /// offset above the one before it in the order the completions were recorded. A producer
+    /// is a client process: its sends are sequential. A send that asked for acks=1 or 0 (a
+    /// schedule's `produce N acks 1`) promised nothing that outlives its leader, so a pair
+    /// with one is excused by it.
+    fn check_send_order(
+        &mut self,
+        op: &OpLine,
+        v: &SendValue<Text>,
+        part: PartIdx,
+        offset: u64,
+        id: ValueId,
+    ) {
+        let weak = self.values.state(id).has(WEAK_ACKS);
+        let this = AckedSend {
+            offset,
+            index: op.index,
+            value: id,
+            producer_id: v.producer_id,
+            weak,
+        };
+        let key = (op.process.clone(), part);
+        let Some(before) = self.last_acked.insert(key, this) else {
+            return;
+        };
+        if offset > before.offset {
+            return;
+        }
+        let (topic, partition) = self.parts.key(part);
+        let producer = match v.producer_id {
+            Some(id) => format!("{} (producer id {id})", op.process),
+            None => op.process.to_string(),
+        };
+        let earlier_producer = match (before.producer_id, v.producer_id) {
+            (Some(b), Some(n)) if b != n => format!(" by producer id {b}"),
+            _ => String::new(),
+        };
+        let (earlier, later) = (self.values.name(before.value), self.values.name(id));
+        let detail = format!(
+            "{producer}: the send of {later:?} to {topic}/{partition} (index {}) was \
+             acknowledged at offset {offset}, at or below offset {} of its earlier send of \
+             {earlier:?}{earlier_producer} (index {})",
+            op.index, before.offset, before.index
+        );
+        let mut a = anomaly(AnomalyKind::NonmonotonicSend, topic, partition, detail);
+        a.offsets = vec![before.offset, offset];
+        a.values = vec![earlier, later];
+        a.indices = vec![before.index, op.index];
+        if before.weak || weak {
+            a.excused_by = Some(crate::results::WEAK_SEND_EXCUSE.to_string());
+        }
+        self.found.push(a);
     }
 
     /// Keeps an invoke until its completion names the value again: the completion usually

@@ -31,6 +31,9 @@ pub struct ValueState {
     /// The partition the value was sent to (a `PartIdx` of the partition registry).
     pub part: u32,
     pub flags: u8,
+    /// How many attempts the send took, from its completion (saturating); 0 when no
+    /// completion was seen. (It fits in what was padding: a state stays 72 bytes.)
+    pub attempts: u8,
     /// The broker and leader epoch an `ok` send names (NO_ACK_BY when it names none).
     pub ack_node: u32,
     pub ack_epoch: u32,
@@ -49,6 +52,7 @@ impl Default for ValueState {
         ValueState {
             part: NO_PART,
             flags: 0,
+            attempts: 0,
             ack_node: NO_ACK_BY,
             ack_epoch: NO_ACK_BY,
             ack_offset: NONE,
@@ -65,6 +69,28 @@ impl Default for ValueState {
 impl ValueState {
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
+    }
+
+    /// How many attempts the value's send took: `None` when it was invoked and never
+    /// completed (it may have been retried); a value never sent counts as one attempt.
+    pub fn send_attempts(&self) -> Option<u32> {
+        match self.attempts {
+            0 if self.has(INVOKED) => None,
+            0 => Some(1),
+            n => Some(u32::from(n)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_stays_72_bytes() {
+        // Memory grows with distinct values: one state each (docs/results.md "Speed and
+        // memory"). The attempts count must not grow it.
+        assert_eq!(std::mem::size_of::<ValueState>(), 72);
     }
 }
 

@@ -1,6 +1,8 @@
 //! The client for the node's HTTP API (docs/node-api.md): metadata, topic creation,
-//! produce, fetch and broker state. It owns the wire types and the classification of a failed
-//! call into Jepsen's outcomes; it does not retry, record history or pick leaders.
+//! produce (with a producer id, epoch and sequence when idempotent), producer ids, fetch and
+//! broker state. It owns the wire types and the classification of a failed call into Jepsen's
+//! outcomes and into what a retry may do ([`AttemptClass`]); it does not retry, record history
+//! or pick leaders.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,33 +60,60 @@ impl ClientError {
         }
     }
 
-    /// The completion type of a failed `send`: `fail` only when the write definitely did not
-    /// happen (the broker rejected it before appending, or the connection was refused), `info`
-    /// when it may have happened.
+    /// The completion type of a failed `send` attempt: `fail` only when the write definitely
+    /// did not happen (the broker rejected it before appending, or the connection was
+    /// refused), `info` when it may have happened.
     pub fn send_outcome(&self) -> OpType {
+        if self.attempt_class().possibly_appended() {
+            OpType::Info
+        } else {
+            OpType::Fail
+        }
+    }
+
+    /// What a failed produce attempt says for the send: whether it may have been appended,
+    /// and whether another attempt may succeed (Kafka's retriable errors, and a lost answer).
+    pub fn attempt_class(&self) -> AttemptClass {
+        use AttemptClass::*;
         match self {
-            ClientError::Api { appended: true, .. } => OpType::Info,
+            ClientError::Api { appended: true, .. } => RetryIndefinite,
             ClientError::Api { code, .. } => match code.as_str() {
+                // Refused before any append; the leader or the ISR may be back for a retry.
                 "NOT_ENOUGH_REPLICAS"
                 | "NOT_LEADER_OR_FOLLOWER"
                 | "UNKNOWN_TOPIC_OR_PARTITION"
-                | "INVALID_REQUEST"
-                | "FENCED_LEADER_EPOCH"
+                | "FENCED_LEADER_EPOCH" => RetryDefinite,
+                // Refusals of the request or the batch itself, before any append: the same
+                // request would be refused again.
+                "INVALID_REQUEST"
                 | "INCONSISTENT_CLUSTER_ID"
-                // Refusals of the batch itself (the Kafka API), before any append.
                 | "MESSAGE_TOO_LARGE"
                 | "INVALID_RECORD"
                 | "CORRUPT_MESSAGE"
                 | "UNSUPPORTED_COMPRESSION_TYPE"
-                | "INVALID_REQUIRED_ACKS" => OpType::Fail,
-                // NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT and any code we do not
-                // know: the record may be in the log.
-                _ => OpType::Info,
+                | "INVALID_REQUIRED_ACKS" => FatalDefinite,
+                // The broker refused the producer's sequence or epoch, appending nothing: the
+                // producer must start over with a new producer id.
+                "OUT_OF_ORDER_SEQUENCE_NUMBER"
+                | "INVALID_PRODUCER_EPOCH"
+                | "UNKNOWN_PRODUCER_ID" => ProducerReset,
+                // Appended, or may be, and retriable in Kafka's producer: the record may be in
+                // the log and a retry may succeed.
+                "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+                | "REQUEST_TIMED_OUT"
+                | "NETWORK_EXCEPTION"
+                | "KAFKA_STORAGE_ERROR"
+                | "LEADER_NOT_AVAILABLE"
+                | "UNKNOWN_LEADER_EPOCH" => RetryIndefinite,
+                // DUPLICATE_SEQUENCE_NUMBER (an earlier attempt was appended, at an offset not
+                // told) and any code we do not know: the record may be in the log.
+                _ => FatalIndefinite,
             },
-            ClientError::Refused(_) => OpType::Fail,
-            ClientError::Timeout | ClientError::Transport(_) | ClientError::Decode(_) => {
-                OpType::Info
-            }
+            ClientError::Refused(_) => RetryDefinite,
+            ClientError::Timeout | ClientError::Transport(_) => RetryIndefinite,
+            // An answer that cannot be read: what happened is unknown, and retrying a request
+            // whose answer is garbled is not what a producer does.
+            ClientError::Decode(_) => FatalIndefinite,
         }
     }
 
@@ -96,6 +125,73 @@ impl ClientError {
             _ => OpType::Info,
         }
     }
+}
+
+/// What one failed produce attempt means for its send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptClass {
+    /// Nothing was appended; another attempt may succeed (NOT_LEADER_OR_FOLLOWER,
+    /// NOT_ENOUGH_REPLICAS, a refused connection).
+    RetryDefinite,
+    /// It may have been appended; another attempt may succeed (a timeout, a reset connection,
+    /// REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    RetryIndefinite,
+    /// Nothing was appended, and the same request would be refused again (INVALID_REQUEST,
+    /// MESSAGE_TOO_LARGE).
+    FatalDefinite,
+    /// It may have been appended, and retrying is not safe or cannot help (an unknown error
+    /// code, an undecodable answer).
+    FatalIndefinite,
+    /// The broker refused the idempotent producer's sequence or epoch
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH): nothing was appended, and the
+    /// producer must get a new producer id before it sends again.
+    ProducerReset,
+}
+
+impl AttemptClass {
+    pub fn possibly_appended(self) -> bool {
+        matches!(
+            self,
+            AttemptClass::RetryIndefinite | AttemptClass::FatalIndefinite
+        )
+    }
+
+    pub fn retriable(self) -> bool {
+        matches!(
+            self,
+            AttemptClass::RetryDefinite | AttemptClass::RetryIndefinite
+        )
+    }
+}
+
+/// An idempotent producer's identity, as `POST /v1/init-producer-id` (and Kafka's
+/// InitProducerId) hands it out: a new producer id, epoch 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdentity {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// What an idempotent produce carries besides its records: who produces, and the first
+/// record's sequence number on the partition. Every attempt of one send carries the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// One produce request of one record.
+#[derive(Debug, Clone, Copy)]
+pub struct Produce<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub acks: Acks,
+    /// The broker-side wait for acks=all.
+    pub timeout_ms: u64,
+    pub value: &'a str,
+    /// With idempotence: the producer id, epoch and sequence; without, none.
+    pub producer: Option<ProducerBatch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +289,9 @@ struct ProduceRequest<'a> {
     acks: &'a str,
     timeout_ms: u64,
     records: Vec<ProduceRecord<'a>>,
+    /// `producer_id`, `producer_epoch`, `base_sequence`: all three or none.
+    #[serde(flatten)]
+    producer: Option<ProducerBatch>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -336,17 +435,55 @@ impl NodeClient {
         timeout_ms: u64,
         value: &str,
     ) -> Result<ProduceResponse, ClientError> {
-        let request = ProduceRequest {
+        let request = Produce {
             topic,
             partition,
-            acks: acks.as_str(),
+            acks,
             timeout_ms,
-            records: vec![ProduceRecord { value }],
+            value,
+            producer: None,
+        };
+        self.produce_within(addr, &request, self.timeout).await
+    }
+
+    /// Produces one record, idempotently when `request.producer` says who produces, within
+    /// `timeout` (at most the client's own).
+    pub async fn produce_within(
+        &self,
+        addr: SocketAddr,
+        request: &Produce<'_>,
+        timeout: Duration,
+    ) -> Result<ProduceResponse, ClientError> {
+        let body = ProduceRequest {
+            topic: request.topic,
+            partition: request.partition,
+            acks: request.acks.as_str(),
+            timeout_ms: request.timeout_ms,
+            records: vec![ProduceRecord {
+                value: request.value,
+            }],
+            producer: request.producer,
         };
         let response = self
             .http
             .post(format!("http://{addr}/v1/produce"))
-            .json(&request)
+            .timeout(timeout.min(self.timeout))
+            .json(&body)
+            .send()
+            .await;
+        decode(response).await
+    }
+
+    /// A new producer id and epoch for an idempotent producer (`POST /v1/init-producer-id`,
+    /// any broker).
+    pub async fn init_producer_id(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<ProducerIdentity, ClientError> {
+        let response = self
+            .http
+            .post(format!("http://{addr}/v1/init-producer-id"))
+            .json(&serde_json::json!({}))
             .send()
             .await;
         decode(response).await
@@ -522,6 +659,76 @@ mod tests {
             ClientError::Refused("x".into()).send_outcome(),
             OpType::Fail
         );
+    }
+
+    #[test]
+    fn what_a_retry_may_do_follows_kafkas_retriable_errors() {
+        use AttemptClass::*;
+        let cases = [
+            (api("NOT_LEADER_OR_FOLLOWER"), RetryDefinite),
+            (api("NOT_ENOUGH_REPLICAS"), RetryDefinite),
+            (ClientError::Refused("x".into()), RetryDefinite),
+            (api("REQUEST_TIMED_OUT"), RetryIndefinite),
+            (api("NOT_ENOUGH_REPLICAS_AFTER_APPEND"), RetryIndefinite),
+            (api("NETWORK_EXCEPTION"), RetryIndefinite),
+            (ClientError::Timeout, RetryIndefinite),
+            (ClientError::Transport("reset".into()), RetryIndefinite),
+            (api("INVALID_REQUEST"), FatalDefinite),
+            (api("MESSAGE_TOO_LARGE"), FatalDefinite),
+            (api("SOMETHING_NEW"), FatalIndefinite),
+            (api("DUPLICATE_SEQUENCE_NUMBER"), FatalIndefinite),
+            (ClientError::Decode("x".into()), FatalIndefinite),
+            (api("OUT_OF_ORDER_SEQUENCE_NUMBER"), ProducerReset),
+            (api("INVALID_PRODUCER_EPOCH"), ProducerReset),
+        ];
+        for (error, class) in cases {
+            assert_eq!(error.attempt_class(), class, "{error:?}");
+            let outcome = if class.possibly_appended() {
+                OpType::Info
+            } else {
+                OpType::Fail
+            };
+            assert_eq!(error.send_outcome(), outcome, "{error:?}");
+        }
+        let deposed = ClientError::Api {
+            status: 421,
+            code: "NOT_LEADER_OR_FOLLOWER".to_string(),
+            message: String::new(),
+            leader: None,
+            appended: true,
+        };
+        assert_eq!(deposed.attempt_class(), RetryIndefinite);
+    }
+
+    #[test]
+    fn an_idempotent_produce_carries_all_three_producer_fields_or_none() {
+        let body = |producer| {
+            serde_json::to_value(ProduceRequest {
+                topic: "t",
+                partition: 0,
+                acks: "all",
+                timeout_ms: 1500,
+                records: vec![ProduceRecord { value: "17" }],
+                producer,
+            })
+            .unwrap()
+        };
+        let plain = body(None);
+        for field in ["producer_id", "producer_epoch", "base_sequence"] {
+            assert!(plain.get(field).is_none(), "{plain}");
+        }
+        let idempotent = body(Some(ProducerBatch {
+            producer_id: 4_294_967_297,
+            producer_epoch: 0,
+            base_sequence: 12,
+        }));
+        assert_eq!(idempotent["producer_id"], 4_294_967_297_i64);
+        assert_eq!(idempotent["producer_epoch"], 0);
+        assert_eq!(idempotent["base_sequence"], 12);
+        assert_eq!(idempotent["records"][0]["value"], "17");
+        let answer: ProducerIdentity =
+            serde_json::from_str(r#"{"producer_id": 7, "producer_epoch": 0}"#).unwrap();
+        assert_eq!(answer.producer_id, 7);
     }
 
     #[tokio::test]

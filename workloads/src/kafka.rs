@@ -1,5 +1,7 @@
 //! The workload's Kafka client (`faultline test --client kafka`): produces one record per send
-//! (Produce v8, record batch v2) and polls (Fetch v11) over the Kafka wire protocol, encoded by
+//! (Produce v8, record batch v2, with the producer id, epoch and sequence in the batch header
+//! when idempotent), asks for producer ids (InitProducerId v1) and polls (Fetch v11) over the
+//! Kafka wire protocol, encoded by
 //! the `kafka-protocol` crate, to a broker's advertised Kafka listener, which in a run is the harness's link proxy, so
 //! every fault applies to it as to the HTTP client. It answers with the HTTP client's types
 //! ([`ProduceResponse`], [`ClientError`] named by Kafka error code), so the workload records
@@ -17,8 +19,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest as KafkaFetchRequest,
-    FetchResponse as KafkaFetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse as KafkaProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    FetchResponse as KafkaFetchResponse, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse as KafkaProduceResponse,
+    RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -34,7 +37,7 @@ use tokio::net::TcpStream;
 
 use crate::client::{
     BrokerInfo, ClientError, FetchRequest, FetchResponse, FetchedRecord, Metadata,
-    PartitionMetadata, ProduceResponse, TopicMetadata,
+    PartitionMetadata, Produce, ProduceResponse, ProducerIdentity, TopicMetadata,
 };
 use faultline_checker::history::Acks;
 
@@ -48,6 +51,11 @@ pub const FETCH_VERSION: i16 = 11;
 pub const METADATA_VERSION: i16 = 7;
 /// The CreateTopics version this client speaks (the newest non-flexible one).
 pub const CREATE_TOPICS_VERSION: i16 = 4;
+/// The InitProducerId version this client speaks (the newest non-flexible one).
+pub const INIT_PRODUCER_ID_VERSION: i16 = 1;
+/// The transaction timeout an InitProducerId without a transactional id names (Kafka's
+/// producer sends its `transaction.timeout.ms`, 60 s by default; brokers ignore it then).
+const TRANSACTION_TIMEOUT_MS: i32 = 60_000;
 /// Kafka's TOPIC_ALREADY_EXISTS: a retried CreateTopics whose first attempt succeeded.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// A poll's byte budget for its one partition (the broker trims by bytes, not records).
@@ -67,12 +75,17 @@ pub fn error_name(code: i16) -> String {
         6 => "NOT_LEADER_OR_FOLLOWER",
         7 => "REQUEST_TIMED_OUT",
         10 => "MESSAGE_TOO_LARGE",
+        13 => "NETWORK_EXCEPTION",
         17 => "INVALID_TOPIC_EXCEPTION",
         19 => "NOT_ENOUGH_REPLICAS",
         20 => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
         21 => "INVALID_REQUIRED_ACKS",
         42 => "INVALID_REQUEST",
+        45 => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        46 => "DUPLICATE_SEQUENCE_NUMBER",
+        47 => "INVALID_PRODUCER_EPOCH",
         56 => "KAFKA_STORAGE_ERROR",
+        59 => "UNKNOWN_PRODUCER_ID",
         74 => "FENCED_LEADER_EPOCH",
         75 => "UNKNOWN_LEADER_EPOCH",
         76 => "UNSUPPORTED_COMPRESSION_TYPE",
@@ -109,10 +122,34 @@ impl KafkaClient {
         timeout_ms: u64,
         value: &str,
     ) -> Result<ProduceResponse, ClientError> {
+        let request = Produce {
+            topic,
+            partition,
+            acks,
+            timeout_ms,
+            value,
+            producer: None,
+        };
+        self.produce_within(addr, &request, self.timeout).await
+    }
+
+    /// Produces one record, idempotently when `request.producer` says who produces (the
+    /// producer id, epoch and base sequence go in the record batch's header), within
+    /// `timeout` (at most the client's own).
+    pub async fn produce_within(
+        &self,
+        addr: SocketAddr,
+        request: &Produce<'_>,
+        timeout: Duration,
+    ) -> Result<ProduceResponse, ClientError> {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let frame = produce_frame(correlation_id, topic, partition, acks, timeout_ms, value)
+        let frame = produce_frame(correlation_id, request)
             .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
-        match self.call(addr, &frame, acks != Acks::Zero).await? {
+        let timeout = timeout.min(self.timeout);
+        match self
+            .call_within(addr, &frame, request.acks != Acks::Zero, timeout)
+            .await?
+        {
             None => Ok(ProduceResponse {
                 base_offset: None,
                 count: None,
@@ -120,6 +157,39 @@ impl KafkaClient {
             }),
             Some(frame) => parse_produce_response(frame, correlation_id),
         }
+    }
+
+    /// A new producer id and epoch for an idempotent producer (InitProducerId v1 without a
+    /// transactional id, to any broker).
+    pub async fn init_producer_id(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<ProducerIdentity, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let body = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(TRANSACTION_TIMEOUT_MS);
+        let frame = request_frame(
+            ApiKey::InitProducerId,
+            INIT_PRODUCER_ID_VERSION,
+            correlation_id,
+            &body,
+        )
+        .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        let body: InitProducerIdResponse = decode_response(
+            answer.expect("a response was awaited"),
+            ApiKey::InitProducerId,
+            INIT_PRODUCER_ID_VERSION,
+            correlation_id,
+        )?;
+        if body.error_code != 0 {
+            return Err(api_error(body.error_code, String::new()));
+        }
+        Ok(ProducerIdentity {
+            producer_id: body.producer_id.0,
+            producer_epoch: body.producer_epoch,
+        })
     }
 
     /// Fetches committed records of one partition as a consumer (replica id -1), waiting up to
@@ -259,6 +329,19 @@ impl KafkaClient {
         frame: &[u8],
         expect_response: bool,
     ) -> Result<Option<Bytes>, ClientError> {
+        self.call_within(addr, frame, expect_response, self.timeout)
+            .await
+    }
+
+    /// [`KafkaClient::call`] within `timeout` (a retry gets what its send's earlier attempts
+    /// left); the connect has the client's own timeout, as for every call.
+    async fn call_within(
+        &self,
+        addr: SocketAddr,
+        frame: &[u8],
+        expect_response: bool,
+        timeout: Duration,
+    ) -> Result<Option<Bytes>, ClientError> {
         let mut stream = self.connection(addr).await?;
         let exchange = async {
             stream.write_all(frame).await.map_err(transport)?;
@@ -267,7 +350,7 @@ impl KafkaClient {
             }
             read_frame(&mut stream).await.map(Some)
         };
-        let answer = tokio::time::timeout(self.timeout, exchange)
+        let answer = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout)??;
         self.put_back(addr, stream);
@@ -348,24 +431,27 @@ fn fetch_frame(correlation_id: i32, request: &FetchRequest<'_>) -> anyhow::Resul
     request_frame(ApiKey::Fetch, FETCH_VERSION, correlation_id, &body)
 }
 
-fn produce_frame(
-    correlation_id: i32,
-    topic: &str,
-    partition: u32,
-    acks: Acks,
-    timeout_ms: u64,
-    value: &str,
-) -> anyhow::Result<Vec<u8>> {
+fn produce_frame(correlation_id: i32, request: &Produce<'_>) -> anyhow::Result<Vec<u8>> {
+    let Produce {
+        topic,
+        partition,
+        acks,
+        timeout_ms,
+        value,
+        producer,
+    } = *request;
+    // One record at offset delta 0: the batch's producer id, epoch and base sequence are the
+    // record's (-1 each without idempotence, Kafka's "none").
     let record = Record {
         transactional: false,
         control: false,
         delete_horizon: false,
         partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
+        producer_id: producer.map_or(-1, |p| p.producer_id),
+        producer_epoch: producer.map_or(-1, |p| p.producer_epoch),
         timestamp_type: TimestampType::Creation,
         offset: 0,
-        sequence: -1,
+        sequence: producer.map_or(-1, |p| p.base_sequence),
         timestamp: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
@@ -566,15 +652,86 @@ mod tests {
         assert_eq!(error_name(999), "KAFKA_ERROR_999");
     }
 
-    #[test]
-    fn a_produce_frame_decodes_as_the_broker_would() {
-        let frame = produce_frame(9, "t", 2, Acks::All, 5000, "17").unwrap();
+    fn produce(producer: Option<crate::client::ProducerBatch>) -> Produce<'static> {
+        Produce {
+            topic: "t",
+            partition: 2,
+            acks: Acks::All,
+            timeout_ms: 5000,
+            value: "17",
+            producer,
+        }
+    }
+
+    /// The request a produce frame holds, and its one partition's record batches.
+    fn decode_produce(
+        frame: &[u8],
+    ) -> (i32, ProduceRequest, Vec<kafka_protocol::records::RecordSet>) {
         let mut body = Bytes::from(frame[4..].to_vec());
         let version = ApiKey::Produce.request_header_version(PRODUCE_VERSION);
         let header = RequestHeader::decode(&mut body, version).unwrap();
-        assert_eq!(header.correlation_id, 9);
         let req = ProduceRequest::decode(&mut body, PRODUCE_VERSION).unwrap();
+        let mut records = req.topic_data[0].partition_data[0].records.clone().unwrap();
+        let sets = RecordBatchDecoder::decode_all(&mut records).unwrap();
+        (header.correlation_id, req, sets)
+    }
+
+    #[test]
+    fn a_produce_frame_decodes_as_the_broker_would() {
+        let frame = produce_frame(9, &produce(None)).unwrap();
+        let (correlation_id, req, sets) = decode_produce(&frame);
+        assert_eq!(correlation_id, 9);
         assert_eq!(req.acks, -1);
         assert_eq!(req.topic_data[0].partition_data[0].index, 2);
+        let record = &sets[0].records[0];
+        assert_eq!((record.producer_id, record.sequence), (-1, -1));
+    }
+
+    #[test]
+    fn an_idempotent_produce_frame_carries_the_producer_in_the_batch_header() {
+        let batch = crate::client::ProducerBatch {
+            producer_id: 4_294_967_297,
+            producer_epoch: 3,
+            base_sequence: 41,
+        };
+        let frame = produce_frame(10, &produce(Some(batch))).unwrap();
+        // The header's fields, at their v2 positions: base offset (8), length (4), partition
+        // leader epoch (4), magic (1), CRC (4), attributes (2), last offset delta (4), base
+        // and max timestamps (8 + 8), then producer id (8), epoch (2), base sequence (4).
+        let (_, req, sets) = decode_produce(&frame);
+        let records = req.topic_data[0].partition_data[0].records.clone().unwrap();
+        let at = 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8;
+        let id = i64::from_be_bytes(records[at..at + 8].try_into().unwrap());
+        let epoch = i16::from_be_bytes(records[at + 8..at + 10].try_into().unwrap());
+        let sequence = i32::from_be_bytes(records[at + 10..at + 14].try_into().unwrap());
+        assert_eq!((id, epoch, sequence), (4_294_967_297, 3, 41));
+        let record = &sets[0].records[0];
+        assert_eq!(
+            (record.producer_id, record.producer_epoch, record.sequence),
+            (4_294_967_297, 3, 41)
+        );
+        assert!(!record.transactional);
+    }
+
+    #[test]
+    fn an_init_producer_id_frame_names_no_transactional_id() {
+        let body = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(TRANSACTION_TIMEOUT_MS);
+        let frame =
+            request_frame(ApiKey::InitProducerId, INIT_PRODUCER_ID_VERSION, 5, &body).unwrap();
+        let mut bytes = Bytes::from(frame[4..].to_vec());
+        let version = ApiKey::InitProducerId.request_header_version(INIT_PRODUCER_ID_VERSION);
+        let header = RequestHeader::decode(&mut bytes, version).unwrap();
+        assert_eq!(header.request_api_key, 22);
+        let req = InitProducerIdRequest::decode(&mut bytes, INIT_PRODUCER_ID_VERSION).unwrap();
+        assert_eq!(req.transactional_id, None);
+        assert!(!bytes.has_remaining());
+    }
+
+    #[test]
+    fn the_idempotence_errors_are_named() {
+        assert_eq!(error_name(45), "OUT_OF_ORDER_SEQUENCE_NUMBER");
+        assert_eq!(error_name(47), "INVALID_PRODUCER_EPOCH");
     }
 }

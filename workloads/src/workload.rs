@@ -1,21 +1,30 @@
 //! The workloads: producers that send unique values at a rate, and consumers that poll each
-//! partition from their last offset. Every attempt is one operation in the history (an invoke
-//! and its completion); nothing is retried silently. A process whose operation ended `info`
-//! may still have it in flight, so, as in Jepsen, it continues under a new process number.
+//! partition from their last offset. Every send is one operation in the history (an invoke and
+//! its completion), however many attempts it took: a producer retries a send whose attempt
+//! failed retriably, with the same value, as Kafka's producer does (`--retries`; the state
+//! machine is [`crate::producer`]), and the completion says how many attempts it made. With
+//! idempotence each producer sends with a producer id, epoch and sequence numbers. Every poll
+//! is one operation. A process whose operation ended `info` may still have it in flight, so,
+//! as in Jepsen, it continues under a new process number.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faultline_checker::config::Workload;
 use faultline_checker::history::{Acks, OpType, PollValue, PolledRecord, Process, SendValue};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use crate::client::{ClientError, FetchRequest, NodeClient, ProduceResponse};
+use crate::client::{ClientError, FetchRequest, NodeClient, Produce, ProduceResponse};
 use crate::kafka::KafkaClient;
 use crate::leaders::{Endpoints, LeaderCache};
+use crate::producer::{
+    Attempts, Done, Next, ProducerSettings, Session, MIN_ATTEMPT_TIME, RETRY_BACKOFF,
+};
 use crate::recorder::HistoryWriter;
 
 #[derive(Debug, Clone)]
@@ -104,6 +113,16 @@ pub struct ClientContext {
     /// Set for `--client kafka`: sends go over the Kafka wire protocol to the leader's Kafka
     /// listener instead of `POST /v1/produce`.
     pub kafka: Option<KafkaClient>,
+    /// How producers send: retries and idempotence.
+    pub producer: ProducerSettings,
+    /// With idempotence: each producer's session, by its slot (a client process's number
+    /// modulo the process stride: the same producer under every number it takes). A producer
+    /// without one asks the broker for a producer id before its next send.
+    sessions: Mutex<HashMap<u64, Session>>,
+    /// Set when the run stops issuing operations: a send in flight makes no further attempt.
+    stopping: AtomicBool,
+    /// Set once a failed InitProducerId has been said.
+    said_no_producer_id: AtomicBool,
     next_value: AtomicU64,
 }
 
@@ -118,6 +137,10 @@ impl ClientContext {
             counters: Counters::default(),
             produce_timeout_ms,
             kafka: None,
+            producer: ProducerSettings::default(),
+            sessions: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            said_no_producer_id: AtomicBool::new(false),
             next_value: AtomicU64::new(0),
         }
     }
@@ -126,6 +149,74 @@ impl ClientContext {
     pub fn with_kafka(mut self, kafka: KafkaClient) -> Self {
         self.kafka = Some(kafka);
         self
+    }
+
+    /// Producers retry, and send idempotently, as `settings` say.
+    pub fn with_producer(mut self, settings: ProducerSettings) -> Self {
+        self.producer = settings;
+        self
+    }
+
+    /// From now on no send starts another attempt (the run is stopping): what is in flight
+    /// completes within one request timeout.
+    pub fn stop_retrying(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// The session of the producer in `slot`, asking `leader` for a new producer id when it
+    /// has none. `None` when the broker could not be asked or did not answer.
+    async fn session(
+        &self,
+        slot: u64,
+        leader: u32,
+        topic: &str,
+        partition: u32,
+    ) -> Option<Session> {
+        let held = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&slot);
+        if held.is_some() {
+            return held;
+        }
+        let identity = match &self.kafka {
+            Some(kafka) => {
+                let addr = self.endpoints.kafka_brokers.get(&leader).copied()?;
+                kafka.init_producer_id(addr).await
+            }
+            None => {
+                let addr = self.broker_addr(leader)?;
+                self.client.init_producer_id(addr).await
+            }
+        };
+        match identity {
+            Ok(identity) => Some(Session::new(identity)),
+            Err(error) => {
+                // Said once a run: a broker without producer ids (404 from a node that predates
+                // them) would otherwise leave a run without a send and without a word.
+                if !self.said_no_producer_id.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "broker {leader} gave no producer id ({error}); an idempotent producer \
+                         sends nothing until a broker gives it one (said once)"
+                    );
+                }
+                forget_stale_leader(self, topic, partition, &error);
+                None
+            }
+        }
+    }
+
+    /// Keeps the session of the producer in `slot` for its next send.
+    fn keep_session(&self, slot: u64, session: Session) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(slot, session);
     }
 
     fn broker_addr(&self, broker: u32) -> Option<SocketAddr> {
@@ -151,21 +242,19 @@ impl ClientContext {
         kafka.fetch(addr, request).await
     }
 
-    /// Produces one record to `leader` through the client this run uses.
+    /// Produces one record to `leader` through the client this run uses, within `timeout`
+    /// (the broker waits ¾ of it for acks=all).
     async fn produce(
         &self,
         leader: u32,
-        topic: &str,
-        partition: u32,
-        acks: Acks,
-        value: &str,
+        mut request: Produce<'_>,
+        timeout: Duration,
     ) -> Result<ProduceResponse, ClientError> {
-        let timeout_ms = self.produce_timeout_ms;
+        let timeout_ms = (timeout.as_millis() as u64 * 3 / 4).max(1);
+        request.timeout_ms = self.produce_timeout_ms.min(timeout_ms);
         let Some(kafka) = &self.kafka else {
             let addr = self.broker_addr(leader).ok_or_else(|| no_address(leader))?;
-            return (self.client)
-                .produce(addr, topic, partition, acks, timeout_ms, value)
-                .await;
+            return self.client.produce_within(addr, &request, timeout).await;
         };
         let addr = self
             .endpoints
@@ -173,9 +262,7 @@ impl ClientContext {
             .get(&leader)
             .copied()
             .ok_or_else(|| no_address(leader))?;
-        kafka
-            .produce(addr, topic, partition, acks, timeout_ms, value)
-            .await
+        kafka.produce_within(addr, &request, timeout).await
     }
 
     fn record(
@@ -203,6 +290,11 @@ pub struct ClientProcess {
 impl ClientProcess {
     fn crashed(&mut self) {
         self.id += self.stride;
+    }
+
+    /// The producer this process is, under whatever number it has taken: its first number.
+    fn slot(&self) -> u64 {
+        self.id % self.stride.max(1)
     }
 }
 
@@ -235,8 +327,10 @@ async fn leader_addr(
     Some((leader, addr))
 }
 
-/// Sends one unique value to the partition's leader and records the attempt. Returns `None`
-/// when no leader is known, in which case nothing was attempted or recorded.
+/// Sends one unique value to the partition's leader, retrying it as the producer settings
+/// say, and records the send (one invoke, one completion). Returns `None` when no leader is
+/// known, or, with idempotence, no producer id could be had: nothing was attempted or
+/// recorded.
 pub async fn send_one(
     ctx: &ClientContext,
     process: &mut ClientProcess,
@@ -247,40 +341,116 @@ pub async fn send_one(
     let Some((leader, _)) = leader_addr(ctx, topic, partition).await else {
         return Ok(None);
     };
+    // Kafka allows idempotence with acks=all only; a send asking for less goes without.
+    let idempotent = ctx.producer.idempotence && acks == Acks::All;
+    let session = match idempotent {
+        true => match ctx.session(process.slot(), leader, topic, partition).await {
+            Some(session) => Some(session),
+            None => return Ok(None),
+        },
+        false => None,
+    };
+    let batch = session.as_ref().map(|s| s.batch(topic, partition));
     let value = ctx.next_value.fetch_add(1, Ordering::Relaxed).to_string();
-    let mut send = SendValue {
-        topic: topic.to_string(),
-        partition,
-        value,
-        acks: Some(acks),
-        offset: None,
-        node: None,
-        leader_epoch: None,
-    };
+    let mut send = SendValue::new(topic.to_string(), partition, value, Some(acks));
+    if let Some(batch) = batch {
+        send.producer_id = Some(batch.producer_id);
+        send.producer_epoch = Some(batch.producer_epoch);
+        send.sequence = Some(batch.base_sequence);
+    }
     ctx.record(process.id, OpType::Invoke, "send", &send, None)?;
-    let result = ctx
-        .produce(leader, topic, partition, acks, &send.value)
-        .await;
-    let (kind, error) = match result {
-        Ok(response) => {
-            send.offset = response.base_offset;
-            if response.base_offset.is_some() {
-                send.node = Some(leader);
-                send.leader_epoch = response.leader_epoch;
-            }
-            (OpType::Ok, None)
-        }
-        Err(error) => {
-            forget_stale_leader(ctx, topic, partition, &error);
-            (error.send_outcome(), Some(error.history_error()))
-        }
+    let value = send.value.clone();
+    let request = Produce {
+        topic,
+        partition,
+        acks,
+        timeout_ms: ctx.produce_timeout_ms,
+        value: &value,
+        producer: batch,
     };
-    ctx.record(process.id, kind, "send", &send, error)?;
-    ctx.counters.count("send", kind);
-    if kind == OpType::Info {
+    let (done, attempts) = attempt_until_done(ctx, leader, request, &mut send).await;
+    if let Some(session) = session.and_then(|s| s.after(topic, partition, done)) {
+        ctx.keep_session(process.slot(), session);
+    }
+    send.attempts = Some(attempts.made());
+    send.retry_errors = attempts.retry_errors().to_vec();
+    let error = attempts.last_error().map(str::to_string);
+    let error = (done.kind != OpType::Ok).then_some(error).flatten();
+    ctx.record(process.id, done.kind, "send", &send, error)?;
+    ctx.counters.count("send", done.kind);
+    if done.kind == OpType::Info {
         process.crashed();
     }
-    Ok(Some(kind))
+    Ok(Some(done.kind))
+}
+
+/// Makes the attempts of one send, first to `leader`: each within what is left of the
+/// delivery timeout (at most one request timeout), a retry after [`RETRY_BACKOFF`] to the
+/// partition's leader as the cache then says. Fills in `send` from the acknowledging answer.
+async fn attempt_until_done(
+    ctx: &ClientContext,
+    leader: u32,
+    request: Produce<'_>,
+    send: &mut SendValue,
+) -> (Done, Attempts) {
+    let request_timeout = ctx.client.timeout();
+    let deadline = Instant::now() + ctx.producer.delivery_timeout(request_timeout);
+    let mut attempts = Attempts::new(ctx.producer.retries);
+    let mut to = leader;
+    loop {
+        attempts.start();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ctx.produce(to, request, left.min(request_timeout)).await {
+            Ok(response) => {
+                send.offset = response.base_offset;
+                if response.base_offset.is_some() {
+                    send.node = Some(to);
+                    send.leader_epoch = response.leader_epoch;
+                }
+                return (attempts.succeeded(), attempts);
+            }
+            Err(error) => {
+                forget_stale_leader(ctx, request.topic, request.partition, &error);
+                let room = !ctx.stopping() && has_room(deadline, RETRY_BACKOFF);
+                match attempts.failed(error.attempt_class(), error.history_error(), room) {
+                    Next::Done(done) => return (done, attempts),
+                    Next::Retry => {}
+                }
+            }
+        }
+        tokio::time::sleep(RETRY_BACKOFF).await;
+        let leader = leader_before(ctx, request.topic, request.partition, deadline).await;
+        // The run may have begun stopping meanwhile: then no attempt starts.
+        match leader.filter(|_| !ctx.stopping()) {
+            Some(leader) => to = leader,
+            None => return (attempts.give_up(false), attempts),
+        }
+    }
+}
+
+/// True when an attempt of at least [`MIN_ATTEMPT_TIME`] still fits before `deadline` after
+/// waiting `wait`.
+fn has_room(deadline: Instant, wait: Duration) -> bool {
+    Instant::now() + wait + MIN_ATTEMPT_TIME <= deadline
+}
+
+/// The partition's leader for a retry, waiting for one to be known while an attempt still
+/// fits before `deadline` and the run is not stopping.
+async fn leader_before(
+    ctx: &ClientContext,
+    topic: &str,
+    partition: u32,
+    deadline: Instant,
+) -> Option<u32> {
+    loop {
+        if let Some((leader, _)) = leader_addr(ctx, topic, partition).await {
+            return Some(leader);
+        }
+        if ctx.stopping() || !has_room(deadline, NO_LEADER_BACKOFF) {
+            return None;
+        }
+        tokio::time::sleep(NO_LEADER_BACKOFF).await;
+    }
 }
 
 fn forget_stale_leader(ctx: &ClientContext, topic: &str, partition: u32, error: &ClientError) {
@@ -365,6 +535,7 @@ pub async fn poll_once(
 pub struct RunningWorkload {
     tasks: JoinSet<std::io::Result<()>>,
     stop: watch::Sender<bool>,
+    ctx: Arc<ClientContext>,
 }
 
 /// Pause used when no leader is known, so that a leaderless partition does not spin.
@@ -406,7 +577,7 @@ pub fn spawn(ctx: Arc<ClientContext>, spec: &WorkloadSpec) -> RunningWorkload {
             tasks.spawn(consumer);
         }
     }
-    RunningWorkload { tasks, stop }
+    RunningWorkload { tasks, stop, ctx }
 }
 
 impl RunningWorkload {
@@ -414,6 +585,7 @@ impl RunningWorkload {
     /// by the client's timeout). Returns the first history write error, if any.
     pub async fn finish(mut self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
+        self.ctx.stop_retrying();
         let mut result = Ok(());
         while let Some(joined) = self.tasks.join_next().await {
             match joined {

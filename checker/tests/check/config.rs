@@ -20,6 +20,8 @@ const RANDOM_NEMESIS_RUN: &str = r#"{
   "partitions": 3,
   "replication_factor": 3,
   "acks": "all",
+  "idempotence": true,
+  "retries": 3,
   "min_insync_replicas": 2,
   "unclean_leader_election": false,
   "replica_lag_time_max_ms": 1000,
@@ -70,6 +72,8 @@ const SCHEDULED_RUN: &str = r#"{
   "partitions": 1,
   "replication_factor": 3,
   "acks": "1",
+  "idempotence": false,
+  "retries": 0,
   "min_insync_replicas": 1,
   "unclean_leader_election": true,
   "replica_lag_time_max_ms": 500,
@@ -157,6 +161,20 @@ fn a_test_json_from_before_the_kafka_version_reads_as_the_version_it_ran() {
     }
 }
 
+/// Runs stored before producers retried have neither `idempotence` nor `retries`: they sent
+/// every value once, without a producer id.
+#[test]
+fn a_test_json_from_before_producer_retries_reads_as_no_retries_and_no_idempotence() {
+    let text = RANDOM_NEMESIS_RUN.replace("  \"idempotence\": true,\n  \"retries\": 3,\n", "");
+    assert!(!text.contains("retries"));
+    let config = parse(&text);
+    assert!(!config.idempotence);
+    assert_eq!(config.retries, 0);
+    let config = parse(RANDOM_NEMESIS_RUN);
+    assert!(config.idempotence);
+    assert_eq!(config.retries, 3);
+}
+
 #[test]
 fn an_empty_or_missing_extra_reads_with_the_defaults() {
     let bare = RANDOM_NEMESIS_RUN
@@ -217,6 +235,11 @@ fn a_misspelt_value_is_refused_naming_its_field() {
             r#""kill_signal": "kill""#,
             r#""kill_signal": "sigint""#,
             r#"extra.kill_signal: unknown variant "sigint", expected one of "kill", "term""#,
+        ),
+        (
+            r#""idempotence": true"#,
+            r#""idempotence": "true""#,
+            r#"idempotence: invalid type: string "true", expected a boolean"#,
         ),
         (
             r#""client": "http""#,

@@ -294,24 +294,29 @@ fn gen_client_op() -> impl Strategy<Value = Op> {
         Just(OpType::Info)
     ];
     let send = (
-        text.clone(),
-        any::<u32>(),
-        text.clone(),
+        (text.clone(), any::<u32>(), text.clone()),
         any::<Option<u64>>(),
         any::<Option<u32>>(),
+        any::<Option<u32>>(),
+        prop::collection::vec(text.clone(), 0..2),
+        any::<Option<(i64, i16, i32)>>(),
     )
-        .prop_map(|(topic, partition, value, offset, node)| {
-            serde_json::to_value(SendValue {
-                topic,
-                partition,
-                value,
-                acks: Some(Acks::One),
-                offset,
-                node,
-                leader_epoch: node,
-            })
-            .unwrap()
-        });
+        .prop_map(
+            |((topic, partition, value), offset, node, attempts, retry_errors, producer)| {
+                serde_json::to_value(SendValue {
+                    offset,
+                    node,
+                    leader_epoch: node,
+                    attempts,
+                    retry_errors,
+                    producer_id: producer.map(|p| p.0),
+                    producer_epoch: producer.map(|p| p.1),
+                    sequence: producer.map(|p| p.2),
+                    ..SendValue::new(topic, partition, value, Some(Acks::One))
+                })
+                .unwrap()
+            },
+        );
     let poll = (
         text.clone(),
         any::<u64>(),

@@ -155,15 +155,12 @@ pub fn truncation(from: u64, to: u64, reason: &str, leader: u32, leader_epoch: u
 }
 
 pub fn send_value(partition: u32, value: &str) -> SendValue {
-    SendValue {
-        topic: TOPIC.to_string(),
+    SendValue::new(
+        TOPIC.to_string(),
         partition,
-        value: value.to_string(),
-        acks: Some(Acks::All),
-        offset: None,
-        node: None,
-        leader_epoch: None,
-    }
+        value.to_string(),
+        Some(Acks::All),
+    )
 }
 
 fn to_line(value: &impl Serialize) -> String {
@@ -211,9 +208,43 @@ impl Run {
         outcome: &'static str,
         offset: Option<u64>,
     ) {
-        let invoke = send_value(partition, value);
+        self.send_with(process, partition, value, outcome, offset, |_| {});
+    }
+
+    /// A send to t/0 that took `attempts` attempts (its producer retried it), each retried
+    /// attempt ended by `REQUEST_TIMED_OUT`.
+    pub fn send_retried(
+        &mut self,
+        process: u64,
+        value: &str,
+        outcome: &'static str,
+        offset: Option<u64>,
+        attempts: u32,
+    ) {
+        self.send_with(process, 0, value, outcome, offset, |v| {
+            v.attempts = Some(attempts);
+            v.retry_errors = vec!["REQUEST_TIMED_OUT".to_string(); attempts as usize - 1];
+        });
+    }
+
+    /// A send whose invoke and completion `shape` changes (the completion after its offset is
+    /// set: attempts, producer ids).
+    pub fn send_with(
+        &mut self,
+        process: u64,
+        partition: u32,
+        value: &str,
+        outcome: &'static str,
+        offset: Option<u64>,
+        shape: impl Fn(&mut SendValue),
+    ) {
+        let mut invoke = send_value(partition, value);
+        shape(&mut invoke);
+        invoke.attempts = None;
+        invoke.retry_errors.clear();
         let mut done = invoke.clone();
         done.offset = offset;
+        shape(&mut done);
         let (kind, error) = match outcome {
             "ok" => (OpType::Ok, None),
             "fail" => (OpType::Fail, Some("REQUEST_TIMED_OUT")),

@@ -193,6 +193,7 @@ impl Run {
         if self.opts.client() == Client::Kafka {
             clients = clients.with_kafka(KafkaClient::new(self.opts.request_timeout()));
         }
+        clients = clients.with_producer(self.opts.producer());
         let clients = Arc::new(clients);
         self.observer.clients(clients.clone());
         let spec = self.workload_spec();

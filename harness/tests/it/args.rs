@@ -65,6 +65,14 @@ fn bad_arguments_exit_254_naming_the_problem() {
         ),
         (&["--no-such-flag"], "--no-such-flag"),
         (&["--rate", "0"], "--rate must be a positive number"),
+        (
+            &["--idempotence", "--acks", "1"],
+            "--idempotence needs --acks all",
+        ),
+        (
+            &["--retries", "many"],
+            "invalid value 'many' for '--retries <RETRIES>'",
+        ),
     ];
     for (args, needle) in cases {
         let (code, stderr) = test_with(args);

@@ -12,6 +12,7 @@ mod jobs;
 mod kafka_proxy;
 mod layers;
 mod power;
+mod producers;
 mod proxy;
 mod report;
 mod runs;

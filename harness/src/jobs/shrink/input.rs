@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use faultline_checker::config::TestConfig;
-use faultline_checker::{AnomalyKind, Results, WEAK_SEND_EXCUSE};
+use faultline_checker::{AnomalyKind, Results, RETRY_EXCUSE, WEAK_SEND_EXCUSE};
 use serde_json::Value;
 
 use super::plan::Item;
@@ -128,20 +128,24 @@ fn read_results(run_dir: &Path) -> anyhow::Result<Results> {
 }
 
 /// How many anomalies of `class` the results hold that a replay must show again: certain ones
-/// (not possibly an artefact of missing input), not excused by their own send's acks (a
-/// schedule's `produce N acks 1`, which says nothing about the configuration).
+/// (not possibly an artefact of missing input), not excused by how their own send went (a
+/// schedule's `produce N acks 1`, or a duplicate of a send retried without idempotence), which
+/// says nothing about the configuration.
 pub fn shown(results: &Results, class: AnomalyKind) -> u64 {
+    let by_its_send = |by: Option<&str>| by == Some(WEAK_SEND_EXCUSE) || by == Some(RETRY_EXCUSE);
     let listed = results
         .anomalies
         .iter()
         .filter(|a| a.kind == class && a.uncertain.is_none())
-        .filter(|a| a.excused_by.as_deref() != Some(WEAK_SEND_EXCUSE))
+        .filter(|a| !by_its_send(a.excused_by.as_deref()))
         .count() as u64;
     listed.min(results.anomaly_counts.get(&class).copied().unwrap_or(0))
 }
 
-/// The class asked for, or the run's first kind with a non-zero count (in
-/// `AnomalyKind::ALL` order); it must be one the run shows.
+/// The class asked for, or the run's first kind that a replay must show again, else its first
+/// kind with a non-zero count (in `AnomalyKind::ALL` order: duplicates excused by producer
+/// retries, which most runs without idempotence have, come before divergence); it must be one
+/// the run shows.
 fn choose_class(
     results: &Results,
     asked: Option<AnomalyKind>,
@@ -153,7 +157,13 @@ fn choose_class(
         .filter(|k| count(*k) > 0)
         .map(|k| format!("{} {}", k.as_str(), count(k)))
         .collect();
-    let class = match asked.or_else(|| AnomalyKind::ALL.into_iter().find(|k| count(*k) > 0)) {
+    let first_shown = || {
+        AnomalyKind::ALL
+            .into_iter()
+            .find(|k| shown(results, *k) > 0)
+    };
+    let first_present = || AnomalyKind::ALL.into_iter().find(|k| count(*k) > 0);
+    let class = match asked.or_else(first_shown).or_else(first_present) {
         Some(class) => class,
         None => {
             return Err(bad(format!(
@@ -177,7 +187,7 @@ fn choose_class(
     }
     if shown(results, class) == 0 {
         return Err(bad(format!(
-            "{}: every {} anomaly of the run is uncertain or excused by its own send's acks; a \
+            "{}: every {} anomaly of the run is uncertain or excused by how its own send went; a \
              replay could not tell it from missing input (choose another with --anomaly; it \
              shows {})",
             run_dir.display(),

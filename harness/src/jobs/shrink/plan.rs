@@ -478,6 +478,7 @@ pub fn showed(kind: AnomalyKind) -> &'static str {
         AnomalyKind::DirtyRead => "showed dirty reads",
         AnomalyKind::Divergence => "left diverged replicas",
         AnomalyKind::NonmonotonicPoll => "showed non-monotonic polls",
+        AnomalyKind::NonmonotonicSend => "showed non-monotonic sends",
         AnomalyKind::PollSkip => "showed poll skips",
         AnomalyKind::Phantom => "showed phantom records",
         AnomalyKind::FailedSendPresent => "kept failed sends",

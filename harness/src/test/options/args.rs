@@ -67,6 +67,7 @@ impl TestOptions {
         flag("partitions", c.partitions.to_string());
         flag("replication-factor", c.replication_factor.to_string());
         flag("acks", c.acks.as_str().to_string());
+        flag("retries", c.retries.to_string());
         flag("min-insync-replicas", c.min_insync_replicas.to_string());
         flag(
             "replica-lag-time-max-ms",
@@ -91,6 +92,9 @@ impl TestOptions {
         }
         if c.unclean_leader_election {
             args.push("--unclean-leader-election".into());
+        }
+        if c.idempotence {
+            args.push("--idempotence".into());
         }
         if let Some(system) = &c.system {
             args.push("--system".into());

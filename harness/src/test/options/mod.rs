@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faultline_checker::config::{
-    Client, FaultKind, HarnessSettings, KafkaVersion, KillSignal, NemesisKind, TestConfig, Workload,
+    Client, FaultKind, HarnessSettings, KafkaVersion, KillSignal, NemesisKind, TestConfig,
+    Workload, DEFAULT_RETRIES,
 };
 use faultline_checker::history::Acks;
+use faultline_workloads::ProducerSettings;
 
 use std::sync::Arc;
 
@@ -37,6 +39,10 @@ pub struct TestRequest {
     /// Default min(nodes, 3).
     pub replication_factor: Option<u32>,
     pub acks: Acks,
+    /// Kafka's `enable.idempotence`: producer ids and sequence numbers (needs acks=all).
+    pub idempotence: bool,
+    /// Kafka's producer `retries`: re-sends of a send whose attempt failed retriably.
+    pub retries: u32,
     /// Default min(2, replication factor).
     pub min_insync_replicas: Option<u32>,
     pub unclean_leader_election: bool,
@@ -77,6 +83,8 @@ impl Default for TestRequest {
             partitions: 1,
             replication_factor: None,
             acks: Acks::All,
+            idempotence: false,
+            retries: DEFAULT_RETRIES,
             min_insync_replicas: None,
             unclean_leader_election: false,
             replica_lag_time_max_ms: 1000,
@@ -175,6 +183,8 @@ impl TestRequest {
             partitions: self.partitions,
             replication_factor: sizes.replication_factor,
             acks: self.acks,
+            idempotence: self.idempotence,
+            retries: self.retries,
             min_insync_replicas: sizes.min_insync_replicas,
             unclean_leader_election: self.unclean_leader_election,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,
@@ -318,6 +328,22 @@ impl TestRequest {
         if self.nemesis_targets.is_empty() {
             return Err(bad("--nemesis-targets: no nemesis targets"));
         }
+        if self.idempotence && self.kafka_version.hw_truncation() {
+            // KIP-98 came with Kafka 0.11.0: a 0.10.2 broker gives no producer id.
+            return Err(bad(format!(
+                "--idempotence needs Kafka 0.11 or later (KIP-98); --kafka-version {} has no \
+                 idempotent producer",
+                self.kafka_version
+            )));
+        }
+        if self.idempotence && self.acks != Acks::All {
+            // Kafka's producer refuses enable.idempotence with acks other than all
+            // (ProducerConfig: "Must set acks to all in order to use the idempotent producer").
+            return Err(bad(format!(
+                "--idempotence needs --acks all (got --acks {}), as Kafka's idempotent producer does",
+                self.acks.as_str()
+            )));
+        }
         if self.topic.is_empty() || self.topic.contains(['/', ' ']) {
             return Err(bad(format!(
                 "--topic {:?} must be non-empty, without '/' or spaces",
@@ -430,6 +456,14 @@ impl TestOptions {
 
     pub fn recovery_timeout(&self) -> Duration {
         Duration::from_millis(self.config.harness.recovery_timeout_ms)
+    }
+
+    /// How the run's producers send: its retries and idempotence.
+    pub fn producer(&self) -> ProducerSettings {
+        ProducerSettings {
+            retries: self.config.retries,
+            idempotence: self.config.idempotence,
+        }
     }
 
     /// The first (today: the only) topic of the run.

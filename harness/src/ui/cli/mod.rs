@@ -323,6 +323,17 @@ pub struct TestArgs {
     /// The producers' acks: 0, 1 or all.
     #[arg(long, default_value = "all")]
     pub acks: Acks,
+    /// Idempotent producers (Kafka's enable.idempotence, KIP-98): each producer gets a producer
+    /// id from the brokers and sends every record with its sequence number, so a retried send
+    /// is never appended twice; a duplicate then breaks the guarantee. Needs --acks all
+    /// (default: off).
+    #[arg(long)]
+    pub idempotence: bool,
+    /// How many times a producer re-sends a send whose attempt failed retriably (a timeout, a
+    /// reset connection, NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT), with
+    /// the same value, within the send's delivery timeout of (retries + 1) request timeouts.
+    #[arg(long, default_value_t = faultline_checker::config::DEFAULT_RETRIES)]
+    pub retries: u32,
     /// The topic's min.insync.replicas; default: min(2, replication factor).
     #[arg(long)]
     pub min_insync_replicas: Option<u32>,
@@ -444,6 +455,8 @@ impl TestArgs {
             partitions: self.partitions,
             replication_factor: self.replication_factor,
             acks: self.acks,
+            idempotence: self.idempotence,
+            retries: self.retries,
             min_insync_replicas: self.min_insync_replicas,
             unclean_leader_election: self.unclean_leader_election,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,

@@ -123,3 +123,75 @@ fn test_json_holds_what_the_checker_reads_of_power_loss() {
     let read = TestConfig::parse(&serde_json::to_vec(&written).unwrap()).unwrap();
     assert_eq!(read, config);
 }
+
+/// The checker decides a duplicate by `idempotence` (and a send without a completion by
+/// `retries`): test.json must hold both as the command line gave them, typed, and the printed
+/// arguments must give them back.
+#[test]
+fn test_json_holds_the_producers_retries_and_idempotence() {
+    let node = node_bin();
+    let node = node.to_str().unwrap();
+    let defaults = parse_test_args(["test", "--node-bin", node]).unwrap();
+    let config = defaults.validate().unwrap().config;
+    assert!(!config.idempotence);
+    assert_eq!(config.retries, faultline_checker::config::DEFAULT_RETRIES);
+    let request = parse_test_args([
+        "test",
+        "--node-bin",
+        node,
+        "--idempotence",
+        "--retries",
+        "5",
+    ])
+    .unwrap();
+    let options = request.validate().unwrap();
+    assert!(options.config.idempotence);
+    assert_eq!(options.config.retries, 5);
+    let producer = options.producer();
+    assert!(producer.idempotence);
+    assert_eq!(producer.retries, 5);
+    let written = serde_json::to_value(&options.config).unwrap();
+    assert_eq!(written["idempotence"], serde_json::json!(true));
+    assert_eq!(written["retries"], serde_json::json!(5));
+    let args = options.to_args();
+    assert!(args.iter().any(|a| a == "--idempotence"), "{args:?}");
+    let again = parse_test_args(&args).unwrap().validate().unwrap();
+    assert_eq!(again, options);
+}
+
+/// Kafka's producer refuses enable.idempotence with acks other than all.
+#[test]
+fn idempotence_needs_acks_all() {
+    let node = node_bin();
+    for acks in ["0", "1"] {
+        let request = parse_test_args([
+            "test",
+            "--node-bin",
+            node.to_str().unwrap(),
+            "--idempotence",
+            "--acks",
+            acks,
+        ])
+        .unwrap();
+        let error = request.validate().unwrap_err().to_string();
+        assert!(error.contains("--idempotence needs --acks all"), "{error}");
+    }
+}
+
+/// KIP-98 came with Kafka 0.11.0: a 0.10.2 node gives no producer id, so an idempotent run
+/// under it would send nothing.
+#[test]
+fn idempotence_needs_kafka_0_11() {
+    let node = node_bin();
+    let request = parse_test_args([
+        "test",
+        "--node-bin",
+        node.to_str().unwrap(),
+        "--idempotence",
+        "--kafka-version",
+        "0.10.2",
+    ])
+    .unwrap();
+    let error = request.validate().unwrap_err().to_string();
+    assert!(error.contains("needs Kafka 0.11 or later"), "{error}");
+}

@@ -18,12 +18,14 @@ pub(super) fn anomalies(out: &mut String, data: &RunData) {
     out.push_str("<h2>Anomalies</h2><table><tr><th>kind</th><th>what it means</th><th>count</th><th>allowed by this configuration?</th><th>found</th></tr>");
     for kind in AnomalyKind::ALL {
         let count = r.anomaly_counts.get(&kind).copied().unwrap_or(0);
-        let allowed = r
-            .guarantee
-            .excused
-            .get(&kind)
-            .filter(|by| !by.is_empty())
-            .map_or_else(|| "no".to_string(), |by| format!("yes ({})", by.join(", ")));
+        let per_send = r.guarantee.excused_per_send.get(&kind);
+        let allowed = match r.guarantee.excused.get(&kind).filter(|by| !by.is_empty()) {
+            Some(by) => format!("yes ({})", by.join(", ")),
+            None => match per_send.filter(|by| !by.is_empty()) {
+                Some(by) => format!("for sends of more than one attempt ({})", by.join(", ")),
+                None => "no".to_string(),
+            },
+        };
         let (class, found) = match standing(r, kind, None) {
             Standing::None => ("zero", "—".to_string()),
             Standing::Allowed(_) => (

@@ -84,6 +84,9 @@ pub fn describe_kind(kind: AnomalyKind) -> &'static str {
         AnomalyKind::DirtyRead => "a consumer read a record the final log does not hold there",
         AnomalyKind::Divergence => "two replicas differ below their HW",
         AnomalyKind::NonmonotonicPoll => "a consumer went backwards",
+        AnomalyKind::NonmonotonicSend => {
+            "an idempotent producer's acknowledged offsets went backwards"
+        }
         AnomalyKind::PollSkip => "a consumer skipped offsets the log holds",
         AnomalyKind::Phantom => "a record no client sent",
         AnomalyKind::FailedSendPresent => "a definitely failed send is in the log",

@@ -65,10 +65,30 @@ pub fn configuration(data: &RunData) -> Vec<String> {
             c.unclean_leader_election,
         ),
         format!(
-            "workload {} at {}/s with {} clients for {} ms; {faults}; seed {}",
-            c.workload, c.rate, c.concurrency, c.time_limit_ms, c.seed
+            "workload {} at {}/s with {} clients ({}) for {} ms; {faults}; seed {}",
+            c.workload,
+            c.rate,
+            c.concurrency,
+            producers(c),
+            c.time_limit_ms,
+            c.seed
         ),
     ]
+}
+
+/// How the producers sent: their retries, and whether idempotently.
+fn producers(c: &faultline_checker::config::TestConfig) -> String {
+    let retries = match c.retries {
+        0 => "no retries".to_string(),
+        1 => "1 retry".to_string(),
+        n => format!("{n} retries"),
+    };
+    let idempotence = if c.idempotence {
+        "idempotent"
+    } else {
+        "not idempotent"
+    };
+    format!("{retries}, {idempotence}")
 }
 
 /// The verdict with what the configuration promises.
