@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use faultline_checker::config::KafkaVersion;
+use faultline_checker::config::{Client, KafkaVersion};
 use faultline_checker::dump::DumpRecord;
 use faultline_checker::history::Acks;
 use faultline_checker::probes::Probe;
@@ -31,6 +31,9 @@ pub enum Expect {
     /// The run kept its configuration's guarantee: any verdict but invalid (nightly chaos,
     /// where the configuration is random and loss may be allowed).
     Guarantee,
+    /// A value written twice, allowed by the configuration (producer retries without
+    /// idempotence): a valid verdict with duplicates and nothing acknowledged lost.
+    Duplicates,
 }
 
 impl Expect {
@@ -40,6 +43,7 @@ impl Expect {
             Expect::NoLoss => "nothing lost",
             Expect::IdenticalLogs => "replicas identical",
             Expect::Guarantee => "guarantee kept",
+            Expect::Duplicates => "values written twice",
         }
     }
 }
@@ -183,6 +187,7 @@ const LAST_REPLICA: &str = include_str!("../../scenarios/last-replica-standing.t
 const CLUSTER_POWER: &str = include_str!("../../scenarios/cluster-power-loss.txt");
 const ELR_UNCLEAN: &str = include_str!("../../scenarios/elr-unclean-shutdown.txt");
 const STALE_INCARNATION: &str = include_str!("../../scenarios/stale-incarnation.txt");
+const RETRY_DUPLICATES: &str = include_str!("../../scenarios/retry-duplicates.txt");
 
 /// The legacy-hw-truncation settings, explained at the top of its schedule file: followers
 /// stay in the ISR through the scenario's pauses, and the HW checkpoint is never written.
@@ -213,6 +218,28 @@ fn on_lazy_mounts(fsync: bool, r: TestRequest) -> TestRequest {
         ..r
     }
 }
+
+/// The retry-duplicates settings (its schedule says why): Kafka clients behind the Kafka-aware
+/// links, producers writing while the schedule drops responses and pauses the leader, and
+/// retries within a short request timeout; `idempotence` is the variant.
+fn retrying_producers(idempotence: bool, r: TestRequest) -> TestRequest {
+    TestRequest {
+        client: Client::Kafka,
+        acks: Acks::All,
+        min_insync_replicas: Some(2),
+        concurrency: 4,
+        rate: 200.0,
+        request_timeout: std::time::Duration::from_secs(1),
+        retries: 5,
+        idempotence,
+        ..r
+    }
+}
+
+/// What both retry-duplicates runs go through: the leader paused and a clean election.
+const RETRIED_AT_NEW_LEADER: &[Probe] = &[LeaderPaused, CleanElection];
+/// The idempotent run also shows a leader answering a retry from its log.
+const DEDUPLICATED: &[Probe] = &[LeaderPaused, CleanElection, RetryDeduplicated];
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -364,6 +391,33 @@ pub const SCENARIOS: &[Scenario] = &[
         }],
     },
     Scenario {
+        name: "retry-duplicates",
+        summary: "KIP-98: a ProduceResponse is lost after the leader committed the write and the \
+                  leader stops; the producer's retry reaches the new leader, which holds the \
+                  write: retried blindly it is written twice, an idempotent producer's retry is \
+                  answered with the original offsets",
+        runs: &[
+            ScenarioRun {
+                label: "retries without idempotence",
+                settings: |r| retrying_producers(false, r),
+                schedule: RETRY_DUPLICATES,
+                outcomes: &[
+                    under(V4_1, Expect::Duplicates, RETRIED_AT_NEW_LEADER),
+                    under(V3_7, Expect::Duplicates, RETRIED_AT_NEW_LEADER),
+                ],
+            },
+            ScenarioRun {
+                label: "idempotent producers",
+                settings: |r| retrying_producers(true, r),
+                schedule: RETRY_DUPLICATES,
+                outcomes: &[
+                    under(V4_1, Expect::NoLoss, DEDUPLICATED),
+                    under(V3_7, Expect::NoLoss, DEDUPLICATED),
+                ],
+            },
+        ],
+    },
+    Scenario {
         name: "cluster-power-loss",
         summary: "every broker loses power at once: every acknowledged write not fsynced is lost \
                   (none with --fsync)",
@@ -482,6 +536,11 @@ fn judge_outcome(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
             a.kind == AnomalyKind::Lost && a.excused_by.as_deref() == Some(WEAK_SEND_EXCUSE)
         })
         .count() as u64;
+    let duplicates = results
+        .anomaly_counts
+        .get(&AnomalyKind::Duplicate)
+        .copied()
+        .unwrap_or(0);
     let weak_note = if weak > 0 {
         format!(" ({weak} of them sent with acks=1)")
     } else {
@@ -503,7 +562,22 @@ fn judge_outcome(expect: Expect, run_dir: &Path) -> anyhow::Result<Judgement> {
             passed: lost == weak && results.valid == Valid::True,
             vacuous: false,
             reached: BTreeMap::new(),
-            detail: format!("{lost} acknowledged writes lost{weak_note}, verdict {verdict}"),
+            detail: match duplicates {
+                0 => format!("{lost} acknowledged writes lost{weak_note}, verdict {verdict}"),
+                n => format!(
+                    "{lost} acknowledged writes lost{weak_note}, {n} values written twice, \
+                     verdict {verdict}"
+                ),
+            },
+        },
+        Expect::Duplicates => Judgement {
+            passed: duplicates > 0 && lost == weak && results.valid == Valid::True,
+            vacuous: false,
+            reached: BTreeMap::new(),
+            detail: format!(
+                "{duplicates} values written twice, {lost} acknowledged writes lost{weak_note}, \
+                 verdict {verdict}"
+            ),
         },
         Expect::Guarantee => Judgement {
             passed: results.valid != Valid::False,

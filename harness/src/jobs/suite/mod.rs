@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline_checker::config::{FaultKind, KafkaVersion, Workload};
+use faultline_checker::config::{Client, FaultKind, KafkaVersion, Workload};
 use faultline_checker::history::Acks;
 use faultline_checker::probes::Probe;
 use rand::rngs::StdRng;
@@ -132,6 +132,27 @@ pub fn ci_entries() -> Vec<Entry> {
             probes: &[Fenced, CleanElection],
         });
     }
+    // Idempotent Kafka clients while responses are dropped after the append and leaders are
+    // killed and paused: every retry of a written batch must be answered from the log, none
+    // written twice (issue 23). One version: the rules are the same in 4.1 and 3.7, and the
+    // scenario retry-duplicates runs under both.
+    entries.push(Entry {
+        name: format!("durable-idempotent-drop-response-{}", KafkaVersion::V4_1),
+        request: TestRequest {
+            client: Client::Kafka,
+            idempotence: true,
+            nemesis: NemesisChoice::Kinds(vec![
+                FaultKind::DropResponse,
+                FaultKind::Kill,
+                FaultKind::Pause,
+            ]),
+            kafka_version: KafkaVersion::V4_1,
+            ..durable.clone()
+        },
+        schedule: None,
+        expect: Expect::NoLoss,
+        probes: &[RetryDeduplicated, CleanElection],
+    });
     for scenario in scenarios::SCENARIOS {
         entries.extend(
             scenario
