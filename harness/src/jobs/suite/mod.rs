@@ -141,10 +141,11 @@ pub fn ci_entries() -> Vec<Entry> {
         request: TestRequest {
             client: Client::Kafka,
             idempotence: true,
+            // In the order the command line gives them, so the printed replay runs this test.
             nemesis: NemesisChoice::Kinds(vec![
-                FaultKind::DropResponse,
                 FaultKind::Kill,
                 FaultKind::Pause,
+                FaultKind::DropResponse,
             ]),
             kafka_version: KafkaVersion::V4_1,
             ..durable.clone()
