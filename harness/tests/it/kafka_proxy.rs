@@ -774,3 +774,245 @@ fn quantiles(times: &mut [f64]) -> (f64, f64) {
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.9))
 }
+
+/// Whether `python3` can import `module`.
+fn python_module_installed(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the node crate's Python client driver (`node/tests/clients/python_client.py`) in
+/// `mode`, producing `n` values `PREFIX-i` to partition 0 through `bootstrap` (every proxy, as a
+/// client lists its brokers: one may be killed), then reading them back; its own waits
+/// are bounded by 40 s, and it is killed after 90. The values it saw acknowledged.
+async fn confluent_produce(mode: &str, bootstrap: String, prefix: &str, n: usize) -> Vec<String> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/tests/clients/python_client.py");
+    let mut python = tokio::process::Command::new("python3");
+    python
+        .arg(script)
+        .args([mode, &bootstrap, TOPIC, prefix, &n.to_string(), "40"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(90), python.output())
+        .await
+        .expect("the Python client ends within 90 s")
+        .expect("python3 runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "the client failed: {stderr}");
+    eprint!("{stderr}");
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}\n{stderr}"));
+    serde_json::from_value(answer["acked"].clone()).unwrap()
+}
+
+/// Every link's address, comma-separated: a client's `bootstrap.servers`.
+fn bootstrap(links: &BTreeMap<u32, Link>) -> String {
+    let addrs: Vec<String> = links.values().map(|l| l.addr().to_string()).collect();
+    addrs.join(",")
+}
+
+/// Every record value of the partition up to its HW, read from `addr` (a leader).
+async fn whole_partition(addr: SocketAddr) -> Vec<String> {
+    let client = KafkaClient::new(CALL_TIMEOUT);
+    let mut values = Vec::new();
+    let mut offset = 0;
+    loop {
+        let fetch = FetchRequest {
+            topic: TOPIC,
+            partition: 0,
+            offset,
+            max_records: 500,
+            max_wait_ms: 0,
+        };
+        let fetched = client.fetch(addr, fetch).await.unwrap();
+        let Some(last) = fetched.records.last() else {
+            return values;
+        };
+        offset = last.offset + 1;
+        values.extend(fetched.records.into_iter().map(|r| r.value));
+    }
+}
+
+/// The values `log` holds more than once.
+fn written_twice(log: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::HashSet::new();
+    log.iter().filter(|v| !seen.insert(*v)).collect()
+}
+
+/// The partition's leader as broker `asked`'s own listener reports it, once it is not `not`.
+async fn leader_other_than(nodes: &Nodes, asked: u32, not: Option<u32>) -> u32 {
+    let found = poll(Instant::now() + SETUP_DEADLINE, || async {
+        let metadata = kafka_metadata(nodes.kafka[&asked], 8).await?;
+        let leader = metadata.topics.first().and_then(|t| t.partitions.first());
+        match leader.map(|p| p.leader_id.0) {
+            Some(id) if id > 0 && Some(id as u32) != not => Ok(id as u32),
+            other => Err(format!("leader {other:?}")),
+        }
+    })
+    .await;
+    found.unwrap_or_else(|e| panic!("no leader: {e}\n{}", nodes.logs()))
+}
+
+/// A topic on three brokers behind Kafka-aware links, whose leader's link drops its next
+/// `drops` Produce responses (after the broker appended the batch).
+async fn cluster_dropping_produce_responses(drops: u32) -> (Nodes, BTreeMap<u32, Link>, u32) {
+    let nodes = Nodes::start();
+    if let Err(e) = create_topic(&nodes).await {
+        panic!("setup: {e}\n{}", nodes.logs());
+    }
+    if let Err(e) = brokers_advertise_themselves(&nodes).await {
+        panic!("direct Metadata: {e}\n{}", nodes.logs());
+    }
+    let links = kafka_links(&nodes).await;
+    let leader = leader_other_than(&nodes, 1, None).await;
+    let faults = links[&leader]
+        .response_faults()
+        .expect("a Kafka-aware link");
+    faults.set(ResponseFault {
+        api_key: ApiKey::Produce as i16,
+        action: ResponseAction::Drop,
+        count: Some(drops),
+    });
+    (nodes, links, leader)
+}
+
+/// The fault bites a real client: confluent-kafka (librdkafka) with `enable.idempotence=false`
+/// and acks=all, through the Kafka-aware proxies, while the leader's link drops three
+/// ProduceResponses after the append. librdkafka retries each lost send blindly, and the
+/// leader appends it again: values are in the log twice. (The idempotent run below, under the
+/// same faults and a leader kill, has none.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_without_idempotence_writes_values_twice_when_produce_responses_are_dropped(
+) {
+    if !python_module_installed("confluent_kafka") {
+        eprintln!("SKIPPED: confluent-kafka not installed (pip install confluent-kafka)");
+        return;
+    }
+    let (nodes, links, leader) = cluster_dropping_produce_responses(3).await;
+    let acked = confluent_produce("confluent-retrying", bootstrap(&links), "blind", 600).await;
+    let dropped = links[&leader]
+        .stats()
+        .kafka_responses_dropped
+        .load(Ordering::Relaxed);
+    assert_eq!(dropped, 3, "the link dropped three Produce responses");
+    let log = whole_partition(nodes.kafka[&leader]).await;
+    let twice = written_twice(&log);
+    eprintln!(
+        "confluent-kafka, enable.idempotence=false: {} acknowledged, {} in the log, {} written \
+         twice after {dropped} dropped responses",
+        acked.len(),
+        log.len(),
+        twice.len()
+    );
+    assert!(!twice.is_empty(), "no value written twice: {log:?}");
+    let missing: Vec<&String> = acked.iter().filter(|v| !log.contains(v)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged, not in the log: {missing:?}"
+    );
+}
+
+/// confluent-kafka (librdkafka) with `enable.idempotence=true` under the faults of
+/// `retry-duplicates`: the leader's link drops three ProduceResponses after the append, then
+/// the leader is SIGKILLed mid-stream. librdkafka resends with the same producer id and
+/// sequences; the leader (and after the kill the new one, holding the producer state that came
+/// with the batches) answers a resent batch with its original offsets. Every acknowledged value
+/// is in the log once, none is missing, all in the order sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_idempotent_writes_each_value_once_through_dropped_responses_and_a_leader_kill(
+) {
+    if !python_module_installed("confluent_kafka") {
+        eprintln!("SKIPPED: confluent-kafka not installed (pip install confluent-kafka)");
+        return;
+    }
+    let (mut nodes, links, leader) = cluster_dropping_produce_responses(3).await;
+    let start = Instant::now();
+    let client = tokio::spawn(confluent_produce(
+        "confluent-idempotent",
+        bootstrap(&links),
+        "idem",
+        1500,
+    ));
+    let leader_addr = nodes.kafka[&leader];
+    let grown = poll(Instant::now() + SETUP_DEADLINE, || async {
+        let metadata = kafka_metadata(leader_addr, 8).await?;
+        let dropped = links[&leader]
+            .stats()
+            .kafka_responses_dropped
+            .load(Ordering::Relaxed);
+        let log = whole_partition(leader_addr).await.len();
+        match (dropped, log) {
+            (3, n) if n >= 300 => Ok(metadata),
+            other => Err(format!("dropped and records at the leader: {other:?}")),
+        }
+    })
+    .await;
+    if let Err(e) = grown {
+        panic!("the client did not get going: {e}\n{}", nodes.logs());
+    }
+    // children[0] is the controller, then brokers 1..=BROKERS.
+    faultline_launch::kill_child(&mut nodes.children[leader as usize]);
+    let killed = start.elapsed();
+    let acked = client.await.unwrap();
+    eprintln!(
+        "leader killed after {killed:?}, the client done after {:?}",
+        start.elapsed()
+    );
+    let asked = (1..=BROKERS).find(|&b| b != leader).unwrap();
+    let new_leader = leader_other_than(&nodes, asked, Some(leader)).await;
+    // The new leader's HW passes every acknowledged value once a follower fetched again.
+    let new_leader_addr = nodes.kafka[&new_leader];
+    let caught_up = poll(Instant::now() + SETUP_DEADLINE, || async {
+        let log = whole_partition(new_leader_addr).await;
+        let missing = acked.iter().filter(|v| !log.contains(v)).count();
+        match missing {
+            0 => Ok(()),
+            n => Err(format!("{n} acknowledged values not yet below the HW")),
+        }
+    })
+    .await;
+    if let Err(e) = caught_up {
+        eprintln!("{e}");
+    }
+    let log = whole_partition(new_leader_addr).await;
+    eprintln!(
+        "confluent-kafka, enable.idempotence=true: {} acknowledged, {} in the log at the new \
+         leader {new_leader} after 3 dropped responses and the kill of leader {leader}",
+        acked.len(),
+        log.len()
+    );
+    assert!(acked.len() > 300, "acknowledged only {}", acked.len());
+    // The resends reached the leader and were answered from its producer state.
+    let events = nodes
+        .dir
+        .path()
+        .join(format!("broker-{leader}/events.jsonl"));
+    let events = std::fs::read_to_string(&events).unwrap_or_default();
+    let deduplicated = events.matches("\"duplicate_batch\"").count();
+    eprintln!("leader {leader} answered {deduplicated} resent batches with their original offsets");
+    assert!(
+        deduplicated > 0,
+        "no duplicate_batch event at leader {leader}"
+    );
+    let twice = written_twice(&log);
+    assert!(twice.is_empty(), "written twice: {twice:?}");
+    let missing: Vec<&String> = acked.iter().filter(|v| !log.contains(v)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged, not in the log: {missing:?}"
+    );
+    let index = |v: &String| v.trim_start_matches("idem-").parse::<u32>().unwrap();
+    let order: Vec<u32> = log.iter().map(index).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "values out of the order they were sent: {order:?}"
+    );
+}

@@ -2,11 +2,13 @@
 in node/tests/it/kafka_clients.rs: produces N values with the client's default settings, then
 reads the partition back from the beginning without a consumer group (assign, no commits).
 
-usage: python_client.py confluent|confluent-idempotent|kafka-python BOOTSTRAP TOPIC PREFIX N TIMEOUT_S
+usage: python_client.py confluent|confluent-idempotent|confluent-retrying|kafka-python BOOTSTRAP TOPIC PREFIX N TIMEOUT_S
 
 confluent-idempotent produces with enable.idempotence=true and acks=all, one value every 5 ms,
-so that a test can kill the leader while sends are in flight (librdkafka then retries them at
-the new leader with the same producer id and sequences).
+so that a test can kill the leader or drop responses while sends are in flight (librdkafka then
+retries them with the same producer id and sequences). confluent-retrying produces the same way
+with enable.idempotence=false: librdkafka still retries a send whose answer it did not get
+(message.send.max.retries), blindly.
 prints one JSON line: {"acked": [...values acknowledged...], "read": [...values read...]}
 Every wait is bounded by TIMEOUT_S."""
 
@@ -15,13 +17,14 @@ import sys
 import time
 
 
-def confluent(bootstrap, topic, values, timeout_s, idempotent=False):
+def confluent(bootstrap, topic, values, timeout_s, idempotent=False, paced=False):
     from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 
+    started = time.monotonic()
     acked = []
     settings = {"bootstrap.servers": bootstrap}
-    if idempotent:
-        settings.update({"enable.idempotence": True, "acks": "all",
+    if paced:
+        settings.update({"enable.idempotence": idempotent, "acks": "all",
                          "message.timeout.ms": int(timeout_s * 1000)})
     producer = Producer(settings)
 
@@ -34,11 +37,13 @@ def confluent(bootstrap, topic, values, timeout_s, idempotent=False):
     for v in values:
         producer.produce(topic, value=v.encode(), partition=0, on_delivery=report)
         producer.poll(0)
-        if idempotent:
+        if paced:
             time.sleep(0.005)
+    sent = time.monotonic()
     left = producer.flush(timeout_s)
     if left:
         print(f"{left} messages not delivered within {timeout_s} s", file=sys.stderr)
+    flushed = time.monotonic()
 
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "faultline-acceptance",
@@ -56,6 +61,8 @@ def confluent(bootstrap, topic, values, timeout_s, idempotent=False):
             continue
         read.append(msg.value().decode())
     consumer.close()
+    print(f"confluent: sent in {sent - started:.1f} s, flushed in {flushed - sent:.1f} s, "
+          f"read back {len(read)} in {time.monotonic() - flushed:.1f} s", file=sys.stderr)
     return acked, read
 
 
@@ -91,7 +98,8 @@ def main():
     values = [f"{prefix}-{i}" for i in range(int(n))]
     run = {
         "confluent": confluent,
-        "confluent-idempotent": lambda *a: confluent(*a, idempotent=True),
+        "confluent-idempotent": lambda *a: confluent(*a, idempotent=True, paced=True),
+        "confluent-retrying": lambda *a: confluent(*a, idempotent=False, paced=True),
         "kafka-python": kafka_python,
     }[client]
     acked, read = run(bootstrap, topic, values, float(timeout_s))
