@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 BIN="${CARGO_TARGET_DIR:-target}/debug"
 STORE="${STORE:-store}/external"
 TIME="${TIME_LIMIT:-30s}"
-TANSU_BIN="${TANSU_BIN:-$(command -v tansu || echo /work/tools/tansu/bin/tansu)}"
+TANSU_BIN="${TANSU_BIN:-$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")}"
 export PATH="$PWD/$BIN:$(dirname "$TANSU_BIN"):$PATH"
 status=0
 table=()
