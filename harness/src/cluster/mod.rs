@@ -34,9 +34,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use faultline_workloads::client::{
-    ClientError, CreateTopic, FetchRequest, FetchResponse, Metadata,
-};
+use faultline_workloads::client::{CreateTopic, Metadata};
 use faultline_workloads::{KafkaClient, NodeClient};
 use serde_json::{json, Map};
 use tokio::time::Instant;
@@ -327,19 +325,6 @@ impl Cluster {
         match self.controller_addr {
             Some(addr) => self.admin.metadata(addr).await.ok(),
             None => self.kafka_metadata().await,
-        }
-    }
-
-    /// Fetches from a broker's admin address, directly: HTTP for faultline-node, Kafka's Fetch
-    /// for a system file's system.
-    pub async fn fetch(
-        &self,
-        addr: SocketAddr,
-        request: FetchRequest<'_>,
-    ) -> Result<FetchResponse, ClientError> {
-        match self.spec.system {
-            None => self.admin.fetch(addr, request).await,
-            Some(_) => self.kafka.fetch(addr, request).await,
         }
     }
 
