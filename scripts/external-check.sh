@@ -8,6 +8,7 @@
 #   2. Tansu 0.6.0, one node on SQLite: kill, pause, partition
 #   3. Tansu 0.6.0, one node on SQLite: kill and power loss (--lazyfs; needs /dev/fuse and root)
 #   4. Tansu 0.6.0, three brokers on one PostgreSQL: kill, pause, partition
+#   5. Tansu, each engine, idempotent Kafka producers (--idempotence): kill, pause, drop-response
 # Tansu runs are SKIPPED, saying so, when tansu is not installed (scripts/install-tansu.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,8 @@ run faultline-node yes --system examples/systems/faultline-node.toml \
 if [ -x "$TANSU_BIN" ]; then
     run tansu-sqlite no --system examples/systems/tansu.toml \
         --nemesis kill,pause,partition --max-faulty 1
+    run tansu-sqlite-idem no --system examples/systems/tansu.toml \
+        --nemesis kill,pause,drop-response --idempotence --max-faulty 1
     if [ -e /dev/fuse ] && [ "$(id -u)" = 0 ]; then
         run tansu-sqlite-power no --system examples/systems/tansu.toml \
             --nemesis kill,power-loss --lazyfs --max-faulty 1
@@ -50,6 +53,8 @@ if [ -x "$TANSU_BIN" ]; then
     if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
         run tansu-postgres no --system examples/systems/tansu-postgres.toml \
             --nemesis kill,pause,partition
+        run tansu-postgres-idem no --system examples/systems/tansu-postgres.toml \
+            --nemesis kill,pause,drop-response --idempotence
     else
         table+=("$(printf '%-22s %s' tansu-postgres "SKIPPED: PostgreSQL is not installed (scripts/install-tansu.sh)")")
     fi

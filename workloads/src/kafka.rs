@@ -1,6 +1,7 @@
 //! The workload's Kafka client (`faultline test --client kafka`): produces one record per send
 //! (Produce v8, record batch v2, with the producer id, epoch and sequence in the batch header
-//! when idempotent), asks for producer ids (InitProducerId v1) and polls (Fetch v11) over the
+//! when idempotent), asks for producer ids (InitProducerId in the newest version both speak, v1 to v4, by
+//! ApiVersions) and polls (Fetch v11) over the
 //! Kafka wire protocol, encoded by
 //! the `kafka-protocol` crate, to a broker's advertised Kafka listener, which in a run is the harness's link proxy, so
 //! every fault applies to it as to the HTTP client. It answers with the HTTP client's types
@@ -13,15 +14,17 @@
 //! calls to such a system.
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest as KafkaFetchRequest,
-    FetchResponse as KafkaFetchResponse, InitProducerIdRequest, InitProducerIdResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse as KafkaProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
+    CreateTopicsResponse, FetchRequest as KafkaFetchRequest, FetchResponse as KafkaFetchResponse,
+    InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse as KafkaProduceResponse, ProducerId, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -51,8 +54,12 @@ pub const FETCH_VERSION: i16 = 11;
 pub const METADATA_VERSION: i16 = 7;
 /// The CreateTopics version this client speaks (the newest non-flexible one).
 pub const CREATE_TOPICS_VERSION: i16 = 4;
-/// The InitProducerId version this client speaks (the newest non-flexible one).
+/// The InitProducerId version this client asks with when the broker's ApiVersions does not say
+/// (the newest non-flexible one; faultline-node serves v0–v1).
 pub const INIT_PRODUCER_ID_VERSION: i16 = 1;
+/// The newest InitProducerId version this client speaks (v3 added `producer_id` and
+/// `producer_epoch`, -1 and -1 for a new producer; v4 is flexible).
+pub const INIT_PRODUCER_ID_MAX_VERSION: i16 = 4;
 /// The transaction timeout an InitProducerId without a transactional id names (Kafka's
 /// producer sends its `transaction.timeout.ms`, 60 s by default; brokers ignore it then).
 const TRANSACTION_TIMEOUT_MS: i32 = 60_000;
@@ -159,28 +166,28 @@ impl KafkaClient {
         }
     }
 
-    /// A new producer id and epoch for an idempotent producer (InitProducerId v1 without a
-    /// transactional id, to any broker).
+    /// A new producer id and epoch for an idempotent producer (InitProducerId without a
+    /// transactional id, to any broker), in the newest version both sides speak, as Kafka's
+    /// clients choose by ApiVersions: v1 for faultline-node, v4 for a broker that serves it.
+    /// (Tansu 0.6.0 advertises v0–v5 but its storage task panics on a request without v3's
+    /// producer id and epoch, after which the broker serves nothing: docs/systems.md.)
     pub async fn init_producer_id(
         &self,
         addr: SocketAddr,
     ) -> Result<ProducerIdentity, ClientError> {
+        let version = match self.api_versions(addr).await {
+            Ok(ranges) => init_producer_id_version(&ranges),
+            Err(_) => INIT_PRODUCER_ID_VERSION,
+        };
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let body = InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(TRANSACTION_TIMEOUT_MS);
-        let frame = request_frame(
-            ApiKey::InitProducerId,
-            INIT_PRODUCER_ID_VERSION,
-            correlation_id,
-            &body,
-        )
-        .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let body = init_producer_id_request();
+        let frame = request_frame(ApiKey::InitProducerId, version, correlation_id, &body)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
         let answer = self.call(addr, &frame, true).await?;
         let body: InitProducerIdResponse = decode_response(
             answer.expect("a response was awaited"),
             ApiKey::InitProducerId,
-            INIT_PRODUCER_ID_VERSION,
+            version,
             correlation_id,
         )?;
         if body.error_code != 0 {
@@ -190,6 +197,29 @@ impl KafkaClient {
             producer_id: body.producer_id.0,
             producer_epoch: body.producer_epoch,
         })
+    }
+
+    /// The API version ranges `addr` serves (ApiVersions v0, which every broker answers).
+    pub async fn api_versions(&self, addr: SocketAddr) -> Result<Vec<ApiVersion>, ClientError> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let frame = request_frame(
+            ApiKey::ApiVersions,
+            0,
+            correlation_id,
+            &ApiVersionsRequest::default(),
+        )
+        .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e:#}")))?;
+        let answer = self.call(addr, &frame, true).await?;
+        let body: ApiVersionsResponse = decode_response(
+            answer.expect("a response was awaited"),
+            ApiKey::ApiVersions,
+            0,
+            correlation_id,
+        )?;
+        if body.error_code != 0 {
+            return Err(api_error(body.error_code, String::new()));
+        }
+        Ok(body.api_keys)
     }
 
     /// Fetches committed records of one partition as a consumer (replica id -1), waiting up to
@@ -392,6 +422,30 @@ fn transport(e: std::io::Error) -> ClientError {
 }
 
 /// A request frame: size, header v1 (every version this client sends is non-flexible), body.
+/// An InitProducerId request for a new idempotent producer: no transactional id, and (from v3)
+/// producer id and epoch -1.
+fn init_producer_id_request() -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(TRANSACTION_TIMEOUT_MS)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+/// The InitProducerId version to ask a broker that serves `ranges` with: the newest both speak;
+/// [`INIT_PRODUCER_ID_VERSION`] when it lists none or none this client speaks.
+fn init_producer_id_version(ranges: &[ApiVersion]) -> i16 {
+    let served = ranges
+        .iter()
+        .find(|r| r.api_key == ApiKey::InitProducerId as i16);
+    match served {
+        Some(r) if r.max_version >= 0 && r.min_version <= INIT_PRODUCER_ID_MAX_VERSION => {
+            r.max_version.min(INIT_PRODUCER_ID_MAX_VERSION)
+        }
+        _ => INIT_PRODUCER_ID_VERSION,
+    }
+}
+
 fn request_frame<T: Encodable>(
     key: ApiKey,
     version: i16,
@@ -714,19 +768,58 @@ mod tests {
     }
 
     #[test]
-    fn an_init_producer_id_frame_names_no_transactional_id() {
-        let body = InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(TRANSACTION_TIMEOUT_MS);
-        let frame =
-            request_frame(ApiKey::InitProducerId, INIT_PRODUCER_ID_VERSION, 5, &body).unwrap();
-        let mut bytes = Bytes::from(frame[4..].to_vec());
-        let version = ApiKey::InitProducerId.request_header_version(INIT_PRODUCER_ID_VERSION);
-        let header = RequestHeader::decode(&mut bytes, version).unwrap();
-        assert_eq!(header.request_api_key, 22);
-        let req = InitProducerIdRequest::decode(&mut bytes, INIT_PRODUCER_ID_VERSION).unwrap();
-        assert_eq!(req.transactional_id, None);
-        assert!(!bytes.has_remaining());
+    fn an_init_producer_id_frame_names_no_transactional_id_and_from_v3_a_new_producer() {
+        for version in [INIT_PRODUCER_ID_VERSION, INIT_PRODUCER_ID_MAX_VERSION] {
+            let frame = request_frame(
+                ApiKey::InitProducerId,
+                version,
+                5,
+                &init_producer_id_request(),
+            )
+            .unwrap();
+            let mut bytes = Bytes::from(frame[4..].to_vec());
+            let header_version = ApiKey::InitProducerId.request_header_version(version);
+            let header = RequestHeader::decode(&mut bytes, header_version).unwrap();
+            assert_eq!(
+                (header.request_api_key, header.request_api_version),
+                (22, version)
+            );
+            let req = InitProducerIdRequest::decode(&mut bytes, version).unwrap();
+            assert_eq!(req.transactional_id, None);
+            assert_eq!((req.producer_id, req.producer_epoch), (ProducerId(-1), -1));
+            assert!(!bytes.has_remaining(), "v{version}");
+        }
+    }
+
+    #[test]
+    fn init_producer_id_is_asked_in_the_newest_version_both_sides_speak() {
+        let range = |key: ApiKey, min: i16, max: i16| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        };
+        let produce = range(ApiKey::Produce, 0, 8);
+        // faultline-node serves v0-v1; Tansu 0.6.0 v0-v5; Kafka 4.1 v0-v5 (v6 in newer ones).
+        let node = [produce.clone(), range(ApiKey::InitProducerId, 0, 1)];
+        assert_eq!(init_producer_id_version(&node), 1);
+        let tansu = [produce.clone(), range(ApiKey::InitProducerId, 0, 5)];
+        assert_eq!(
+            init_producer_id_version(&tansu),
+            INIT_PRODUCER_ID_MAX_VERSION
+        );
+        let v3 = [range(ApiKey::InitProducerId, 0, 3)];
+        assert_eq!(init_producer_id_version(&v3), 3);
+        // Not listed, or only versions this client does not speak: v1, and the broker says.
+        assert_eq!(
+            init_producer_id_version(&[produce]),
+            INIT_PRODUCER_ID_VERSION
+        );
+        let newer_only = [range(ApiKey::InitProducerId, 5, 6)];
+        assert_eq!(
+            init_producer_id_version(&newer_only),
+            INIT_PRODUCER_ID_VERSION
+        );
     }
 
     #[test]
