@@ -8,7 +8,8 @@
 #   2. Tansu 0.6.0, one node on SQLite: kill, pause, partition
 #   3. Tansu 0.6.0, one node on SQLite: kill and power loss (--lazyfs; needs /dev/fuse and root)
 #   4. Tansu 0.6.0, three brokers on one PostgreSQL: kill, pause, partition
-#   5. Tansu, each engine, idempotent Kafka producers (--idempotence): kill, pause, drop-response
+#   5. Tansu, each engine, idempotent Kafka producers (--idempotence): kill, pause, drop-response;
+#      on PostgreSQL also examples/systems/tansu/pause-resume.txt (three 3 s pauses)
 # Tansu runs are SKIPPED, saying so, when tansu is not installed (scripts/install-tansu.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,9 @@ if [ -x "$TANSU_BIN" ]; then
             --nemesis kill,pause,partition
         run tansu-postgres-idem no --system examples/systems/tansu-postgres.toml \
             --nemesis kill,pause,drop-response --idempotence
+        # The finding's reproducer (docs/systems.md): INVALID, retries written twice.
+        run tansu-pg-idem-pauses no --system examples/systems/tansu-postgres.toml \
+            --idempotence --schedule examples/systems/tansu/pause-resume.txt
     else
         table+=("$(printf '%-22s %s' tansu-postgres "SKIPPED: PostgreSQL is not installed (scripts/install-tansu.sh)")")
     fi
