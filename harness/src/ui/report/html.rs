@@ -199,7 +199,7 @@ fn story(data: &RunData) -> String {
     } else {
         let found: Vec<String> = rows
             .iter()
-            .map(|(k, n, _)| format!("{n} {}", k.as_str()))
+            .map(|(k, n, _)| format!("{} ×{n}", k.as_str()))
             .collect();
         let breaking: Vec<&str> = rows
             .iter()
@@ -208,10 +208,18 @@ fn story(data: &RunData) -> String {
             .collect();
         let judgement = if breaking.is_empty() {
             "this configuration allows them".to_string()
+        } else if breaking.len() == rows.len() {
+            "they break the guarantee".to_string()
         } else {
-            format!("{} break the guarantee", breaking.join(", "))
+            format!(
+                "{} break the guarantee, this configuration allows the others",
+                breaking.join(", ")
+            )
         };
-        format!("The checker found {}: {judgement}.", found.join(", "))
+        format!(
+            "The checker found anomalies ({}): {judgement}.",
+            found.join(", ")
+        )
     };
     let abort = h.abort.as_ref().map_or_else(String::new, |(t, why)| {
         format!(" The run was aborted at {t:.1} s: {why}.")

@@ -65,12 +65,16 @@ pub fn configuration(data: &RunData) -> Vec<String> {
             c.unclean_leader_election,
         ),
         format!(
-            "workload {} at {}/s with {} clients ({}) for {} ms; {faults}; seed {}",
+            "workload {} at {}/s with {} clients ({}) {}; {faults}; seed {}",
             c.workload,
             c.rate,
             c.concurrency,
             producers(c),
-            c.time_limit_ms,
+            // A schedule without --time-limit runs its chaos phase to the schedule's end.
+            match (c.time_limit_ms, &c.schedule) {
+                (0, Some(_)) => "until the schedule ends".to_string(),
+                (ms, _) => format!("for {ms} ms"),
+            },
             c.seed
         ),
     ]
