@@ -14,8 +14,9 @@
 //! only, selected by [`KafkaLinks`]: every one, or the one to a broker.
 //!
 //! A system described by a system file (`--system`, docs/systems.md) gets a smaller network
-//! ([`Network::start_system`]): the client→broker Kafka links, and broker→broker links only
-//! for the peer ports its command names with `{peer_port:N}`. It has no controller links.
+//! ([`Network::start_system`]): the client→broker Kafka links, broker→broker links only
+//! for the peer ports its command names with `{peer_port:N}`, and broker→service links for
+//! the services it names with `{service_link:NAME}`. It has no controller links.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -129,21 +130,43 @@ impl Network {
     }
 
     /// The network of a system described by a system file: a Kafka-aware client→broker link to
-    /// each broker's Kafka port, and one broker→broker link per `(from, to)` in `peers`, to the
-    /// peer port `to` listens on.
+    /// each broker's Kafka port, one broker→broker link per `(from, to)` in `peers`, to the
+    /// peer port `to` listens on, and one broker→service link per `(from, service)` in
+    /// `services`, to the service's port. Service links carry bytes only (PostgreSQL's
+    /// protocol, faultline-node's HTTP): they are cut and delayed, never read.
     pub async fn start_system(
         kafka_brokers: &BTreeMap<u32, SocketAddr>,
         peers: &BTreeMap<(u32, u32), SocketAddr>,
+        services: &BTreeMap<(u32, String), SocketAddr>,
         seed: u64,
     ) -> std::io::Result<Network> {
+        let mut wanted: Vec<(Endpoint, Endpoint, SocketAddr)> = Vec::new();
+        for (&(from, to), &upstream) in peers {
+            wanted.push((Endpoint::broker(from), Endpoint::broker(to), upstream));
+        }
+        for ((from, name), &upstream) in services {
+            wanted.push((Endpoint::broker(*from), Endpoint::service(name), upstream));
+        }
         let mut links = BTreeMap::new();
-        for (i, (&(from, to), &upstream)) in peers.iter().enumerate() {
-            let (from, to) = (Endpoint::broker(from), Endpoint::broker(to));
+        for (i, (from, to, upstream)) in wanted.into_iter().enumerate() {
             let link = Link::start(&format!("{from}->{to}"), upstream, seed ^ i as u64).await?;
             links.insert((from, to), link);
         }
         let kafka_links = Network::start_kafka_links(kafka_brokers, seed).await?;
         Ok(Network { links, kafka_links })
+    }
+
+    /// The services some broker reaches through a link: the endpoints a partition can cut a
+    /// broker from besides its peers and the clients.
+    pub fn service_endpoints(&self) -> Vec<Endpoint> {
+        let mut services: Vec<Endpoint> = self
+            .links
+            .keys()
+            .filter_map(|(_, to)| matches!(to, Endpoint::Service(_)).then_some(*to))
+            .collect();
+        services.sort();
+        services.dedup();
+        services
     }
 
     /// Which harness broker each Kafka port is: the brokers' real Kafka ports and their links'

@@ -1,9 +1,11 @@
 //! Names for the parts of a cluster: a [`Node`] is a process the harness runs (the controller
-//! or a broker); an [`Endpoint`] is anything at either end of a link (a node, or the clients).
-//! Their text forms (`controller`, `2`, `client`) are the ones used in schedules, the history
-//! and the CLI.
+//! or a broker); an [`Endpoint`] is anything at either end of a link (a node, the clients, or
+//! a system file's service that brokers reach through a link). Their text forms (`controller`,
+//! `2`, `client`, `service:postgres`) are the ones used in schedules, the history and the CLI.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -61,11 +63,41 @@ pub enum Endpoint {
     /// The workload's clients (one endpoint for all of them).
     Client,
     Node(Node),
+    /// A system file's `[[services]]` entry, as the brokers whose commands name
+    /// `{service_link:NAME}` reach it (docs/systems.md): the storage a shared-storage system's
+    /// brokers write to, or faultline-node's controller run as a service.
+    Service(&'static str),
+}
+
+/// Service names, each kept once for the process's life so an [`Endpoint`] stays `Copy`: a
+/// run has a handful, and a name seen again is the one already kept.
+static SERVICE_NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+/// What a service name may hold: it is written in schedules as `service:NAME`.
+pub fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl Endpoint {
     pub fn broker(id: u32) -> Self {
         Endpoint::Node(Node::Broker(id))
+    }
+
+    /// The service called `name` (its name as [`is_service_name`] allows).
+    pub fn service(name: &str) -> Self {
+        let mut names = SERVICE_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = match names.get(name) {
+            Some(kept) => *kept,
+            None => {
+                let kept: &'static str = Box::leak(name.to_string().into_boxed_str());
+                names.insert(kept);
+                kept
+            }
+        };
+        Endpoint::Service(kept)
     }
 
     pub const CONTROLLER: Endpoint = Endpoint::Node(Node::Controller);
@@ -74,6 +106,7 @@ impl Endpoint {
         match self {
             Endpoint::Client => Value::from("client"),
             Endpoint::Node(node) => node.to_value(),
+            Endpoint::Service(name) => Value::from(format!("service:{name}")),
         }
     }
 }
@@ -89,6 +122,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Client => f.write_str("client"),
             Endpoint::Node(node) => node.fmt(f),
+            Endpoint::Service(name) => write!(f, "service:{name}"),
         }
     }
 }
@@ -99,9 +133,17 @@ impl std::str::FromStr for Endpoint {
         if s == "client" {
             return Ok(Endpoint::Client);
         }
-        s.parse::<Node>()
-            .map(Endpoint::Node)
-            .map_err(|_| format!("expected a broker id, `controller` or `client`, got {s:?}"))
+        if let Some(name) = s.strip_prefix("service:") {
+            if !is_service_name(name) {
+                return Err(format!(
+                    "a service name is letters, digits, `_` and `-`, got {name:?}"
+                ));
+            }
+            return Ok(Endpoint::service(name));
+        }
+        s.parse::<Node>().map(Endpoint::Node).map_err(|_| {
+            format!("expected a broker id, `controller`, `client` or `service:NAME`, got {s:?}")
+        })
     }
 }
 
@@ -134,5 +176,26 @@ impl std::str::FromStr for TopicPartition {
             topic: topic.to_string(),
             partition,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_read_back_as_written() {
+        for text in ["client", "controller", "2", "service:postgres"] {
+            let endpoint: Endpoint = text.parse().unwrap();
+            assert_eq!(endpoint.to_string(), text);
+        }
+        let pg = Endpoint::service("postgres");
+        assert_eq!("service:postgres".parse::<Endpoint>(), Ok(pg));
+        assert_eq!(pg.to_value(), Value::from("service:postgres"));
+        assert_ne!(pg, Endpoint::service("controller"));
+        let bad = "service:pg sql".parse::<Endpoint>().unwrap_err();
+        assert!(bad.contains("service name"), "{bad}");
+        let unknown = "postgres".parse::<Endpoint>().unwrap_err();
+        assert!(unknown.contains("service:NAME"), "{unknown}");
     }
 }

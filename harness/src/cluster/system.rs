@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use crate::cluster::node::is_service_name;
 use crate::cluster::supervisor::harden;
 use crate::duration::parse_duration;
 
@@ -193,16 +194,31 @@ impl SystemFile {
             if service.name.is_empty() || names.contains(&service.name) {
                 return Err(format!("`{key}.name` must be unique and non-empty"));
             }
+            if !is_service_name(&service.name) {
+                return Err(format!(
+                    "`{key}.name` {:?}: letters, digits, `_` and `-` only (schedules name it \
+                     `service:NAME`)",
+                    service.name
+                ));
+            }
             names.push(service.name.clone());
             parse_timeout(&format!("{key}.ready_timeout"), &service.ready_timeout)?;
         }
         // Every placeholder must be known: fill each template once with stand-in values.
-        let vars = Template::stand_in(self);
-        vars.fill(&self.nodes.command)
+        // `{service_link:NAME}` is a node's own link, so only node commands may name one.
+        let node_vars = Template::stand_in(self);
+        node_vars
+            .fill(&self.nodes.command)
             .map_err(|e| format!("`nodes.command`: {e}"))?;
         if let Some(dump) = &self.nodes.dump {
-            vars.fill(dump).map_err(|e| format!("`nodes.dump`: {e}"))?;
+            node_vars
+                .fill(dump)
+                .map_err(|e| format!("`nodes.dump`: {e}"))?;
         }
+        let vars = Template {
+            service_links: BTreeMap::new(),
+            ..node_vars
+        };
         if let Some(command) = &self.setup.command {
             vars.fill(command)
                 .map_err(|e| format!("`setup.command`: {e}"))?;
@@ -254,6 +270,27 @@ impl SystemFile {
         peers
     }
 
+    /// The services node `id`'s command reaches through a harness link
+    /// (`{service_link:NAME}`), in the file's order.
+    pub fn services_linked(&self, id: u32) -> Vec<String> {
+        let command = self.nodes.command.replace("{id}", &id.to_string());
+        self.services
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|name| command.contains(&format!("{{service_link:{name}}}")))
+            .collect()
+    }
+
+    /// Every service some node reaches through a link: the services a partition can cut.
+    pub fn linked_services(&self) -> Vec<String> {
+        let mut names: Vec<String> = (1..=self.nodes.count)
+            .flat_map(|id| self.services_linked(id))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// What test.json records.
     pub fn info(&self) -> SystemInfo {
         SystemInfo {
@@ -286,15 +323,18 @@ fn parse_timeout(key: &str, text: &str) -> Result<Duration, String> {
 }
 
 /// The values a command's placeholders take: `{id}`, `{data}`, `{kafka_port}`, `{port}` (a
-/// service's own), `{peer_port:N}`, `{kafka_port:N}`, `{service_port:NAME}`, `{bootstrap}`,
-/// and for the setup command `{topic}`, `{partitions}`, `{replication_factor}`,
-/// `{min_insync_replicas}`, `{unclean_leader_election}`.
+/// service's own), `{peer_port:N}`, `{kafka_port:N}`, `{service_port:NAME}`, in a node's
+/// command `{service_link:NAME}` (the port of the harness's link from that node to the
+/// service), `{bootstrap}`, and for the setup command `{topic}`, `{partitions}`,
+/// `{replication_factor}`, `{min_insync_replicas}`, `{unclean_leader_election}`.
 #[derive(Debug, Clone, Default)]
 pub struct Template {
     pub plain: BTreeMap<String, String>,
     pub peer_ports: BTreeMap<u32, u16>,
     pub kafka_ports: BTreeMap<u32, u16>,
     pub service_ports: BTreeMap<String, u16>,
+    /// A node's links to services, by service name (node templates only).
+    pub service_links: BTreeMap<String, u16>,
 }
 
 impl Template {
@@ -322,6 +362,7 @@ impl Template {
         }
         for s in &file.services {
             t.service_ports.insert(s.name.clone(), 1);
+            t.service_links.insert(s.name.clone(), 1);
         }
         t
     }
@@ -374,6 +415,18 @@ impl Template {
                 .get(s)
                 .map(u16::to_string)
                 .ok_or_else(|| format!("`{{{name}}}` names no service")),
+            Some(("service_link", s)) => {
+                self.service_links
+                    .get(s)
+                    .map(u16::to_string)
+                    .ok_or_else(|| {
+                        if self.service_ports.contains_key(s) {
+                            format!("`{{{name}}}`: only a node's command has links to services")
+                        } else {
+                            format!("`{{{name}}}` names no service")
+                        }
+                    })
+            }
             _ => Err(format!("unknown placeholder `{{{name}}}`")),
         }
     }
@@ -564,5 +617,47 @@ kill = true
         assert_eq!(filled.unwrap(), "--listen 7002 --peer 1=x:7001");
         let json = t.fill(r#"-d '{"n":{"a":1}}' {id}"#);
         assert_eq!(json.unwrap(), r#"-d '{"n":{"a":1}}' 2"#);
+    }
+
+    const WITH_SERVICE: &str = r#"
+name = "x"
+version = "1"
+[nodes]
+count = 2
+command = "x --port {kafka_port} --store 127.0.0.1:{service_link:db}"
+[[services]]
+name = "db"
+command = "db --port {port}"
+[promise]
+acks = "all"
+min_insync_replicas = 1
+[faults]
+partition = true
+"#;
+
+    #[test]
+    fn service_links_are_a_nodes_own() {
+        let file = load(WITH_SERVICE).unwrap();
+        assert_eq!(file.services_linked(1), ["db"]);
+        assert_eq!(file.linked_services(), ["db"]);
+        let mut t = Template::default();
+        t.service_links.insert("db".into(), 7101);
+        assert_eq!(t.fill("{service_link:db}").unwrap(), "7101");
+        assert!(t
+            .fill("{service_link:cache}")
+            .unwrap_err()
+            .contains("names no service"));
+
+        // A service's or the setup's command has no link of its own to a service.
+        let in_service = WITH_SERVICE.replace("db --port {port}", "db {service_link:db}");
+        let e = load(&in_service).unwrap_err();
+        assert!(
+            e.contains("services[0].command") && e.contains("only a node"),
+            "{e}"
+        );
+        let unknown = load(&WITH_SERVICE.replace("{service_link:db}", "{service_link:dbx}"));
+        assert!(unknown.unwrap_err().contains("names no service"));
+        let bad_name = load(&WITH_SERVICE.replace("name = \"db\"", "name = \"d b\""));
+        assert!(bad_name.unwrap_err().contains("services[0].name"));
     }
 }

@@ -53,7 +53,15 @@ impl Cluster {
                 peers.insert((id, to), peer_addrs[&to]);
             }
         }
-        let network = Network::start_system(&kafka_addrs, &peers, spec.seed)
+        // A node that names `{service_link:NAME}` reaches that service through its own link.
+        let mut service_links = BTreeMap::new();
+        for id in 1..=count {
+            for name in system.services_linked(id) {
+                let addr = SocketAddr::from(([127, 0, 0, 1], service_ports[&name]));
+                service_links.insert((id, name), addr);
+            }
+        }
+        let network = Network::start_system(&kafka_addrs, &peers, &service_links, spec.seed)
             .await
             .context("starting link proxies")?;
         let mut cluster = Cluster {
@@ -100,7 +108,8 @@ impl Cluster {
     }
 
     /// Node `id`'s placeholders: `{peer_port:N}` is N's peer listener as `id` reaches it —
-    /// its own real port when N is `id`, else the harness's `id`→N link.
+    /// its own real port when N is `id`, else the harness's `id`→N link; `{service_link:NAME}`
+    /// is the harness's link from `id` to the service.
     fn node_template(
         &self,
         id: u32,
@@ -121,6 +130,14 @@ impl Cluster {
                 .addr(Endpoint::broker(id), Endpoint::broker(to))
                 .unwrap_or(*real);
             t.peer_ports.insert(to, link.port());
+        }
+        for name in service_ports.keys() {
+            let link = self
+                .network
+                .addr(Endpoint::broker(id), Endpoint::service(name));
+            if let Some(link) = link {
+                t.service_links.insert(name.clone(), link.port());
+            }
         }
         t
     }

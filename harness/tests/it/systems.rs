@@ -96,6 +96,52 @@ fn the_unclean_election_scenario_loses_acknowledged_writes_under_the_system_file
     assert!(lost > 0, "no acknowledged write lost: {results}");
 }
 
+/// faultline-node's brokers reach their controller, a `[[services]]` entry, through
+/// `{service_link:controller}`: a partition can cut a broker from it, and the controller then
+/// fences that broker (its heartbeats stop arriving) — the broker↔service link is real.
+#[test]
+fn a_partition_cuts_a_broker_from_a_service_it_reaches_through_a_link() {
+    let system = repo_file("examples/systems/faultline-node.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = dir.path().join("cut-2-from-controller.txt");
+    std::fs::write(
+        &schedule,
+        "wait 2s\npartition groups 2 | service:controller\nwait 3s\nheal\nwait 2s\n",
+    )
+    .unwrap();
+    let finished = system_run(&system, &["--schedule", schedule.to_str().unwrap()]);
+    finished.expect_valid();
+    let history = finished.history();
+    let partition = crate::common::nemesis_ops(&history)
+        .into_iter()
+        .find(|op| op.f == "partition")
+        .expect("the partition step ran");
+    // A step that cut no link would carry an error ("the partition cuts no link").
+    assert!(partition.error.is_none(), "{:?}", partition.error);
+    let text = serde_json::to_string(&partition.value).unwrap();
+    assert!(text.contains("service:controller"), "{text}");
+    // The controller (its data dir is the service's) fenced broker 2, and no other, for
+    // silence (at the end every broker leaves by controlled shutdown, a different reason).
+    let events = std::fs::read_to_string(finished.run_dir.join("services/controller/events.jsonl"))
+        .expect("the controller's events");
+    let fenced: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "broker_fenced" && e["reason"] == "session_timeout")
+        .collect();
+    assert!(
+        fenced.iter().any(|e| e["broker"] == 2),
+        "broker 2 was not fenced while cut from its controller: {fenced:?}"
+    );
+    assert!(fenced.iter().all(|e| e["broker"] == 2), "{fenced:?}");
+    // The replay line and the recorded schedule name the service as written.
+    let recorded = std::fs::read_to_string(finished.run_dir.join("schedule.txt")).unwrap();
+    assert!(
+        recorded.contains("partition groups 2 | service:controller"),
+        "{recorded}"
+    );
+}
+
 /// A system file made from the minimal example by `edit`, in a fresh directory.
 fn bad_file(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("system.toml");
@@ -176,6 +222,15 @@ fn bad_system_files_exit_254_naming_the_key_or_node_and_leave_nothing_behind() {
     finished.expect_exit(254);
     assert!(
         finished.stderr().contains("names the controller"),
+        "{}",
+        finished.stderr()
+    );
+    // A schedule naming a service no broker reaches through a link.
+    std::fs::write(&schedule, "partition groups 1 | service:db\n").unwrap();
+    let finished = system_run(&path, &["--schedule", schedule.to_str().unwrap()]);
+    finished.expect_exit(254);
+    assert!(
+        finished.stderr().contains("names service \"db\""),
         "{}",
         finished.stderr()
     );

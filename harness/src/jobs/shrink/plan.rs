@@ -218,12 +218,12 @@ pub fn touches(action: &Action, brokers: &BTreeSet<u32>) -> bool {
     !names_only_others(action)
 }
 
-/// True when every party the action names is the controller or the clients.
+/// True when every party the action names is the controller, the clients or a service.
 fn names_only_others(action: &Action) -> bool {
     let node = |n: &Node| n.broker().is_none();
     let target = |t: &Target| matches!(t, Target::Node(n) if node(n));
     let member = |m: &Member| {
-        matches!(m, Member::Endpoint(Endpoint::Client))
+        matches!(m, Member::Endpoint(Endpoint::Client | Endpoint::Service(_)))
             || matches!(m, Member::Endpoint(Endpoint::Node(n)) if node(n))
     };
     match action {

@@ -295,18 +295,22 @@ impl Nemesis {
     }
 
     /// A system file's system has no controller: where a random partition puts the
-    /// controller on a side, the clients take its place, so the partition cuts client links.
+    /// controller on a side, the clients and the services the brokers reach through links
+    /// (`{service_link:NAME}`: shared storage, faultline-node's controller) take its place, so
+    /// the partition cuts client links and broker↔service links.
     fn without_controller(&self, net: NetworkPartition) -> NetworkPartition {
         if self.cluster.controller_addr.is_some() {
             return net;
         }
+        let mut stand_ins = vec![Endpoint::Client];
+        stand_ins.extend(self.cluster.network.service_endpoints());
         let swap = |side: Vec<Endpoint>| -> Vec<Endpoint> {
             side.into_iter()
-                .map(|e| {
+                .flat_map(|e| {
                     if e == Endpoint::CONTROLLER {
-                        Endpoint::Client
+                        stand_ins.clone()
                     } else {
-                        e
+                        vec![e]
                     }
                 })
                 .collect()

@@ -174,6 +174,11 @@ impl TestRequest {
         if let Some(system) = &system {
             check_system_faults(system, &nemesis, steps.as_deref())?;
         }
+        let linked = system
+            .as_ref()
+            .map(SystemFile::linked_services)
+            .unwrap_or_default();
+        check_schedule_services(steps.as_deref().unwrap_or_default(), &linked)?;
         let config = TestConfig {
             name,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -502,6 +507,34 @@ fn check_system_faults(
                  (a system file's system is reached only by Kafka's protocol)",
                 step.line, system.name
             )));
+        }
+    }
+    Ok(())
+}
+
+/// A schedule may name a service (`service:NAME`) only where brokers reach it through links:
+/// a system file's service that its node command names with `{service_link:NAME}`.
+fn check_schedule_services(steps: &[Step], linked: &[String]) -> anyhow::Result<()> {
+    for step in steps {
+        let text = step.action.to_string();
+        let named = text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '|')
+            .filter_map(|word| word.strip_prefix("service:"));
+        for name in named {
+            if !linked.iter().any(|l| l == name) {
+                let reachable = if linked.is_empty() {
+                    "this run has no links to services (only a system file's node command \
+                     makes them, with {service_link:NAME})"
+                        .to_string()
+                } else {
+                    format!("linked services: {}", linked.join(", "))
+                };
+                return Err(bad(format!(
+                    "schedule line {}: `{text}` names service {name:?}, which no broker reaches \
+                     through a link ({reachable})",
+                    step.line
+                )));
+            }
         }
     }
     Ok(())
