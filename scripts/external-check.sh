@@ -10,6 +10,8 @@
 #   4. Tansu 0.6.0, three brokers on one PostgreSQL: kill, pause, partition
 #   5. Tansu, each engine, idempotent Kafka producers (--idempotence): kill, pause, drop-response;
 #      on PostgreSQL also examples/systems/tansu/pause-resume.txt (three 3 s pauses)
+#   6. Tansu on PostgreSQL, idempotent: each broker cut from PostgreSQL in turn
+#      (storage-cuts.txt), and 100 ms on the storage links (storage-latency.txt)
 # Tansu runs are SKIPPED, saying so, when tansu is not installed (scripts/install-tansu.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +61,12 @@ if [ -x "$TANSU_BIN" ]; then
         # The finding's reproducer (docs/systems.md): INVALID, retries written twice.
         run tansu-pg-idem-pauses no --system examples/systems/tansu-postgres.toml \
             --idempotence --schedule examples/systems/tansu/pause-resume.txt
+        # Each broker cut from its storage in turn: valid.
+        run tansu-pg-storage-cuts no --system examples/systems/tansu-postgres.toml \
+            --idempotence --schedule examples/systems/tansu/storage-cuts.txt
+        # The same race by latency on the storage links alone: INVALID, retries written twice.
+        run tansu-pg-idem-latency no --system examples/systems/tansu-postgres.toml \
+            --idempotence --schedule examples/systems/tansu/storage-latency.txt
     else
         table+=("$(printf '%-22s %s' tansu-postgres "SKIPPED: PostgreSQL is not installed (scripts/install-tansu.sh)")")
     fi

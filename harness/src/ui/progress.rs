@@ -171,6 +171,10 @@ fn tick(state: &mut State) {
 fn status(state: &State) -> String {
     let elapsed = |since: Instant| since.elapsed().as_secs_f64();
     let clock = match (state.phase, state.chaos_start) {
+        // A scheduled run has no time limit: it lasts as long as its schedule.
+        (Phase::Chaos, Some(start)) if state.time_limit.is_zero() => {
+            format!("{:.0}s into the schedule", elapsed(start))
+        }
         (Phase::Chaos, Some(start)) => format!(
             "{:.0}s of {:.0}s",
             elapsed(start),

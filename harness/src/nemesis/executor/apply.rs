@@ -100,10 +100,12 @@ impl Nemesis {
                 // A network partition replaces the one in force.
                 network.heal();
                 let cut = network.cut(&net.cuts());
-                in_force.partition = Some(fault.clone());
                 if cut == 0 {
+                    // Nothing is in force: the heal above removed the previous partition.
+                    in_force.partition = None;
                     return Err("the partition cuts no link".to_string());
                 }
+                in_force.partition = Some(fault.clone());
                 Ok(())
             }
             Fault::Heal => {
