@@ -47,7 +47,7 @@ use crate::cluster::node::{Endpoint, Node, TopicPartition};
 use crate::cluster::supervisor::{
     harden, KillSignal, NodeCommand, ProcState, ShellNode, Supervisor,
 };
-use crate::cluster::system::{check_port_free, Services, SystemFile, Template};
+use crate::cluster::system::{check_port_free, SystemFile, Template};
 
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -100,8 +100,6 @@ pub struct Cluster {
     pub admin: NodeClient,
     /// Direct, unfaulted Kafka calls from the harness to a system file's system.
     pub kafka: KafkaClient,
-    /// A system file's `[[services]]`, stopped after the nodes.
-    pub services: tokio::sync::Mutex<Services>,
     /// A system file's placeholders for each node (its dump command uses them too).
     pub templates: BTreeMap<u32, Template>,
     /// `--lazyfs`: each broker's data dir on its own lazy mount. Declared after the supervisor,
@@ -145,7 +143,6 @@ impl Cluster {
             kafka_addrs,
             admin: NodeClient::new(Duration::from_secs(2)),
             kafka: KafkaClient::new(ADMIN_KAFKA_TIMEOUT),
-            services: Default::default(),
             templates: BTreeMap::new(),
             mounts: None,
             spec,
@@ -308,6 +305,7 @@ impl Cluster {
                 .controller_addr
                 .expect("only faultline-node has a controller"),
             Node::Broker(id) => self.broker_addrs[&id],
+            Node::Service(name) => panic!("service {name} has no admin address"),
         }
     }
 
@@ -463,11 +461,9 @@ impl Cluster {
     /// Stops every node: SIGTERM, then SIGKILL after the supervisor's deadline. Returns the
     /// nodes that did not shut down cleanly in time.
     pub async fn stop(&self) -> Vec<Node> {
-        let forced = self.supervisor.stop_all(KillSignal::Term).await;
-        for service in self.services.lock().await.stop().await {
-            eprintln!("faultline: service {service} ignored SIGTERM and was killed");
-        }
-        forced
+        // A system file's services are not brokers: they stop with the controller's wave,
+        // after the brokers.
+        self.supervisor.stop_all(KillSignal::Term).await
     }
 
     /// After [`stop`](Self::stop): dumps each broker's log with `faultline-node dump` into
@@ -529,8 +525,22 @@ impl Cluster {
     }
 }
 
+/// A node's directory in the run: `nodes/<id>`, `nodes/controller`, or a system file's
+/// service's `services/<name>`.
 pub fn node_dir(run_dir: &Path, node: Node) -> PathBuf {
-    run_dir.join("nodes").join(node.dir_name())
+    match node {
+        Node::Service(name) => run_dir.join("services").join(name),
+        _ => run_dir.join("nodes").join(node.dir_name()),
+    }
+}
+
+/// Where a node's output goes: `node.log` in its directory, `service.log` for a service.
+pub fn log_path(run_dir: &Path, node: Node) -> PathBuf {
+    let file = match node {
+        Node::Service(_) => "service.log",
+        _ => "node.log",
+    };
+    node_dir(run_dir, node).join(file)
 }
 
 /// Partitions of these topics without a leader or with less than a full ISR, described.

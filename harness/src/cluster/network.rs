@@ -162,7 +162,7 @@ impl Network {
         let mut services: Vec<Endpoint> = self
             .links
             .keys()
-            .filter_map(|(_, to)| matches!(to, Endpoint::Service(_)).then_some(*to))
+            .filter_map(|(_, to)| to.is_service().then_some(*to))
             .collect();
         services.sort();
         services.dedup();

@@ -1,7 +1,7 @@
-//! Names for the parts of a cluster: a [`Node`] is a process the harness runs (the controller
-//! or a broker); an [`Endpoint`] is anything at either end of a link (a node, the clients, or
-//! a system file's service that brokers reach through a link). Their text forms (`controller`,
-//! `2`, `client`, `service:postgres`) are the ones used in schedules, the history and the CLI.
+//! Names for the parts of a cluster: a [`Node`] is a process the harness runs (the controller,
+//! a broker, or a system file's service); an [`Endpoint`] is anything at either end of a link
+//! (a node, or the clients). Their text forms (`controller`, `2`, `service:postgres`, `client`)
+//! are the ones used in schedules, the history and the CLI.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -13,21 +13,53 @@ use serde_json::Value;
 pub enum Node {
     Controller,
     Broker(u32),
+    /// A system file's `[[services]]` entry (docs/systems.md): PostgreSQL under Tansu,
+    /// faultline-node's controller run as a service. A schedule can kill, pause and start it,
+    /// and cut or slow the links brokers reach it by (`{service_link:NAME}`).
+    Service(&'static str),
+}
+
+/// Service names, each kept once for the process's life so a [`Node`] stays `Copy`: a run has
+/// a handful, and a name seen again is the one already kept.
+static SERVICE_NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+/// What a service name may hold: it is written in schedules as `service:NAME`.
+pub fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl Node {
     pub fn broker(self) -> Option<u32> {
         match self {
             Node::Broker(id) => Some(id),
-            Node::Controller => None,
+            Node::Controller | Node::Service(_) => None,
         }
     }
 
-    /// The history's form: a broker id as a number, the controller as `"controller"`.
+    /// The service called `name` (a name [`is_service_name`] allows).
+    pub fn service(name: &str) -> Self {
+        let mut names = SERVICE_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = match names.get(name) {
+            Some(kept) => *kept,
+            None => {
+                let kept: &'static str = Box::leak(name.to_string().into_boxed_str());
+                names.insert(kept);
+                kept
+            }
+        };
+        Node::Service(kept)
+    }
+
+    /// The history's form: a broker id as a number, the controller as `"controller"`, a
+    /// service as `"service:NAME"`.
     pub fn to_value(self) -> Value {
         match self {
             Node::Controller => Value::from("controller"),
             Node::Broker(id) => Value::from(id),
+            Node::Service(name) => Value::from(format!("service:{name}")),
         }
     }
 
@@ -42,6 +74,7 @@ impl fmt::Display for Node {
         match self {
             Node::Controller => f.write_str("controller"),
             Node::Broker(id) => write!(f, "{id}"),
+            Node::Service(name) => write!(f, "service:{name}"),
         }
     }
 }
@@ -52,9 +85,17 @@ impl std::str::FromStr for Node {
         if s == "controller" {
             return Ok(Node::Controller);
         }
+        if let Some(name) = s.strip_prefix("service:") {
+            if !is_service_name(name) {
+                return Err(format!(
+                    "a service name is letters, digits, `_` and `-`, got {name:?}"
+                ));
+            }
+            return Ok(Node::service(name));
+        }
         s.parse::<u32>()
             .map(Node::Broker)
-            .map_err(|_| format!("expected a broker id or `controller`, got {s:?}"))
+            .map_err(|_| format!("expected a broker id, `controller` or `service:NAME`, got {s:?}"))
     }
 }
 
@@ -62,23 +103,9 @@ impl std::str::FromStr for Node {
 pub enum Endpoint {
     /// The workload's clients (one endpoint for all of them).
     Client,
+    /// A node; a service (`Node::Service`) is an endpoint of the links brokers reach it by
+    /// (`{service_link:NAME}`, docs/systems.md).
     Node(Node),
-    /// A system file's `[[services]]` entry, as the brokers whose commands name
-    /// `{service_link:NAME}` reach it (docs/systems.md): the storage a shared-storage system's
-    /// brokers write to, or faultline-node's controller run as a service.
-    Service(&'static str),
-}
-
-/// Service names, each kept once for the process's life so an [`Endpoint`] stays `Copy`: a
-/// run has a handful, and a name seen again is the one already kept.
-static SERVICE_NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-
-/// What a service name may hold: it is written in schedules as `service:NAME`.
-pub fn is_service_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl Endpoint {
@@ -86,18 +113,13 @@ impl Endpoint {
         Endpoint::Node(Node::Broker(id))
     }
 
-    /// The service called `name` (its name as [`is_service_name`] allows).
+    /// The service called `name` as a link endpoint.
     pub fn service(name: &str) -> Self {
-        let mut names = SERVICE_NAMES.lock().unwrap_or_else(|e| e.into_inner());
-        let kept = match names.get(name) {
-            Some(kept) => *kept,
-            None => {
-                let kept: &'static str = Box::leak(name.to_string().into_boxed_str());
-                names.insert(kept);
-                kept
-            }
-        };
-        Endpoint::Service(kept)
+        Endpoint::Node(Node::service(name))
+    }
+
+    pub fn is_service(self) -> bool {
+        matches!(self, Endpoint::Node(Node::Service(_)))
     }
 
     pub const CONTROLLER: Endpoint = Endpoint::Node(Node::Controller);
@@ -106,7 +128,6 @@ impl Endpoint {
         match self {
             Endpoint::Client => Value::from("client"),
             Endpoint::Node(node) => node.to_value(),
-            Endpoint::Service(name) => Value::from(format!("service:{name}")),
         }
     }
 }
@@ -122,7 +143,6 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Client => f.write_str("client"),
             Endpoint::Node(node) => node.fmt(f),
-            Endpoint::Service(name) => write!(f, "service:{name}"),
         }
     }
 }
@@ -133,17 +153,13 @@ impl std::str::FromStr for Endpoint {
         if s == "client" {
             return Ok(Endpoint::Client);
         }
-        if let Some(name) = s.strip_prefix("service:") {
-            if !is_service_name(name) {
-                return Err(format!(
-                    "a service name is letters, digits, `_` and `-`, got {name:?}"
-                ));
-            }
-            return Ok(Endpoint::service(name));
+        match s.parse::<Node>() {
+            Ok(node) => Ok(Endpoint::Node(node)),
+            Err(e) if s.starts_with("service:") => Err(e),
+            Err(_) => Err(format!(
+                "expected a broker id, `controller`, `client` or `service:NAME`, got {s:?}"
+            )),
         }
-        s.parse::<Node>().map(Endpoint::Node).map_err(|_| {
-            format!("expected a broker id, `controller`, `client` or `service:NAME`, got {s:?}")
-        })
     }
 }
 
@@ -193,6 +209,11 @@ mod tests {
         assert_eq!("service:postgres".parse::<Endpoint>(), Ok(pg));
         assert_eq!(pg.to_value(), Value::from("service:postgres"));
         assert_ne!(pg, Endpoint::service("controller"));
+        assert_eq!(
+            "service:postgres".parse::<Node>(),
+            Ok(Node::service("postgres"))
+        );
+        assert_eq!(Node::service("postgres").broker(), None);
         let bad = "service:pg sql".parse::<Endpoint>().unwrap_err();
         assert!(bad.contains("service name"), "{bad}");
         let unknown = "postgres".parse::<Endpoint>().unwrap_err();

@@ -3,25 +3,24 @@
 //! template the harness fills), the services they need, how its topic is created, what it
 //! promises and which faults apply. This module owns the file's shape and its checks
 //! ([`SystemFile::load`], every error naming the key), the placeholders and their filling
-//! ([`Template`]), and the service processes ([`Services`]). Starting the nodes, reading
+//! ([`Template`]). Starting the services and the nodes (both under the supervisor), reading
 //! metadata and the final read are the [`Cluster`](super::Cluster)'s, which asks only Kafka's
 //! protocol of such a system.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use faultline_checker::config::{FaultKind, SystemInfo};
 use faultline_checker::history::Acks;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::Deserialize;
-use tokio::process::{Child, Command};
-use tokio::time::Instant;
+use tokio::process::Command;
 
 use crate::cluster::node::is_service_name;
 use crate::cluster::supervisor::harden;
@@ -147,6 +146,13 @@ fn kafka_ready() -> String {
 
 fn default_ready_timeout() -> String {
     "30s".to_string()
+}
+
+impl ServiceSpec {
+    /// How long the service has to accept a connection (checked at load).
+    pub fn ready_timeout(&self) -> Duration {
+        parse_timeout("", &self.ready_timeout).expect("checked at load")
+    }
 }
 
 impl SystemFile {
@@ -478,88 +484,6 @@ pub fn shell(
 /// get it too.
 pub fn signal_group(pid: u32, signal: Signal) -> nix::Result<()> {
     nix::sys::signal::killpg(Pid::from_raw(pid as i32), signal)
-}
-
-/// The `[[services]]` processes, started before the nodes and stopped after them. Dropping it
-/// kills every service's process group.
-#[derive(Default)]
-pub struct Services {
-    running: Vec<(String, Child, u32)>,
-}
-
-/// How long a service has to exit after SIGTERM before its group gets SIGKILL.
-const SERVICE_TERM_DEADLINE: Duration = Duration::from_secs(10);
-
-impl Services {
-    /// Starts a service and waits until its port accepts a connection, failing early if it
-    /// exits.
-    pub async fn start(
-        &mut self,
-        spec: &ServiceSpec,
-        command: &str,
-        dir: &Path,
-        addr: SocketAddr,
-    ) -> anyhow::Result<()> {
-        let mut cmd = shell(command, dir, &spec.env, &dir.join("service.log"))
-            .with_context(|| format!("service {}: preparing its command", spec.name))?;
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("service {}: its command did not start", spec.name))?;
-        let pid = child.id().unwrap_or(0);
-        let timeout = parse_timeout("", &spec.ready_timeout).expect("checked at load");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                bail!(
-                    "service {} exited during startup ({status}); see {}",
-                    spec.name,
-                    dir.join("service.log").display()
-                );
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let _ = signal_group(pid, Signal::SIGKILL);
-                let _ = child.wait().await;
-                bail!(
-                    "service {} did not accept connections on {addr} within {timeout:?}; see {}",
-                    spec.name,
-                    dir.join("service.log").display()
-                );
-            }
-            tokio::time::sleep(super::POLL_INTERVAL).await;
-        }
-        self.running.push((spec.name.clone(), child, pid));
-        Ok(())
-    }
-
-    /// Stops every service, last started first: SIGTERM to its group, SIGKILL after a
-    /// deadline. Returns the services that needed SIGKILL.
-    pub async fn stop(&mut self) -> Vec<String> {
-        let mut forced = Vec::new();
-        while let Some((name, mut child, pid)) = self.running.pop() {
-            let _ = signal_group(pid, Signal::SIGTERM);
-            if tokio::time::timeout(SERVICE_TERM_DEADLINE, child.wait())
-                .await
-                .is_err()
-            {
-                forced.push(name);
-            }
-            // Whatever the shell did, nothing of its group survives.
-            let _ = signal_group(pid, Signal::SIGKILL);
-            let _ = child.wait().await;
-        }
-        forced
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for (_, _, pid) in &self.running {
-            let _ = signal_group(*pid, Signal::SIGKILL);
-        }
-    }
 }
 
 #[cfg(test)]

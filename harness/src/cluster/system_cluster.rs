@@ -15,9 +15,9 @@ use faultline_workloads::{KafkaClient, NodeClient};
 use tokio::time::Instant;
 
 use super::{
-    check_port_free, Cluster, ClusterSpec, Network, Node, NodeCommand, ProcState, ShellNode,
-    Supervisor, SystemFile, Template, TopicSpec, ADMIN_KAFKA_TIMEOUT, DUMP_DEADLINE, POLL_INTERVAL,
-    SETUP_DEADLINE,
+    check_port_free, log_path, Cluster, ClusterSpec, Network, Node, NodeCommand, ProcState,
+    ShellNode, Supervisor, SystemFile, Template, TopicSpec, ADMIN_KAFKA_TIMEOUT, DUMP_DEADLINE,
+    POLL_INTERVAL, SETUP_DEADLINE,
 };
 use crate::cluster::node::Endpoint;
 use crate::cluster::system::{shell, MetadataScope};
@@ -72,7 +72,6 @@ impl Cluster {
             kafka_addrs,
             admin: NodeClient::new(ADMIN_KAFKA_TIMEOUT),
             kafka: KafkaClient::new(ADMIN_KAFKA_TIMEOUT),
-            services: Default::default(),
             templates: BTreeMap::new(),
             mounts: None,
             spec,
@@ -142,13 +141,17 @@ impl Cluster {
         t
     }
 
+    /// Starts every service under the supervisor (as a `Node::Service`, so a schedule can
+    /// kill, pause and start it, and it stops after the brokers), each ready when its port
+    /// accepts a TCP connection, failing early if it exits.
     async fn start_services(
         &self,
         system: &SystemFile,
         service_ports: &BTreeMap<String, u16>,
     ) -> anyhow::Result<()> {
         for (i, service) in system.services.iter().enumerate() {
-            let dir = self.spec.run_dir.join("services").join(&service.name);
+            let node = Node::service(&service.name);
+            let dir = self.node_dir(node);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let port = service_ports[&service.name];
             let mut t = self.base_template(service_ports);
@@ -157,12 +160,43 @@ impl Cluster {
             let command = t
                 .fill(&service.command)
                 .map_err(|e| anyhow::anyhow!("`services[{i}].command`: {e}"))?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            self.services
-                .lock()
+            let log = log_path(&self.spec.run_dir, node);
+            let mut node_command = NodeCommand::native(Vec::new(), log.clone());
+            node_command.shell = Some(ShellNode {
+                command,
+                dir: dir.clone(),
+                env: service.env.clone(),
+            });
+            self.supervisor.add(node, node_command).await;
+            self.supervisor
+                .start(node)
                 .await
-                .start(service, &command, &dir, addr)
-                .await?;
+                .with_context(|| format!("service {}: its command did not start", service.name))?;
+            let timeout = service.ready_timeout();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = Instant::now() + timeout;
+            loop {
+                if let Some(ProcState::Exited(status)) = self.supervisor.state(node).await {
+                    bail!(
+                        "service {} exited during startup ({status}); see {}",
+                        service.name,
+                        log.display()
+                    );
+                }
+                let connect = std::time::Duration::from_millis(200);
+                if std::net::TcpStream::connect_timeout(&addr, connect).is_ok() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "service {} did not accept connections on {addr} within {timeout:?}; \
+                         see {}",
+                        service.name,
+                        log.display()
+                    );
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
         }
         Ok(())
     }

@@ -421,7 +421,7 @@ fn response_detail(detail: &mut Map<String, Value>, links: KafkaLinks, api_key: 
 fn node_ref(node: Node) -> NodeRef {
     match node {
         Node::Broker(id) => NodeRef::Broker(id),
-        Node::Controller => NodeRef::Named("controller".into()),
+        Node::Controller | Node::Service(_) => NodeRef::Named(node.to_string()),
     }
 }
 

@@ -142,6 +142,46 @@ fn a_partition_cuts_a_broker_from_a_service_it_reaches_through_a_link() {
     );
 }
 
+/// A service is a process target too: a schedule kills, starts, pauses and resumes
+/// faultline-node's controller (a `[[services]]` entry) by its process group, the brokers carry
+/// on through it, and the run is valid.
+#[test]
+fn a_schedule_kills_pauses_and_restarts_a_service() {
+    let system = repo_file("examples/systems/faultline-node.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = dir.path().join("controller-faults.txt");
+    std::fs::write(
+        &schedule,
+        "wait 1s\nkill service:controller\nwait 2s\nstart service:controller\nwait 2s\n\
+         pause service:controller\nwait 2s\nresume service:controller\nwait 2s\n",
+    )
+    .unwrap();
+    let finished = system_run(&system, &["--schedule", schedule.to_str().unwrap()]);
+    finished.expect_valid();
+    let history = finished.history();
+    let ops: Vec<String> = crate::common::nemesis_ops(&history)
+        .into_iter()
+        .filter(|op| op.f != "wait")
+        .map(|op| {
+            let node = op.value["node"].as_str().unwrap_or("?").to_string();
+            assert!(op.error.is_none(), "{} {node}: {:?}", op.f, op.error);
+            format!("{} {node}", op.f)
+        })
+        .collect();
+    for expected in ["kill", "start", "pause", "resume"] {
+        let step = format!("{expected} service:controller");
+        assert!(ops.contains(&step), "{step} not in {ops:?}");
+    }
+    // The controller process ran twice: its log (appended across starts) says so.
+    let log = std::fs::read_to_string(finished.run_dir.join("services/controller/service.log"))
+        .expect("the controller's log");
+    assert_eq!(log.matches("listening on").count(), 2, "{log}");
+    assert!(
+        count(&history, "send", OpType::Ok) > 100,
+        "too few acknowledged sends"
+    );
+}
+
 /// A system file made from the minimal example by `edit`, in a fresh directory.
 fn bad_file(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("system.toml");

@@ -223,7 +223,7 @@ fn names_only_others(action: &Action) -> bool {
     let node = |n: &Node| n.broker().is_none();
     let target = |t: &Target| matches!(t, Target::Node(n) if node(n));
     let member = |m: &Member| {
-        matches!(m, Member::Endpoint(Endpoint::Client | Endpoint::Service(_)))
+        matches!(m, Member::Endpoint(Endpoint::Client))
             || matches!(m, Member::Endpoint(Endpoint::Node(n)) if node(n))
     };
     match action {

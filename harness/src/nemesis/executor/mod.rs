@@ -222,7 +222,7 @@ impl Nemesis {
             if let ProcState::Exited(status) = state {
                 eprintln!(
                     "faultline: node {node} exited on its own ({status}); see {}",
-                    self.cluster.node_dir(node).join("node.log").display()
+                    crate::cluster::log_path(&self.cluster.spec.run_dir, node).display()
                 );
             }
         }

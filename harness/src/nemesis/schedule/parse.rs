@@ -62,7 +62,8 @@ impl<'a> Tokens<'a> {
 }
 
 fn parse_target(tokens: &mut Tokens) -> Result<Target, String> {
-    let word = tokens.next("a target (broker id, controller, leader, follower, random)")?;
+    let word =
+        tokens.next("a target (broker id, controller, service:NAME, leader, follower, random)")?;
     let tp = |tokens: &mut Tokens| -> Result<Option<TopicPartition>, String> {
         match tokens.peek() {
             Some(w) if w.contains('/') => {
@@ -223,10 +224,10 @@ fn parse_power_loss(tokens: &mut Tokens) -> Result<Action, String> {
         };
         let target = parse_target(&mut words)?;
         words.finish()?;
-        if target == Target::Node(Node::Controller) {
-            return Err(
-                "power-loss aims at brokers (the controller is not on a lazy mount)".into(),
-            );
+        if let Target::Node(node @ (Node::Controller | Node::Service(_))) = target {
+            return Err(format!(
+                "power-loss aims at brokers ({node} is not on a lazy mount)"
+            ));
         }
         targets.push(target);
     }
@@ -309,10 +310,9 @@ fn parse_kafka_links(tokens: &mut Tokens) -> Result<KafkaLinkSpec, String> {
         return Ok(KafkaLinkSpec::All);
     }
     match parse_target(tokens)? {
-        Target::Node(Node::Controller) => Err(
-            "message faults act on the clients' Kafka links to brokers; the controller has none"
-                .into(),
-        ),
+        Target::Node(node @ (Node::Controller | Node::Service(_))) => Err(format!(
+            "message faults act on the clients' Kafka links to brokers; {node} has none"
+        )),
         target => Ok(KafkaLinkSpec::To(target)),
     }
 }
@@ -533,10 +533,10 @@ mod tests {
             ("drop-response produce", "expected `on all` or `on TARGET`"),
             ("drop-response produce leader", "got \"leader\""),
             ("drop-response produce on", "expected a target"),
-            (
-                "drop-response produce on controller",
-                "the controller has none",
-            ),
+            ("drop-response produce on controller", "controller has none"),
+            ("drop-response produce on service:db", "service:db has none"),
+            ("power-loss service:db", "service:db is not on a lazy mount"),
+            ("kill service:", "service name"),
             ("drop-response produce on two", "broker id"),
             ("drop-response produce on all count 0", "at least 1"),
             ("drop-response produce on all count many", "at least 1"),

@@ -174,11 +174,14 @@ impl TestRequest {
         if let Some(system) = &system {
             check_system_faults(system, &nemesis, steps.as_deref())?;
         }
-        let linked = system
-            .as_ref()
-            .map(SystemFile::linked_services)
-            .unwrap_or_default();
-        check_schedule_services(steps.as_deref().unwrap_or_default(), &linked)?;
+        let (services, linked) = match &system {
+            Some(system) => (
+                system.services.iter().map(|s| s.name.clone()).collect(),
+                system.linked_services(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        check_schedule_services(steps.as_deref().unwrap_or_default(), &services, &linked)?;
         let config = TestConfig {
             name,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -512,16 +515,36 @@ fn check_system_faults(
     Ok(())
 }
 
-/// A schedule may name a service (`service:NAME`) only where brokers reach it through links:
-/// a system file's service that its node command names with `{service_link:NAME}`.
-fn check_schedule_services(steps: &[Step], linked: &[String]) -> anyhow::Result<()> {
+/// A schedule may name a service (`service:NAME`) only of a system file's `[[services]]`, and in
+/// a partition or a delay only one that brokers reach through links (`{service_link:NAME}`).
+fn check_schedule_services(
+    steps: &[Step],
+    services: &[String],
+    linked: &[String],
+) -> anyhow::Result<()> {
     for step in steps {
         let text = step.action.to_string();
         let named = text
             .split(|c: char| c.is_whitespace() || c == ',' || c == '|')
             .filter_map(|word| word.strip_prefix("service:"));
+        let on_links = matches!(
+            step.action,
+            Action::NetworkPartition(_) | Action::Delay { .. }
+        );
         for name in named {
-            if !linked.iter().any(|l| l == name) {
+            if !services.iter().any(|s| s == name) {
+                let known = if services.is_empty() {
+                    "this run has no services (only a system file's [[services]] are)".to_string()
+                } else {
+                    format!("services: {}", services.join(", "))
+                };
+                return Err(bad(format!(
+                    "schedule line {}: `{text}` names service {name:?}, which this run does not \
+                     have ({known})",
+                    step.line
+                )));
+            }
+            if on_links && !linked.iter().any(|l| l == name) {
                 let reachable = if linked.is_empty() {
                     "this run has no links to services (only a system file's node command \
                      makes them, with {service_link:NAME})"
