@@ -11,7 +11,8 @@
 #   5. Tansu, each engine, idempotent Kafka producers (--idempotence): kill, pause, drop-response;
 #      on PostgreSQL also examples/systems/tansu/pause-resume.txt (three 3 s pauses)
 #   6. Tansu on PostgreSQL, idempotent: each broker cut from PostgreSQL in turn
-#      (storage-cuts.txt), and 100 ms on the storage links (storage-latency.txt)
+#      (storage-cuts.txt), 100 ms on the storage links (storage-latency.txt), PostgreSQL
+#      killed and restarted (postgres-kill.txt) and paused (postgres-pause.txt)
 # Tansu runs are SKIPPED, saying so, when tansu is not installed (scripts/install-tansu.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,11 @@ if [ -x "$TANSU_BIN" ]; then
         # The same race by latency on the storage links alone: INVALID, retries written twice.
         run tansu-pg-idem-latency no --system examples/systems/tansu-postgres.toml \
             --idempotence --schedule examples/systems/tansu/storage-latency.txt
+        # PostgreSQL itself: killed and restarted (valid), paused (INVALID, the same race).
+        run tansu-pg-kill-pg no --system examples/systems/tansu-postgres.toml \
+            --idempotence --schedule examples/systems/tansu/postgres-kill.txt
+        run tansu-pg-idem-pg-pause no --system examples/systems/tansu-postgres.toml \
+            --idempotence --schedule examples/systems/tansu/postgres-pause.txt
     else
         table+=("$(printf '%-22s %s' tansu-postgres "SKIPPED: PostgreSQL is not installed (scripts/install-tansu.sh)")")
     fi

@@ -307,7 +307,7 @@ fn refresh(slot: &mut Slot) {
 fn send(node: Node, slot: &Slot, signal: Signal) -> Result<(), SupervisorError> {
     let pid = slot.pid.ok_or_else(|| not_running(node, &slot.state))?;
     let sent = match slot.command.shell {
-        Some(_) => crate::cluster::system::signal_group(pid, signal),
+        Some(_) => crate::cluster::system::signal_tree(pid, signal),
         None => faultline_launch::signal_pid(pid, signal),
     };
     sent.map_err(|source| SupervisorError::Signal { node, pid, source })
@@ -335,11 +335,11 @@ async fn end(node: Node, slot: &mut Slot, how: KillSignal) -> Result<(), Supervi
     Ok(())
 }
 
-/// SIGKILL (to the whole group of a shell node) and a bounded wait.
+/// SIGKILL (to the whole tree of a shell node) and a bounded wait.
 async fn finish(slot: &Slot, child: &mut Child) {
     match (&slot.command.shell, slot.pid) {
         (Some(_), Some(pid)) => {
-            let _ = crate::cluster::system::signal_group(pid, Signal::SIGKILL);
+            let _ = crate::cluster::system::signal_tree(pid, Signal::SIGKILL);
         }
         _ => {
             let _ = child.start_kill();
@@ -348,11 +348,11 @@ async fn finish(slot: &Slot, child: &mut Child) {
     let _ = tokio::time::timeout(TERM_DEADLINE, child.wait()).await;
 }
 
-/// A shell node's group may outlive its shell (a program the shell forked and that ignored
-/// SIGTERM): nothing of it may survive the node's end.
+/// A shell node's group or tree may outlive its shell (a program the shell forked and that
+/// ignored SIGTERM): nothing of it may survive the node's end.
 fn kill_group_leftovers(slot: &Slot) {
     if let (Some(_), Some(pid)) = (&slot.command.shell, slot.pid) {
-        let _ = crate::cluster::system::signal_group(pid, Signal::SIGKILL);
+        let _ = crate::cluster::system::signal_tree(pid, Signal::SIGKILL);
     }
 }
 
