@@ -176,6 +176,12 @@ fn a_schedule_kills_pauses_and_restarts_a_service() {
     let log = std::fs::read_to_string(finished.run_dir.join("services/controller/service.log"))
         .expect("the controller's log");
     assert_eq!(log.matches("listening on").count(), 2, "{log}");
+    // The report's timeline has a lane for the service its faults hit.
+    let report = std::fs::read_to_string(finished.run_dir.join("report.html")).unwrap();
+    assert!(
+        report.contains(">service:controller</text>"),
+        "no service lane"
+    );
     assert!(
         count(&history, "send", OpType::Ok) > 100,
         "too few acknowledged sends"

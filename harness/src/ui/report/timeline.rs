@@ -205,13 +205,23 @@ pub fn fault_colour(kind: &str) -> &'static str {
 }
 
 /// The timeline as inline SVG: a lane per node with its kill and pause windows and fencing
-/// marks, one lane for network faults, and a lane per partition with its elections, ISR changes
-/// and truncations. Every mark has a tooltip with the full sentence.
+/// marks (the controller's only where the run has one; a system file's service where a fault
+/// named it), one lane for network faults, and a lane per partition with its elections, ISR
+/// changes and truncations. Every mark has a tooltip with the full sentence.
 pub fn timeline_svg(data: &RunData, windows: &[FaultWindow]) -> String {
     let end = data.end_s();
     let x = |t: f64| LEFT + (t.clamp(0.0, end) / end) * (WIDTH - LEFT - RIGHT);
     let mut nodes: Vec<String> = (1..=data.config.nodes).map(|n| n.to_string()).collect();
-    nodes.push("controller".to_string());
+    if data.config.system.is_none() {
+        nodes.push("controller".to_string());
+    }
+    for w in windows {
+        if let Some(service) = w.node.as_ref().filter(|n| n.starts_with("service:")) {
+            if !nodes.contains(service) {
+                nodes.push(service.clone());
+            }
+        }
+    }
     let partitions: Vec<(String, u32)> = data
         .results
         .partitions
@@ -228,10 +238,10 @@ pub fn timeline_svg(data: &RunData, windows: &[FaultWindow]) -> String {
     let lane_y = |i: usize| TOP + LANE_H * i as f64;
     draw_chaos_band(&mut svg, data, &x, lane_y(lanes));
     for (i, name) in nodes.iter().enumerate() {
-        let title = if name == "controller" {
-            "controller".to_string()
-        } else {
-            format!("broker {name}")
+        let title = match name.parse::<u32>() {
+            Ok(_) => format!("broker {name}"),
+            // `controller`, `service:postgres`
+            Err(_) => name.clone(),
         };
         lane(&mut svg, lane_y(i), &title);
         for w in windows.iter().filter(|w| w.node.as_deref() == Some(name)) {
