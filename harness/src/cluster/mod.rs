@@ -299,6 +299,15 @@ impl Cluster {
         self.broker_addrs.keys().copied().collect()
     }
 
+    /// A system file's services, as nodes (`service:NAME`); none for faultline-node.
+    pub fn services(&self) -> Vec<Node> {
+        self.spec
+            .system
+            .iter()
+            .flat_map(|system| system.services.iter().map(|s| Node::service(&s.name)))
+            .collect()
+    }
+
     pub fn node_addr(&self, node: Node) -> SocketAddr {
         match node {
             Node::Controller => self

@@ -372,6 +372,7 @@ impl Run {
                 targets: self.opts.nemesis.targets.clone(),
                 legacy_hw: self.opts.config.kafka_version.hw_truncation(),
                 controller: self.cluster.controller_addr.is_some(),
+                services: self.cluster.services(),
             };
             let random = self.opts.nemesis.clone();
             tokio::spawn(async move {

@@ -304,6 +304,12 @@ impl Nemesis {
         }
         let mut stand_ins = vec![Endpoint::Client];
         stand_ins.extend(self.cluster.network.service_endpoints());
+        // A stand-in already on a side (`isolate service:postgres`) stays where it was put.
+        let named: Vec<Endpoint> = match &net {
+            NetworkPartition::Groups(groups) => groups.iter().flatten().copied().collect(),
+            NetworkPartition::OneWay { from, to } => from.iter().chain(to).copied().collect(),
+        };
+        stand_ins.retain(|e| !named.contains(e));
         let swap = |side: Vec<Endpoint>| -> Vec<Endpoint> {
             side.into_iter()
                 .flat_map(|e| {

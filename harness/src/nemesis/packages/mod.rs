@@ -131,6 +131,10 @@ pub struct PlanContext {
     pub legacy_hw: bool,
     /// The cluster has a controller to aim at (faultline-node); a system file's system has none.
     pub controller: bool,
+    /// A system file's services (`service:NAME`): where there is no controller, the
+    /// `controller` target kind aims at one of them — the shared part of the system, as
+    /// PostgreSQL is Tansu's, as a partition puts them where the controller would be.
+    pub services: Vec<Node>,
 }
 
 impl PlanContext {
@@ -167,8 +171,11 @@ impl PlanContext {
             TargetKind::Leader => Target::Leader(Some(tp.clone())),
             TargetKind::Follower => Target::Follower(Some(tp.clone())),
             TargetKind::Controller if self.controller => Target::Node(Node::Controller),
-            // No controller (a system file's system): any broker.
-            TargetKind::Controller => Target::Random,
+            // No controller (a system file's system): one of its services, else any broker.
+            TargetKind::Controller => self
+                .services
+                .choose(rng)
+                .map_or(Target::Random, |s| Target::Node(*s)),
         }
     }
 }
@@ -247,8 +254,9 @@ fn power_loss(
         return ("last-isr-member", steps);
     }
     let target = match ctx.target(rng, tp) {
-        // The controller's metadata is not on a lazy mount: aim at a broker instead.
-        Target::Node(Node::Controller) => Target::Random,
+        // The controller's metadata and a service's files are not on lazy mounts: aim at a
+        // broker instead.
+        Target::Node(Node::Controller | Node::Service(_)) => Target::Random,
         target => target,
     };
     let action = Action::PowerLoss(PowerLossTargets::Some(vec![target]));

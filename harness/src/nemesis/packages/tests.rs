@@ -25,6 +25,7 @@ fn ctx() -> PlanContext {
         targets: crate::nemesis::generator::TargetKind::ALL.to_vec(),
         legacy_hw: false,
         controller: true,
+        services: Vec::new(),
     }
 }
 
@@ -56,6 +57,32 @@ fn without_a_controller_no_plan_aims_at_one() {
         .filter(|p| format!("{:?}", p.steps).contains("Controller"))
         .count();
     assert!(with > 0);
+}
+
+/// Without a controller, the `controller` target kind aims at the system's services, and a
+/// power loss (services are not on lazy mounts) at a broker.
+#[test]
+fn without_a_controller_the_controller_kind_aims_at_a_service() {
+    let pg = Node::service("postgres");
+    let system = PlanContext {
+        controller: false,
+        services: vec![pg],
+        targets: vec![crate::nemesis::generator::TargetKind::Controller],
+        ..ctx()
+    };
+    let mut aimed = 0;
+    for seed in 0..100 {
+        for kind in [FaultKind::Kill, FaultKind::Pause, FaultKind::PowerLoss] {
+            let plan = plan(kind, &mut StdRng::seed_from_u64(seed), &system);
+            let text = format!("{:?}", plan.steps);
+            if kind == FaultKind::PowerLoss {
+                assert!(!text.contains("Service"), "seed {seed}: {text}");
+            } else if text.contains("Service(\"postgres\")") {
+                aimed += 1;
+            }
+        }
+    }
+    assert_eq!(aimed, 200, "every kill and pause aims at the service");
 }
 
 #[test]

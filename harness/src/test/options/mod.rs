@@ -272,12 +272,15 @@ impl TestRequest {
             return Ok(None);
         };
         let system = SystemFile::load(path).map_err(bad)?;
-        // There is no controller to aim at: the random nemesis aims at brokers only.
-        self.nemesis_targets
-            .retain(|t| *t != TargetKind::Controller);
+        // There is no controller to aim at: the `controller` kind aims at the system's
+        // services (PostgreSQL under Tansu), or, with none, is dropped.
+        if system.services.is_empty() {
+            self.nemesis_targets
+                .retain(|t| *t != TargetKind::Controller);
+        }
         if self.nemesis_targets.is_empty() {
             return Err(bad(format!(
-                "--nemesis-targets: controller: {} has no controller",
+                "--nemesis-targets: controller: {} has no controller and no services",
                 system.name
             )));
         }
