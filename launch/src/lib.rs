@@ -1,8 +1,8 @@
 //! faultline-launch: the one way faultline starts, watches and stops processes — used by the
 //! harness's supervisor, the node's process tests and the node's benchmark alike, so none of
 //! them picks ports, hardens children or reads `/proc` its own way. It owns loopback port
-//! allocation, process hygiene (own process group, parent-death signal), signals by pid, the
-//! kernel's view of a process's state, and bounded stops (SIGTERM, then SIGKILL). It knows
+//! allocation, process hygiene (own process group, parent-death signal), signals by pid, by
+//! group and to a whole process tree, the kernel's view of a process's state and parent, and bounded stops (SIGTERM, then SIGKILL). It knows
 //! nothing of what the processes do, and it depends on neither the node nor the harness.
 
 use std::net::{SocketAddr, TcpListener};
@@ -102,6 +102,95 @@ pub fn signal_pid(pid: u32, sig: Signal) -> nix::Result<()> {
     signal::kill(Pid::from_raw(raw), sig)
 }
 
+/// Sends `sig` to the process group `pgid` leads (a `sh -c` child in its own group), so the
+/// shell's children get it too.
+pub fn signal_group(pgid: u32, sig: Signal) -> nix::Result<()> {
+    let raw = i32::try_from(pgid).map_err(|_| nix::errno::Errno::ESRCH)?;
+    signal::killpg(Pid::from_raw(raw), sig)
+}
+
+/// Signals the process group `pgid` leads and every descendant of `pgid`, also those that left
+/// the group. PostgreSQL's backends each call `setsid()` (`InitPostmasterChild`), so a signal
+/// to the postmaster's group alone would pause or kill the postmaster while its backends go on
+/// serving their connections. SIGKILL first stops the whole tree, so nothing forks or is
+/// reparented away between listing it and killing it.
+pub fn signal_tree(pgid: u32, sig: Signal) -> nix::Result<()> {
+    match sig {
+        Signal::SIGSTOP => stop_tree(pgid),
+        Signal::SIGKILL => {
+            let _ = stop_tree(pgid);
+            let tree = descendants(pgid);
+            let result = signal_group(pgid, Signal::SIGKILL);
+            for pid in tree {
+                let _ = signal_pid(pid, Signal::SIGKILL);
+            }
+            result
+        }
+        other => {
+            let result = signal_group(pgid, other);
+            for pid in descendants(pgid) {
+                let _ = signal_pid(pid, other);
+            }
+            result
+        }
+    }
+}
+
+/// SIGSTOP to the group, then to every descendant, again until no new one appears (a parent
+/// stopped by the first round forks no more; a few rounds bound a fork caught in between).
+fn stop_tree(pgid: u32) -> nix::Result<()> {
+    let result = signal_group(pgid, Signal::SIGSTOP);
+    let mut stopped = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let new: Vec<u32> = descendants(pgid)
+            .into_iter()
+            .filter(|p| !stopped.contains(p))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        for pid in new {
+            let _ = signal_pid(pid, Signal::SIGSTOP);
+            stopped.insert(pid);
+        }
+    }
+    result
+}
+
+/// A process's parent (`/proc/<pid>/stat`); `None` once it is gone.
+pub fn proc_ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the last ')': the state letter, then the parent's pid.
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Every live descendant of `pid` (children, theirs, ...), from one pass over `/proc`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut children: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if let Some(parent) = proc_ppid(p) {
+            children.entry(parent).or_default().push(p);
+        }
+    }
+    let mut tree = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(parent) = stack.pop() {
+        for &child in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
+            tree.push(child);
+            stack.push(child);
+        }
+    }
+    tree
+}
+
 /// The kernel's state letter for a process (`/proc/<pid>/stat`): `R` running, `S` sleeping,
 /// `T` stopped, `Z` zombie; `None` once it is gone.
 pub fn proc_state(pid: u32) -> Option<char> {
@@ -181,6 +270,49 @@ mod tests {
                 );
                 std::thread::sleep(POLL_INTERVAL);
             }
+        }
+    }
+
+    /// A child that left its parent's process group (as PostgreSQL's backends do) is paused,
+    /// resumed and killed with the tree; a signal to the group alone would miss it.
+    #[test]
+    fn the_tree_reaches_a_child_that_left_the_group() {
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg("setsid sleep 299.456 & wait");
+        harden(&mut command);
+        let mut shell = command.spawn().unwrap();
+        let pgid = shell.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let sleeper = loop {
+            let found = descendants(pgid).into_iter().find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("299.456"))
+            });
+            if let Some(pid) = found {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the child never started");
+            std::thread::sleep(POLL_INTERVAL);
+        };
+        assert_eq!(proc_ppid(sleeper), Some(pgid));
+        let group = nix::unistd::getpgid(Some(Pid::from_raw(sleeper as i32))).unwrap();
+        assert_ne!(
+            group.as_raw() as u32,
+            pgid,
+            "the child must have left the group"
+        );
+        let wait = Duration::from_secs(10);
+        signal_tree(pgid, Signal::SIGSTOP).unwrap();
+        assert!(wait_stopped(sleeper, true, wait), "not stopped");
+        signal_tree(pgid, Signal::SIGCONT).unwrap();
+        assert!(wait_stopped(sleeper, false, wait), "not running again");
+        signal_tree(pgid, Signal::SIGKILL).unwrap();
+        shell.wait().unwrap();
+        // Dead: gone, or a zombie until init reaps it.
+        let deadline = Instant::now() + wait;
+        while !matches!(proc_state(sleeper), None | Some('Z')) {
+            assert!(Instant::now() < deadline, "the child outlived the kill");
+            std::thread::sleep(POLL_INTERVAL);
         }
     }
 

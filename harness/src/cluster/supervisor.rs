@@ -307,7 +307,7 @@ fn refresh(slot: &mut Slot) {
 fn send(node: Node, slot: &Slot, signal: Signal) -> Result<(), SupervisorError> {
     let pid = slot.pid.ok_or_else(|| not_running(node, &slot.state))?;
     let sent = match slot.command.shell {
-        Some(_) => crate::cluster::system::signal_tree(pid, signal),
+        Some(_) => faultline_launch::signal_tree(pid, signal),
         None => faultline_launch::signal_pid(pid, signal),
     };
     sent.map_err(|source| SupervisorError::Signal { node, pid, source })
@@ -339,7 +339,7 @@ async fn end(node: Node, slot: &mut Slot, how: KillSignal) -> Result<(), Supervi
 async fn finish(slot: &Slot, child: &mut Child) {
     match (&slot.command.shell, slot.pid) {
         (Some(_), Some(pid)) => {
-            let _ = crate::cluster::system::signal_tree(pid, Signal::SIGKILL);
+            let _ = faultline_launch::signal_tree(pid, Signal::SIGKILL);
         }
         _ => {
             let _ = child.start_kill();
@@ -352,7 +352,7 @@ async fn finish(slot: &Slot, child: &mut Child) {
 /// ignored SIGTERM): nothing of it may survive the node's end.
 fn kill_group_leftovers(slot: &Slot) {
     if let (Some(_), Some(pid)) = (&slot.command.shell, slot.pid) {
-        let _ = crate::cluster::system::signal_tree(pid, Signal::SIGKILL);
+        let _ = faultline_launch::signal_tree(pid, Signal::SIGKILL);
     }
 }
 

@@ -17,8 +17,6 @@ use std::time::Duration;
 use anyhow::Context;
 use faultline_checker::config::{FaultKind, SystemInfo};
 use faultline_checker::history::Acks;
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use serde::Deserialize;
 use tokio::process::Command;
 
@@ -480,94 +478,6 @@ pub fn shell(
     Ok(cmd)
 }
 
-/// Signals a whole process group (the group a `sh -c` child leads), so the shell's children
-/// get it too.
-pub fn signal_group(pid: u32, signal: Signal) -> nix::Result<()> {
-    nix::sys::signal::killpg(Pid::from_raw(pid as i32), signal)
-}
-
-/// Signals a shell node or service: the process group its shell leads and every descendant,
-/// also those that left the group. PostgreSQL's backends each call `setsid()`
-/// (`InitPostmasterChild`), so a signal to the postmaster's group alone would pause or kill
-/// the postmaster while its backends go on serving their connections. SIGKILL first stops the
-/// whole tree, so nothing forks or is reparented away between listing it and killing it.
-pub fn signal_tree(pid: u32, signal: Signal) -> nix::Result<()> {
-    match signal {
-        Signal::SIGSTOP => stop_tree(pid),
-        Signal::SIGKILL => {
-            let _ = stop_tree(pid);
-            let tree = descendants(pid);
-            let result = signal_group(pid, Signal::SIGKILL);
-            for p in tree {
-                let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), Signal::SIGKILL);
-            }
-            result
-        }
-        other => {
-            let result = signal_group(pid, other);
-            for p in descendants(pid) {
-                let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), other);
-            }
-            result
-        }
-    }
-}
-
-/// SIGSTOP to the group, then to every descendant, again until no new one appears (a parent
-/// stopped by the first round forks no more; a few rounds bound a fork caught in between).
-fn stop_tree(pid: u32) -> nix::Result<()> {
-    let result = signal_group(pid, Signal::SIGSTOP);
-    let mut stopped = std::collections::BTreeSet::new();
-    for _ in 0..5 {
-        let new: Vec<u32> = descendants(pid)
-            .into_iter()
-            .filter(|p| !stopped.contains(p))
-            .collect();
-        if new.is_empty() {
-            break;
-        }
-        for p in new {
-            let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), Signal::SIGSTOP);
-            stopped.insert(p);
-        }
-    }
-    result
-}
-
-/// Every live descendant of `pid` (children, theirs, ...), read from /proc.
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|ppid| ppid.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            children.entry(ppid).or_default().push(p);
-        }
-    }
-    let mut tree = Vec::new();
-    let mut stack = vec![pid];
-    while let Some(parent) = stack.pop() {
-        for &child in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
-            tree.push(child);
-            stack.push(child);
-        }
-    }
-    tree
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,57 +500,6 @@ kill = true
         let path = dir.path().join("s.toml");
         std::fs::write(&path, text).unwrap();
         SystemFile::load(&path)
-    }
-
-    /// A child that left its parent's process group (as PostgreSQL's backends do) is still
-    /// paused, resumed and killed with the tree.
-    #[test]
-    fn the_tree_reaches_a_child_that_left_the_group() {
-        use std::os::unix::process::CommandExt;
-        use std::process::Command as StdCommand;
-        use std::time::{Duration, Instant};
-        let mut shell = StdCommand::new("/bin/sh")
-            .arg("-c")
-            .arg("setsid sleep 299.456 & wait")
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pid = shell.id();
-        let state = |p: u32| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()))
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let sleeper = loop {
-            let found = descendants(pid).into_iter().find(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| c.contains("299.456"))
-            });
-            if let Some(p) = found {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "the child never started");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // It has its own group: a signal to the shell's group would miss it.
-        let group = nix::unistd::getpgid(Some(Pid::from_raw(sleeper as i32))).unwrap();
-        assert_ne!(group.as_raw() as u32, pid);
-        let wait_for = |what: &str, ok: &dyn Fn(Option<String>) -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !ok(state(sleeper)) {
-                assert!(Instant::now() < deadline, "{what}: {:?}", state(sleeper));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        };
-        signal_tree(pid, Signal::SIGSTOP).unwrap();
-        wait_for("stopped", &|s| s.as_deref() == Some("T"));
-        signal_tree(pid, Signal::SIGCONT).unwrap();
-        wait_for("running again", &|s| s.is_some_and(|s| s != "T"));
-        signal_tree(pid, Signal::SIGKILL).unwrap();
-        shell.wait().unwrap();
-        // Dead: gone, or a zombie until init reaps it.
-        wait_for("killed", &|s| matches!(s.as_deref(), None | Some("Z")));
     }
 
     #[test]

@@ -386,10 +386,7 @@ impl Cluster {
             Ok(Err(e)) => bail!("`setup.command`: {e}"),
             Err(_) => {
                 if let Some(pid) = child.id() {
-                    let _ = crate::cluster::system::signal_group(
-                        pid,
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                    let _ = faultline_launch::signal_tree(pid, nix::sys::signal::Signal::SIGKILL);
                 }
                 bail!("`setup.command` did not finish within {SETUP_DEADLINE:?}")
             }

@@ -504,9 +504,7 @@ fn check_system_faults(
     }
     for step in steps.unwrap_or_default() {
         let text = step.action.to_string();
-        let names_controller = text
-            .split(|c: char| c.is_whitespace() || c == ',' || c == '|')
-            .any(|word| word == "controller");
+        let names_controller = step_words(&text).any(|word| word == "controller");
         if names_controller {
             return Err(bad(format!(
                 "schedule line {}: `{text}` names the controller, but {} has none \
@@ -518,6 +516,12 @@ fn check_system_faults(
     Ok(())
 }
 
+/// The words of a schedule step as written (`partition groups 1 | 2,controller`): what the
+/// checks below look for named endpoints in.
+fn step_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c.is_whitespace() || c == ',' || c == '|')
+}
+
 /// A schedule may name a service (`service:NAME`) only of a system file's `[[services]]`, and in
 /// a partition or a delay only one that brokers reach through links (`{service_link:NAME}`).
 fn check_schedule_services(
@@ -527,9 +531,7 @@ fn check_schedule_services(
 ) -> anyhow::Result<()> {
     for step in steps {
         let text = step.action.to_string();
-        let named = text
-            .split(|c: char| c.is_whitespace() || c == ',' || c == '|')
-            .filter_map(|word| word.strip_prefix("service:"));
+        let named = step_words(&text).filter_map(|word| word.strip_prefix("service:"));
         let on_links = matches!(
             step.action,
             Action::NetworkPartition(_) | Action::Delay { .. }
